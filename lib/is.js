@@ -1,0 +1,85 @@
+'use strict';
+
+// Tiny predicates and one error helper, so that every argument error has one shape:
+// "Expected a non-empty string for entityId but received 42 of type number".
+
+const { SyncError } = require('./errors');
+
+const isPlainObject = (value) => {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+const isNonEmptyString = (value) => typeof value === 'string' && value.length > 0;
+const isInteger = (value) => Number.isSafeInteger(value);
+const isPositiveInteger = (value) => isInteger(value) && value > 0;
+const isNonNegativeInteger = (value) => isInteger(value) && value >= 0;
+const isBoolean = (value) => typeof value === 'boolean';
+const isDefined = (value) => value !== undefined;
+
+/** Renders a received value for an error message. */
+function describe(value) {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  switch (typeof value) {
+    case 'string': {
+      const shown = value.length > 40 ? `${value.slice(0, 37)}...` : value;
+      return `${JSON.stringify(shown)} of type string`;
+    }
+    case 'object':
+      return `an object of type ${value.constructor ? value.constructor.name : 'Object'}`;
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
+    default:
+      return `${String(value)} of type ${typeof value}`;
+  }
+}
+
+/** A SyncError with code INVALID_ARGUMENT in the one message shape. */
+function invalid(name, expected, received) {
+  return new SyncError(`Expected ${expected} for ${name} but received ${describe(received)}`, 'INVALID_ARGUMENT');
+}
+
+/**
+ * Checks that `options` is undefined or a plain object holding only `known` keys.
+ * @returns {object} the options, or an empty object
+ */
+function optionsObject(name, options, known) {
+  if (options === undefined) return {};
+  if (!isPlainObject(options)) throw invalid(name, 'an object', options);
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new SyncError(
+        `Unknown option ${JSON.stringify(key)} in ${name} (expected one of: ${known.join(', ')})`,
+        'INVALID_ARGUMENT',
+      );
+    }
+  }
+  return options;
+}
+
+/** JSON.stringify that reports what could not be serialized as an argument error. */
+function toJson(name, value) {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new SyncError(`Expected JSON-serializable data for ${name}: ${error.message}`, 'INVALID_ARGUMENT');
+  }
+}
+
+module.exports = {
+  isPlainObject,
+  isNonEmptyString,
+  isInteger,
+  isPositiveInteger,
+  isNonNegativeInteger,
+  isBoolean,
+  isDefined,
+  describe,
+  invalid,
+  optionsObject,
+  toJson,
+};

@@ -1,0 +1,126 @@
+#include "core/client.h"
+
+#include <string>
+#include <utility>
+
+#include "core/schema.h"
+
+namespace deltasync {
+
+namespace {
+
+constexpr const char* kGetMeta = "SELECT value FROM meta WHERE key = ?1";
+constexpr const char* kSetMeta =
+    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+void AppendOptionalInt(std::string* out, const std::optional<int64_t>& value) {
+  out->append(value ? std::to_string(*value) : "null");
+}
+
+void AppendOptionalText(std::string* out, const std::optional<std::string>& value) {
+  if (value) {
+    AppendJsonString(out, *value);
+  } else {
+    out->append("null");
+  }
+}
+
+}  // namespace
+
+std::string StatsToJson(const QueueStats& stats) {
+  std::string out = "{\"pending\":" + std::to_string(stats.pending) +
+                    ",\"syncing\":" + std::to_string(stats.syncing) +
+                    ",\"failed\":" + std::to_string(stats.failed) + ",\"synced\":" + std::to_string(stats.synced) +
+                    ",\"byEntityType\":{";
+  bool first = true;
+  for (const auto& [entity_type, counts] : stats.by_entity_type) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(&out, entity_type);
+    out += ":{\"pending\":" + std::to_string(counts.pending) + ",\"syncing\":" + std::to_string(counts.syncing) +
+           ",\"failed\":" + std::to_string(counts.failed) + "}";
+  }
+  out += "},\"oldestPendingAt\":";
+  AppendOptionalInt(&out, stats.oldest_pending_at);
+  out += ",\"lastSyncTime\":";
+  AppendOptionalInt(&out, stats.last_sync_time);
+  out.push_back('}');
+  return out;
+}
+
+Result<std::unique_ptr<Client>> Client::Open(const ClientOptions& options, std::shared_ptr<Clock> clock,
+                                             std::shared_ptr<Random> random) {
+  std::unique_ptr<Client> client(new Client(options, std::move(clock), std::move(random)));
+  DS_RETURN_IF_ERROR(client->Initialize());
+  return client;
+}
+
+Status Client::Initialize() {
+  DatabaseOptions db_options;
+  db_options.durability = options_.durability;
+  db_options.busy_timeout_ms = options_.busy_timeout_ms;
+  Result<std::unique_ptr<Database>> opened = Database::Open(options_.path, db_options);
+  if (!opened.ok()) return opened.status();
+  db_ = std::move(opened).value();
+  DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations()));
+
+  QueueOptions queue_options;
+  queue_options.coalesce = options_.coalesce;
+  queue_options.tenant_id = options_.tenant_id;
+  queue_options.user_id = options_.user_id;
+  queue_ = std::make_unique<ChangeQueue>(*db_, *clock_, *random_, queue_options);
+
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::optional<std::string> stored;
+  {
+    Result<Statement*> get = db_->Cached(kGetMeta);
+    if (!get.ok()) return get.status();
+    Statement::Scope scope(*get.value());
+    scope->BindText(1, "device_id");
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (row.value()) stored = std::string(scope->Text(0));
+  }
+  device_id_ = options_.device_id ? *options_.device_id : stored ? *stored : random_->UuidV4();
+  if (device_id_ != stored) {
+    Result<Statement*> set = db_->Cached(kSetMeta);
+    if (!set.ok()) return set.status();
+    Statement::Scope scope(*set.value());
+    scope->BindText(1, "device_id");
+    scope->BindText(2, device_id_);
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  Result<int64_t> recovered = queue_->RecoverInFlight();
+  if (!recovered.ok()) return recovered.status();
+  recovered_at_open_ = recovered.value();
+  return tx.Commit();
+}
+
+Result<std::string> Client::ExportJson() {
+  // One read transaction so stats and rows describe the same moment.
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  Result<QueueStats> stats = queue_->Stats();
+  Result<std::vector<Change>> changes = queue_->All();
+  Result<int> schema = SchemaVersion(*db_);
+  DS_RETURN_IF_ERROR(tx.Commit());
+  if (!stats.ok()) return stats.status();
+  if (!changes.ok()) return changes.status();
+  if (!schema.ok()) return schema.status();
+  std::string out = "{\"format\":\"deltasync.queue-export\",\"formatVersion\":1,\"exportedAt\":";
+  out += std::to_string(clock_->NowMs());
+  out += ",\"deviceId\":";
+  AppendJsonString(&out, device_id_);
+  out += ",\"userId\":";
+  AppendOptionalText(&out, options_.user_id);
+  out += ",\"tenantId\":";
+  AppendOptionalText(&out, options_.tenant_id);
+  out += ",\"schemaVersion\":" + std::to_string(schema.value());
+  out += ",\"stats\":" + StatsToJson(stats.value());
+  out += ",\"changes\":" + ChangesToJson(changes.value());
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace deltasync

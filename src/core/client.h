@@ -1,0 +1,70 @@
+// Client: one local deltasync database (queue, metadata; later the document
+// store) opened with its options. Owns the connection and everything on it.
+//
+// Thread safety: not thread-safe; the binding uses it from one thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/change_codec.h"
+#include "core/env.h"
+#include "core/json.h"
+#include "core/queue.h"
+#include "core/sqlite.h"
+
+namespace deltasync {
+
+struct ClientOptions {
+  std::string path;                       // SQLite file, or ":memory:"
+  std::optional<std::string> device_id;   // persisted; generated on first open when absent
+  std::optional<std::string> user_id;
+  std::optional<std::string> tenant_id;
+  bool coalesce = true;
+  Durability durability = Durability::kNormal;
+  int busy_timeout_ms = 10000;
+  JsonLimits limits;
+};
+
+class Client {
+ public:
+  // Opens or creates the database, upgrades its schema, settles the device id and
+  // returns changes left in flight by a crash to pending.
+  static Result<std::unique_ptr<Client>> Open(const ClientOptions& options, std::shared_ptr<Clock> clock,
+                                              std::shared_ptr<Random> random);
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const std::string& device_id() const { return device_id_; }
+  const ClientOptions& options() const { return options_; }
+  // How many in-flight changes the last open returned to pending.
+  int64_t recovered_at_open() const { return recovered_at_open_; }
+
+  ChangeQueue& queue() { return *queue_; }
+  ChangeDecoder& decoder() { return decoder_; }
+  Database& database() { return *db_; }
+
+  // A JSON document of everything queued, for debugging and support.
+  Result<std::string> ExportJson();
+
+ private:
+  Client(ClientOptions options, std::shared_ptr<Clock> clock, std::shared_ptr<Random> random)
+      : options_(std::move(options)), clock_(std::move(clock)), random_(std::move(random)),
+        decoder_(options_.limits) {}
+  Status Initialize();
+
+  ClientOptions options_;
+  std::shared_ptr<Clock> clock_;
+  std::shared_ptr<Random> random_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<ChangeQueue> queue_;
+  ChangeDecoder decoder_;
+  std::string device_id_;
+  int64_t recovered_at_open_ = 0;
+};
+
+// {"pending":..,"syncing":..,"failed":..,"synced":..,"byEntityType":{..},"oldestPendingAt":..,"lastSyncTime":..}
+std::string StatsToJson(const QueueStats& stats);
+
+}  // namespace deltasync

@@ -1,0 +1,63 @@
+#include "core/env.h"
+
+#include <chrono>
+
+namespace deltasync {
+
+std::string Random::UuidV4() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t hi = Next();
+  uint64_t lo = Next();
+  hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
+  lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10xx
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out.push_back('-');
+    const uint64_t word = i < 16 ? hi : lo;
+    const int shift = 60 - 4 * (i % 16);
+    out.push_back(kHex[(word >> shift) & 0xF]);
+  }
+  return out;
+}
+
+int64_t SystemClock::NowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+SystemRandom::SystemRandom() {
+  std::random_device device;
+  std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(), device()};
+  engine_.seed(seed);
+}
+
+uint64_t SystemRandom::Next() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return engine_();
+}
+
+uint64_t SeededRandom::Next() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+int64_t ManualClock::NowMs() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return now_ms_;
+}
+
+void ManualClock::Set(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  now_ms_ = now_ms;
+}
+
+void ManualClock::Advance(int64_t delta_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  now_ms_ += delta_ms;
+}
+
+}  // namespace deltasync

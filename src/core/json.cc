@@ -1,0 +1,315 @@
+#include "core/json.h"
+
+#include <cmath>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace deltasync {
+
+using simdjson::ondemand::json_type;
+using simdjson::ondemand::number_type;
+
+const char* JsonTypeName(json_type type) {
+  switch (type) {
+    case json_type::object: return "object";
+    case json_type::array: return "array";
+    case json_type::string: return "string";
+    case json_type::number: return "number";
+    case json_type::boolean: return "boolean";
+    case json_type::null: return "null";
+    default: return "unknown";
+  }
+}
+
+void AppendJsonString(std::string* out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (const char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default:
+        if (byte < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[byte >> 4]);
+          out->push_back(kHex[byte & 0xF]);
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+std::string_view TrimJsonWhitespace(std::string_view text) {
+  while (!text.empty()) {
+    const char last = text.back();
+    if (last != ' ' && last != '\t' && last != '\n' && last != '\r') break;
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+std::string DescribeReceived(simdjson::ondemand::value value) {
+  const std::string_view raw = TrimJsonWhitespace(value.raw_json_token());
+  if (raw.empty()) return "malformed JSON";
+  switch (raw.front()) {
+    case '{': return "an object";
+    case '[': return "an array";
+    default: break;
+  }
+  json_type type = json_type::number;
+  switch (raw.front()) {
+    case '"': type = json_type::string; break;
+    case 't':
+    case 'f': type = json_type::boolean; break;
+    case 'n': type = json_type::null; break;
+    default: break;
+  }
+  if (type == json_type::null) return "null";
+  std::string out(raw.size() > 40 ? raw.substr(0, 37) : raw);
+  if (raw.size() > 40) out += "...";
+  return out + " of type " + JsonTypeName(type);
+}
+
+namespace {
+
+std::string ErrorMessage(std::string_view path, std::string_view what) {
+  std::string message;
+  message.reserve(path.size() + what.size() + 8);
+  message.append(what);
+  message.append(" at ");
+  message.append(path);
+  return message;
+}
+
+Status MalformedAt(std::string_view path, simdjson::error_code error) {
+  return Status::InvalidArgument(ErrorMessage(path, std::string("Malformed JSON (") +
+                                                        simdjson::error_message(error) + ")"));
+}
+
+bool IsExactInJavaScript(simdjson::ondemand::number number) {
+  switch (number.get_number_type()) {
+    case number_type::signed_integer: {
+      const int64_t v = number.get_int64();
+      const auto d = static_cast<double>(v);
+      return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && static_cast<int64_t>(d) == v;
+    }
+    case number_type::unsigned_integer: {
+      const uint64_t v = number.get_uint64();
+      const auto d = static_cast<double>(v);
+      return d < 18446744073709551616.0 && static_cast<uint64_t>(d) == v;
+    }
+    case number_type::floating_point_number:
+      return std::isfinite(number.get_double());
+    default:
+      return false;
+  }
+}
+
+class KeySet {
+ public:
+  // Returns false when `key` was already present.
+  bool Insert(std::string_view key) {
+    if (large_.empty() && small_.size() < 16) {
+      for (const std::string_view seen : small_) {
+        if (seen == key) return false;
+      }
+      small_.push_back(key);
+      return true;
+    }
+    if (large_.empty()) large_.insert(small_.begin(), small_.end());
+    return large_.insert(key).second;
+  }
+
+ private:
+  std::vector<std::string_view> small_;
+  std::unordered_set<std::string_view> large_;
+};
+
+Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, std::string& path,
+                 std::string* out);
+
+Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits& limits, std::string& path,
+                  std::string* out) {
+  out->push_back('{');
+  KeySet keys;
+  bool first = true;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return MalformedAt(path, error);
+    std::string_view raw_key = field.key_raw_json_token();
+    std::string_view key;
+    if (auto error = field.unescaped_key(false).get(key)) return MalformedAt(path, error);
+    if (!keys.Insert(key)) {
+      return Status::InvalidArgument(ErrorMessage(path, "Duplicate key \"" + std::string(key) + "\" in object"));
+    }
+    if (!first) out->push_back(',');
+    first = false;
+    out->append(TrimJsonWhitespace(raw_key));
+    out->push_back(':');
+    const size_t path_size = path.size();
+    path.push_back('.');
+    path.append(key);
+    Status status = CopyValue(field.value(), depth + 1, limits, path, out);
+    if (!status.ok()) return status;
+    path.resize(path_size);
+    if (out->size() > limits.max_document_bytes) {
+      return Status::LimitExceeded(ErrorMessage(path, "Document larger than the limit of " +
+                                                          std::to_string(limits.max_document_bytes) + " bytes"));
+    }
+  }
+  out->push_back('}');
+  return Status::Ok();
+}
+
+Status CopyArray(simdjson::ondemand::array array, int depth, const JsonLimits& limits, std::string& path,
+                 std::string* out) {
+  out->push_back('[');
+  size_t index = 0;
+  for (auto element_result : array) {
+    simdjson::ondemand::value element;
+    if (auto error = std::move(element_result).get(element)) return MalformedAt(path, error);
+    if (index > 0) out->push_back(',');
+    const size_t path_size = path.size();
+    path.push_back('[');
+    path.append(std::to_string(index));
+    path.push_back(']');
+    Status status = CopyValue(element, depth + 1, limits, path, out);
+    if (!status.ok()) return status;
+    path.resize(path_size);
+    ++index;
+    if (out->size() > limits.max_document_bytes) {
+      return Status::LimitExceeded(ErrorMessage(path, "Document larger than the limit of " +
+                                                          std::to_string(limits.max_document_bytes) + " bytes"));
+    }
+  }
+  out->push_back(']');
+  return Status::Ok();
+}
+
+Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, std::string& path,
+                 std::string* out) {
+  json_type type;
+  if (auto error = value.type().get(type)) return MalformedAt(path, error);
+  if ((type == json_type::object || type == json_type::array) && depth >= limits.max_depth) {
+    return Status::LimitExceeded(
+        ErrorMessage(path, "JSON nested deeper than the limit of " + std::to_string(limits.max_depth)));
+  }
+  switch (type) {
+    case json_type::object: {
+      simdjson::ondemand::object object;
+      if (auto error = value.get_object().get(object)) return MalformedAt(path, error);
+      return CopyObject(object, depth, limits, path, out);
+    }
+    case json_type::array: {
+      simdjson::ondemand::array array;
+      if (auto error = value.get_array().get(array)) return MalformedAt(path, error);
+      return CopyArray(array, depth, limits, path, out);
+    }
+    case json_type::string: {
+      std::string_view raw = TrimJsonWhitespace(value.raw_json_token());
+      std::string_view unescaped;
+      if (auto error = value.get_string().get(unescaped)) {
+        return Status::InvalidArgument(
+            ErrorMessage(path, std::string("Invalid string (") + simdjson::error_message(error) +
+                                   "): lone surrogate or bad escape"));
+      }
+      out->append(raw);
+      return Status::Ok();
+    }
+    case json_type::number: {
+      std::string_view raw = TrimJsonWhitespace(value.raw_json_token());
+      simdjson::ondemand::number number;
+      auto error = value.get_number().get(number);
+      if (error || !IsExactInJavaScript(number)) {
+        return Status::InvalidArgument(ErrorMessage(
+            path, "Number " + std::string(raw.substr(0, 40)) + " cannot be held exactly by a JavaScript number"));
+      }
+      out->append(raw);
+      return Status::Ok();
+    }
+    case json_type::boolean: {
+      bool flag = false;
+      if (auto error = value.get_bool().get(flag)) return MalformedAt(path, error);
+      out->append(flag ? "true" : "false");
+      return Status::Ok();
+    }
+    case json_type::null: {
+      bool is_null = false;
+      if (auto error = value.is_null().get(is_null); error || !is_null) {
+        return MalformedAt(path, error ? error : simdjson::N_ATOM_ERROR);
+      }
+      out->append("null");
+      return Status::Ok();
+    }
+    default:
+      return MalformedAt(path, simdjson::INCORRECT_TYPE);
+  }
+}
+
+}  // namespace
+
+Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                         std::string_view path, std::string* out) {
+  std::string path_buffer(path);
+  const size_t start = out->size();
+  Status status = CopyValue(value, depth, limits, path_buffer, out);
+  if (!status.ok()) out->resize(start);
+  return status;
+}
+
+Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
+                                        std::string_view patch) {
+  // "raw key":value entries in order, and where each unescaped key sits.
+  std::vector<std::string> fields;
+  std::unordered_map<std::string, size_t> position;
+  auto collect = [&](std::string_view text, bool overriding) -> Status {
+    simdjson::padded_string padded(text);
+    simdjson::ondemand::document doc;
+    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS) return Status::Internal("merge: unparsable stored JSON");
+    simdjson::ondemand::object object;
+    if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::Internal("merge: stored JSON is not an object");
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("merge: bad field");
+      // The raw token must be read before unescaped_key() consumes the key.
+      std::string_view raw_key = TrimJsonWhitespace(field.key_raw_json_token());
+      std::string_view key;
+      if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("merge: bad key");
+      std::string_view raw_value;
+      if (field.value().raw_json().get(raw_value) != simdjson::SUCCESS) return Status::Internal("merge: bad value");
+      std::string entry;
+      entry.reserve(raw_key.size() + raw_value.size() + 1);
+      entry.append(raw_key).push_back(':');
+      entry.append(TrimJsonWhitespace(raw_value));
+      auto [it, inserted] = position.emplace(std::string(key), fields.size());
+      if (inserted) {
+        fields.push_back(std::move(entry));
+      } else if (overriding) {
+        fields[it->second] = std::move(entry);
+      }
+    }
+    return Status::Ok();
+  };
+  DS_RETURN_IF_ERROR(collect(base, false));
+  DS_RETURN_IF_ERROR(collect(patch, true));
+  std::string out = "{";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.append(fields[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace deltasync

@@ -1,0 +1,48 @@
+// JSON helpers over simdjson On-Demand: validated canonical copies, shallow
+// merges and string escaping. Every function here treats its input as hostile.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "simdjson.h"
+
+namespace deltasync {
+
+struct JsonLimits {
+  int max_depth = 64;                        // nesting of objects and arrays
+  size_t max_document_bytes = 1024 * 1024;   // one document's canonical size
+};
+
+// The name JS would use for the value's type: "object", "array", "string",
+// "number", "boolean" or "null".
+const char* JsonTypeName(simdjson::ondemand::json_type type);
+
+// Appends `text` as a JSON string literal (with quotes), escaping as JSON requires.
+void AppendJsonString(std::string* out, std::string_view text);
+
+// A short rendering of a received value for error messages ("42 of type number",
+// "an object"), cut to at most 40 bytes. Does not consume the value.
+std::string DescribeReceived(simdjson::ondemand::value value);
+
+// Validates `value` and appends its canonical (minified) JSON to `out`.
+// Rejects: nesting deeper than limits.max_depth, duplicate object keys, numbers
+// that JavaScript cannot hold exactly (out of double range, or integers that a
+// double would round), invalid string escapes and lone surrogates.
+// `path` names the value in error messages (e.g. "changes[3].data").
+// REQUIRES: depth is the nesting level of `value` itself (0 for a document root).
+Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                         std::string_view path, std::string* out);
+
+// Returns `base` with every top-level field of `patch` set on it (fields of
+// `patch` win; nested objects are replaced, not merged).
+// REQUIRES: both are canonical JSON objects produced by CopyValidatedJson.
+Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
+                                        std::string_view patch);
+
+// Trims JSON whitespace from the end of a raw token.
+std::string_view TrimJsonWhitespace(std::string_view text);
+
+}  // namespace deltasync

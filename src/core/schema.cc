@@ -1,0 +1,112 @@
+#include "core/schema.h"
+
+#include <string>
+
+namespace deltasync {
+
+namespace {
+
+// Version 1: the durable change queue and the key-value metadata (device id, cursors).
+constexpr const char* kClientV1 = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE changes (
+  id             INTEGER PRIMARY KEY,            -- local order of the queue
+  change_id      TEXT NOT NULL UNIQUE,           -- client UUID, the server's idempotency key
+  tenant_id      TEXT,
+  user_id        TEXT,
+  entity_type    TEXT NOT NULL,
+  entity_id      TEXT NOT NULL,
+  type           TEXT NOT NULL CHECK (type IN ('CREATED', 'UPDATED', 'DELETED')),
+  data           TEXT,                           -- JSON object, NULL for DELETED
+  base_version   INTEGER,
+  timestamp      INTEGER NOT NULL,               -- when the change was made (ms)
+  created_at     INTEGER NOT NULL,               -- when it was queued (ms)
+  updated_at     INTEGER NOT NULL,               -- last coalesce or status change (ms)
+  synced_at      INTEGER,
+  status         TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'syncing', 'synced', 'failed')),
+  retry_count    INTEGER NOT NULL DEFAULT 0,
+  last_error     TEXT,
+  server_version INTEGER
+);
+CREATE INDEX changes_by_entity ON changes (entity_type, entity_id, id);
+CREATE INDEX changes_by_status ON changes (status, id);
+
+-- changeIds that were folded into another change by coalescing (or cancelled out),
+-- so that a replayed enqueue or legacy import of them is recognised as done.
+CREATE TABLE change_aliases (
+  change_id   TEXT PRIMARY KEY,
+  merged_into TEXT                                -- surviving changeId, NULL when cancelled
+) WITHOUT ROWID;
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& ClientMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, kClientV1},
+  };
+  return kMigrations;
+}
+
+Result<int> SchemaVersion(Database& db) {
+  Result<std::unique_ptr<Statement>> stmt = db.Prepare("PRAGMA user_version");
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = stmt.value()->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<int>(stmt.value()->Int(0));
+}
+
+Status Migrate(Database& db, const std::vector<Migration>& migrations) {
+  const int newest = migrations.empty() ? 0 : migrations.back().version;
+  Transaction check(db);
+  DS_RETURN_IF_ERROR(check.status());
+  Result<int> version = SchemaVersion(db);
+  if (!version.ok()) return version.status();
+  Result<std::unique_ptr<Statement>> app = db.Prepare("PRAGMA application_id");
+  if (!app.ok()) return app.status();
+  Result<bool> app_row = app.value()->Step();
+  if (!app_row.ok()) return app_row.status();
+  const int64_t application_id = app.value()->Int(0);
+  Result<std::unique_ptr<Statement>> tables = db.Prepare("SELECT count(*) FROM sqlite_schema");
+  if (!tables.ok()) return tables.status();
+  Result<bool> tables_row = tables.value()->Step();
+  if (!tables_row.ok()) return tables_row.status();
+  const int64_t table_count = tables.value()->Int(0);
+
+  if (application_id != kApplicationId && (application_id != 0 || table_count > 0)) {
+    return Status::Error(StatusCode::kNotADatabase,
+                         "The file '" + db.path() + "' is an SQLite database but not a deltasync database");
+  }
+  if (version.value() > newest) {
+    return Status::Error(StatusCode::kNotADatabase,
+                         "The file '" + db.path() + "' has schema version " + std::to_string(version.value()) +
+                             ", newer than this release supports (" + std::to_string(newest) +
+                             "); upgrade deltasync to open it");
+  }
+  if (version.value() == newest) return check.Commit();
+  if (application_id == 0) {
+    DS_RETURN_IF_ERROR(db.Exec("PRAGMA application_id=" + std::to_string(kApplicationId)));
+  }
+  DS_RETURN_IF_ERROR(check.Commit());
+
+  for (const Migration& migration : migrations) {
+    if (migration.version <= version.value()) continue;
+    Transaction tx(db);
+    DS_RETURN_IF_ERROR(tx.status());
+    Status applied = db.Exec(migration.sql);
+    if (!applied.ok()) {
+      return Status::Error(applied.code(), "Migration to schema version " + std::to_string(migration.version) +
+                                               " failed: " + applied.message());
+    }
+    DS_RETURN_IF_ERROR(db.Exec("PRAGMA user_version=" + std::to_string(migration.version)));
+    DS_RETURN_IF_ERROR(tx.Commit());
+  }
+  return Status::Ok();
+}
+
+}  // namespace deltasync

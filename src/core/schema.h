@@ -1,0 +1,34 @@
+// Schema versioning. A deltasync database carries application_id = kApplicationId
+// and user_version = the number of migrations applied. Opening runs the missing
+// migrations, each in its own transaction, so a file created by an older release
+// upgrades in place and a crash mid-upgrade leaves it at a consistent version.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/sqlite.h"
+
+namespace deltasync {
+
+// 'DSNC': marks files written by deltasync so that other SQLite files are refused.
+inline constexpr int32_t kApplicationId = 0x44534E43;
+
+struct Migration {
+  int version;      // user_version after this migration; 1, 2, 3... without gaps
+  const char* sql;  // statements run inside the migration's transaction
+};
+
+// The client database's migrations, oldest first.
+const std::vector<Migration>& ClientMigrations();
+
+// Brings `db` to the last version in `migrations`.
+// Fails with NOT_A_DATABASE when the file holds tables but is not a deltasync file,
+// or was written by a newer release (user_version above the newest known migration).
+Status Migrate(Database& db, const std::vector<Migration>& migrations);
+
+// Reads PRAGMA user_version.
+Result<int> SchemaVersion(Database& db);
+
+}  // namespace deltasync
