@@ -1,0 +1,92 @@
+'use strict';
+
+// Shared helpers for the node --test suite. Not a test file: it only exports functions.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const { SyncClient, SyncError } = require('../..');
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** A fresh temporary directory, removed when the test `t` ends. */
+function tempDir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deltasync-test-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A client that is closed when the test `t` ends (close() is idempotent). */
+function openClient(t, options) {
+  const client = new SyncClient(options);
+  t.after(() => client.close());
+  return client;
+}
+
+/** An in-memory client for the test `t`. */
+function memoryClient(t, options = {}) {
+  return openClient(t, { path: ':memory:', ...options });
+}
+
+/** Asserts that fn throws a SyncError with `code` and a message matching `message` (when given). */
+function assertSyncError(fn, code, message) {
+  let thrown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(thrown !== undefined, `expected a SyncError with code ${code}, but nothing was thrown`);
+  assert.ok(thrown instanceof SyncError, `expected a SyncError, got ${thrown && thrown.stack}`);
+  assert.equal(thrown.name, 'SyncError');
+  assert.equal(thrown.code, code, `code of: ${thrown.message}`);
+  if (message !== undefined) assert.match(thrown.message, message);
+  return thrown;
+}
+
+/** Everything observable about a queue except the export time, for before/after comparisons. */
+function snapshot(client) {
+  const { exportedAt, ...rest } = client.queue.export();
+  assert.equal(typeof exportedAt, 'number');
+  return rest;
+}
+
+/** A valid CREATED change for entity `id` of type `entityType`. */
+function created(id, data = { title: `title ${id}` }, extra = {}) {
+  return { type: 'CREATED', entityType: 'note', entityId: String(id), data, ...extra };
+}
+
+/** Parses the JSON text that the native takeBatch returns. */
+function takeBatch(client, limit) {
+  return JSON.parse(client._handle.takeBatch(limit));
+}
+
+/** True when the SQLite side files of `file` (-wal, -shm) are gone: the last connection closed cleanly. */
+function sideFilesGone(file) {
+  return !fs.existsSync(`${file}-wal`) && !fs.existsSync(`${file}-shm`);
+}
+
+/** Resolves with the worker's exit code; rejects on an 'error' event. */
+function waitForExit(worker) {
+  return new Promise((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', resolve);
+  });
+}
+
+module.exports = {
+  SyncClient,
+  SyncError,
+  UUID_V4,
+  tempDir,
+  openClient,
+  memoryClient,
+  assertSyncError,
+  snapshot,
+  created,
+  takeBatch,
+  sideFilesGone,
+  waitForExit,
+};
