@@ -235,7 +235,12 @@ Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode
         return ExpectedError("an object or null", path, DescribeReceived(value));
       }
     } else if (legacy && key == "payload_json") {
-      // A JSON document stored as a string, as SQL outbox tables keep it.
+      // A JSON document stored as a string, as SQL outbox tables keep it (NULL for deletes).
+      bool is_null = false;
+      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) {
+        out->data.reset();
+        continue;
+      }
       std::string_view text;
       if (value.get_string().get(text) != simdjson::SUCCESS) {
         return ExpectedError("a string holding a JSON object", path, DescribeReceived(value));

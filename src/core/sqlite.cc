@@ -145,10 +145,10 @@ Status Database::Exec(std::string_view sql) {
   char* error = nullptr;
   const int rc = sqlite3_exec(db_, owned.c_str(), nullptr, nullptr, &error);
   if (rc != SQLITE_OK) {
-    std::string message = error ? error : sqlite3_errstr(rc);
+    // `error` holds the same text as sqlite3_errmsg(), which ErrorStatus reads (and
+    // for BUSY it adds the busyTimeoutMs hint).
     sqlite3_free(error);
-    Status status = ErrorStatus(rc, "SQLite exec failed");
-    return Status::Error(status.code(), "SQLite exec failed: " + message);
+    return ErrorStatus(rc, "SQLite exec failed");
   }
   return Status::Ok();
 }

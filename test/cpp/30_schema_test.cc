@@ -1,0 +1,243 @@
+// 30: schema versioning: application_id, user_version, in-place upgrades and
+// refusal of files that are not ours or are from a newer release.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/schema.h"
+#include "core/sqlite.h"
+#include "test_util.h"
+
+namespace deltasync {
+namespace {
+
+using testing_util::HasCode;
+using testing_util::IsOk;
+using testing_util::OpenDb;
+using testing_util::QueryInt;
+using testing_util::TempDir;
+
+constexpr const char* kItemsV1 =
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+    "CREATE INDEX items_by_name ON items (name);";
+constexpr const char* kItemsV2 =
+    "ALTER TABLE items ADD COLUMN note TEXT NOT NULL DEFAULT 'none';"
+    "CREATE TABLE tags (item_id INTEGER NOT NULL REFERENCES items (id), tag TEXT NOT NULL);";
+// Fails halfway: the first statement succeeds, the second names a missing table.
+constexpr const char* kBrokenV3 =
+    "CREATE TABLE half_done (x INTEGER);"
+    "INSERT INTO no_such_table VALUES (1);";
+constexpr const char* kFixedV3 = "CREATE TABLE half_done (x INTEGER);";
+
+const std::vector<Migration> kOneStep = {{1, kItemsV1}};
+const std::vector<Migration> kTwoSteps = {{1, kItemsV1}, {2, kItemsV2}};
+const std::vector<Migration> kBrokenThird = {{1, kItemsV1}, {2, kItemsV2}, {3, kBrokenV3}};
+const std::vector<Migration> kFixedThird = {{1, kItemsV1}, {2, kItemsV2}, {3, kFixedV3}};
+
+bool TableExists(Database& db, const std::string& name) {
+  return QueryInt(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '" + name + "'") == 1;
+}
+
+int Version(Database& db) {
+  Result<int> version = SchemaVersion(db);
+  EXPECT_TRUE(IsOk(version));
+  return version.ok() ? version.value() : -1;
+}
+
+TEST(Schema, AFreshDatabaseStartsAtVersionZero) {
+  auto db = OpenDb(":memory:");
+  EXPECT_EQ(Version(*db), 0);
+}
+
+TEST(Schema, ClientMigrationsAreNumberedWithoutGaps) {
+  const std::vector<Migration>& migrations = ClientMigrations();
+  ASSERT_FALSE(migrations.empty());
+  for (size_t i = 0; i < migrations.size(); ++i) {
+    EXPECT_EQ(migrations[i].version, static_cast<int>(i) + 1);
+    EXPECT_NE(migrations[i].sql, nullptr);
+  }
+}
+
+TEST(Schema, ClientMigrationsCreateTheQueueTablesAndMarkTheFile) {
+  auto db = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(Migrate(*db, ClientMigrations())));
+  EXPECT_EQ(Version(*db), ClientMigrations().back().version);
+  EXPECT_EQ(QueryInt(*db, "PRAGMA application_id"), kApplicationId);
+  EXPECT_TRUE(TableExists(*db, "meta"));
+  EXPECT_TRUE(TableExists(*db, "changes"));
+  EXPECT_TRUE(TableExists(*db, "change_aliases"));
+  // Running it again is a no-op.
+  ASSERT_TRUE(IsOk(Migrate(*db, ClientMigrations())));
+  EXPECT_EQ(Version(*db), ClientMigrations().back().version);
+  EXPECT_FALSE(db->InTransaction());
+}
+
+TEST(Schema, ChangesTableChecksTypeAndStatus) {
+  auto db = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(Migrate(*db, ClientMigrations())));
+  const std::string insert =
+      "INSERT INTO changes (change_id, entity_type, entity_id, type, timestamp, created_at, updated_at, status) "
+      "VALUES ";
+  EXPECT_TRUE(IsOk(db->Exec(insert + "('a', 'note', 'n', 'CREATED', 1, 1, 1, 'pending')")));
+  EXPECT_FALSE(db->Exec(insert + "('b', 'note', 'n', 'MOVED', 1, 1, 1, 'pending')").ok());
+  EXPECT_FALSE(db->Exec(insert + "('c', 'note', 'n', 'CREATED', 1, 1, 1, 'lost')").ok());
+  EXPECT_FALSE(db->Exec(insert + "('a', 'note', 'n', 'CREATED', 1, 1, 1, 'pending')").ok());  // unique change_id
+}
+
+TEST(Schema, TwoStepMigrationUpgradesAVersionOneFileAndKeepsItsRows) {
+  TempDir dir;
+  const std::string path = dir.File("upgrade.db");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(IsOk(Migrate(*db, kOneStep)));
+    EXPECT_EQ(Version(*db), 1);
+    ASSERT_TRUE(IsOk(db->Exec("INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma')")));
+  }
+  {
+    auto db = OpenDb(path);
+    EXPECT_EQ(Version(*db), 1);
+    ASSERT_TRUE(IsOk(Migrate(*db, kTwoSteps)));
+    EXPECT_EQ(Version(*db), 2);
+    EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM items"), 3);
+    EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM items WHERE note = 'none'"), 3);
+    EXPECT_EQ(QueryInt(*db, "SELECT id FROM items WHERE name = 'beta'"), 2);
+    EXPECT_TRUE(TableExists(*db, "tags"));
+    ASSERT_TRUE(IsOk(db->Exec("INSERT INTO tags VALUES (1, 'x')")));
+  }
+  auto db = OpenDb(path);  // the upgrade is durable
+  EXPECT_EQ(Version(*db), 2);
+  EXPECT_EQ(QueryInt(*db, "PRAGMA application_id"), kApplicationId);
+  EXPECT_TRUE(IsOk(Migrate(*db, kTwoSteps)));
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM tags"), 1);
+}
+
+TEST(Schema, AFreshFileRunsEveryStep) {
+  auto db = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(Migrate(*db, kTwoSteps)));
+  EXPECT_EQ(Version(*db), 2);
+  EXPECT_TRUE(TableExists(*db, "items"));
+  EXPECT_TRUE(TableExists(*db, "tags"));
+}
+
+TEST(Schema, AFileFromANewerReleaseIsRefusedAndLeftAlone) {
+  TempDir dir;
+  const std::string path = dir.File("newer.db");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(IsOk(Migrate(*db, kTwoSteps)));
+    ASSERT_TRUE(IsOk(db->Exec("PRAGMA user_version=3")));
+  }
+  auto db = OpenDb(path);
+  Status status = Migrate(*db, kTwoSteps);
+  EXPECT_TRUE(HasCode(status, StatusCode::kNotADatabase));
+  EXPECT_NE(status.message().find("newer"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("upgrade deltasync"), std::string::npos) << status.message();
+  EXPECT_EQ(Version(*db), 3);
+  EXPECT_FALSE(db->InTransaction());
+}
+
+TEST(Schema, AFileFromANewerClientReleaseIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("newer-client.db");
+  const int newest = ClientMigrations().back().version;
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(IsOk(Migrate(*db, ClientMigrations())));
+    ASSERT_TRUE(IsOk(db->Exec("PRAGMA user_version=" + std::to_string(newest + 1))));
+  }
+  auto db = OpenDb(path);
+  EXPECT_TRUE(HasCode(Migrate(*db, ClientMigrations()), StatusCode::kNotADatabase));
+  EXPECT_EQ(Version(*db), newest + 1);
+}
+
+TEST(Schema, AnSqliteFileOfAnotherApplicationIsRefusedAndLeftAlone) {
+  TempDir dir;
+  const std::string path = dir.File("other.db");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(IsOk(db->Exec("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT);"
+                              "INSERT INTO accounts (owner) VALUES ('someone')")));
+  }
+  auto db = OpenDb(path);
+  Status status = Migrate(*db, ClientMigrations());
+  EXPECT_TRUE(HasCode(status, StatusCode::kNotADatabase));
+  EXPECT_NE(status.message().find("not a deltasync database"), std::string::npos) << status.message();
+  EXPECT_EQ(QueryInt(*db, "PRAGMA application_id"), 0);
+  EXPECT_EQ(Version(*db), 0);
+  EXPECT_FALSE(TableExists(*db, "changes"));
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM accounts"), 1);
+}
+
+TEST(Schema, AnEmptyFileWithAForeignApplicationIdIsRefused) {
+  auto db = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(db->Exec("PRAGMA application_id=1234")));
+  EXPECT_TRUE(HasCode(Migrate(*db, ClientMigrations()), StatusCode::kNotADatabase));
+  EXPECT_FALSE(TableExists(*db, "changes"));
+}
+
+TEST(Schema, AFailingMigrationLeavesTheFileAtThePreviousVersion) {
+  TempDir dir;
+  const std::string path = dir.File("crash.db");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(IsOk(Migrate(*db, kOneStep)));
+    ASSERT_TRUE(IsOk(db->Exec("INSERT INTO items (name) VALUES ('kept')")));
+  }
+  {
+    auto db = OpenDb(path);
+    Status status = Migrate(*db, kBrokenThird);
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find("Migration to schema version 3 failed"), std::string::npos) << status.message();
+    EXPECT_NE(status.message().find("no_such_table"), std::string::npos) << status.message();
+    // Step 2 committed on its own; step 3 left nothing behind.
+    EXPECT_EQ(Version(*db), 2);
+    EXPECT_TRUE(TableExists(*db, "tags"));
+    EXPECT_FALSE(TableExists(*db, "half_done"));
+    EXPECT_FALSE(db->InTransaction());
+  }
+  {
+    auto db = OpenDb(path);  // what a restart after the crash sees
+    EXPECT_EQ(Version(*db), 2);
+    EXPECT_FALSE(TableExists(*db, "half_done"));
+    EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM items"), 1);
+    // A fixed release finishes the upgrade from there.
+    ASSERT_TRUE(IsOk(Migrate(*db, kFixedThird)));
+    EXPECT_EQ(Version(*db), 3);
+    EXPECT_TRUE(TableExists(*db, "half_done"));
+    EXPECT_EQ(QueryInt(*db, "SELECT name = 'kept' FROM items"), 1);
+  }
+}
+
+TEST(Schema, AFirstMigrationThatFailsLeavesAnEmptyDeltasyncFileThatCanBeMigratedLater) {
+  TempDir dir;
+  const std::string path = dir.File("first.db");
+  {
+    auto db = OpenDb(path);
+    const std::vector<Migration> broken = {{1, kBrokenV3}};
+    EXPECT_FALSE(Migrate(*db, broken).ok());
+    EXPECT_EQ(Version(*db), 0);
+    EXPECT_FALSE(TableExists(*db, "half_done"));
+  }
+  auto db = OpenDb(path);
+  ASSERT_TRUE(IsOk(Migrate(*db, kTwoSteps)));
+  EXPECT_EQ(Version(*db), 2);
+}
+
+TEST(Schema, MigrateRunsInsideAnOpenTransactionAsSavepoints) {
+  // Migrate uses Transaction, so it nests; the whole upgrade then commits or
+  // rolls back with the caller's transaction.
+  auto db = OpenDb(":memory:");
+  {
+    Transaction outer(*db);
+    ASSERT_TRUE(IsOk(outer.status()));
+    ASSERT_TRUE(IsOk(Migrate(*db, kTwoSteps)));
+    EXPECT_EQ(Version(*db), 2);
+  }
+  EXPECT_EQ(Version(*db), 0);
+  EXPECT_FALSE(TableExists(*db, "items"));
+}
+
+}  // namespace
+}  // namespace deltasync
