@@ -6,7 +6,26 @@ const { ChangeQueue } = require('./queue');
 const { SyncError } = require('./errors');
 const is = require('./is');
 
-const CLIENT_OPTIONS = ['path', 'deviceId', 'userId', 'tenantId', 'coalesce', 'durability', 'busyTimeoutMs', 'limits'];
+const args = require('./store-args');
+
+const CLIENT_OPTIONS = [
+  'path',
+  'deviceId',
+  'userId',
+  'tenantId',
+  'coalesce',
+  'durability',
+  'busyTimeoutMs',
+  'limits',
+  'conflicts',
+  'tombstoneRetentionMs',
+  'applyChunkSize',
+];
+const CONFLICT_STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
+const RESOLVE_USES = ['local', 'remote', 'merged'];
+const LIST_OPTIONS = ['where', 'orderBy', 'limit', 'offset'];
+const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const DAY_MS = 24 * 60 * 60 * 1000;
 const LIMIT_OPTIONS = ['maxDepth', 'maxDocumentBytes'];
 const MAX_ID_LENGTH = 256;
 
@@ -17,8 +36,14 @@ function optionalId(name, value) {
 }
 
 /**
- * An offline-first sync client on one local SQLite file: the durable change
- * queue (`client.queue`) and, in later releases, the document store and sync.
+ * An offline-first sync client on one local SQLite file: a document store whose
+ * every write queues its change in the same transaction, the durable change
+ * queue (`client.queue`), and native application of pulled changes.
+ *
+ * Events: 'change' ({ source: 'local', changes } once per transaction, or
+ * { source: 'remote', applied, skipped, latestServerVersion } once per applied
+ * page), 'conflict' (one per pulled change that met local changes), 'progress'
+ * ({ applied, total, bytesParsed } while a page is applied, at most every 16 ms).
  */
 class SyncClient extends EventEmitter {
   /**
@@ -40,6 +65,16 @@ class SyncClient extends EventEmitter {
     if (!is.isNonNegativeInteger(busyTimeoutMs) || busyTimeoutMs > 2 ** 31 - 1) {
       throw is.invalid('options.busyTimeoutMs', 'a non-negative integer of milliseconds', busyTimeoutMs);
     }
+    const { conflicts = 'newest_wins', tombstoneRetentionMs = 30 * DAY_MS, applyChunkSize = 1000 } = options;
+    if (!CONFLICT_STRATEGIES.includes(conflicts)) {
+      throw is.invalid('options.conflicts', `one of ${CONFLICT_STRATEGIES.map((name) => `"${name}"`).join(', ')}`, conflicts);
+    }
+    if (!is.isNonNegativeInteger(tombstoneRetentionMs)) {
+      throw is.invalid('options.tombstoneRetentionMs', 'a non-negative integer of milliseconds', tombstoneRetentionMs);
+    }
+    if (!is.isPositiveInteger(applyChunkSize) || applyChunkSize > 1000000) {
+      throw is.invalid('options.applyChunkSize', 'an integer from 1 to 1000000', applyChunkSize);
+    }
     const limits = is.optionsObject('options.limits', options.limits, LIMIT_OPTIONS);
     if (limits.maxDepth !== undefined && !(is.isPositiveInteger(limits.maxDepth) && limits.maxDepth <= 1000)) {
       throw is.invalid('options.limits.maxDepth', 'an integer from 1 to 1000', limits.maxDepth);
@@ -59,7 +94,14 @@ class SyncClient extends EventEmitter {
       busyTimeoutMs,
       maxDepth: limits.maxDepth,
       maxDocumentBytes: limits.maxDocumentBytes,
+      conflicts,
+      tombstoneRetentionMs,
+      applyChunkSize,
     });
+    /** @private events of the open transaction(s), emitted once at the outermost commit */
+    this._pendingEvents = [];
+    /** @private event counts at the start of each open transaction, innermost last */
+    this._transactionMarks = [];
     /** The file this client opened. */
     this.path = path;
     /** The durable change queue. */
@@ -76,6 +118,212 @@ class SyncClient extends EventEmitter {
     return this._handle.isOpen();
   }
 
+  /**
+   * Stores a full document and queues CREATED (new) or UPDATED (every field, and
+   * null for each field the new document dropped), in one transaction.
+   * @param {string} entityType
+   * @param {string} entityId
+   * @param {object} doc a plain JSON object
+   * @returns {import('../types').WriteResult}
+   */
+  put(entityType, entityId, doc) {
+    const native = this._native();
+    const event = native.put(args.entityType(entityType), args.entityId(entityId), args.documentJson('doc', doc));
+    this._emitLocal(event);
+    return event;
+  }
+
+  /**
+   * Sets the given fields on an existing document and queues UPDATED with only them.
+   * @param {string} entityType
+   * @param {string} entityId
+   * @param {object} fields
+   * @returns {import('../types').WriteResult}
+   */
+  patch(entityType, entityId, fields) {
+    const native = this._native();
+    const event = native.patch(args.entityType(entityType), args.entityId(entityId), args.documentJson('fields', fields));
+    this._emitLocal(event);
+    return event;
+  }
+
+  /**
+   * Deletes a document (a tombstone until the delete is synced) and queues DELETED.
+   * @param {string} entityType
+   * @param {string} entityId
+   * @returns {boolean} false when there was no document to delete
+   */
+  delete(entityType, entityId) {
+    const native = this._native();
+    const event = native.delete(args.entityType(entityType), args.entityId(entityId));
+    if (event === null) return false;
+    this._emitLocal(event);
+    return true;
+  }
+
+  /**
+   * The document, or undefined. With { meta: true }: { data, meta } (tombstones included, data null).
+   * @param {string} entityType
+   * @param {string} entityId
+   * @param {{ meta?: boolean }} [options]
+   */
+  get(entityType, entityId, options) {
+    const native = this._native();
+    const { meta = false } = is.optionsObject('options', options, ['meta']);
+    if (!is.isBoolean(meta)) throw is.invalid('options.meta', 'a boolean', meta);
+    const found = native.get(args.entityType(entityType), args.entityId(entityId), meta);
+    if (found === null) return undefined;
+    if (!meta) return JSON.parse(found);
+    const { data, ...rest } = found;
+    return { data: data === null ? null : JSON.parse(data), meta: rest };
+  }
+
+  /**
+   * Documents of one type matching `where`, ordered and paged.
+   * @param {string} entityType
+   * @param {import('../types').ListOptions} [options]
+   * @returns {object[]}
+   */
+  list(entityType, options) {
+    const native = this._native();
+    return JSON.parse(native.list(args.entityType(entityType), listQuery(options)));
+  }
+
+  /**
+   * Creates (once) an index on a document field of one entity type; list() uses it.
+   * @param {string} entityType
+   * @param {string} field a field path, e.g. "title" or "meta.author"
+   */
+  createIndex(entityType, field) {
+    const native = this._native();
+    if (typeof field !== 'string' || !FIELD_PATH.test(field) || field.length > 128) {
+      throw is.invalid('field', 'a field path of identifiers joined by dots', field);
+    }
+    native.createIndex(args.entityType(entityType), field);
+  }
+
+  /**
+   * Runs `fn` in one transaction: every write in it (and its queued change) is
+   * kept, or none is. Nested calls are allowed; `fn` must be synchronous.
+   * @template T
+   * @param {(client: SyncClient) => T} fn
+   * @returns {T}
+   */
+  transaction(fn) {
+    const native = this._native();
+    if (typeof fn !== 'function') throw is.invalid('fn', 'a function', fn);
+    native.begin();
+    this._transactionMarks.push(this._pendingEvents.length);
+    let result;
+    try {
+      result = fn(this);
+      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+        throw new SyncError(
+          'Expected a synchronous function for fn but it returned a promise: a transaction cannot span an await',
+          'INVALID_ARGUMENT',
+        );
+      }
+    } catch (error) {
+      this._pendingEvents.length = this._transactionMarks.pop();
+      if (this._handle.isOpen()) native.rollback();
+      throw error;
+    }
+    try {
+      native.commit();
+    } catch (error) {
+      this._pendingEvents.length = this._transactionMarks.pop();
+      throw error;
+    }
+    this._transactionMarks.pop();
+    if (this._transactionMarks.length === 0) this._flushEvents();
+    return result;
+  }
+
+  /**
+   * Applies a pulled page (the `newChanges` shape) given as bytes: parsed and
+   * applied in C++ on a worker thread, in bounded chunks, the cursor advanced with each.
+   * @param {Buffer | Uint8Array | ArrayBuffer | DataView | string} page
+   * @returns {Promise<import('../types').ApplyResult>}
+   */
+  async applyRemote(page) {
+    const native = this._native();
+    const isBytes = typeof page === 'string' || ArrayBuffer.isView(page) || page instanceof ArrayBuffer;
+    if (!isBytes) {
+      throw is.invalid('page', 'a Buffer, Uint8Array, ArrayBuffer or string of JSON (pages cross as bytes)', page);
+    }
+    if (this._transactionMarks.length > 0) {
+      throw new SyncError('applyRemote cannot run inside client.transaction()', 'CONFLICT');
+    }
+    const onProgress = this.listenerCount('progress') > 0 ? (report) => this.emit('progress', report) : undefined;
+    const result = await native.applyRemote(page, onProgress);
+    for (const conflict of result.conflicts) this.emit('conflict', conflict);
+    this.emit('change', {
+      source: 'remote',
+      applied: result.applied,
+      skipped: result.skipped,
+      latestServerVersion: result.latestServerVersion,
+    });
+    return result;
+  }
+
+  /** The server version this client has pulled up to (0 before the first pull). */
+  get serverVersion() {
+    return this._native().cursor();
+  }
+
+  /** Open conflicts kept by the 'manual' strategy, oldest first. @returns {import('../types').Conflict[]} */
+  conflicts() {
+    return JSON.parse(this._native().conflicts());
+  }
+
+  /**
+   * Settles an open conflict: keep the local state, take the remote one, or store
+   * merged data. Queues what the server must learn. Returns the document now visible
+   * (undefined when the outcome is a deletion).
+   * @param {number} conflictId
+   * @param {{ use: 'local' | 'remote' | 'merged', data?: object }} resolution
+   */
+  resolveConflict(conflictId, resolution) {
+    const native = this._native();
+    if (!is.isPositiveInteger(conflictId)) throw is.invalid('conflictId', 'a positive integer', conflictId);
+    if (!is.isPlainObject(resolution)) throw is.invalid('resolution', 'an object', resolution);
+    const { use, data } = is.optionsObject('resolution', resolution, ['use', 'data']);
+    if (!RESOLVE_USES.includes(use)) throw is.invalid('resolution.use', '"local", "remote" or "merged"', use);
+    if (use === 'merged' && !is.isPlainObject(data)) throw is.invalid('resolution.data', 'a plain object', data);
+    if (use !== 'merged' && data !== undefined) {
+      throw is.invalid('resolution.data', `nothing with use "${use}"`, data);
+    }
+    const visible = native.resolveConflict(conflictId, use, use === 'merged' ? is.toJson('resolution.data', data) : null);
+    return visible === null ? undefined : JSON.parse(visible);
+  }
+
+  /**
+   * Deletes tombstones whose delete is synced and that are older than the retention.
+   * @param {number} [retentionMs] defaults to the tombstoneRetentionMs option
+   * @returns {number} how many were purged
+   */
+  purgeTombstones(retentionMs) {
+    const native = this._native();
+    if (retentionMs !== undefined && !is.isNonNegativeInteger(retentionMs)) {
+      throw is.invalid('retentionMs', 'a non-negative integer of milliseconds', retentionMs);
+    }
+    return native.purgeTombstones(retentionMs);
+  }
+
+  /** @private */
+  _emitLocal(event) {
+    this._pendingEvents.push(event);
+    if (this._transactionMarks.length === 0) this._flushEvents();
+  }
+
+  /** @private */
+  _flushEvents() {
+    if (this._pendingEvents.length === 0) return;
+    const changes = this._pendingEvents;
+    this._pendingEvents = [];
+    this.emit('change', { source: 'local', changes });
+  }
+
   /** Closes the database file. Idempotent; any later call throws a SyncError with code CLOSED. */
   close() {
     this._handle.close();
@@ -86,6 +334,20 @@ class SyncClient extends EventEmitter {
     if (!this._handle.isOpen()) throw new SyncError('The client is closed', 'CLOSED');
     return this._handle;
   }
+}
+
+/** Checks list() options and hands them to the core as JSON; the core checks fields and operators. */
+function listQuery(options) {
+  const { where, orderBy, limit, offset } = is.optionsObject('options', options, LIST_OPTIONS);
+  if (where !== undefined && !is.isPlainObject(where)) throw is.invalid('options.where', 'an object of field conditions', where);
+  if (orderBy !== undefined && typeof orderBy !== 'string' && !Array.isArray(orderBy)) {
+    throw is.invalid('options.orderBy', 'a field name, "-field", or an array of them', orderBy);
+  }
+  if (limit !== undefined && !is.isPositiveInteger(limit)) throw is.invalid('options.limit', 'a positive integer', limit);
+  if (offset !== undefined && !is.isNonNegativeInteger(offset)) {
+    throw is.invalid('options.offset', 'a non-negative integer', offset);
+  }
+  return is.toJson('options', { where, orderBy, limit, offset });
 }
 
 module.exports = { SyncClient };

@@ -4,6 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include "binding/apply_worker.h"
+
 namespace deltasync::binding {
 
 namespace {
@@ -12,10 +14,45 @@ namespace {
 std::string ReadString(const Napi::Value& value) {
   napi_env env = value.Env();
   size_t length = 0;
-  napi_status status = napi_get_value_string_utf8(env, value, nullptr, 0, &length);
-  if (status != napi_ok) throw Napi::Error::New(env, "Expected a string");
+  if (napi_get_value_string_utf8(env, value, nullptr, 0, &length) != napi_ok) {
+    throw Napi::TypeError::New(env, "Expected a string");
+  }
   std::string out(length, '\0');
   napi_get_value_string_utf8(env, value, out.data(), length + 1, &length);
+  return out;
+}
+
+// Copies a string, Buffer, TypedArray, DataView or ArrayBuffer into a buffer padded for simdjson.
+simdjson::padded_string ReadBytes(const Napi::Value& value) {
+  napi_env env = value.Env();
+  if (value.IsString()) {
+    size_t length = 0;
+    napi_get_value_string_utf8(env, value, nullptr, 0, &length);
+    simdjson::padded_string out(length);
+    std::string scratch(length, '\0');
+    napi_get_value_string_utf8(env, value, scratch.data(), length + 1, &length);
+    std::memcpy(out.data(), scratch.data(), length);
+    return out;
+  }
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+  if (value.IsTypedArray()) {
+    Napi::TypedArray array = value.As<Napi::TypedArray>();
+    data = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    length = array.ByteLength();
+  } else if (value.IsDataView()) {
+    Napi::DataView view = value.As<Napi::DataView>();
+    data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    length = view.ByteLength();
+  } else if (value.IsArrayBuffer()) {
+    Napi::ArrayBuffer buffer = value.As<Napi::ArrayBuffer>();
+    data = static_cast<const uint8_t*>(buffer.Data());
+    length = buffer.ByteLength();
+  } else {
+    throw Napi::TypeError::New(env, "Expected a string, Buffer, Uint8Array or ArrayBuffer");
+  }
+  simdjson::padded_string out(length);
+  if (length > 0) std::memcpy(out.data(), data, length);
   return out;
 }
 
@@ -25,7 +62,15 @@ std::optional<std::string> OptionalString(const Napi::Object& options, const cha
   return ReadString(value);
 }
 
-Napi::Value JsonValue(Napi::Env env, const std::string& json) { return Napi::String::New(env, json); }
+Napi::Object WriteEventObject(Napi::Env env, const WriteEvent& event) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("entityType", event.entity_type);
+  out.Set("entityId", event.entity_id);
+  out.Set("type", ChangeTypeName(event.type));
+  out.Set("changeId", event.change_id);
+  out.Set("outcome", EnqueueOutcomeName(event.outcome));
+  return out;
+}
 
 }  // namespace
 
@@ -51,6 +96,21 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
           InstanceMethod("markFailed", &NativeClient::MarkFailed),
           InstanceMethod("releaseInFlight", &NativeClient::ReleaseInFlight),
           InstanceMethod("purgeSynced", &NativeClient::PurgeSynced),
+          InstanceMethod("put", &NativeClient::Put),
+          InstanceMethod("patch", &NativeClient::Patch),
+          InstanceMethod("delete", &NativeClient::Delete),
+          InstanceMethod("get", &NativeClient::Get),
+          InstanceMethod("list", &NativeClient::List),
+          InstanceMethod("explainList", &NativeClient::ExplainList),
+          InstanceMethod("createIndex", &NativeClient::CreateIndex),
+          InstanceMethod("purgeTombstones", &NativeClient::PurgeTombstones),
+          InstanceMethod("begin", &NativeClient::Begin),
+          InstanceMethod("commit", &NativeClient::Commit),
+          InstanceMethod("rollback", &NativeClient::Rollback),
+          InstanceMethod("applyRemote", &NativeClient::ApplyRemote),
+          InstanceMethod("cursor", &NativeClient::Cursor),
+          InstanceMethod("conflicts", &NativeClient::Conflicts),
+          InstanceMethod("resolveConflict", &NativeClient::ResolveConflict),
       },
       addon);
   addon->native_client_constructor = Napi::Persistent(ctor);
@@ -58,9 +118,11 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
 }
 
 // new NativeClient({ path, deviceId?, userId?, tenantId?, coalesce, durability, busyTimeoutMs,
-//                    maxDepth, maxDocumentBytes })
+//                    maxDepth, maxDocumentBytes, conflicts, tombstoneRetentionMs, applyChunkSize })
 NativeClient::NativeClient(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<NativeClient>(info), addon_(static_cast<DeltaSyncAddon*>(info.Data())) {
+    : Napi::ObjectWrap<NativeClient>(info),
+      addon_(static_cast<DeltaSyncAddon*>(info.Data())),
+      slot_(std::make_shared<ClientSlot>()) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected an options object");
   Napi::Object options = info[0].As<Napi::Object>();
@@ -73,39 +135,57 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
   client_options.durability =
       OptionalString(options, "durability") == std::optional<std::string>("full") ? Durability::kFull
                                                                                    : Durability::kNormal;
-  if (options.Get("busyTimeoutMs").IsNumber()) {
-    client_options.busy_timeout_ms = options.Get("busyTimeoutMs").As<Napi::Number>().Int32Value();
-  }
-  if (options.Get("maxDepth").IsNumber()) {
-    client_options.limits.max_depth = options.Get("maxDepth").As<Napi::Number>().Int32Value();
-  }
-  if (options.Get("maxDocumentBytes").IsNumber()) {
-    client_options.limits.max_document_bytes =
-        static_cast<size_t>(options.Get("maxDocumentBytes").As<Napi::Number>().Int64Value());
+  auto number = [&](const char* key) -> std::optional<int64_t> {
+    Napi::Value value = options.Get(key);
+    if (!value.IsNumber()) return std::nullopt;
+    return value.As<Napi::Number>().Int64Value();
+  };
+  if (auto value = number("busyTimeoutMs")) client_options.busy_timeout_ms = static_cast<int>(*value);
+  if (auto value = number("maxDepth")) client_options.limits.max_depth = static_cast<int>(*value);
+  if (auto value = number("maxDocumentBytes")) client_options.limits.max_document_bytes = static_cast<size_t>(*value);
+  if (auto value = number("tombstoneRetentionMs")) client_options.tombstone_retention_ms = *value;
+  if (auto value = number("applyChunkSize")) client_options.apply_chunk_size = *value;
+  if (auto strategy = OptionalString(options, "conflicts")) {
+    client_options.conflicts = ParseConflictStrategy(*strategy).value_or(ConflictStrategy::kNewestWins);
   }
   Result<std::unique_ptr<Client>> opened =
       Client::Open(client_options, std::make_shared<SystemClock>(), std::make_shared<SystemRandom>());
   if (!opened.ok()) addon_->Throw(env, opened.status());
-  client_ = std::move(opened).value();
+  slot_->client = std::move(opened).value();
   addon_->open_clients.insert(this);
 }
 
 NativeClient::~NativeClient() { CloseNative(); }
 
 void NativeClient::CloseNative() {
-  if (!client_) return;
-  client_.reset();
+  if (!slot_) return;
+  while (!transactions_.empty()) {
+    transactions_.pop_back();  // rolls back
+    transaction_locks_.pop_back();
+  }
+  {
+    std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+    slot_->client.reset();
+  }
   addon_->open_clients.erase(this);
 }
 
-Client& NativeClient::Require(Napi::Env env) {
-  if (!client_) addon_->Throw(env, Status::Closed("The client is closed"));
-  return *client_;
+Client& NativeClient::Require(Napi::Env env, std::unique_lock<std::recursive_mutex>& lock) {
+  lock = std::unique_lock<std::recursive_mutex>(slot_->mutex);
+  if (!slot_->client) {
+    lock.unlock();
+    addon_->Throw(env, Status::Closed("The client is closed"));
+  }
+  return *slot_->client;
 }
 
 void NativeClient::ThrowIfError(Napi::Env env, const Status& status) {
   if (!status.ok()) addon_->Throw(env, status);
 }
+
+#define DS_REQUIRE_CLIENT(env)                      \
+  std::unique_lock<std::recursive_mutex> ds_lock_; \
+  Client& client = Require(env, ds_lock_)
 
 Napi::Value NativeClient::Close(const Napi::CallbackInfo& info) {
   CloseNative();
@@ -113,22 +193,25 @@ Napi::Value NativeClient::Close(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeClient::IsOpen(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), client_ != nullptr);
+  std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+  return Napi::Boolean::New(info.Env(), slot_->client != nullptr);
 }
 
 Napi::Value NativeClient::DeviceId(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), Require(info.Env()).device_id());
+  DS_REQUIRE_CLIENT(info.Env());
+  return Napi::String::New(info.Env(), client.device_id());
 }
 
 Napi::Value NativeClient::RecoveredAtOpen(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(Require(info.Env()).recovered_at_open()));
+  DS_REQUIRE_CLIENT(info.Env());
+  return Napi::Number::New(info.Env(), static_cast<double>(client.recovered_at_open()));
 }
 
 // enqueue(changeJson) -> { changeId, outcome, into? }
 Napi::Value NativeClient::Enqueue(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
   const std::string json = ReadString(info[0]);
+  DS_REQUIRE_CLIENT(env);
   ChangeInput input;
   ThrowIfError(env, client.decoder().DecodeOne(json, "change", &input));
   Result<EnqueueResult> result = client.queue().Enqueue(input);
@@ -143,8 +226,8 @@ Napi::Value NativeClient::Enqueue(const Napi::CallbackInfo& info) {
 // enqueueMany(changesJson) -> { queued, coalesced, cancelled, changeIds }
 Napi::Value NativeClient::EnqueueMany(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
   const std::string json = ReadString(info[0]);
+  DS_REQUIRE_CLIENT(env);
   std::vector<ChangeInput> inputs;
   ThrowIfError(env, client.decoder().DecodeArray(json, DecodeMode::kWire, "changes", &inputs, nullptr));
   Result<std::vector<EnqueueResult>> results = client.queue().EnqueueMany(inputs);
@@ -172,8 +255,8 @@ Napi::Value NativeClient::EnqueueMany(const Napi::CallbackInfo& info) {
 // importLegacy(recordsJson) -> { imported, skipped }
 Napi::Value NativeClient::ImportLegacy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
   const std::string json = ReadString(info[0]);
+  DS_REQUIRE_CLIENT(env);
   std::vector<ChangeInput> inputs;
   size_t synced = 0;
   ThrowIfError(env, client.decoder().DecodeArray(json, DecodeMode::kLegacy, "records", &inputs, &synced));
@@ -188,89 +271,299 @@ Napi::Value NativeClient::ImportLegacy(const Napi::CallbackInfo& info) {
 // pending(limit, entityType | null) -> JSON array
 Napi::Value NativeClient::Pending(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
   const int64_t limit = info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
   std::optional<std::string> entity_type;
   if (info[1].IsString()) entity_type = ReadString(info[1]);
+  DS_REQUIRE_CLIENT(env);
   Result<std::vector<Change>> changes = client.queue().Pending(limit, entity_type);
   ThrowIfError(env, changes.status());
-  return JsonValue(env, ChangesToJson(changes.value()));
+  return Napi::String::New(env, ChangesToJson(changes.value()));
 }
 
 Napi::Value NativeClient::Failed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Result<std::vector<Change>> changes = Require(env).queue().Failed();
+  DS_REQUIRE_CLIENT(env);
+  Result<std::vector<Change>> changes = client.queue().Failed();
   ThrowIfError(env, changes.status());
-  return JsonValue(env, ChangesToJson(changes.value()));
+  return Napi::String::New(env, ChangesToJson(changes.value()));
 }
 
 Napi::Value NativeClient::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Result<QueueStats> stats = Require(env).queue().Stats();
+  DS_REQUIRE_CLIENT(env);
+  Result<QueueStats> stats = client.queue().Stats();
   ThrowIfError(env, stats.status());
-  return JsonValue(env, StatsToJson(stats.value()));
+  return Napi::String::New(env, StatsToJson(stats.value()));
 }
 
 Napi::Value NativeClient::Export(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Result<std::string> json = Require(env).ExportJson();
+  DS_REQUIRE_CLIENT(env);
+  Result<std::string> json = client.ExportJson();
   ThrowIfError(env, json.status());
-  return JsonValue(env, json.value());
+  return Napi::String::New(env, json.value());
 }
 
 Napi::Value NativeClient::RetryFailed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Result<int64_t> count = Require(env).queue().RetryFailed();
+  DS_REQUIRE_CLIENT(env);
+  Result<int64_t> count = client.queue().RetryFailed();
   ThrowIfError(env, count.status());
   return Napi::Number::New(env, static_cast<double>(count.value()));
 }
 
 Napi::Value NativeClient::Discard(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
-  ThrowIfError(env, client.queue().Discard(ReadString(info[0])));
+  const std::string change_id = ReadString(info[0]);
+  DS_REQUIRE_CLIENT(env);
+  ThrowIfError(env, client.queue().Discard(change_id));
   return env.Undefined();
 }
 
 Napi::Value NativeClient::TakeBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
+  DS_REQUIRE_CLIENT(env);
   Result<std::vector<Change>> batch = client.queue().TakeBatch(info[0].As<Napi::Number>().Int64Value());
   ThrowIfError(env, batch.status());
-  return JsonValue(env, ChangesToJson(batch.value()));
+  return Napi::String::New(env, ChangesToJson(batch.value()));
 }
 
 Napi::Value NativeClient::MarkSynced(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
+  const std::string change_id = ReadString(info[0]);
   std::optional<int64_t> version;
   if (info[1].IsNumber()) version = info[1].As<Napi::Number>().Int64Value();
-  ThrowIfError(env, client.queue().MarkSynced(ReadString(info[0]), version));
+  DS_REQUIRE_CLIENT(env);
+  ThrowIfError(env, client.queue().MarkSynced(change_id, version));
   return env.Undefined();
 }
 
 Napi::Value NativeClient::MarkFailed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
-  Result<ChangeStatus> status = client.queue().MarkFailed(ReadString(info[0]), ReadString(info[1]),
-                                                          info[2].As<Napi::Number>().Int64Value());
+  const std::string change_id = ReadString(info[0]);
+  const std::string error = ReadString(info[1]);
+  const int64_t max_retries = info[2].As<Napi::Number>().Int64Value();
+  DS_REQUIRE_CLIENT(env);
+  Result<ChangeStatus> status = client.queue().MarkFailed(change_id, error, max_retries);
   ThrowIfError(env, status.status());
   return Napi::String::New(env, ChangeStatusName(status.value()));
 }
 
 Napi::Value NativeClient::ReleaseInFlight(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Result<int64_t> count = Require(env).queue().ReleaseInFlight();
+  DS_REQUIRE_CLIENT(env);
+  Result<int64_t> count = client.queue().ReleaseInFlight();
   ThrowIfError(env, count.status());
   return Napi::Number::New(env, static_cast<double>(count.value()));
 }
 
 Napi::Value NativeClient::PurgeSynced(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Client& client = Require(env);
+  DS_REQUIRE_CLIENT(env);
   Result<int64_t> count = client.queue().PurgeSynced(info[0].As<Napi::Number>().Int64Value());
   ThrowIfError(env, count.status());
   return Napi::Number::New(env, static_cast<double>(count.value()));
 }
+
+// ---- store
+
+Napi::Value NativeClient::Put(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_id = ReadString(info[1]);
+  const std::string json = ReadString(info[2]);
+  DS_REQUIRE_CLIENT(env);
+  std::string doc;
+  ThrowIfError(env, client.decoder().ValidateDocument(json, "doc", &doc));
+  Result<WriteEvent> event = client.store().Put(entity_type, entity_id, doc);
+  ThrowIfError(env, event.status());
+  return WriteEventObject(env, event.value());
+}
+
+Napi::Value NativeClient::Patch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_id = ReadString(info[1]);
+  const std::string json = ReadString(info[2]);
+  DS_REQUIRE_CLIENT(env);
+  std::string fields;
+  ThrowIfError(env, client.decoder().ValidateDocument(json, "fields", &fields));
+  Result<WriteEvent> event = client.store().Patch(entity_type, entity_id, fields);
+  ThrowIfError(env, event.status());
+  return WriteEventObject(env, event.value());
+}
+
+Napi::Value NativeClient::Delete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_id = ReadString(info[1]);
+  DS_REQUIRE_CLIENT(env);
+  Result<std::optional<WriteEvent>> event = client.store().Delete(entity_type, entity_id);
+  ThrowIfError(env, event.status());
+  if (!event.value()) return env.Null();
+  return WriteEventObject(env, *event.value());
+}
+
+// get(entityType, entityId, withMeta) -> data JSON text | { data, version, dirty, deleted, lastSyncedAt, updatedAt } | null
+Napi::Value NativeClient::Get(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_id = ReadString(info[1]);
+  const bool with_meta = info[2].ToBoolean().Value();
+  DS_REQUIRE_CLIENT(env);
+  Result<std::optional<StoredDocument>> doc = client.store().Get(entity_type, entity_id, with_meta);
+  ThrowIfError(env, doc.status());
+  if (!doc.value()) return env.Null();
+  const StoredDocument& stored = *doc.value();
+  if (!with_meta) return Napi::String::New(env, *stored.data);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("data", stored.data ? Napi::Value(Napi::String::New(env, *stored.data)) : env.Null());
+  out.Set("version", stored.meta.version ? Napi::Value(Napi::Number::New(env, static_cast<double>(*stored.meta.version)))
+                                         : env.Null());
+  out.Set("dirty", stored.meta.dirty);
+  out.Set("deleted", stored.meta.deleted);
+  out.Set("lastSyncedAt", stored.meta.last_synced_at
+                              ? Napi::Value(Napi::Number::New(env, static_cast<double>(*stored.meta.last_synced_at)))
+                              : env.Null());
+  out.Set("updatedAt", Napi::Number::New(env, static_cast<double>(stored.meta.updated_at)));
+  return out;
+}
+
+// list(entityType, queryJson) -> JSON array text
+Napi::Value NativeClient::List(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string query_json = ReadString(info[1]);
+  DS_REQUIRE_CLIENT(env);
+  ListQuery query;
+  ThrowIfError(env, client.decoder().DecodeQuery(query_json, &query));
+  Result<std::string> json = client.store().List(entity_type, query);
+  ThrowIfError(env, json.status());
+  return Napi::String::New(env, json.value());
+}
+
+Napi::Value NativeClient::ExplainList(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string query_json = ReadString(info[1]);
+  DS_REQUIRE_CLIENT(env);
+  ListQuery query;
+  ThrowIfError(env, client.decoder().DecodeQuery(query_json, &query));
+  Result<std::string> plan = client.store().ExplainList(entity_type, query);
+  ThrowIfError(env, plan.status());
+  return Napi::String::New(env, plan.value());
+}
+
+Napi::Value NativeClient::CreateIndex(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string entity_type = ReadString(info[0]);
+  const std::string field = ReadString(info[1]);
+  DS_REQUIRE_CLIENT(env);
+  ThrowIfError(env, client.store().CreateIndex(entity_type, field));
+  return env.Undefined();
+}
+
+Napi::Value NativeClient::PurgeTombstones(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DS_REQUIRE_CLIENT(env);
+  Result<int64_t> count = info[0].IsNumber() ? client.store().PurgeTombstones(info[0].As<Napi::Number>().Int64Value())
+                                             : client.PurgeExpiredTombstones();
+  ThrowIfError(env, count.status());
+  return Napi::Number::New(env, static_cast<double>(count.value()));
+}
+
+// begin(): opens a (nested) transaction that holds the client until commit() or rollback().
+Napi::Value NativeClient::Begin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::unique_lock<std::recursive_mutex> lock;
+  Client& client = Require(env, lock);
+  auto tx = std::make_unique<Transaction>(client.database());
+  ThrowIfError(env, tx->status());
+  transactions_.push_back(std::move(tx));
+  transaction_locks_.push_back(std::move(lock));
+  return Napi::Number::New(env, static_cast<double>(transactions_.size()));
+}
+
+Napi::Value NativeClient::Commit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (transactions_.empty()) addon_->Throw(env, Status::Internal("commit without an open transaction"));
+  Status status = transactions_.back()->Commit();
+  transactions_.pop_back();  // rolls back when the commit failed
+  transaction_locks_.pop_back();
+  ThrowIfError(env, status);
+  return env.Undefined();
+}
+
+Napi::Value NativeClient::Rollback(const Napi::CallbackInfo& info) {
+  if (!transactions_.empty()) {
+    transactions_.pop_back();
+    transaction_locks_.pop_back();
+  }
+  return info.Env().Undefined();
+}
+
+// ---- pulled changes
+
+// applyRemote(bytes, onProgress?) -> Promise<{ applied, skipped, conflicts, latestServerVersion }>
+Napi::Value NativeClient::ApplyRemote(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  simdjson::padded_string input = ReadBytes(info[0]);
+  JsonLimits limits;
+  int64_t chunk_size = 1000;
+  {
+    DS_REQUIRE_CLIENT(env);
+    limits = client.options().limits;
+    chunk_size = client.options().apply_chunk_size;
+    if (!transactions_.empty()) {
+      addon_->Throw(env, Status::Error(StatusCode::kConflict,
+                                       "applyRemote cannot run inside client.transaction(): the page is applied "
+                                       "asynchronously, in transactions of its own"));
+    }
+  }
+  auto* worker = new ApplyWorker(env, addon_, slot_, std::move(input), limits, chunk_size, info[1]);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value NativeClient::Cursor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DS_REQUIRE_CLIENT(env);
+  Result<int64_t> cursor = client.applier().Cursor();
+  ThrowIfError(env, cursor.status());
+  return Napi::Number::New(env, static_cast<double>(cursor.value()));
+}
+
+Napi::Value NativeClient::Conflicts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DS_REQUIRE_CLIENT(env);
+  Result<std::string> json = client.applier().ConflictsJson();
+  ThrowIfError(env, json.status());
+  return Napi::String::New(env, json.value());
+}
+
+// resolveConflict(id, use, dataJson | null) -> visible document JSON text | null
+Napi::Value NativeClient::ResolveConflict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t id = info[0].As<Napi::Number>().Int64Value();
+  const std::string use = ReadString(info[1]);
+  std::optional<std::string> json;
+  if (info[2].IsString()) json = ReadString(info[2]);
+  DS_REQUIRE_CLIENT(env);
+  std::optional<std::string> data;
+  if (json) {
+    std::string doc;
+    ThrowIfError(env, client.decoder().ValidateDocument(*json, "resolution.data", &doc));
+    data = std::move(doc);
+  }
+  const ResolveUse resolve_use =
+      use == "local" ? ResolveUse::kLocal : use == "remote" ? ResolveUse::kRemote : ResolveUse::kMerged;
+  Result<std::optional<std::string>> visible = client.applier().ResolveConflict(id, resolve_use, data);
+  ThrowIfError(env, visible.status());
+  if (!visible.value()) return env.Null();
+  return Napi::String::New(env, *visible.value());
+}
+
+#undef DS_REQUIRE_CLIENT
 
 }  // namespace deltasync::binding

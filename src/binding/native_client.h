@@ -1,16 +1,27 @@
 // NativeClient: the JS handle of a core::Client. Arguments arrive already
-// validated by lib/; change records cross as JSON text and lists of changes
-// return as JSON text, which lib/ parses.
+// validated by lib/; documents and change records cross as JSON text, and lists
+// return as JSON text, which lib/ parses. Pulled pages cross as bytes and are
+// applied on a worker thread (see apply_worker.h).
 #pragma once
 
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "binding/addon.h"
 #include "core/client.h"
 
 namespace deltasync::binding {
+
+// Shared by the JS handle and any apply worker in flight. `mutex` serializes all
+// use of `client`; `client` is null once closed.
+struct ClientSlot {
+  std::recursive_mutex mutex;
+  std::unique_ptr<Client> client;
+};
 
 class NativeClient : public Napi::ObjectWrap<NativeClient> {
  public:
@@ -18,17 +29,20 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   explicit NativeClient(const Napi::CallbackInfo& info);
   ~NativeClient() override;
 
-  // Closes the database; idempotent. Later calls throw CLOSED.
+  // Rolls back open JS transactions and closes the database; idempotent. Waits for
+  // an apply chunk in progress, and later calls throw CLOSED.
   void CloseNative();
 
  private:
-  Client& Require(Napi::Env env);
+  // Locks the slot and returns the open client, or throws CLOSED.
+  Client& Require(Napi::Env env, std::unique_lock<std::recursive_mutex>& lock);
   void ThrowIfError(Napi::Env env, const Status& status);
 
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value IsOpen(const Napi::CallbackInfo& info);
   Napi::Value DeviceId(const Napi::CallbackInfo& info);
   Napi::Value RecoveredAtOpen(const Napi::CallbackInfo& info);
+  // queue
   Napi::Value Enqueue(const Napi::CallbackInfo& info);
   Napi::Value EnqueueMany(const Napi::CallbackInfo& info);
   Napi::Value ImportLegacy(const Napi::CallbackInfo& info);
@@ -43,9 +57,29 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   Napi::Value MarkFailed(const Napi::CallbackInfo& info);
   Napi::Value ReleaseInFlight(const Napi::CallbackInfo& info);
   Napi::Value PurgeSynced(const Napi::CallbackInfo& info);
+  // store
+  Napi::Value Put(const Napi::CallbackInfo& info);
+  Napi::Value Patch(const Napi::CallbackInfo& info);
+  Napi::Value Delete(const Napi::CallbackInfo& info);
+  Napi::Value Get(const Napi::CallbackInfo& info);
+  Napi::Value List(const Napi::CallbackInfo& info);
+  Napi::Value ExplainList(const Napi::CallbackInfo& info);
+  Napi::Value CreateIndex(const Napi::CallbackInfo& info);
+  Napi::Value PurgeTombstones(const Napi::CallbackInfo& info);
+  Napi::Value Begin(const Napi::CallbackInfo& info);
+  Napi::Value Commit(const Napi::CallbackInfo& info);
+  Napi::Value Rollback(const Napi::CallbackInfo& info);
+  // pulled changes
+  Napi::Value ApplyRemote(const Napi::CallbackInfo& info);
+  Napi::Value Cursor(const Napi::CallbackInfo& info);
+  Napi::Value Conflicts(const Napi::CallbackInfo& info);
+  Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
 
   DeltaSyncAddon* addon_;
-  std::unique_ptr<Client> client_;
+  std::shared_ptr<ClientSlot> slot_;
+  // Open JS transactions (client.transaction), innermost last, each holding the slot's lock.
+  std::vector<std::unique_ptr<Transaction>> transactions_;
+  std::vector<std::unique_lock<std::recursive_mutex>> transaction_locks_;
 };
 
 }  // namespace deltasync::binding

@@ -141,9 +141,14 @@ Status ChangeDecoder::DecodeArray(const std::string& json, DecodeMode mode, std:
     return Status::InvalidArgument(std::string("Malformed JSON for ") + std::string(name) + " (" +
                                    simdjson::error_message(error) + ")");
   }
+  simdjson::ondemand::json_type root_type;
+  if (auto error = doc.type().get(root_type)) {
+    return Status::InvalidArgument(std::string("Malformed JSON for ") + std::string(name) + " (" +
+                                   simdjson::error_message(error) + ")");
+  }
   simdjson::ondemand::array array;
-  if (doc.get_array().get(array) != simdjson::SUCCESS) {
-    return ExpectedError("an array of change records", name, "a value of another type");
+  if (root_type != json_type::array || doc.get_array().get(array) != simdjson::SUCCESS) {
+    return ExpectedError("an array of change records", name, std::string("JSON of type ") + JsonTypeName(root_type));
   }
   size_t index = 0;
   std::string element_name;
@@ -171,12 +176,38 @@ Status ChangeDecoder::DecodeArray(const std::string& json, DecodeMode mode, std:
   return Status::Ok();
 }
 
+Status ChangeDecoder::ValidateDocument(const std::string& json, std::string_view name, std::string* out) {
+  scratch_ = simdjson::padded_string(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::value value;
+  if (auto error = parser_.iterate(scratch_).get(doc)) {
+    return Status::InvalidArgument("Malformed JSON for " + std::string(name) + " (" + simdjson::error_message(error) +
+                                   ")");
+  }
+  if (doc.get_value().get(value) != simdjson::SUCCESS) {
+    return Status::InvalidArgument("Malformed JSON for " + std::string(name));
+  }
+  json_type type;
+  if (value.type().get(type) != simdjson::SUCCESS || type != json_type::object) {
+    return ExpectedError("a plain object", name, DescribeReceived(value));
+  }
+  out->clear();
+  DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits_, name, out));
+  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after " + std::string(name));
+  return Status::Ok();
+}
+
+Status ChangeDecoder::DecodeQuery(const std::string& json, ListQuery* out) {
+  return DecodeListQuery(parser_, json, out);
+}
+
 Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode mode, const std::string& name,
                                    ChangeInput* out, bool* skip) {
   const bool legacy = mode == DecodeMode::kLegacy;
   bool has_type = false, has_entity_type = false, has_entity_id = false;
   std::optional<std::string> legacy_id;  // `id`: a fallback changeId for legacy rows
   std::string path;
+  std::vector<std::string> seen_keys;
   for (auto field_result : object) {
     simdjson::ondemand::field field;
     if (auto error = std::move(field_result).get(field)) {
@@ -187,6 +218,10 @@ Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode
       return Status::InvalidArgument("Malformed key in " + name + " (" + simdjson::error_message(error) + ")");
     }
     path.assign(name).append(".").append(key);
+    for (const std::string& seen : seen_keys) {
+      if (seen == key) return Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name);
+    }
+    seen_keys.emplace_back(key);
     simdjson::ondemand::value value = field.value();
 
     if (key == "changeId" || (legacy && key == "change_id")) {
@@ -400,7 +435,10 @@ std::optional<int64_t> ParseIso8601Ms(std::string_view text) {
       !ReadDigits(text, pos, 2, &day)) {
     return std::nullopt;
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31) return std::nullopt;
+  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || day > kDaysInMonth[month - 1]) return std::nullopt;
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month == 2 && day == 29 && !leap) return std::nullopt;
   int64_t offset_minutes = 0;
   if (pos < text.size()) {
     if (text[pos] != 'T' && text[pos] != ' ') return std::nullopt;

@@ -9,6 +9,7 @@
 #include "core/change.h"
 #include "core/json.h"
 #include "core/status.h"
+#include "core/store.h"
 #include "simdjson.h"
 
 namespace deltasync {
@@ -40,6 +41,12 @@ class ChangeDecoder {
   // In kLegacy mode records whose status is "synced" are counted in *skipped and left out.
   Status DecodeArray(const std::string& json, DecodeMode mode, std::string_view name,
                      std::vector<ChangeInput>* out, size_t* skipped);
+
+  // Validates a document (a JSON object) against the limits and writes its canonical form.
+  Status ValidateDocument(const std::string& json, std::string_view name, std::string* out);
+
+  // Decodes list() options ({where, orderBy, limit, offset}).
+  Status DecodeQuery(const std::string& json, ListQuery* out);
 
  private:
   Status DecodeRecord(simdjson::ondemand::object object, DecodeMode mode, const std::string& name,

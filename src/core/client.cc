@@ -59,16 +59,20 @@ Status Client::Initialize() {
   DatabaseOptions db_options;
   db_options.durability = options_.durability;
   db_options.busy_timeout_ms = options_.busy_timeout_ms;
+  db_options.enable_wal = false;  // not before Migrate has checked that the file is ours
   Result<std::unique_ptr<Database>> opened = Database::Open(options_.path, db_options);
   if (!opened.ok()) return opened.status();
   db_ = std::move(opened).value();
   DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations()));
+  DS_RETURN_IF_ERROR(db_->EnableWal());
 
   QueueOptions queue_options;
   queue_options.coalesce = options_.coalesce;
   queue_options.tenant_id = options_.tenant_id;
   queue_options.user_id = options_.user_id;
   queue_ = std::make_unique<ChangeQueue>(*db_, *clock_, *random_, queue_options);
+  store_ = std::make_unique<DocumentStore>(*db_, *clock_, *queue_);
+  applier_ = std::make_unique<DeltaApplier>(*db_, *clock_, *queue_, options_.conflicts);
 
   Transaction tx(*db_);
   DS_RETURN_IF_ERROR(tx.status());

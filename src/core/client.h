@@ -1,5 +1,5 @@
-// Client: one local deltasync database (queue, metadata; later the document
-// store) opened with its options. Owns the connection and everything on it.
+// Client: one local deltasync database (queue, document store, pulled-change
+// applier, metadata) opened with its options. Owns the connection and everything on it.
 //
 // Thread safety: not thread-safe; the binding uses it from one thread.
 #pragma once
@@ -8,11 +8,13 @@
 #include <optional>
 #include <string>
 
+#include "core/apply.h"
 #include "core/change_codec.h"
 #include "core/env.h"
 #include "core/json.h"
 #include "core/queue.h"
 #include "core/sqlite.h"
+#include "core/store.h"
 
 namespace deltasync {
 
@@ -25,6 +27,9 @@ struct ClientOptions {
   Durability durability = Durability::kNormal;
   int busy_timeout_ms = 10000;
   JsonLimits limits;
+  ConflictStrategy conflicts = ConflictStrategy::kNewestWins;  // for pulled changes that meet local ones
+  int64_t tombstone_retention_ms = 30LL * 24 * 60 * 60 * 1000;  // synced tombstones older than this are purged
+  int64_t apply_chunk_size = 1000;  // changes per transaction when applying a pulled page
 };
 
 class Client {
@@ -42,8 +47,13 @@ class Client {
   int64_t recovered_at_open() const { return recovered_at_open_; }
 
   ChangeQueue& queue() { return *queue_; }
+  DocumentStore& store() { return *store_; }
+  DeltaApplier& applier() { return *applier_; }
   ChangeDecoder& decoder() { return decoder_; }
   Database& database() { return *db_; }
+
+  // Deletes tombstones whose delete is synced and older than tombstone_retention_ms.
+  Result<int64_t> PurgeExpiredTombstones() { return store_->PurgeTombstones(options_.tombstone_retention_ms); }
 
   // A JSON document of everything queued, for debugging and support.
   Result<std::string> ExportJson();
@@ -59,6 +69,8 @@ class Client {
   std::shared_ptr<Random> random_;
   std::unique_ptr<Database> db_;
   std::unique_ptr<ChangeQueue> queue_;
+  std::unique_ptr<DocumentStore> store_;
+  std::unique_ptr<DeltaApplier> applier_;
   ChangeDecoder decoder_;
   std::string device_id_;
   int64_t recovered_at_open_ = 0;

@@ -18,12 +18,12 @@ namespace {
 constexpr const char* kFindKnownId =
     "SELECT 1 FROM changes WHERE change_id = ?1 UNION ALL SELECT 1 FROM change_aliases WHERE change_id = ?1 LIMIT 1";
 constexpr const char* kFindLatestForEntity =
-    "SELECT id, change_id, type, data, status FROM changes WHERE entity_type = ?1 AND entity_id = ?2 "
+    "SELECT id, change_id, type, data, status, attempts FROM changes WHERE entity_type = ?1 AND entity_id = ?2 "
     "ORDER BY id DESC LIMIT 1";
 constexpr const char* kInsertChange =
     "INSERT INTO changes (change_id, tenant_id, user_id, entity_type, entity_id, type, data, base_version, "
-    "timestamp, created_at, updated_at, status, retry_count, last_error) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'pending', ?11, ?12)";
+    "timestamp, created_at, updated_at, status, retry_count, last_error, attempts) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'pending', ?11, ?12, CASE WHEN ?11 > 0 THEN 1 ELSE 0 END)";
 constexpr const char* kUpdateCoalesced =
     "UPDATE changes SET type = ?2, data = ?3, timestamp = max(timestamp, ?4), updated_at = ?5 WHERE id = ?1";
 constexpr const char* kDeleteById = "DELETE FROM changes WHERE id = ?1";
@@ -50,7 +50,10 @@ constexpr const char* kTakeBatch =
     "  SELECT 1 FROM changes AS p WHERE p.entity_type = c.entity_type AND p.entity_id = c.entity_id"
     "  AND p.id < c.id AND p.status IN ('failed', 'syncing')) "
     "ORDER BY c.id LIMIT ?1";
-constexpr const char* kMarkSyncing = "UPDATE changes SET status = 'syncing', updated_at = ?2 WHERE id = ?1";
+constexpr const char* kMarkSyncing =
+    "UPDATE changes SET status = 'syncing', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1";
+constexpr const char* kRewriteUnsent =
+    "UPDATE changes SET data = ?2, updated_at = ?3 WHERE id = ?1 AND attempts = 0 AND status IN ('pending', 'failed')";
 constexpr const char* kMarkSynced =
     "UPDATE changes SET status = 'synced', synced_at = ?2, updated_at = ?2, server_version = ?3, last_error = NULL "
     "WHERE change_id = ?1 AND status = 'syncing'";
@@ -143,7 +146,9 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
     latest->BindText(2, input.entity_id);
     Result<bool> found = latest->Step();
     if (!found.ok()) return found.status();
-    if (found.value() && latest->Text(4) == "pending") {
+    // Only a change that was never sent may be rewritten: the server may already have
+    // applied the changeId of one that was, and would ignore its new content.
+    if (found.value() && latest->Text(4) == "pending" && latest->Int(5) == 0) {
       const int64_t row_id = latest->Int(0);
       std::string into(latest->Text(1));
       const std::optional<ChangeType> previous = ParseChangeType(latest->Text(2));
@@ -387,6 +392,18 @@ Result<std::vector<Change>> ChangeQueue::TakeBatch(int64_t limit) {
   }
   DS_RETURN_IF_ERROR(tx.Commit());
   return batch;
+}
+
+Status ChangeQueue::RewriteUnsentData(int64_t id, const std::string& data) {
+  Result<Statement*> stmt = db_.Cached(kRewriteUnsent);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindInt(1, id);
+  scope->BindText(2, data);
+  scope->BindInt(3, clock_.NowMs());
+  DS_RETURN_IF_ERROR(scope->Run());
+  if (db_.Changes() == 0) return Status::Conflict("The change was sent already and cannot be rewritten");
+  return Status::Ok();
 }
 
 Status ChangeQueue::MarkSynced(const std::string& change_id, std::optional<int64_t> server_version) {

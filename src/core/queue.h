@@ -5,7 +5,8 @@
 // Ordering: per entity, changes are sent in the order they were queued, and
 // nothing is taken while an earlier change of the same entity is failed or in
 // flight. Coalescing (DESIGN.md section 5) only ever rewrites the newest change of
-// an entity, and only while it is pending: an in-flight change is never rewritten.
+// an entity, and only while it is pending and was never sent: an in-flight change,
+// or one that went out and came back to pending after a failure, is never rewritten.
 //
 // Thread safety: not thread-safe; one thread at a time, like its Database.
 #pragma once
@@ -93,6 +94,11 @@ class ChangeQueue {
   // Removes a pending, failed or synced change. In flight: CONFLICT. Unknown: NOT_FOUND.
   Status Discard(const std::string& change_id);
 
+  // True when `change_id` is queued, or was folded into another change or discarded.
+  Result<bool> IsKnownChangeId(const std::string& change_id);
+  // Replaces the data of a change that was never sent. CONFLICT if it was sent.
+  Status RewriteUnsentData(int64_t id, const std::string& data);
+
   // ---- Transitions used by the sync engine.
 
   // Takes up to `limit` pending changes for sending (pending -> syncing), oldest
@@ -114,7 +120,6 @@ class ChangeQueue {
 
  private:
   Result<EnqueueResult> EnqueueLocked(const ChangeInput& input, bool skip_duplicates);
-  Result<bool> IsKnownChangeId(const std::string& change_id);
   Status AddAlias(const std::string& change_id, const std::optional<std::string>& merged_into);
   Result<std::vector<Change>> Query(const char* sql, const std::optional<std::string>& text_param,
                                     std::optional<int64_t> int_param);

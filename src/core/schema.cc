@@ -44,11 +44,58 @@ CREATE TABLE change_aliases (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: the document store, pulled-change conflicts, and a send counter on
+// queued changes (a change that was ever sent must never be coalesced: the server
+// may already have applied its changeId).
+constexpr const char* kClientV2 = R"sql(
+ALTER TABLE changes ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE changes SET attempts = 1 WHERE retry_count > 0 OR status != 'pending';
+
+CREATE TABLE documents (
+  id             INTEGER PRIMARY KEY,
+  entity_type    TEXT NOT NULL,
+  entity_id      TEXT NOT NULL,
+  data           TEXT,                 -- visible state: server state with local changes on top; NULL when deleted
+  base           TEXT,                 -- while local changes are unacknowledged: the server state they sit on
+  version        INTEGER,              -- server version of the last pulled change
+  deleted        INTEGER NOT NULL DEFAULT 0,
+  updated_at     INTEGER NOT NULL,
+  last_synced_at INTEGER,
+  deleted_at     INTEGER,
+  UNIQUE (entity_type, entity_id)
+);
+
+CREATE TABLE document_indexes (
+  entity_type TEXT NOT NULL,
+  field       TEXT NOT NULL,
+  name        TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (entity_type, field)
+) WITHOUT ROWID;
+
+CREATE TABLE conflicts (
+  id               INTEGER PRIMARY KEY,
+  entity_type      TEXT NOT NULL,
+  entity_id        TEXT NOT NULL,
+  local_data       TEXT,               -- NULL: deleted locally
+  remote_data      TEXT,               -- NULL: deleted on the server
+  remote_version   INTEGER NOT NULL,
+  remote_change_id TEXT NOT NULL,
+  remote_timestamp INTEGER NOT NULL,
+  status           TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+  resolution       TEXT,
+  created_at       INTEGER NOT NULL,
+  resolved_at      INTEGER
+);
+CREATE UNIQUE INDEX conflicts_open_by_entity ON conflicts (entity_type, entity_id) WHERE status = 'open';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& ClientMigrations() {
   static const std::vector<Migration> kMigrations = {
       {1, kClientV1},
+      {2, kClientV2},
   };
   return kMigrations;
 }
@@ -98,6 +145,10 @@ Status Migrate(Database& db, const std::vector<Migration>& migrations) {
     if (migration.version <= version.value()) continue;
     Transaction tx(db);
     DS_RETURN_IF_ERROR(tx.status());
+    // Another connection may have run this migration since we looked.
+    Result<int> current = SchemaVersion(db);
+    if (!current.ok()) return current.status();
+    if (current.value() >= migration.version) continue;
     Status applied = db.Exec(migration.sql);
     if (!applied.ok()) {
       return Status::Error(applied.code(), "Migration to schema version " + std::to_string(migration.version) +

@@ -111,14 +111,11 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
     }
     return Status::Error(CodeForSqlite(rc), std::move(message));
   }
-  std::unique_ptr<Database> db(new Database(raw, path));
+  std::unique_ptr<Database> db(new Database(raw, path, options.busy_timeout_ms));
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   sqlite3_extended_result_codes(raw, 1);
 
-  if (!options.read_only) {
-    // journal_mode=WAL needs a lock; the busy timeout covers a concurrent opener.
-    DS_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
-  }
+  if (!options.read_only && options.enable_wal) DS_RETURN_IF_ERROR(db->EnableWal());
   DS_RETURN_IF_ERROR(db->Exec(options.durability == Durability::kFull ? "PRAGMA synchronous=FULL"
                                                                        : "PRAGMA synchronous=NORMAL"));
   DS_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000"));
@@ -138,6 +135,17 @@ Status Database::ErrorStatus(int rc, std::string_view what) const {
     message += " (the database stayed locked by another connection past busyTimeoutMs)";
   }
   return Status::Error(CodeForSqlite(rc), std::move(message));
+}
+
+Status Database::EnableWal() {
+  // A new file's first switch to WAL can report SQLITE_BUSY at once, without the
+  // busy handler, while another connection is creating the same file.
+  constexpr int kStepMs = 5;
+  for (int waited = 0;; waited += kStepMs) {
+    Status status = Exec("PRAGMA journal_mode=WAL");
+    if (status.ok() || status.code() != StatusCode::kBusy || waited >= busy_timeout_ms_) return status;
+    sqlite3_sleep(kStepMs);
+  }
 }
 
 Status Database::Exec(std::string_view sql) {

@@ -31,6 +31,9 @@ struct DatabaseOptions {
   bool read_only = false;
   // When true, opening a path that does not exist fails instead of creating it.
   bool must_exist = false;
+  // Switch to WAL at open. Callers that must first check whose file it is (and so
+  // must not modify a foreign file) pass false and call EnableWal() afterwards.
+  bool enable_wal = true;
 };
 
 class Database;
@@ -97,6 +100,10 @@ class Database {
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
+  // Switches the file to WAL. Retries while another connection holds a lock that
+  // prevents the switch, for up to the busy timeout.
+  Status EnableWal();
+
   // Runs one or more statements that return no rows.
   Status Exec(std::string_view sql);
   // Prepares a statement owned by the caller.
@@ -117,9 +124,11 @@ class Database {
 
  private:
   friend class Transaction;
-  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Database(sqlite3* db, std::string path, int busy_timeout_ms)
+      : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
   sqlite3* db_;
   std::string path_;
+  int busy_timeout_ms_;
   int transaction_depth_ = 0;
   std::unordered_map<const char*, std::unique_ptr<Statement>> cache_;
 };

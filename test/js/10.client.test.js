@@ -308,7 +308,6 @@ describe('opening files that are not deltasync databases', () => {
 
   test(
     'an SQLite file of another application is left byte-for-byte unchanged',
-    { todo: 'bug: Database::Open switches the file to WAL (src/core/sqlite.cc:120) before Migrate checks application_id' },
     (t) => {
       const file = path.join(tempDir(t), 'foreign.db');
       makeForeignDatabase(file);

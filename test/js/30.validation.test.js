@@ -238,7 +238,6 @@ describe('JSON text given to importLegacy', () => {
 
   test(
     'a duplicate key at the record level is INVALID_ARGUMENT',
-    { todo: 'bug: ChangeDecoder::DecodeRecord (change_codec.cc) lets a repeated record field silently overwrite the first' },
     (t) => {
       const client = seeded(t);
       const text = '[{"changeId":"probe","type":"CREATED","entityType":"note","entityId":"e1","entityId":"e2","data":{}}]';

@@ -60,7 +60,7 @@ describe('worker_threads', () => {
 
   test('two clients on one file in two workers enqueue 500 changes each: all 1000 present, no BUSY', async (t) => {
     const file = path.join(tempDir(t), 'shared.db');
-    // Create the file first, so that this test is about concurrent writes (see the todo below for concurrent creation).
+    // Create the file first, so that this test is about concurrent writes (concurrent creation has its own test below).
     const creator = new SyncClient({ path: file });
     const deviceId = creator.deviceId;
     creator.close();
@@ -93,12 +93,6 @@ describe('worker_threads', () => {
 
   test(
     'two workers creating the same new file at the same moment both succeed',
-    {
-      todo:
-        'bug: concurrent first open fails now and then with BUSY (PRAGMA journal_mode=WAL, src/core/sqlite.cc:120, ' +
-        'gets no busy handler on a rollback-journal file) or with "table meta already exists" ' +
-        '(Migrate in src/core/schema.cc reuses the user_version read before its migration transaction)',
-    },
     async (t) => {
       const dir = tempDir(t);
       const failures = [];
@@ -132,12 +126,6 @@ describe('worker_threads', () => {
 
   test(
     'workers terminated while enqueueing do not crash the process, and release their files',
-    {
-      todo:
-        'bug: now and then the process aborts with "terminate called after throwing an instance of Napi::Error" ' +
-        '(napi_throw fails in a terminating worker and node-addon-api rethrows from its C callback wrapper; ' +
-        'fix: define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS for the addon target in CMakeLists.txt)',
-    },
     async (t) => {
       const dir = tempDir(t);
       const child = spawn(process.execPath, [TERMINATE_CHILD, '--deltasync-terminate-child', dir, '25'], {

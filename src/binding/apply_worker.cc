@@ -1,0 +1,116 @@
+#include "binding/apply_worker.h"
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace deltasync::binding {
+
+ApplyWorker::ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot,
+                         simdjson::padded_string input, JsonLimits limits, int64_t chunk_size,
+                         Napi::Value on_progress)
+    : Napi::AsyncProgressWorker<ApplyProgress>(env, "deltasync:applyRemote"),
+      addon_(addon),
+      deferred_(Napi::Promise::Deferred::New(env)),
+      slot_(std::move(slot)),
+      input_(std::move(input)),
+      limits_(limits),
+      chunk_size_(std::max<int64_t>(1, chunk_size)) {
+  if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
+}
+
+void ApplyWorker::Execute(const ExecutionProgress& progress) {
+  // Decode and validate the whole page before touching the database.
+  simdjson::ondemand::parser parser;
+  PullPage page;
+  status_ = DecodePullPage(parser, input_, limits_, &page);
+  if (!status_.ok()) return;
+  input_ = simdjson::padded_string();  // the decoded page holds what is needed
+
+  using SteadyClock = std::chrono::steady_clock;
+  auto last_report = SteadyClock::now();
+  const size_t total = page.changes.size();
+  size_t begin = 0;
+  do {
+    const size_t end = std::min(total, begin + static_cast<size_t>(chunk_size_));
+    {
+      std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+      if (!slot_->client) {
+        status_ = Status::Closed("The client was closed while applying a page; changes up to version " +
+                                 std::to_string(result_.latest_server_version.value_or(0)) + " were applied");
+        return;
+      }
+      status_ = slot_->client->applier().ApplyChunk(page, begin, end, &result_);
+      if (!status_.ok()) return;
+      if (end == total) {
+        Result<int64_t> purged = slot_->client->PurgeExpiredTombstones();
+        if (!purged.ok()) {
+          status_ = purged.status();
+          return;
+        }
+      }
+    }
+    begin = end;
+    const auto now = SteadyClock::now();
+    if (now - last_report >= std::chrono::milliseconds(16) || begin == total) {
+      last_report = now;
+      ApplyProgress report{result_.applied + result_.skipped, static_cast<int64_t>(total),
+                           static_cast<int64_t>(page.bytes)};
+      progress.Send(&report, 1);
+    }
+  } while (begin < total);
+}
+
+void ApplyWorker::OnProgress(const ApplyProgress* data, size_t count) {
+  if (count == 0 || on_progress_.IsEmpty() || !slot_->client) return;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Object report = Napi::Object::New(env);
+  report.Set("applied", Napi::Number::New(env, static_cast<double>(data->applied)));
+  report.Set("total", Napi::Number::New(env, static_cast<double>(data->total)));
+  report.Set("bytesParsed", Napi::Number::New(env, static_cast<double>(data->bytes_parsed)));
+  on_progress_.Call({report});
+}
+
+void ApplyWorker::OnOK() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  if (!status_.ok()) {
+    try {
+      addon_->Throw(env, status_);
+    } catch (const Napi::Error& error) {
+      deferred_.Reject(error.Value());
+    }
+    return;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("applied", Napi::Number::New(env, static_cast<double>(result_.applied)));
+  out.Set("skipped", Napi::Number::New(env, static_cast<double>(result_.skipped)));
+  Napi::Array conflicts = Napi::Array::New(env, result_.conflicts.size());
+  uint32_t index = 0;
+  for (const AppliedConflict& conflict : result_.conflicts) {
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("entityType", conflict.entity_type);
+    item.Set("entityId", conflict.entity_id);
+    item.Set("changeId", conflict.change_id);
+    item.Set("version", Napi::Number::New(env, static_cast<double>(conflict.version)));
+    item.Set("strategy", ConflictStrategyName(conflict.strategy));
+    item.Set("winner", conflict.winner);
+    if (conflict.conflict_id) {
+      item.Set("conflictId", Napi::Number::New(env, static_cast<double>(*conflict.conflict_id)));
+    }
+    conflicts.Set(index++, item);
+  }
+  out.Set("conflicts", conflicts);
+  if (result_.latest_server_version) {
+    out.Set("latestServerVersion", Napi::Number::New(env, static_cast<double>(*result_.latest_server_version)));
+  } else {
+    out.Set("latestServerVersion", env.Null());
+  }
+  deferred_.Resolve(out);
+}
+
+void ApplyWorker::OnError(const Napi::Error& error) { deferred_.Reject(error.Value()); }
+
+}  // namespace deltasync::binding

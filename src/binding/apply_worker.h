@@ -1,0 +1,50 @@
+// ApplyWorker: applies one pulled page off the main thread. The page bytes are
+// copied into a padded buffer on the main thread; Execute() decodes and validates
+// the whole page, then applies it chunk by chunk, taking the client's lock only
+// for one chunk at a time so that writes from the main thread wait at most one
+// chunk. Progress reaches JS at most once per 16 ms.
+#pragma once
+
+#include <napi.h>
+
+#include <chrono>
+#include <memory>
+
+#include "binding/addon.h"
+#include "binding/native_client.h"
+#include "core/apply.h"
+#include "simdjson.h"
+
+namespace deltasync::binding {
+
+struct ApplyProgress {
+  int64_t applied = 0;
+  int64_t total = 0;
+  int64_t bytes_parsed = 0;
+};
+
+class ApplyWorker : public Napi::AsyncProgressWorker<ApplyProgress> {
+ public:
+  ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot, simdjson::padded_string input,
+              JsonLimits limits, int64_t chunk_size, Napi::Value on_progress);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute(const ExecutionProgress& progress) override;
+  void OnProgress(const ApplyProgress* data, size_t count) override;
+  void OnOK() override;
+  void OnError(const Napi::Error& error) override;
+
+ private:
+  DeltaSyncAddon* addon_;
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<ClientSlot> slot_;
+  simdjson::padded_string input_;
+  JsonLimits limits_;
+  int64_t chunk_size_;
+  Napi::FunctionReference on_progress_;
+  Status status_;
+  ApplyResult result_;
+};
+
+}  // namespace deltasync::binding

@@ -1,0 +1,787 @@
+#include "core/apply.h"
+
+#include <algorithm>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "core/change_codec.h"
+
+namespace deltasync {
+
+namespace {
+
+constexpr const char* kHasUnsynced = "SELECT EXISTS (SELECT 1 FROM changes WHERE status != 'synced')";
+constexpr const char* kLoadForApply =
+    "SELECT data, base, version, deleted FROM documents WHERE entity_type = ?1 AND entity_id = ?2";
+// Writes a pulled state unless the stored document already has this version or a newer one.
+constexpr const char* kUpsertRemote =
+    "INSERT INTO documents (entity_type, entity_id, data, base, version, deleted, updated_at, last_synced_at, "
+    "deleted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, CASE WHEN ?6 THEN ?7 END) "
+    "ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = excluded.data, base = excluded.base, "
+    "version = excluded.version, deleted = excluded.deleted, updated_at = excluded.updated_at, "
+    "last_synced_at = excluded.last_synced_at, "
+    "deleted_at = CASE WHEN excluded.deleted THEN coalesce(documents.deleted_at, excluded.deleted_at) END "
+    "WHERE documents.version IS NULL OR documents.version < excluded.version";
+constexpr const char* kLocalChanges =
+    "SELECT id, change_id, type, data, timestamp, status FROM changes "
+    "WHERE entity_type = ?1 AND entity_id = ?2 AND status != 'synced' ORDER BY id";
+constexpr const char* kGetCursor = "SELECT value FROM meta WHERE key = 'server_version'";
+constexpr const char* kSetCursor =
+    "INSERT INTO meta (key, value) VALUES ('server_version', ?1) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+constexpr const char* kFindOpenConflict =
+    "SELECT id FROM conflicts WHERE entity_type = ?1 AND entity_id = ?2 AND status = 'open'";
+constexpr const char* kInsertConflict =
+    "INSERT INTO conflicts (entity_type, entity_id, local_data, remote_data, remote_version, remote_change_id, "
+    "remote_timestamp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr const char* kUpdateConflict =
+    "UPDATE conflicts SET local_data = ?2, remote_data = ?3, remote_version = ?4, remote_change_id = ?5, "
+    "remote_timestamp = ?6 WHERE id = ?1";
+constexpr const char* kLoadConflict =
+    "SELECT entity_type, entity_id, local_data, remote_data, remote_version FROM conflicts "
+    "WHERE id = ?1 AND status = 'open'";
+constexpr const char* kResolveConflict =
+    "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_at = ?3 WHERE id = ?1";
+constexpr const char* kOpenConflicts =
+    "SELECT id, entity_type, entity_id, local_data, remote_data, remote_version, remote_change_id, "
+    "remote_timestamp, created_at FROM conflicts WHERE status = 'open' ORDER BY id";
+constexpr const char* kWriteResolved =
+    "UPDATE documents SET data = ?3, base = ?4, deleted = ?5, updated_at = ?6, "
+    "deleted_at = CASE WHEN ?5 THEN ?6 END WHERE entity_type = ?1 AND entity_id = ?2";
+
+Status PageError([[maybe_unused]] const std::string& path, const std::string& change_id, Status status) {
+  std::string message = status.message();
+  if (!change_id.empty()) message += " (changeId " + change_id + ")";
+  return Status::Error(status.code(), std::move(message));
+}
+
+// Reads a string of 1..256 bytes.
+bool ReadShortString(simdjson::ondemand::value value, std::string* out) {
+  std::string_view text;
+  simdjson::ondemand::json_type type;
+  if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::string) return false;
+  if (value.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) return false;
+  out->assign(text);
+  return true;
+}
+
+Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& limits, const std::string& name,
+                          RemoteChange* out) {
+  bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
+  std::string path;
+  std::string scratch;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+      return PageError(name, out->change_id, Status::InvalidArgument("Malformed JSON in " + name));
+    }
+    path.assign(name).append(".").append(key);
+    simdjson::ondemand::value value = field.value();
+    if (key == "version") {
+      int64_t version = 0;
+      if (value.get_int64().get(version) != simdjson::SUCCESS || version < 1) {
+        return PageError(path, out->change_id, ExpectedError("a positive integer", path, DescribeReceived(value)));
+      }
+      out->version = version;
+      has_version = true;
+    } else if (key == "changeId") {
+      if (!ReadShortString(value, &out->change_id)) {
+        return ExpectedError("a non-empty string of at most 256 bytes", path, DescribeReceived(value));
+      }
+    } else if (key == "type") {
+      std::string text;
+      std::optional<ChangeType> type;
+      if (ReadShortString(value, &text)) type = ParseChangeType(text);
+      if (!type) {
+        return PageError(path, out->change_id, ExpectedError("one of \"CREATED\", \"UPDATED\", \"DELETED\"", path,
+                                                             DescribeReceived(value)));
+      }
+      out->type = *type;
+      has_type = true;
+    } else if (key == "entityType") {
+      if (!ReadShortString(value, &out->entity_type) || !IsValidEntityType(out->entity_type)) {
+        return PageError(path, out->change_id,
+                         ExpectedError("a string matching [A-Za-z0-9_.-]{1,64}", path, DescribeReceived(value)));
+      }
+      has_entity_type = true;
+    } else if (key == "entityId") {
+      if (!ReadShortString(value, &out->entity_id)) {
+        return PageError(path, out->change_id,
+                         ExpectedError("a non-empty string of at most 256 bytes", path, DescribeReceived(value)));
+      }
+      has_entity_id = true;
+    } else if (key == "data") {
+      simdjson::ondemand::json_type type;
+      if (value.type().get(type) != simdjson::SUCCESS) {
+        return PageError(path, out->change_id, Status::InvalidArgument("Malformed JSON at " + path));
+      }
+      if (type == simdjson::ondemand::json_type::null) {
+        out->data.reset();
+      } else if (type == simdjson::ondemand::json_type::object) {
+        std::string copy;
+        Status copied = CopyValidatedJson(value, 0, limits, path, &copy);
+        if (!copied.ok()) return PageError(path, out->change_id, copied);
+        out->data = std::move(copy);
+      } else {
+        return PageError(path, out->change_id, ExpectedError("an object or null", path, DescribeReceived(value)));
+      }
+    } else if (key == "timestamp") {
+      double number = 0;
+      if (value.get_double().get(number) != simdjson::SUCCESS || !(number >= 0) || number > 8.64e15) {
+        return PageError(path, out->change_id,
+                         ExpectedError("milliseconds since the epoch", path, DescribeReceived(value)));
+      }
+      out->timestamp = static_cast<int64_t>(number);
+    } else if (key == "deviceId") {
+      bool is_null = false;
+      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      std::string device;
+      if (!ReadShortString(value, &device)) {
+        return PageError(path, out->change_id, ExpectedError("a string or null", path, DescribeReceived(value)));
+      }
+      out->device_id = std::move(device);
+    } else {
+      // Fields this release does not use are still validated as JSON.
+      scratch.clear();
+      Status copied = CopyValidatedJson(value, 1, limits, path, &scratch);
+      if (!copied.ok()) return PageError(path, out->change_id, copied);
+    }
+  }
+  if (!has_version) return PageError(name, out->change_id, ExpectedError("a positive integer", name + ".version", "undefined"));
+  if (out->change_id.empty()) return ExpectedError("a non-empty string", name + ".changeId", "undefined");
+  if (!has_type) {
+    return PageError(name, out->change_id,
+                     ExpectedError("one of \"CREATED\", \"UPDATED\", \"DELETED\"", name + ".type", "undefined"));
+  }
+  if (!has_entity_type) {
+    return PageError(name, out->change_id,
+                     ExpectedError("a string matching [A-Za-z0-9_.-]{1,64}", name + ".entityType", "undefined"));
+  }
+  if (!has_entity_id) {
+    return PageError(name, out->change_id, ExpectedError("a non-empty string", name + ".entityId", "undefined"));
+  }
+  if (out->type != ChangeType::kDeleted && !out->data) {
+    return PageError(name, out->change_id, ExpectedError("an object", name + ".data", "nothing"));
+  }
+  return Status::Ok();
+}
+
+Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& limits, const std::string& name,
+                          PullPage* out) {
+  size_t index = 0;
+  std::string element_name;
+  for (auto element_result : array) {
+    element_name.assign(name).append("[").append(std::to_string(index)).append("]");
+    simdjson::ondemand::value element;
+    simdjson::ondemand::object object;
+    if (std::move(element_result).get(element) != simdjson::SUCCESS) {
+      return Status::InvalidArgument("Malformed JSON at " + element_name);
+    }
+    if (element.get_object().get(object) != simdjson::SUCCESS) {
+      return ExpectedError("a change object", element_name, DescribeReceived(element));
+    }
+    RemoteChange change;
+    DS_RETURN_IF_ERROR(DecodeRemoteChange(object, limits, element_name, &change));
+    if (!out->changes.empty() && change.version <= out->changes.back().version) {
+      return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
+                                     std::to_string(change.version) + " follows " +
+                                     std::to_string(out->changes.back().version) + " (changeId " +
+                                     change.change_id + ")");
+    }
+    out->changes.push_back(std::move(change));
+    ++index;
+  }
+  return Status::Ok();
+}
+
+// `json` without the given top-level keys.
+Result<std::string> WithoutKeys(simdjson::ondemand::parser& parser, const std::string& json,
+                                const std::unordered_set<std::string>& drop) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("stored change data is not a JSON object");
+  }
+  std::string out = "{";
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
+    std::string_view raw_key = TrimJsonWhitespace(field.key_raw_json_token());
+    std::string_view key;
+    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
+    std::string_view raw_value;
+    if (field.value().raw_json().get(raw_value) != simdjson::SUCCESS) return Status::Internal("bad stored value");
+    if (drop.count(std::string(key))) continue;
+    if (out.size() > 1) out.push_back(',');
+    out.append(raw_key).push_back(':');
+    out.append(TrimJsonWhitespace(raw_value));
+  }
+  out.push_back('}');
+  return out;
+}
+
+Result<std::unordered_set<std::string>> KeysOf(simdjson::ondemand::parser& parser, const std::string& json) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("change data is not a JSON object");
+  }
+  std::unordered_set<std::string> keys;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+      return Status::Internal("bad field");
+    }
+    keys.insert(std::string(key));
+  }
+  return keys;
+}
+
+// A full document as an UPDATED delta against `previous`: every field, and null for dropped ones.
+Result<std::string> DeltaAgainst(simdjson::ondemand::parser& parser, const std::string& doc,
+                                 const std::string& previous) {
+  Result<std::unordered_set<std::string>> kept = KeysOf(parser, doc);
+  if (!kept.ok()) return kept.status();
+  simdjson::padded_string padded(previous);
+  simdjson::ondemand::document old_doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(old_doc) != simdjson::SUCCESS ||
+      old_doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("stored document is not a JSON object");
+  }
+  std::string delta = doc;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
+    std::string_view raw = TrimJsonWhitespace(field.key_raw_json_token());
+    std::string_view key;
+    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
+    if (kept.value().count(std::string(key))) continue;
+    delta.pop_back();
+    if (delta.size() > 1) delta.push_back(',');
+    delta.append(raw).append(":null}");
+  }
+  return delta;
+}
+
+}  // namespace
+
+std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name) {
+  if (name == "newest_wins") return ConflictStrategy::kNewestWins;
+  if (name == "server_wins") return ConflictStrategy::kServerWins;
+  if (name == "client_wins") return ConflictStrategy::kClientWins;
+  if (name == "merge") return ConflictStrategy::kMerge;
+  if (name == "manual") return ConflictStrategy::kManual;
+  return std::nullopt;
+}
+
+const char* ConflictStrategyName(ConflictStrategy strategy) {
+  switch (strategy) {
+    case ConflictStrategy::kNewestWins: return "newest_wins";
+    case ConflictStrategy::kServerWins: return "server_wins";
+    case ConflictStrategy::kClientWins: return "client_wins";
+    case ConflictStrategy::kMerge: return "merge";
+    case ConflictStrategy::kManual: return "manual";
+  }
+  return "newest_wins";
+}
+
+Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                      const JsonLimits& limits, PullPage* out) {
+  out->bytes = input.size();
+  simdjson::ondemand::document doc;
+  if (auto error = parser.iterate(input).get(doc)) {
+    return Status::InvalidArgument(std::string("Malformed JSON for page (") + simdjson::error_message(error) + ")");
+  }
+  simdjson::ondemand::json_type type;
+  if (auto error = doc.type().get(type)) {
+    return Status::InvalidArgument(std::string("Malformed JSON for page (") + simdjson::error_message(error) + ")");
+  }
+  if (type == simdjson::ondemand::json_type::array) {
+    simdjson::ondemand::array array;
+    if (doc.get_array().get(array) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
+    DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, "newChanges", out));
+  } else if (type == simdjson::ondemand::json_type::object) {
+    simdjson::ondemand::object object;
+    if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
+    bool has_changes = false;
+    std::string scratch;
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed JSON for page");
+      }
+      simdjson::ondemand::value value = field.value();
+      if (key == "newChanges") {
+        simdjson::ondemand::array array;
+        if (value.get_array().get(array) != simdjson::SUCCESS) {
+          return ExpectedError("an array of changes", "page.newChanges", DescribeReceived(value));
+        }
+        DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, "newChanges", out));
+        has_changes = true;
+      } else if (key == "latestServerVersion") {
+        int64_t version = 0;
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0) {
+          return ExpectedError("a non-negative integer", "page.latestServerVersion", DescribeReceived(value));
+        }
+        out->latest_server_version = version;
+      } else if (key == "hasMore") {
+        bool flag = false;
+        if (value.get_bool().get(flag) != simdjson::SUCCESS) {
+          return ExpectedError("a boolean", "page.hasMore", DescribeReceived(value));
+        }
+        out->has_more = flag;
+      } else {
+        scratch.clear();
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, "page." + std::string(key), &scratch));
+      }
+    }
+    if (!has_changes) return ExpectedError("an array of changes", "page.newChanges", "undefined");
+  } else {
+    return Status::InvalidArgument("Expected a pull page (an object with newChanges, or an array of changes)");
+  }
+  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the page");
+  return Status::Ok();
+}
+
+DeltaApplier::DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy)
+    : db_(db), clock_(clock), queue_(queue), strategy_(strategy) {}
+
+Result<int64_t> DeltaApplier::Cursor() {
+  Result<Statement*> stmt = db_.Cached(kGetCursor);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  Result<bool> row = scope->Step();
+  if (!row.ok()) return row.status();
+  if (!row.value()) return int64_t{0};
+  return static_cast<int64_t>(std::stoll(std::string(scope->Text(0))));
+}
+
+Status DeltaApplier::SetCursor(int64_t version) {
+  Result<int64_t> current = Cursor();
+  if (!current.ok()) return current.status();
+  if (version <= current.value()) return Status::Ok();
+  Result<Statement*> stmt = db_.Cached(kSetCursor);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  const std::string text = std::to_string(version);
+  scope->BindText(1, text);
+  return scope->Run();
+}
+
+Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result) {
+  Transaction tx(db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  bool has_local = false;
+  {
+    Result<Statement*> stmt = db_.Cached(kHasUnsynced);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    has_local = scope->Int(0) != 0;
+  }
+  for (size_t i = begin; i < end; ++i) {
+    Status status = ApplyOne(page.changes[i], has_local, result);
+    if (!status.ok()) {
+      return Status::Error(status.code(), "Applying newChanges[" + std::to_string(i) + "] (changeId " +
+                                              page.changes[i].change_id + "): " + status.message());
+    }
+  }
+  int64_t cursor = end > begin ? page.changes[end - 1].version : 0;
+  if (end == page.changes.size() && !page.has_more && page.latest_server_version) {
+    cursor = std::max(cursor, *page.latest_server_version);
+  }
+  DS_RETURN_IF_ERROR(SetCursor(cursor));
+  Result<int64_t> stored = Cursor();
+  if (!stored.ok()) return stored.status();
+  DS_RETURN_IF_ERROR(tx.Commit());
+  result->latest_server_version = stored.value();
+  return Status::Ok();
+}
+
+Result<std::vector<DeltaApplier::LocalChange>> DeltaApplier::LocalChanges(const std::string& entity_type,
+                                                                        const std::string& entity_id) {
+  Result<Statement*> stmt = db_.Cached(kLocalChanges);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, entity_type);
+  scope->BindText(2, entity_id);
+  std::vector<LocalChange> changes;
+  for (;;) {
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) break;
+    changes.push_back(LocalChange{scope->Int(0), std::string(scope->Text(1)),
+                                  ParseChangeType(scope->Text(2)).value_or(ChangeType::kUpdated),
+                                  scope->OptionalText(3), scope->Int(4),
+                                  ParseChangeStatus(scope->Text(5)).value_or(ChangeStatus::kPending)});
+  }
+  return changes;
+}
+
+Result<DeltaApplier::State> DeltaApplier::Replay(State state, const std::vector<LocalChange>& changes,
+                                                 bool only_in_flight) {
+  for (const LocalChange& change : changes) {
+    if (only_in_flight && change.status != ChangeStatus::kSyncing) continue;
+    switch (change.type) {
+      case ChangeType::kCreated:
+        state.data = change.data;
+        break;
+      case ChangeType::kUpdated: {
+        if (!change.data) break;
+        Result<std::string> merged = ShallowMergeObjects(parser_, state.data ? *state.data : "{}", *change.data);
+        if (!merged.ok()) return merged.status();
+        state.data = std::move(merged).value();
+        break;
+      }
+      case ChangeType::kDeleted:
+        state.data.reset();
+        break;
+    }
+  }
+  return state;
+}
+
+Status DeltaApplier::DiscardUnsent(const std::vector<LocalChange>& changes) {
+  for (const LocalChange& change : changes) {
+    if (change.status == ChangeStatus::kSyncing) continue;
+    DS_RETURN_IF_ERROR(queue_.Discard(change.change_id));
+  }
+  return Status::Ok();
+}
+
+Status DeltaApplier::WriteDocument(const RemoteChange& change, const State& visible, const State& server,
+                                   bool dirty) {
+  Result<Statement*> stmt = db_.Cached(kUpsertRemote);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, change.entity_type);
+  scope->BindText(2, change.entity_id);
+  scope->BindOptionalText(3, visible.data);
+  if (dirty) {
+    scope->BindOptionalText(4, server.data);
+  } else {
+    scope->BindNull(4);
+  }
+  scope->BindInt(5, change.version);
+  scope->BindInt(6, visible.data ? 0 : 1);
+  scope->BindInt(7, clock_.NowMs());
+  return scope->Run();
+}
+
+Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result) {
+  std::vector<LocalChange> locals;
+  if (queue_has_local_changes) {
+    Result<std::vector<LocalChange>> loaded = LocalChanges(change.entity_type, change.entity_id);
+    if (!loaded.ok()) return loaded.status();
+    locals = std::move(loaded).value();
+  }
+
+  // Fast path: no local changes, and the pulled state does not depend on the stored one.
+  if (locals.empty() && change.type != ChangeType::kUpdated) {
+    const State pulled{change.type == ChangeType::kDeleted ? std::nullopt : change.data};
+    DS_RETURN_IF_ERROR(WriteDocument(change, pulled, State{}, false));
+    if (db_.Changes() > 0) {
+      ++result->applied;
+    } else {
+      ++result->skipped;
+    }
+    return Status::Ok();
+  }
+
+  std::optional<std::string> data, base;
+  std::optional<int64_t> version;
+  bool found = false, deleted = false;
+  {
+    Result<Statement*> stmt = db_.Cached(kLoadForApply);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, change.entity_type);
+    scope->BindText(2, change.entity_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (row.value()) {
+      found = true;
+      data = scope->OptionalText(0);
+      base = scope->OptionalText(1);
+      version = scope->OptionalInt(2);
+      deleted = scope->Int(3) != 0;
+    }
+  }
+  if (version && *version >= change.version) {
+    ++result->skipped;
+    return Status::Ok();
+  }
+  const bool dirty = !locals.empty();
+  // The server state before this change: `base` while local changes sit on top, else the document.
+  State server_before;
+  if (dirty) {
+    server_before.data = base;
+  } else if (found && !deleted) {
+    server_before.data = data;
+  }
+  State server_after;
+  switch (change.type) {
+    case ChangeType::kCreated:
+      server_after.data = change.data;
+      break;
+    case ChangeType::kUpdated: {
+      Result<std::string> merged =
+          ShallowMergeObjects(parser_, server_before.data ? *server_before.data : "{}", *change.data);
+      if (!merged.ok()) return merged.status();
+      server_after.data = std::move(merged).value();
+      break;
+    }
+    case ChangeType::kDeleted:
+      break;
+  }
+  ++result->applied;
+  if (!dirty) return WriteDocument(change, server_after, State{}, false);
+
+  Result<bool> own = queue_.IsKnownChangeId(change.change_id);
+  if (!own.ok()) return own.status();
+  if (own.value()) {
+    // Our own change coming back: the local changes still apply on top of it.
+    Result<State> visible = Replay(server_after, locals, false);
+    if (!visible.ok()) return visible.status();
+    return WriteDocument(change, visible.value(), server_after, true);
+  }
+
+  int64_t newest_local = 0;
+  bool local_deletes = false;
+  for (const LocalChange& local : locals) {
+    newest_local = std::max(newest_local, local.timestamp);
+    local_deletes = local_deletes || local.type == ChangeType::kDeleted;
+  }
+  const bool remote_is_newer = change.timestamp >= newest_local;  // a tie goes to the remote
+  ConflictStrategy strategy = strategy_;
+  if (strategy == ConflictStrategy::kMerge && (local_deletes || change.type == ChangeType::kDeleted)) {
+    strategy = ConflictStrategy::kNewestWins;  // a delete has no fields to merge
+  }
+  AppliedConflict conflict{change.entity_type, change.entity_id, change.change_id, change.version, strategy_, "", {}};
+  std::vector<LocalChange> remaining = locals;
+
+  switch (strategy) {
+    case ConflictStrategy::kClientWins:
+      conflict.winner = "local";
+      break;
+    case ConflictStrategy::kServerWins:
+      conflict.winner = "remote";
+      break;
+    case ConflictStrategy::kNewestWins:
+      conflict.winner = remote_is_newer ? "remote" : "local";
+      break;
+    case ConflictStrategy::kMerge: {
+      conflict.winner = "merged";
+      Result<std::unordered_set<std::string>> remote_keys = KeysOf(parser_, *change.data);
+      if (!remote_keys.ok()) return remote_keys.status();
+      remaining.clear();
+      for (const LocalChange& local : locals) {
+        if (local.status == ChangeStatus::kSyncing || !local.data || change.timestamp < local.timestamp) {
+          remaining.push_back(local);
+          continue;
+        }
+        // Overlapping fields go to the remote change when it is at least as new.
+        Result<std::string> kept = WithoutKeys(parser_, *local.data, remote_keys.value());
+        if (!kept.ok()) return kept.status();
+        if (kept.value() == "{}" && local.type == ChangeType::kUpdated) {
+          DS_RETURN_IF_ERROR(queue_.Discard(local.change_id));
+          continue;
+        }
+        if (kept.value() != *local.data) DS_RETURN_IF_ERROR(queue_.RewriteUnsentData(local.id, kept.value()));
+        LocalChange rewritten = local;
+        rewritten.data = std::move(kept).value();
+        remaining.push_back(std::move(rewritten));
+      }
+      break;
+    }
+    case ConflictStrategy::kManual: {
+      conflict.winner = "manual";
+      Result<State> local_view = Replay(server_after, locals, false);
+      if (!local_view.ok()) return local_view.status();
+      std::optional<int64_t> open_id;
+      {
+        Result<Statement*> stmt = db_.Cached(kFindOpenConflict);
+        if (!stmt.ok()) return stmt.status();
+        Statement::Scope scope(*stmt.value());
+        scope->BindText(1, change.entity_type);
+        scope->BindText(2, change.entity_id);
+        Result<bool> row = scope->Step();
+        if (!row.ok()) return row.status();
+        if (row.value()) open_id = scope->Int(0);
+      }
+      if (open_id) {
+        Result<Statement*> stmt = db_.Cached(kUpdateConflict);
+        if (!stmt.ok()) return stmt.status();
+        Statement::Scope scope(*stmt.value());
+        scope->BindInt(1, *open_id);
+        scope->BindOptionalText(2, local_view.value().data);
+        scope->BindOptionalText(3, server_after.data);
+        scope->BindInt(4, change.version);
+        scope->BindText(5, change.change_id);
+        scope->BindInt(6, change.timestamp);
+        DS_RETURN_IF_ERROR(scope->Run());
+        conflict.conflict_id = open_id;
+      } else {
+        Result<Statement*> stmt = db_.Cached(kInsertConflict);
+        if (!stmt.ok()) return stmt.status();
+        Statement::Scope scope(*stmt.value());
+        scope->BindText(1, change.entity_type);
+        scope->BindText(2, change.entity_id);
+        scope->BindOptionalText(3, local_view.value().data);
+        scope->BindOptionalText(4, server_after.data);
+        scope->BindInt(5, change.version);
+        scope->BindText(6, change.change_id);
+        scope->BindInt(7, change.timestamp);
+        scope->BindInt(8, clock_.NowMs());
+        DS_RETURN_IF_ERROR(scope->Run());
+        conflict.conflict_id = db_.LastInsertRowId();
+      }
+      break;
+    }
+  }
+
+  State visible;
+  bool still_dirty = true;
+  if (conflict.winner == "remote") {
+    DS_RETURN_IF_ERROR(DiscardUnsent(locals));
+    Result<State> replayed = Replay(server_after, locals, true);
+    if (!replayed.ok()) return replayed.status();
+    visible = std::move(replayed).value();
+    still_dirty = std::any_of(locals.begin(), locals.end(),
+                              [](const LocalChange& local) { return local.status == ChangeStatus::kSyncing; });
+  } else {
+    Result<State> replayed = Replay(server_after, remaining, false);
+    if (!replayed.ok()) return replayed.status();
+    visible = std::move(replayed).value();
+    still_dirty = !remaining.empty();
+  }
+  result->conflicts.push_back(std::move(conflict));
+  return WriteDocument(change, visible, server_after, still_dirty);
+}
+
+Result<std::string> DeltaApplier::ConflictsJson() {
+  Result<Statement*> stmt = db_.Cached(kOpenConflicts);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  std::string out = "[";
+  for (;;) {
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) break;
+    if (out.size() > 1) out.push_back(',');
+    out += "{\"id\":" + std::to_string(scope->Int(0)) + ",\"entityType\":";
+    AppendJsonString(&out, scope->Text(1));
+    out += ",\"entityId\":";
+    AppendJsonString(&out, scope->Text(2));
+    out += ",\"local\":";
+    out += scope->IsNull(3) ? "null" : std::string(scope->Text(3));
+    out += ",\"remote\":";
+    out += scope->IsNull(4) ? "null" : std::string(scope->Text(4));
+    out += ",\"remoteVersion\":" + std::to_string(scope->Int(5)) + ",\"remoteChangeId\":";
+    AppendJsonString(&out, scope->Text(6));
+    out += ",\"remoteTimestamp\":" + std::to_string(scope->Int(7)) +
+           ",\"createdAt\":" + std::to_string(scope->Int(8)) + "}";
+  }
+  out.push_back(']');
+  return out;
+}
+
+Result<std::optional<std::string>> DeltaApplier::ResolveConflict(int64_t conflict_id, ResolveUse use,
+                                                                  const std::optional<std::string>& data) {
+  Transaction tx(db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::string entity_type, entity_id;
+  std::optional<std::string> local, remote;
+  int64_t remote_version = 0;
+  {
+    Result<Statement*> stmt = db_.Cached(kLoadConflict);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindInt(1, conflict_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
+    entity_type = std::string(scope->Text(0));
+    entity_id = std::string(scope->Text(1));
+    local = scope->OptionalText(2);
+    remote = scope->OptionalText(3);
+    remote_version = scope->Int(4);
+  }
+  Result<std::vector<LocalChange>> locals = LocalChanges(entity_type, entity_id);
+  if (!locals.ok()) return locals.status();
+  DS_RETURN_IF_ERROR(DiscardUnsent(locals.value()));
+  const bool in_flight = std::any_of(locals.value().begin(), locals.value().end(),
+                                     [](const LocalChange& c) { return c.status == ChangeStatus::kSyncing; });
+
+  std::optional<std::string> target;
+  const char* resolution = "remote";
+  bool queued = false;
+  if (use == ResolveUse::kRemote) {
+    Result<State> replayed = Replay(State{remote}, locals.value(), true);
+    if (!replayed.ok()) return replayed.status();
+    target = replayed.value().data;
+  } else {
+    resolution = use == ResolveUse::kLocal ? "local" : "merged";
+    target = use == ResolveUse::kLocal ? local : data;
+    ChangeInput change;
+    change.entity_type = entity_type;
+    change.entity_id = entity_id;
+    change.base_version = remote_version;
+    if (!target) {
+      change.type = ChangeType::kDeleted;
+    } else if (!remote) {
+      change.type = ChangeType::kCreated;
+      change.data = target;
+    } else {
+      change.type = ChangeType::kUpdated;
+      Result<std::string> delta = DeltaAgainst(parser_, *target, *remote);
+      if (!delta.ok()) return delta.status();
+      change.data = std::move(delta).value();
+    }
+    if (target || remote) {
+      Result<EnqueueResult> enqueued = queue_.Enqueue(change);
+      if (!enqueued.ok()) return enqueued.status();
+      queued = true;
+    }
+  }
+  {
+    Result<Statement*> stmt = db_.Cached(kWriteResolved);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, entity_type);
+    scope->BindText(2, entity_id);
+    scope->BindOptionalText(3, target);
+    if (queued || in_flight) {
+      scope->BindOptionalText(4, remote);
+    } else {
+      scope->BindNull(4);
+    }
+    scope->BindInt(5, target ? 0 : 1);
+    scope->BindInt(6, clock_.NowMs());
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  {
+    Result<Statement*> stmt = db_.Cached(kResolveConflict);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindInt(1, conflict_id);
+    scope->BindText(2, resolution);
+    scope->BindInt(3, clock_.NowMs());
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return target;
+}
+
+}  // namespace deltasync

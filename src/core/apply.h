@@ -1,0 +1,123 @@
+// Delta application: a pull page (the `newChanges` of DESIGN.md section 4) is
+// decoded and validated completely first, so that a malformed page changes
+// nothing, then applied in bounded chunks, one transaction per chunk, each
+// advancing the stored server cursor to the last change it applied. A caller
+// can release the database between chunks (see DeltaApplier::ApplyChunk).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/change.h"
+#include "core/env.h"
+#include "core/json.h"
+#include "core/queue.h"
+#include "core/sqlite.h"
+#include "core/status.h"
+#include "core/store.h"
+#include "simdjson.h"
+
+namespace deltasync {
+
+enum class ConflictStrategy { kNewestWins, kServerWins, kClientWins, kMerge, kManual };
+std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name);
+const char* ConflictStrategyName(ConflictStrategy strategy);  // "newest_wins", ...
+
+// One change of a pull page, validated.
+struct RemoteChange {
+  int64_t version = 0;
+  std::string change_id;
+  ChangeType type = ChangeType::kCreated;
+  std::string entity_type;
+  std::string entity_id;
+  std::optional<std::string> data;  // canonical JSON object
+  int64_t timestamp = 0;
+  std::optional<std::string> device_id;
+};
+
+struct PullPage {
+  std::vector<RemoteChange> changes;  // strictly increasing versions
+  std::optional<int64_t> latest_server_version;
+  bool has_more = false;
+  size_t bytes = 0;
+};
+
+// Decodes a page: either {"newChanges": [...], "latestServerVersion": n, "hasMore": b, ...}
+// (other fields of a sync response are ignored) or a bare array of changes.
+// Errors name the first offending change ("newChanges[17].entityType (changeId c-17)").
+Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                      const JsonLimits& limits, PullPage* out);
+
+// A pulled change that met local changes the server has not acknowledged.
+struct AppliedConflict {
+  std::string entity_type;
+  std::string entity_id;
+  std::string change_id;  // the remote change
+  int64_t version = 0;
+  ConflictStrategy strategy = ConflictStrategy::kNewestWins;
+  std::string winner;  // "local", "remote", "merged" or "manual" (kept open)
+  std::optional<int64_t> conflict_id;  // kManual: the id for resolveConflict
+};
+
+struct ApplyResult {
+  int64_t applied = 0;
+  int64_t skipped = 0;  // already applied (version not newer than the document's)
+  std::vector<AppliedConflict> conflicts;
+  std::optional<int64_t> latest_server_version;  // the cursor after the page
+};
+
+enum class ResolveUse { kLocal, kRemote, kMerged };
+
+class DeltaApplier {
+ public:
+  // REQUIRES: all references outlive the applier.
+  DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy);
+  DeltaApplier(const DeltaApplier&) = delete;
+  DeltaApplier& operator=(const DeltaApplier&) = delete;
+
+  // Applies page.changes[begin, end) in one transaction and moves the cursor to the
+  // last of them (and, when `end` is the end of a page without hasMore, to the page's
+  // latestServerVersion). Accumulates into *result.
+  Status ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result);
+
+  // The stored server cursor (0 before the first pull).
+  Result<int64_t> Cursor();
+
+  // Open conflicts (strategy kManual) as a JSON array.
+  Result<std::string> ConflictsJson();
+  // Settles an open conflict. `data` (canonical JSON object) is required for kMerged.
+  // Queues what the server must learn and returns the new visible document (or nullopt if deleted).
+  Result<std::optional<std::string>> ResolveConflict(int64_t conflict_id, ResolveUse use,
+                                                     const std::optional<std::string>& data);
+
+ private:
+  struct LocalChange {
+    int64_t id;
+    std::string change_id;
+    ChangeType type;
+    std::optional<std::string> data;
+    int64_t timestamp;
+    ChangeStatus status;
+  };
+  struct State {
+    std::optional<std::string> data;  // nullopt: absent or deleted
+  };
+
+  Status ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result);
+  Result<std::vector<LocalChange>> LocalChanges(const std::string& entity_type, const std::string& entity_id);
+  Result<State> Replay(State base, const std::vector<LocalChange>& changes, bool only_in_flight);
+  Status DiscardUnsent(const std::vector<LocalChange>& changes);
+  Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
+  Status SetCursor(int64_t version);
+
+  Database& db_;
+  Clock& clock_;
+  ChangeQueue& queue_;
+  ConflictStrategy strategy_;
+  simdjson::ondemand::parser parser_;
+};
+
+}  // namespace deltasync
