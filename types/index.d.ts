@@ -163,6 +163,111 @@ export interface ChangeQueue {
   importLegacy(records: string | LegacyChangeRecord[]): ImportResult;
 }
 
+/** What a local write did. */
+export interface WriteResult {
+  entityType: string;
+  entityId: string;
+  /** The change type queued for this write. */
+  type: ChangeType;
+  changeId: string;
+  outcome: 'queued' | 'coalesced' | 'cancelled';
+}
+
+export type JsonScalar = string | number | boolean;
+
+/** A condition on one field: a value (equality), null (missing or null), or operators. */
+export type WhereCondition =
+  | JsonScalar
+  | null
+  | {
+      $eq?: JsonScalar | null;
+      $ne?: JsonScalar | null;
+      $lt?: JsonScalar;
+      $lte?: JsonScalar;
+      $gt?: JsonScalar;
+      $gte?: JsonScalar;
+      $in?: JsonScalar[];
+    };
+
+export type OrderByEntry = string | { field: string; direction?: 'asc' | 'desc' };
+
+export interface ListOptions {
+  /** Field paths ("title", "meta.author") to conditions; all must hold. */
+  where?: Record<string, WhereCondition>;
+  /** "field", "-field" (descending), or several. */
+  orderBy?: OrderByEntry | OrderByEntry[];
+  limit?: number;
+  offset?: number;
+}
+
+export interface DocumentMeta {
+  /** Server version of the last pulled change of this document, or null. */
+  version: number | null;
+  /** Has local changes the server has not acknowledged. */
+  dirty: boolean;
+  deleted: boolean;
+  lastSyncedAt: number | null;
+  updatedAt: number;
+}
+
+export interface DocumentWithMeta<T = JsonObject> {
+  /** null for a tombstone */
+  data: T | null;
+  meta: DocumentMeta;
+}
+
+export type ConflictStrategy = 'newest_wins' | 'server_wins' | 'client_wins' | 'merge' | 'manual';
+
+/** A pulled change that met local changes the server had not acknowledged. */
+export interface AppliedConflict {
+  entityType: string;
+  entityId: string;
+  /** The pulled change. */
+  changeId: string;
+  version: number;
+  strategy: ConflictStrategy;
+  /** local: the local state stays; remote: the pulled state replaced it; merged: field by field; manual: kept open. */
+  winner: 'local' | 'remote' | 'merged' | 'manual';
+  /** With manual: the id to pass to resolveConflict. */
+  conflictId?: number;
+}
+
+export interface ApplyResult {
+  applied: number;
+  /** Changes not newer than the stored document. */
+  skipped: number;
+  conflicts: AppliedConflict[];
+  /** The stored cursor after the page. */
+  latestServerVersion: number | null;
+}
+
+/** An open conflict kept by the 'manual' strategy. */
+export interface Conflict {
+  id: number;
+  entityType: string;
+  entityId: string;
+  /** The local state (the local changes on top of the pulled state); null when deleted locally. */
+  local: JsonObject | null;
+  /** The server's state; null when deleted on the server. */
+  remote: JsonObject | null;
+  remoteVersion: number;
+  remoteChangeId: string;
+  remoteTimestamp: number;
+  createdAt: number;
+}
+
+export type ConflictResolution = { use: 'local' } | { use: 'remote' } | { use: 'merged'; data: JsonObject };
+
+export interface ApplyProgress {
+  applied: number;
+  total: number;
+  bytesParsed: number;
+}
+
+export type ChangeEvent =
+  | { source: 'local'; changes: WriteResult[] }
+  | { source: 'remote'; applied: number; skipped: number; latestServerVersion: number | null };
+
 export interface SyncClientOptions {
   /** SQLite file path; ':memory:' for a throw-away database. */
   path: string;
@@ -182,6 +287,12 @@ export interface SyncClientOptions {
     /** Canonical JSON size of one document. Default 1 MiB. */
     maxDocumentBytes?: number;
   };
+  /** How pulled changes that meet local unacknowledged changes are settled. Default 'newest_wins'. */
+  conflicts?: ConflictStrategy;
+  /** Synced tombstones older than this are purged after each applied page. Default 30 days. */
+  tombstoneRetentionMs?: number;
+  /** Changes per transaction when applying a pulled page. Default 1000. */
+  applyChunkSize?: number;
 }
 
 export class SyncClient extends EventEmitter {
@@ -190,5 +301,31 @@ export class SyncClient extends EventEmitter {
   readonly deviceId: string;
   readonly isOpen: boolean;
   readonly queue: ChangeQueue;
+  /** The server version this client has pulled up to (0 before the first pull). */
+  readonly serverVersion: number;
+
+  put(entityType: string, entityId: string, doc: JsonObject): WriteResult;
+  patch(entityType: string, entityId: string, fields: JsonObject): WriteResult;
+  delete(entityType: string, entityId: string): boolean;
+  get<T = JsonObject>(entityType: string, entityId: string, options?: { meta?: false }): T | undefined;
+  get<T = JsonObject>(entityType: string, entityId: string, options: { meta: true }): DocumentWithMeta<T> | undefined;
+  list<T = JsonObject>(entityType: string, options?: ListOptions): T[];
+  createIndex(entityType: string, field: string): void;
+  transaction<T>(fn: (client: this) => T extends PromiseLike<unknown> ? never : T): T;
+  purgeTombstones(retentionMs?: number): number;
+
+  applyRemote(page: Buffer | Uint8Array | ArrayBuffer | DataView | string): Promise<ApplyResult>;
+  conflicts(): Conflict[];
+  resolveConflict(conflictId: number, resolution: ConflictResolution): JsonObject | undefined;
+
   close(): void;
+
+  on(event: 'change', listener: (event: ChangeEvent) => void): this;
+  on(event: 'conflict', listener: (conflict: AppliedConflict) => void): this;
+  on(event: 'progress', listener: (progress: ApplyProgress) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'change', listener: (event: ChangeEvent) => void): this;
+  once(event: 'conflict', listener: (conflict: AppliedConflict) => void): this;
+  once(event: 'progress', listener: (progress: ApplyProgress) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
 }

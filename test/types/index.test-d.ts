@@ -22,6 +22,49 @@ const imported: number = client.queue.importLegacy([{ id: 1, action: 'create', e
 const fromText = client.queue.importLegacy('[]');
 client.queue.discard('x');
 const retried: number = client.queue.retryFailed();
+// ---- document store and pulled changes
+interface Note { title: string; n: number }
+const store = new SyncClient({ path: ':memory:', conflicts: 'manual', applyChunkSize: 500 });
+const written = store.put('note', 'n1', { title: 'a', n: 1 });
+const writtenType: 'CREATED' | 'UPDATED' | 'DELETED' = written.type;
+store.patch('note', 'n1', { n: 2 });
+const note: Note | undefined = store.get<Note>('note', 'n1');
+const withMeta = store.get<Note>('note', 'n1', { meta: true });
+const dirty: boolean | undefined = withMeta?.meta.dirty;
+const notes: Note[] = store.list<Note>('note', { where: { n: { $gte: 1 }, title: 'a' }, orderBy: ['-n', { field: 'title' }], limit: 10 });
+store.createIndex('note', 'n');
+const count: number = store.transaction(() => {
+  store.put('note', 'n2', { title: 'b', n: 3 });
+  return 1;
+});
+const removed: boolean = store.delete('note', 'n2');
+store.on('change', (event) => {
+  if (event.source === 'local') void event.changes[0].changeId;
+  else void event.applied;
+});
+store.on('conflict', (conflict) => void conflict.winner);
+store.on('progress', (progress) => void progress.bytesParsed);
+async function pull(bytes: Buffer): Promise<number> {
+  const result = await store.applyRemote(bytes);
+  for (const conflict of store.conflicts()) {
+    store.resolveConflict(conflict.id, { use: 'merged', data: { ...(conflict.remote ?? {}), title: 'both' } });
+  }
+  return result.applied + result.skipped + store.serverVersion;
+}
+void pull;
+
+// @ts-expect-error merged needs data
+store.resolveConflict(1, { use: 'merged' });
+// @ts-expect-error an unknown strategy
+new SyncClient({ path: ':memory:', conflicts: 'last_write_wins' });
+// @ts-expect-error list options are checked
+store.list('note', { where: { n: { $regex: 'x' } } });
+// @ts-expect-error pages cross as bytes, not objects
+store.applyRemote({ newChanges: [] });
+// @ts-expect-error transaction functions are synchronous
+store.transaction(async () => 1);
+void [writtenType, note, dirty, notes, count, removed];
+
 client.close();
 
 try {
