@@ -102,6 +102,8 @@ class SyncClient extends EventEmitter {
     this._pendingEvents = [];
     /** @private event counts at the start of each open transaction, innermost last */
     this._transactionMarks = [];
+    /** @private settles when the last applyRemote has finished */
+    this._applying = Promise.resolve();
     /** The file this client opened. */
     this.path = path;
     /** The durable change queue. */
@@ -255,7 +257,19 @@ class SyncClient extends EventEmitter {
       throw new SyncError('applyRemote cannot run inside client.transaction()', 'CONFLICT');
     }
     const onProgress = this.listenerCount('progress') > 0 ? (report) => this.emit('progress', report) : undefined;
-    const result = await native.applyRemote(page, onProgress);
+    // Pages apply one after another, so the cursor never passes a change another page has not applied.
+    const previous = this._applying;
+    let done;
+    this._applying = new Promise((resolve) => {
+      done = resolve;
+    });
+    let result;
+    try {
+      await previous;
+      result = await this._native().applyRemote(page, onProgress);
+    } finally {
+      done();
+    }
     for (const conflict of result.conflicts) this.emit('conflict', conflict);
     this.emit('change', {
       source: 'remote',
@@ -336,10 +350,19 @@ class SyncClient extends EventEmitter {
   }
 }
 
+/** JSON.stringify turns NaN and Infinity into null, which would match missing fields: refuse them. */
+function checkFiniteNumbers(name, value) {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw is.invalid(name, 'a finite number', value);
+  if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) checkFiniteNumbers(`${name}.${key}`, item);
+  }
+}
+
 /** Checks list() options and hands them to the core as JSON; the core checks fields and operators. */
 function listQuery(options) {
   const { where, orderBy, limit, offset } = is.optionsObject('options', options, LIST_OPTIONS);
   if (where !== undefined && !is.isPlainObject(where)) throw is.invalid('options.where', 'an object of field conditions', where);
+  if (where !== undefined) checkFiniteNumbers('options.where', where);
   if (orderBy !== undefined && typeof orderBy !== 'string' && !Array.isArray(orderBy)) {
     throw is.invalid('options.orderBy', 'a field name, "-field", or an array of them', orderBy);
   }

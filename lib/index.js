@@ -1,6 +1,7 @@
 'use strict';
 
 const { SyncClient } = require('./client');
+const { SyncServer } = require('./server');
 const { SyncError } = require('./errors');
 
-module.exports = { SyncClient, SyncError };
+module.exports = { SyncClient, SyncServer, SyncError };

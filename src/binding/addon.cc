@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "binding/native_client.h"
+#include "binding/native_server.h"
 
 namespace deltasync::binding {
 
@@ -11,6 +12,7 @@ DeltaSyncAddon::DeltaSyncAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("setErrorClass", &DeltaSyncAddon::SetErrorClass),
                        });
   exports.Set("NativeClient", NativeClient::Define(env, this));
+  exports.Set("NativeServer", NativeServer::Define(env, this));
 }
 
 DeltaSyncAddon::~DeltaSyncAddon() {

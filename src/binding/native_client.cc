@@ -214,7 +214,7 @@ Napi::Value NativeClient::Enqueue(const Napi::CallbackInfo& info) {
   DS_REQUIRE_CLIENT(env);
   ChangeInput input;
   ThrowIfError(env, client.decoder().DecodeOne(json, "change", &input));
-  Result<EnqueueResult> result = client.queue().Enqueue(input);
+  Result<EnqueueResult> result = client.EnqueueDirect(input);
   ThrowIfError(env, result.status());
   Napi::Object out = Napi::Object::New(env);
   out.Set("changeId", result.value().change_id);
@@ -230,7 +230,7 @@ Napi::Value NativeClient::EnqueueMany(const Napi::CallbackInfo& info) {
   DS_REQUIRE_CLIENT(env);
   std::vector<ChangeInput> inputs;
   ThrowIfError(env, client.decoder().DecodeArray(json, DecodeMode::kWire, "changes", &inputs, nullptr));
-  Result<std::vector<EnqueueResult>> results = client.queue().EnqueueMany(inputs);
+  Result<std::vector<EnqueueResult>> results = client.EnqueueManyDirect(inputs);
   ThrowIfError(env, results.status());
   int64_t queued = 0, coalesced = 0, cancelled = 0;
   Napi::Array change_ids = Napi::Array::New(env, results.value().size());
@@ -260,7 +260,7 @@ Napi::Value NativeClient::ImportLegacy(const Napi::CallbackInfo& info) {
   std::vector<ChangeInput> inputs;
   size_t synced = 0;
   ThrowIfError(env, client.decoder().DecodeArray(json, DecodeMode::kLegacy, "records", &inputs, &synced));
-  Result<ImportResult> result = client.queue().ImportLegacy(inputs, static_cast<int64_t>(synced));
+  Result<ImportResult> result = client.ImportLegacyDirect(inputs, static_cast<int64_t>(synced));
   ThrowIfError(env, result.status());
   Napi::Object out = Napi::Object::New(env);
   out.Set("imported", Napi::Number::New(env, static_cast<double>(result.value().imported)));

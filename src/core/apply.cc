@@ -71,6 +71,7 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
   bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
   std::string path;
   std::string scratch;
+  std::vector<std::string> seen_keys;
   for (auto field_result : object) {
     simdjson::ondemand::field field;
     std::string_view key;
@@ -79,6 +80,10 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
       return PageError(name, out->change_id, Status::InvalidArgument("Malformed JSON in " + name));
     }
     path.assign(name).append(".").append(key);
+    if (std::find(seen_keys.begin(), seen_keys.end(), key) != seen_keys.end()) {
+      return PageError(path, out->change_id, Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name));
+    }
+    seen_keys.emplace_back(key);
     simdjson::ondemand::value value = field.value();
     if (key == "version") {
       int64_t version = 0;
@@ -430,16 +435,23 @@ Result<std::vector<DeltaApplier::LocalChange>> DeltaApplier::LocalChanges(const 
 }
 
 Result<DeltaApplier::State> DeltaApplier::Replay(State state, const std::vector<LocalChange>& changes,
-                                                 bool only_in_flight) {
+                                                 bool only_in_flight, bool created_merges) {
   for (const LocalChange& change : changes) {
     if (only_in_flight && change.status != ChangeStatus::kSyncing) continue;
     switch (change.type) {
       case ChangeType::kCreated:
-        state.data = change.data;
+        if (created_merges && state.data && change.data) {
+          Result<std::string> merged = ShallowMergeObjects(parser_, *state.data, *change.data);
+          if (!merged.ok()) return merged.status();
+          state.data = std::move(merged).value();
+        } else {
+          state.data = change.data;
+        }
         break;
       case ChangeType::kUpdated: {
-        if (!change.data) break;
-        Result<std::string> merged = ShallowMergeObjects(parser_, state.data ? *state.data : "{}", *change.data);
+        // Fields set on a document that is not there (deleted meanwhile) do not make one.
+        if (!change.data || !state.data) break;
+        Result<std::string> merged = ShallowMergeObjects(parser_, *state.data, *change.data);
         if (!merged.ok()) return merged.status();
         state.data = std::move(merged).value();
         break;
@@ -570,6 +582,9 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
   }
   AppliedConflict conflict{change.entity_type, change.entity_id, change.change_id, change.version, strategy_, "", {}};
   std::vector<LocalChange> remaining = locals;
+  // Where the local changes are replayed when they stay: on the pulled state, or, when the
+  // pulled change is a delete that the local side outlives, on the state before it.
+  const State& local_base = change.type == ChangeType::kDeleted ? server_before : server_after;
 
   switch (strategy) {
     case ConflictStrategy::kClientWins:
@@ -607,7 +622,7 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
     }
     case ConflictStrategy::kManual: {
       conflict.winner = "manual";
-      Result<State> local_view = Replay(server_after, locals, false);
+      Result<State> local_view = Replay(local_base, locals, false);
       if (!local_view.ok()) return local_view.status();
       std::optional<int64_t> open_id;
       {
@@ -661,10 +676,14 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
     still_dirty = std::any_of(locals.begin(), locals.end(),
                               [](const LocalChange& local) { return local.status == ChangeStatus::kSyncing; });
   } else {
-    Result<State> replayed = Replay(server_after, remaining, false);
+    Result<State> replayed = Replay(local_base, remaining, false, conflict.winner == "merged");
     if (!replayed.ok()) return replayed.status();
     visible = std::move(replayed).value();
     still_dirty = !remaining.empty();
+    if (conflict.winner != "manual") {
+      // The local side saw this version and kept its changes: they are now based on it.
+      DS_RETURN_IF_ERROR(queue_.RebaseUnsent(change.entity_type, change.entity_id, change.version));
+    }
   }
   result->conflicts.push_back(std::move(conflict));
   return WriteDocument(change, visible, server_after, still_dirty);

@@ -108,7 +108,10 @@ class DeltaApplier {
 
   Status ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result);
   Result<std::vector<LocalChange>> LocalChanges(const std::string& entity_type, const std::string& entity_id);
-  Result<State> Replay(State base, const std::vector<LocalChange>& changes, bool only_in_flight);
+  // Applies local changes (all, or only those in flight) on top of `base`. With
+  // created_merges a local CREATED sets its fields on the base instead of replacing it.
+  Result<State> Replay(State base, const std::vector<LocalChange>& changes, bool only_in_flight,
+                       bool created_merges = false);
   Status DiscardUnsent(const std::vector<LocalChange>& changes);
   Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status SetCursor(int64_t version);

@@ -128,7 +128,7 @@ Status ChangeDecoder::DecodeOne(const std::string& json, std::string_view name, 
     return ExpectedError("an object", name, "a value of another type");
   }
   bool skip = false;
-  DS_RETURN_IF_ERROR(DecodeRecord(object, DecodeMode::kWire, std::string(name), out, &skip));
+  DS_RETURN_IF_ERROR(DecodeChangeRecord(object, DecodeMode::kWire, limits_, std::string(name), out, &skip));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after " + std::string(name));
   return Status::Ok();
 }
@@ -150,28 +150,7 @@ Status ChangeDecoder::DecodeArray(const std::string& json, DecodeMode mode, std:
   if (root_type != json_type::array || doc.get_array().get(array) != simdjson::SUCCESS) {
     return ExpectedError("an array of change records", name, std::string("JSON of type ") + JsonTypeName(root_type));
   }
-  size_t index = 0;
-  std::string element_name;
-  for (auto element_result : array) {
-    simdjson::ondemand::value element;
-    element_name.assign(name).append("[").append(std::to_string(index)).append("]");
-    if (auto error = std::move(element_result).get(element)) {
-      return Status::InvalidArgument("Malformed JSON at " + element_name + " (" + simdjson::error_message(error) + ")");
-    }
-    simdjson::ondemand::object object;
-    if (element.get_object().get(object) != simdjson::SUCCESS) {
-      return ExpectedError("an object", element_name, DescribeReceived(element));
-    }
-    ChangeInput input;
-    bool skip = false;
-    DS_RETURN_IF_ERROR(DecodeRecord(object, mode, element_name, &input, &skip));
-    if (skip) {
-      if (skipped) ++*skipped;
-    } else {
-      out->push_back(std::move(input));
-    }
-    ++index;
-  }
+  DS_RETURN_IF_ERROR(DecodeChangeArray(array, mode, limits_, name, out, skipped));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after " + std::string(name));
   return Status::Ok();
 }
@@ -201,9 +180,37 @@ Status ChangeDecoder::DecodeQuery(const std::string& json, ListQuery* out) {
   return DecodeListQuery(parser_, json, out);
 }
 
-Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode mode, const std::string& name,
-                                   ChangeInput* out, bool* skip) {
+Status DecodeChangeArray(simdjson::ondemand::array array, DecodeMode mode, const JsonLimits& limits,
+                         std::string_view name, std::vector<ChangeInput>* out, size_t* skipped) {
+  size_t index = 0;
+  std::string element_name;
+  for (auto element_result : array) {
+    simdjson::ondemand::value element;
+    element_name.assign(name).append("[").append(std::to_string(index)).append("]");
+    if (auto error = std::move(element_result).get(element)) {
+      return Status::InvalidArgument("Malformed JSON at " + element_name + " (" + simdjson::error_message(error) + ")");
+    }
+    simdjson::ondemand::object object;
+    if (element.get_object().get(object) != simdjson::SUCCESS) {
+      return ExpectedError("an object", element_name, DescribeReceived(element));
+    }
+    ChangeInput input;
+    bool skip = false;
+    DS_RETURN_IF_ERROR(DecodeChangeRecord(object, mode, limits, element_name, &input, &skip));
+    if (skip) {
+      if (skipped) ++*skipped;
+    } else {
+      out->push_back(std::move(input));
+    }
+    ++index;
+  }
+  return Status::Ok();
+}
+
+Status DecodeChangeRecord(simdjson::ondemand::object object, DecodeMode mode, const JsonLimits& limits,
+                          const std::string& name, ChangeInput* out, bool* skip) {
   const bool legacy = mode == DecodeMode::kLegacy;
+  const bool server = mode == DecodeMode::kServer;
   bool has_type = false, has_entity_type = false, has_entity_id = false;
   std::optional<std::string> legacy_id;  // `id`: a fallback changeId for legacy rows
   std::string path;
@@ -264,7 +271,7 @@ Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode
         out->data.reset();
       } else if (json_kind == json_type::object) {
         std::string copy;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits_, path, &copy));
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits, path, &copy));
         out->data = std::move(copy);
       } else {
         return ExpectedError("an object or null", path, DescribeReceived(value));
@@ -293,7 +300,7 @@ Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode
         return ExpectedError("a string holding a JSON object", path, "JSON of another type");
       }
       std::string copy;
-      DS_RETURN_IF_ERROR(CopyValidatedJson(nested_value, 0, limits_, path, &copy));
+      DS_RETURN_IF_ERROR(CopyValidatedJson(nested_value, 0, limits, path, &copy));
       out->data = std::move(copy);
     } else if (key == "baseVersion" || (legacy && key == "base_version")) {
       bool is_null = false;
@@ -330,6 +337,9 @@ Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode
     } else if (legacy && key == "status") {
       std::string_view text;
       if (value.get_string().get(text) == simdjson::SUCCESS && EqualsIgnoreCase(text, "synced")) *skip = true;
+    } else if (server) {
+      std::string ignored;
+      DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, path, &ignored));
     } else if (!legacy) {
       return Status::InvalidArgument("Unknown field \"" + std::string(key) + "\" in " + name +
                                      " (expected changeId, type, entityType, entityId, data, baseVersion, "
@@ -342,6 +352,10 @@ Status ChangeDecoder::DecodeRecord(simdjson::ondemand::object object, DecodeMode
   if (!out->change_id && legacy_id) out->change_id = std::move(legacy_id);
   if (legacy && !out->change_id) {
     return ExpectedError("a changeId (or id) so the import stays idempotent", name + ".changeId", "undefined");
+  }
+  if (server && !out->change_id) {
+    return ExpectedError("a non-empty string of at most 256 bytes (the idempotency key)", name + ".changeId",
+                         "undefined");
   }
   if (out->type != ChangeType::kDeleted && !out->data) {
     return ExpectedError("an object", name + ".data", std::string("nothing (") + ChangeTypeName(out->type) +

@@ -20,7 +20,18 @@ enum class DecodeMode {
   // Older clients' queues: also snake_case (entity_type, payload_json, change_id),
   // `action` (create/update/delete), ISO 8601 times, `status`; unknown fields ignored.
   kLegacy,
+  // What a server accepts from any client: the wire shape, changeId required, other
+  // fields (a queue's retryCount, say) validated as JSON and ignored.
+  kServer,
 };
+
+// Decodes one change record object. In kLegacy mode *skip is set for synced rows.
+Status DecodeChangeRecord(simdjson::ondemand::object object, DecodeMode mode, const JsonLimits& limits,
+                          const std::string& name, ChangeInput* out, bool* skip);
+
+// Decodes an array of change records, naming elements "<name>[i]".
+Status DecodeChangeArray(simdjson::ondemand::array array, DecodeMode mode, const JsonLimits& limits,
+                         std::string_view name, std::vector<ChangeInput>* out, size_t* skipped);
 
 // Entity type names: [A-Za-z0-9_.-]{1,64}.
 bool IsValidEntityType(std::string_view name);
@@ -49,8 +60,6 @@ class ChangeDecoder {
   Status DecodeQuery(const std::string& json, ListQuery* out);
 
  private:
-  Status DecodeRecord(simdjson::ondemand::object object, DecodeMode mode, const std::string& name,
-                      ChangeInput* out, bool* skip);
   JsonLimits limits_;
   simdjson::ondemand::parser parser_;
   simdjson::padded_string scratch_;

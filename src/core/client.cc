@@ -101,6 +101,33 @@ Status Client::Initialize() {
   return tx.Commit();
 }
 
+Result<EnqueueResult> Client::EnqueueDirect(const ChangeInput& input) {
+  Result<bool> has_documents = store_->HasDocuments();
+  if (!has_documents.ok()) return has_documents.status();
+  if (!has_documents.value()) return queue_->Enqueue(input);
+  return queue_->Enqueue(input, [this](const ChangeInput& change) {
+    return store_->KeepBaseForDirectChange(change.entity_type, change.entity_id);
+  });
+}
+
+Result<std::vector<EnqueueResult>> Client::EnqueueManyDirect(const std::vector<ChangeInput>& inputs) {
+  Result<bool> has_documents = store_->HasDocuments();
+  if (!has_documents.ok()) return has_documents.status();
+  if (!has_documents.value()) return queue_->EnqueueMany(inputs);
+  return queue_->EnqueueMany(inputs, [this](const ChangeInput& change) {
+    return store_->KeepBaseForDirectChange(change.entity_type, change.entity_id);
+  });
+}
+
+Result<ImportResult> Client::ImportLegacyDirect(const std::vector<ChangeInput>& inputs, int64_t already_skipped) {
+  Result<bool> has_documents = store_->HasDocuments();
+  if (!has_documents.ok()) return has_documents.status();
+  if (!has_documents.value()) return queue_->ImportLegacy(inputs, already_skipped);
+  return queue_->ImportLegacy(inputs, already_skipped, [this](const ChangeInput& change) {
+    return store_->KeepBaseForDirectChange(change.entity_type, change.entity_id);
+  });
+}
+
 Result<std::string> Client::ExportJson() {
   // One read transaction so stats and rows describe the same moment.
   Transaction tx(*db_);

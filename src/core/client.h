@@ -52,6 +52,12 @@ class Client {
   ChangeDecoder& decoder() { return decoder_; }
   Database& database() { return *db_; }
 
+  // Queue writes made directly (client.queue): like ChangeQueue's, but a change for an
+  // entity the document store holds keeps that document's state as its server base.
+  Result<EnqueueResult> EnqueueDirect(const ChangeInput& input);
+  Result<std::vector<EnqueueResult>> EnqueueManyDirect(const std::vector<ChangeInput>& inputs);
+  Result<ImportResult> ImportLegacyDirect(const std::vector<ChangeInput>& inputs, int64_t already_skipped);
+
   // Deletes tombstones whose delete is synced and older than tombstone_retention_ms.
   Result<int64_t> PurgeExpiredTombstones() { return store_->PurgeTombstones(options_.tombstone_retention_ms); }
 

@@ -269,7 +269,7 @@ Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonL
 }
 
 Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
-                                        std::string_view patch) {
+                                        std::string_view patch, PatchNulls nulls) {
   // "raw key":value entries in order, and where each unescaped key sits.
   std::vector<std::string> fields;
   std::unordered_map<std::string, size_t> position;
@@ -292,11 +292,12 @@ Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std:
       entry.reserve(raw_key.size() + raw_value.size() + 1);
       entry.append(raw_key).push_back(':');
       entry.append(TrimJsonWhitespace(raw_value));
+      const bool removes = overriding && nulls == PatchNulls::kRemove && TrimJsonWhitespace(raw_value) == "null";
       auto [it, inserted] = position.emplace(std::string(key), fields.size());
       if (inserted) {
-        fields.push_back(std::move(entry));
+        fields.push_back(removes ? std::string() : std::move(entry));
       } else if (overriding) {
-        fields[it->second] = std::move(entry);
+        fields[it->second] = removes ? std::string() : std::move(entry);
       }
     }
     return Status::Ok();
@@ -304,9 +305,10 @@ Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std:
   DS_RETURN_IF_ERROR(collect(base, false));
   DS_RETURN_IF_ERROR(collect(patch, true));
   std::string out = "{";
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.append(fields[i]);
+  for (const std::string& field : fields) {
+    if (field.empty()) continue;  // removed by a null
+    if (out.size() > 1) out.push_back(',');
+    out.append(field);
   }
   out.push_back('}');
   return out;

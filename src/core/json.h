@@ -36,11 +36,18 @@ std::string DescribeReceived(simdjson::ondemand::value value);
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
                          std::string_view path, std::string* out);
 
+// What a null value in a patch means.
+enum class PatchNulls {
+  kKeep,    // null is a value: combining two deltas keeps it, so it still removes the field later
+  kRemove,  // null removes the field: applying a delta to a document (RFC 7396 at the top level)
+};
+
 // Returns `base` with every top-level field of `patch` set on it (fields of
-// `patch` win; nested objects are replaced, not merged).
+// `patch` win; nested objects are replaced, not merged). With PatchNulls::kRemove a
+// null in `patch` removes the field instead.
 // REQUIRES: both are canonical JSON objects produced by CopyValidatedJson.
 Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
-                                        std::string_view patch);
+                                        std::string_view patch, PatchNulls nulls = PatchNulls::kRemove);
 
 // Trims JSON whitespace from the end of a raw token.
 std::string_view TrimJsonWhitespace(std::string_view text);

@@ -52,6 +52,9 @@ constexpr const char* kTakeBatch =
     "ORDER BY c.id LIMIT ?1";
 constexpr const char* kMarkSyncing =
     "UPDATE changes SET status = 'syncing', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1";
+constexpr const char* kRebaseUnsent =
+    "UPDATE changes SET base_version = ?3 WHERE entity_type = ?1 AND entity_id = ?2 AND attempts = 0 "
+    "AND status IN ('pending', 'failed')";
 constexpr const char* kRewriteUnsent =
     "UPDATE changes SET data = ?2, updated_at = ?3 WHERE id = ?1 AND attempts = 0 AND status IN ('pending', 'failed')";
 constexpr const char* kMarkSynced =
@@ -166,7 +169,11 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
         if (updated_then_deleted) {
           merged_type = ChangeType::kDeleted;
         } else if (previous_data && input.data) {
-          Result<std::string> combined = ShallowMergeObjects(merge_parser_, *previous_data, *input.data);
+          // Into a CREATED (a whole document) a null removes the field; between two
+          // deltas it is kept, so that it still removes the field on the server.
+          Result<std::string> combined = ShallowMergeObjects(
+              merge_parser_, *previous_data, *input.data,
+              created_then_updated ? PatchNulls::kRemove : PatchNulls::kKeep);
           if (!combined.ok()) return combined.status();
           merged = std::move(combined).value();
         } else {
@@ -221,21 +228,24 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
   return result;
 }
 
-Result<EnqueueResult> ChangeQueue::Enqueue(const ChangeInput& input) {
+Result<EnqueueResult> ChangeQueue::Enqueue(const ChangeInput& input, const BeforeEach& before) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
+  if (before) DS_RETURN_IF_ERROR(before(input));
   Result<EnqueueResult> result = EnqueueLocked(input, false);
   if (!result.ok()) return result;
   DS_RETURN_IF_ERROR(tx.Commit());
   return result;
 }
 
-Result<std::vector<EnqueueResult>> ChangeQueue::EnqueueMany(const std::vector<ChangeInput>& inputs) {
+Result<std::vector<EnqueueResult>> ChangeQueue::EnqueueMany(const std::vector<ChangeInput>& inputs,
+                                                            const BeforeEach& before) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
   std::vector<EnqueueResult> results;
   results.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (before) DS_RETURN_IF_ERROR(before(inputs[i]));
     Result<EnqueueResult> result = EnqueueLocked(inputs[i], false);
     if (!result.ok()) {
       return Status::Error(result.status().code(),
@@ -247,12 +257,14 @@ Result<std::vector<EnqueueResult>> ChangeQueue::EnqueueMany(const std::vector<Ch
   return results;
 }
 
-Result<ImportResult> ChangeQueue::ImportLegacy(const std::vector<ChangeInput>& inputs, int64_t already_skipped) {
+Result<ImportResult> ChangeQueue::ImportLegacy(const std::vector<ChangeInput>& inputs, int64_t already_skipped,
+                                               const BeforeEach& before) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
   ImportResult summary;
   summary.skipped = already_skipped;
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (before) DS_RETURN_IF_ERROR(before(inputs[i]));
     Result<EnqueueResult> result = EnqueueLocked(inputs[i], true);
     if (!result.ok()) {
       return Status::Error(result.status().code(),
@@ -392,6 +404,16 @@ Result<std::vector<Change>> ChangeQueue::TakeBatch(int64_t limit) {
   }
   DS_RETURN_IF_ERROR(tx.Commit());
   return batch;
+}
+
+Status ChangeQueue::RebaseUnsent(const std::string& entity_type, const std::string& entity_id, int64_t version) {
+  Result<Statement*> stmt = db_.Cached(kRebaseUnsent);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, entity_type);
+  scope->BindText(2, entity_id);
+  scope->BindInt(3, version);
+  return scope->Run();
 }
 
 Status ChangeQueue::RewriteUnsentData(int64_t id, const std::string& data) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -74,14 +75,19 @@ class ChangeQueue {
   ChangeQueue(const ChangeQueue&) = delete;
   ChangeQueue& operator=(const ChangeQueue&) = delete;
 
+  // Runs inside the enqueue's transaction just before each change is queued.
+  using BeforeEach = std::function<Status(const ChangeInput&)>;
+
   // Queues one change in its own transaction (a savepoint when one is open).
   // A changeId that is already queued, or was folded into another change, is CONFLICT.
-  Result<EnqueueResult> Enqueue(const ChangeInput& input);
+  Result<EnqueueResult> Enqueue(const ChangeInput& input, const BeforeEach& before = {});
   // Queues all or none, in one transaction, in order.
-  Result<std::vector<EnqueueResult>> EnqueueMany(const std::vector<ChangeInput>& inputs);
+  Result<std::vector<EnqueueResult>> EnqueueMany(const std::vector<ChangeInput>& inputs,
+                                                 const BeforeEach& before = {});
   // Queues the records of an older client's queue, skipping changeIds already known,
   // so importing the same dump twice imports it once.
-  Result<ImportResult> ImportLegacy(const std::vector<ChangeInput>& inputs, int64_t already_skipped);
+  Result<ImportResult> ImportLegacy(const std::vector<ChangeInput>& inputs, int64_t already_skipped,
+                                    const BeforeEach& before = {});
 
   // Pending changes, oldest first. `limit` <= 0 means all.
   Result<std::vector<Change>> Pending(int64_t limit, const std::optional<std::string>& entity_type);
@@ -96,6 +102,8 @@ class ChangeQueue {
 
   // True when `change_id` is queued, or was folded into another change or discarded.
   Result<bool> IsKnownChangeId(const std::string& change_id);
+  // Sets base_version on the entity's never-sent changes: they now build on `version`.
+  Status RebaseUnsent(const std::string& entity_type, const std::string& entity_id, int64_t version);
   // Replaces the data of a change that was never sent. CONFLICT if it was sent.
   Status RewriteUnsentData(int64_t id, const std::string& data);
 

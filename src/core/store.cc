@@ -22,6 +22,10 @@ constexpr const char* kUpsertLocal =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 THEN ?6 END) "
     "ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = excluded.data, base = excluded.base, "
     "deleted = excluded.deleted, updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
+constexpr const char* kKeepBase =
+    "UPDATE documents SET base = data WHERE entity_type = ?1 AND entity_id = ?2 AND deleted = 0 AND NOT EXISTS ("
+    "SELECT 1 FROM changes AS c WHERE c.entity_type = ?1 AND c.entity_id = ?2 AND c.status != 'synced')";
+constexpr const char* kHasDocuments = "SELECT EXISTS (SELECT 1 FROM documents)";
 constexpr const char* kRecordIndex =
     "INSERT OR IGNORE INTO document_indexes (entity_type, field, name, created_at) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* kPurgeTombstones =
@@ -330,6 +334,24 @@ Status DecodeListQuery(simdjson::ondemand::parser& parser, const std::string& js
 }
 
 DocumentStore::DocumentStore(Database& db, Clock& clock, ChangeQueue& queue) : db_(db), clock_(clock), queue_(queue) {}
+
+Status DocumentStore::KeepBaseForDirectChange(const std::string& entity_type, const std::string& entity_id) {
+  Result<Statement*> stmt = db_.Cached(kKeepBase);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, entity_type);
+  scope->BindText(2, entity_id);
+  return scope->Run();
+}
+
+Result<bool> DocumentStore::HasDocuments() {
+  Result<Statement*> stmt = db_.Cached(kHasDocuments);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  Result<bool> row = scope->Step();
+  if (!row.ok()) return row.status();
+  return scope->Int(0) != 0;
+}
 
 Result<bool> DocumentStore::IsDirty(const std::string& entity_type, const std::string& entity_id) {
   Result<Statement*> stmt = db_.Cached(kIsDirty);

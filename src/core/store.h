@@ -108,6 +108,13 @@ class DocumentStore {
   // Deletes tombstones whose delete is synced and older than now - retention_ms.
   Result<int64_t> PurgeTombstones(int64_t retention_ms);
 
+  // Before a change is queued directly (client.queue, not through this store) for an
+  // entity this store holds and that has no unacknowledged change yet: keeps the
+  // document's current state as its server base, so pulled changes still land on it.
+  Status KeepBaseForDirectChange(const std::string& entity_type, const std::string& entity_id);
+  // True when the store holds any document (so direct changes may need a base).
+  Result<bool> HasDocuments();
+
   // True when the entity has changes the server has not acknowledged.
   Result<bool> IsDirty(const std::string& entity_type, const std::string& entity_id);
 

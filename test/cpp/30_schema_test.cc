@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/client.h"
 #include "core/schema.h"
 #include "core/sqlite.h"
 #include "test_util.h"
@@ -237,6 +238,71 @@ TEST(Schema, MigrateRunsInsideAnOpenTransactionAsSavepoints) {
   }
   EXPECT_EQ(Version(*db), 0);
   EXPECT_FALSE(TableExists(*db, "items"));
+}
+
+
+TEST(Schema, AVersionOneClientFileUpgradesOnOpenKeepsItsRowsAndMarksSentRowsAsAttempted) {
+  TempDir dir;
+  const std::string path = dir.File("v1-client.db");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(IsOk(Migrate(*db, {ClientMigrations().front()})));
+    EXPECT_EQ(Version(*db), 1);
+    ASSERT_TRUE(IsOk(db->Exec(
+        "INSERT INTO meta (key, value) VALUES ('device_id', 'dev-v1');"
+        "INSERT INTO changes (change_id, entity_type, entity_id, type, data, timestamp, created_at, updated_at, "
+        "status, retry_count, synced_at, server_version) VALUES "
+        "('fresh', 'note', 'n1', 'CREATED', '{\"a\":1}', 1, 1, 1, 'pending', 0, NULL, NULL),"
+        "('retried', 'note', 'n2', 'UPDATED', '{\"a\":1}', 2, 2, 2, 'pending', 2, NULL, NULL),"
+        "('in-flight', 'note', 'n3', 'CREATED', '{\"a\":1}', 3, 3, 3, 'syncing', 0, NULL, NULL),"
+        "('failed', 'note', 'n4', 'UPDATED', '{\"a\":1}', 4, 4, 4, 'failed', 5, NULL, NULL),"
+        "('synced', 'note', 'n5', 'CREATED', '{\"a\":1}', 5, 5, 5, 'synced', 0, 6, 17);"
+        "INSERT INTO change_aliases (change_id, merged_into) VALUES ('folded', 'fresh');")));
+  }
+  ClientOptions options;
+  options.path = path;
+  auto clock = std::make_shared<ManualClock>(1700000000000);
+  Result<std::unique_ptr<Client>> opened = Client::Open(options, clock, std::make_shared<SeededRandom>(3));
+  ASSERT_TRUE(IsOk(opened));
+  Client& client = *opened.value();
+  Database& db = client.database();
+  EXPECT_EQ(Version(db), 2);
+  EXPECT_EQ(client.device_id(), "dev-v1");
+  EXPECT_TRUE(TableExists(db, "documents"));
+  EXPECT_TRUE(TableExists(db, "conflicts"));
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM changes"), 5);
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM change_aliases"), 1);
+  EXPECT_EQ(QueryInt(db, "SELECT server_version FROM changes WHERE change_id = 'synced'"), 17);
+  auto attempts = [&](const std::string& id) {
+    return QueryInt(db, "SELECT attempts FROM changes WHERE change_id = '" + id + "'");
+  };
+  EXPECT_EQ(attempts("fresh"), 0);
+  EXPECT_EQ(attempts("retried"), 1);
+  EXPECT_EQ(attempts("in-flight"), 1);
+  EXPECT_EQ(attempts("failed"), 1);
+  EXPECT_EQ(attempts("synced"), 1);
+  EXPECT_EQ(client.recovered_at_open(), 1);
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM changes WHERE change_id = 'in-flight' AND status = 'pending'"), 1);
+
+  // Only the change that never went out may still be coalesced.
+  auto update = [&](const std::string& entity_id) {
+    ChangeInput input;
+    input.type = ChangeType::kUpdated;
+    input.entity_type = "note";
+    input.entity_id = entity_id;
+    input.data = R"({"b":2})";
+    Result<EnqueueResult> result = client.queue().Enqueue(input);
+    EXPECT_TRUE(IsOk(result));
+    return result.ok() ? result.value().outcome : EnqueueOutcome::kDuplicate;
+  };
+  EXPECT_EQ(update("n1"), EnqueueOutcome::kCoalesced);
+  EXPECT_EQ(update("n2"), EnqueueOutcome::kQueued);
+  EXPECT_EQ(update("n3"), EnqueueOutcome::kQueued);
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM changes"), 7);
+  // A replay of the folded changeId is still recognised.
+  Result<bool> known = client.queue().IsKnownChangeId("folded");
+  ASSERT_TRUE(IsOk(known));
+  EXPECT_TRUE(known.value());
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ std::string Nested(int levels, char open, char close, const std::string& inner =
 
 Result<std::string> Merge(std::string_view base, std::string_view patch) {
   simdjson::ondemand::parser parser;
-  return ShallowMergeObjects(parser, base, patch);
+  return ShallowMergeObjects(parser, base, patch, PatchNulls::kKeep);
 }
 
 // ---- CopyValidatedJson: canonical output
@@ -281,10 +281,21 @@ TEST(ShallowMergeObjects, NestedObjectsAndArraysAreReplacedNotMerged) {
   EXPECT_EQ(out.value(), R"({"o":{"y":3},"l":[],"k":true})");
 }
 
-TEST(ShallowMergeObjects, NullIsAValueNotADeletion) {
+TEST(ShallowMergeObjects, NullIsKeptWhenCombiningDeltas) {
   Result<std::string> out = Merge(R"({"a":1,"b":2})", R"({"a":null})");
   ASSERT_TRUE(IsOk(out));
   EXPECT_EQ(out.value(), R"({"a":null,"b":2})");
+}
+
+TEST(ShallowMergeObjects, NullRemovesTheFieldWhenApplyingADelta) {
+  simdjson::ondemand::parser parser;
+  Result<std::string> out =
+      ShallowMergeObjects(parser, R"({"a":1,"b":2,"c":3})", R"({"a":null,"c":4,"d":null})", PatchNulls::kRemove);
+  ASSERT_TRUE(IsOk(out));
+  EXPECT_EQ(out.value(), R"({"b":2,"c":4})");
+  Result<std::string> all_removed = ShallowMergeObjects(parser, R"({"a":1})", R"({"a":null})", PatchNulls::kRemove);
+  ASSERT_TRUE(IsOk(all_removed));
+  EXPECT_EQ(all_removed.value(), "{}");
 }
 
 TEST(ShallowMergeObjects, EscapedKeysAreComparedUnescaped) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/client.h"
 #include "core/queue.h"
 #include "core/schema.h"
 #include "test_util.h"
@@ -20,6 +21,7 @@ using testing_util::IsOk;
 using testing_util::MakeChange;
 using testing_util::OpenDb;
 using testing_util::QueryInt;
+using testing_util::TempDir;
 using testing_util::Updated;
 
 constexpr int64_t kStart = 1700000000000;
@@ -793,6 +795,144 @@ TEST_F(QueueTest, ImportLegacyCoalescesLikeEnqueueAndReplaysCleanly) {
   EXPECT_EQ(replay.value().imported, 0);
   EXPECT_EQ(replay.value().skipped, 4);
   EXPECT_EQ(Ids(All()), std::vector<std::string>{"a"});
+}
+
+
+// ---- The attempts rule: a change that was ever taken for sending is never rewritten,
+// even once it is pending again (the server may already hold its changeId).
+
+class AttemptsTest : public QueueTest {
+ protected:
+  int64_t Attempts(const std::string& change_id) {
+    return QueryInt(*db_, "SELECT attempts FROM changes WHERE change_id = '" + change_id + "'");
+  }
+  // After `sent` went out and came back to pending: a new UPDATED for its entity is
+  // appended, a DELETED for another such entity does not cancel its CREATED.
+  void ExpectAppended(const std::string& sent_update, const std::string& sent_delete) {
+    std::optional<Change> update_target = Find(sent_update);
+    std::optional<Change> delete_target = Find(sent_delete);
+    ASSERT_TRUE(update_target && delete_target);
+    EXPECT_EQ(update_target->status, ChangeStatus::kPending);
+    EXPECT_EQ(delete_target->status, ChangeStatus::kPending);
+    EXPECT_GE(Attempts(sent_update), 1);
+    EXPECT_GE(Attempts(sent_delete), 1);
+    const std::string before_update = update_target->data.value_or("");
+    EnqueueResult update = Enqueue(Updated(update_target->entity_id, R"({"later":1})", sent_update + "-u"));
+    EXPECT_EQ(update.outcome, EnqueueOutcome::kQueued);
+    EnqueueResult remove = Enqueue(Deleted(delete_target->entity_id, sent_delete + "-d"));
+    EXPECT_EQ(remove.outcome, EnqueueOutcome::kQueued);
+    EXPECT_EQ(Find(sent_update)->data, before_update);  // never rewritten
+    EXPECT_EQ(Find(sent_update)->type, update_target->type);
+    ASSERT_TRUE(Find(sent_delete));  // never cancelled
+    EXPECT_EQ(Find(sent_update + "-u")->data, R"({"later":1})");
+    ASSERT_TRUE(Find(sent_delete + "-d"));
+    // The appended changes are fresh: they still coalesce with what follows them.
+    EXPECT_EQ(Enqueue(Updated(update_target->entity_id, R"({"more":2})")).outcome, EnqueueOutcome::kCoalesced);
+    EXPECT_EQ(Find(sent_update + "-u")->data, R"({"later":1,"more":2})");
+  }
+};
+
+TEST_F(AttemptsTest, AFreshPendingChangeHasNoAttemptsAndCoalesces) {
+  Enqueue(Created("n1", R"({"a":1})", "c1"));
+  EXPECT_EQ(Attempts("c1"), 0);
+  EXPECT_EQ(Enqueue(Updated("n1", R"({"b":2})", "c2")).outcome, EnqueueOutcome::kCoalesced);
+}
+
+TEST_F(AttemptsTest, TakeBatchCountsAttempts) {
+  Enqueue(Created("n1", "{}", "c1"));
+  Take(10);
+  EXPECT_EQ(Attempts("c1"), 1);
+  ASSERT_TRUE(IsOk(queue_->ReleaseInFlight()));
+  Take(10);
+  EXPECT_EQ(Attempts("c1"), 2);
+  EXPECT_EQ(Find("c1")->retry_count, 0);  // attempts are not retries
+}
+
+TEST_F(AttemptsTest, AfterReleaseInFlight) {
+  Enqueue(Created("n1", R"({"a":1})", "u"));
+  Enqueue(Created("n2", R"({"a":1})", "d"));
+  ASSERT_EQ(Take(10).size(), 2u);
+  ASSERT_TRUE(IsOk(queue_->ReleaseInFlight()));
+  ExpectAppended("u", "d");
+}
+
+TEST_F(AttemptsTest, AfterMarkFailedBelowMaxRetries) {
+  Enqueue(Updated("n1", R"({"a":1})", "u"));
+  Enqueue(Created("n2", R"({"a":1})", "d"));
+  ASSERT_EQ(Take(10).size(), 2u);
+  for (const char* id : {"u", "d"}) {
+    Result<ChangeStatus> status = queue_->MarkFailed(id, "HTTP 422", 5);
+    ASSERT_TRUE(IsOk(status));
+    EXPECT_EQ(status.value(), ChangeStatus::kPending);
+  }
+  ExpectAppended("u", "d");
+}
+
+TEST_F(AttemptsTest, AfterRetryFailed) {
+  Enqueue(Updated("n1", R"({"a":1})", "u"));
+  Enqueue(Created("n2", R"({"a":1})", "d"));
+  Take(10);
+  ASSERT_TRUE(IsOk(queue_->MarkFailed("u", "x", 1)));
+  ASSERT_TRUE(IsOk(queue_->MarkFailed("d", "x", 1)));
+  ASSERT_TRUE(IsOk(queue_->RetryFailed()));
+  EXPECT_EQ(Find("u")->retry_count, 0);
+  ExpectAppended("u", "d");
+}
+
+TEST_F(AttemptsTest, AfterImportLegacyWithRetries) {
+  ChangeInput u = Updated("n1", R"({"a":1})", "u");
+  u.retry_count = 2;
+  ChangeInput d = Created("n2", R"({"a":1})", "d");
+  d.retry_count = 1;
+  ChangeInput fresh = Created("n3", R"({"a":1})", "fresh");
+  ASSERT_TRUE(IsOk(queue_->ImportLegacy({u, d, fresh}, 0)));
+  EXPECT_EQ(Attempts("fresh"), 0);
+  ExpectAppended("u", "d");
+  // A legacy record that was never tried coalesces as usual.
+  EXPECT_EQ(Enqueue(Updated("n3", R"({"b":2})")).outcome, EnqueueOutcome::kCoalesced);
+}
+
+TEST_F(AttemptsTest, RewriteUnsentDataRefusesASentChange) {
+  Enqueue(Updated("n1", R"({"a":1})", "sent"));
+  Enqueue(Updated("n2", R"({"a":1})", "unsent"));
+  Take(1);
+  ASSERT_TRUE(IsOk(queue_->ReleaseInFlight()));
+  EXPECT_TRUE(HasCode(queue_->RewriteUnsentData(Find("sent")->id, R"({"b":2})"), StatusCode::kConflict));
+  EXPECT_EQ(Find("sent")->data, R"({"a":1})");
+  ASSERT_TRUE(IsOk(queue_->RewriteUnsentData(Find("unsent")->id, R"({"b":2})")));
+  EXPECT_EQ(Find("unsent")->data, R"({"b":2})");
+}
+
+TEST(AttemptsAcrossACrash, ChangesRecoveredAtOpenAreNotCoalesced) {
+  TempDir dir;
+  ClientOptions options;
+  options.path = dir.File("crash.db");
+  auto clock = std::make_shared<ManualClock>(kStart);
+  {
+    Result<std::unique_ptr<Client>> client = Client::Open(options, clock, std::make_shared<SeededRandom>(1));
+    ASSERT_TRUE(IsOk(client));
+    ChangeQueue& queue = client.value()->queue();
+    ASSERT_TRUE(IsOk(queue.Enqueue(Created("n1", R"({"a":1})", "u"))));
+    ASSERT_TRUE(IsOk(queue.Enqueue(Created("n2", R"({"a":1})", "d"))));
+    ASSERT_TRUE(IsOk(queue.TakeBatch(0)));
+    // The process dies with both changes in flight.
+  }
+  Result<std::unique_ptr<Client>> reopened = Client::Open(options, clock, std::make_shared<SeededRandom>(2));
+  ASSERT_TRUE(IsOk(reopened));
+  Client& client = *reopened.value();
+  EXPECT_EQ(client.recovered_at_open(), 2);
+  ChangeQueue& queue = client.queue();
+  Result<EnqueueResult> update = queue.Enqueue(Updated("n1", R"({"b":2})", "u2"));
+  ASSERT_TRUE(IsOk(update));
+  EXPECT_EQ(update.value().outcome, EnqueueOutcome::kQueued);
+  Result<EnqueueResult> remove = queue.Enqueue(Deleted("n2", "d2"));
+  ASSERT_TRUE(IsOk(remove));
+  EXPECT_EQ(remove.value().outcome, EnqueueOutcome::kQueued);
+  Result<std::vector<Change>> all = queue.All();
+  ASSERT_TRUE(IsOk(all));
+  ASSERT_EQ(all.value().size(), 4u);
+  EXPECT_EQ(all.value()[0].data, R"({"a":1})");
+  EXPECT_EQ(all.value()[0].status, ChangeStatus::kPending);
 }
 
 }  // namespace

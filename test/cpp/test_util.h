@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -16,10 +17,15 @@
 #include <utility>
 #include <vector>
 
+#include "core/apply.h"
 #include "core/change.h"
 #include "core/env.h"
+#include "core/queue.h"
+#include "core/schema.h"
 #include "core/sqlite.h"
 #include "core/status.h"
+#include "core/store.h"
+#include "simdjson.h"
 
 namespace deltasync {
 namespace testing_util {
@@ -93,6 +99,18 @@ inline int64_t QueryInt(Database& db, const std::string& sql) {
   return stmt.value()->Int(0);
 }
 
+// Runs a query returning one text value (the first column of the first row);
+// nullopt when there is no row or the value is NULL.
+inline std::optional<std::string> QueryText(Database& db, const std::string& sql) {
+  Result<std::unique_ptr<Statement>> stmt = db.Prepare(sql);
+  EXPECT_TRUE(IsOk(stmt)) << sql;
+  if (!stmt.ok()) return std::nullopt;
+  Result<bool> row = stmt.value()->Step();
+  EXPECT_TRUE(IsOk(row)) << sql;
+  if (!row.ok() || !row.value()) return std::nullopt;
+  return stmt.value()->OptionalText(0);
+}
+
 inline ChangeInput MakeChange(ChangeType type, const std::string& entity_id,
                               std::optional<std::string> data = std::nullopt,
                               std::optional<std::string> change_id = std::nullopt,
@@ -117,6 +135,119 @@ inline ChangeInput Updated(const std::string& entity_id, const std::string& data
 inline ChangeInput Deleted(const std::string& entity_id, std::optional<std::string> change_id = std::nullopt) {
   return MakeChange(ChangeType::kDeleted, entity_id, std::nullopt, std::move(change_id));
 }
+
+inline constexpr int64_t kTestStartMs = 1700000000000;
+
+// One change of a pull page, as the server sends it. The changeId defaults to "r<version>".
+inline std::string Remote(int64_t version, const std::string& type, const std::string& entity_id,
+                          const std::optional<std::string>& data, int64_t timestamp = kTestStartMs,
+                          std::string change_id = "", const std::string& entity_type = "note") {
+  if (change_id.empty()) change_id = "r" + std::to_string(version);
+  std::string out = "{\"version\":" + std::to_string(version) + ",\"changeId\":\"" + change_id +
+                    "\",\"type\":\"" + type + "\",\"entityType\":\"" + entity_type + "\",\"entityId\":\"" +
+                    entity_id + "\"";
+  if (data) out += ",\"data\":" + *data;
+  out += ",\"timestamp\":" + std::to_string(timestamp) + ",\"deviceId\":\"server-side\"}";
+  return out;
+}
+
+// A pull page {newChanges, latestServerVersion?, hasMore}.
+inline std::string Page(const std::vector<std::string>& changes, std::optional<int64_t> latest = std::nullopt,
+                        bool has_more = false) {
+  std::string out = "{\"newChanges\":[";
+  for (size_t i = 0; i < changes.size(); ++i) out += (i ? "," : "") + changes[i];
+  out += "]";
+  if (latest) out += ",\"latestServerVersion\":" + std::to_string(*latest);
+  out += std::string(",\"hasMore\":") + (has_more ? "true" : "false") + "}";
+  return out;
+}
+
+// A client database in memory with its queue, document store and applier, driven
+// by a manual clock and a seeded random.
+class StoreHarness {
+ public:
+  explicit StoreHarness(ConflictStrategy strategy = ConflictStrategy::kNewestWins, bool coalesce = true) {
+    db = OpenDb(":memory:");
+    EXPECT_NE(db, nullptr);
+    EXPECT_TRUE(IsOk(Migrate(*db, ClientMigrations())));
+    QueueOptions options;
+    options.coalesce = coalesce;
+    queue = std::make_unique<ChangeQueue>(*db, clock, random, options);
+    store = std::make_unique<DocumentStore>(*db, clock, *queue);
+    applier = std::make_unique<DeltaApplier>(*db, clock, *queue, strategy);
+  }
+
+  // Decodes `page_json` and applies it in chunks of `chunk` changes (0: one chunk).
+  Status TryPull(const std::string& page_json, ApplyResult* result, size_t chunk = 0) {
+    simdjson::padded_string input(page_json);
+    PullPage page;
+    DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page));
+    const size_t total = page.changes.size();
+    const size_t step = chunk == 0 ? std::max<size_t>(total, 1) : chunk;
+    size_t begin = 0;
+    do {
+      const size_t end = std::min(total, begin + step);
+      DS_RETURN_IF_ERROR(applier->ApplyChunk(page, begin, end, result));
+      begin = end;
+    } while (begin < total);
+    return Status::Ok();
+  }
+  ApplyResult Pull(const std::string& page_json, size_t chunk = 0) {
+    ApplyResult result;
+    EXPECT_TRUE(IsOk(TryPull(page_json, &result, chunk))) << page_json;
+    return result;
+  }
+  ApplyResult PullOne(const std::string& remote_change) { return Pull(Page({remote_change})); }
+
+  // The visible document (nullopt when absent or deleted).
+  std::optional<std::string> Visible(const std::string& entity_id, const std::string& entity_type = "note") {
+    Result<std::optional<StoredDocument>> doc = store->Get(entity_type, entity_id, false);
+    EXPECT_TRUE(IsOk(doc));
+    if (!doc.ok() || !doc.value()) return std::nullopt;
+    return doc.value()->data;
+  }
+  // The document with its metadata, tombstones included.
+  std::optional<StoredDocument> WithMeta(const std::string& entity_id, const std::string& entity_type = "note") {
+    Result<std::optional<StoredDocument>> doc = store->Get(entity_type, entity_id, true);
+    EXPECT_TRUE(IsOk(doc));
+    return doc.ok() ? doc.value() : std::nullopt;
+  }
+  // The server state stored under local changes (the `base` column).
+  std::optional<std::string> Base(const std::string& entity_id, const std::string& entity_type = "note") {
+    return QueryText(*db, "SELECT base FROM documents WHERE entity_type = '" + entity_type + "' AND entity_id = '" +
+                              entity_id + "'");
+  }
+  std::vector<Change> Changes() {
+    Result<std::vector<Change>> all = queue->All();
+    EXPECT_TRUE(IsOk(all));
+    return all.ok() ? all.value() : std::vector<Change>{};
+  }
+  int64_t Cursor() {
+    Result<int64_t> cursor = applier->Cursor();
+    EXPECT_TRUE(IsOk(cursor));
+    return cursor.ok() ? cursor.value() : -1;
+  }
+  // Every row of documents and changes, for before/after comparisons.
+  std::string Snapshot() {
+    return QueryText(*db,
+                     "SELECT coalesce((SELECT group_concat(entity_type || '/' || entity_id || '=' || "
+                     "coalesce(data, '-') || '|' || coalesce(base, '-') || '|' || coalesce(version, '-') || '|' || "
+                     "deleted || '|' || updated_at, ';') FROM documents), '') || ' # ' || "
+                     "coalesce((SELECT group_concat(change_id || ':' || type || ':' || coalesce(data, '-') || ':' || "
+                     "status || ':' || attempts, ';') FROM changes), '') || ' # ' || "
+                     "coalesce((SELECT group_concat(change_id, ';') FROM change_aliases), '')")
+        .value_or("?");
+  }
+
+  // Declared in construction order: everything below uses what is above it.
+  ManualClock clock{kTestStartMs};
+  SeededRandom random{4321};
+  simdjson::ondemand::parser parser;
+  std::unique_ptr<Database> db;
+  std::unique_ptr<ChangeQueue> queue;
+  std::unique_ptr<DocumentStore> store;
+  std::unique_ptr<DeltaApplier> applier;
+};
 
 }  // namespace testing_util
 }  // namespace deltasync

@@ -76,6 +76,88 @@ function waitForExit(worker) {
   });
 }
 
+/** Asserts that `promise` rejects with a SyncError with `code` and a message matching `message` (when given). */
+async function assertRejectsSyncError(promise, code, message) {
+  assert.ok(promise instanceof Promise, 'expected a promise (an async API rejects, it does not throw)');
+  let thrown;
+  try {
+    await promise;
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(thrown !== undefined, `expected a rejection with code ${code}, but the promise resolved`);
+  assert.ok(thrown instanceof SyncError, `expected a SyncError, got ${thrown && thrown.stack}`);
+  assert.equal(thrown.code, code, `code of: ${thrown.message}`);
+  if (message !== undefined) assert.match(thrown.message, message);
+  return thrown;
+}
+
+/**
+ * A pulled change in the wire shape (DESIGN.md section 4): version `version`,
+ * changeId `r<version>`, a CREATED of note `entityId` unless `extra` says otherwise.
+ */
+function remote(version, entityId, extra = {}) {
+  return {
+    version,
+    changeId: `r${version}`,
+    type: 'CREATED',
+    entityType: 'note',
+    entityId: String(entityId),
+    data: { v: version },
+    timestamp: 1000 + version,
+    deviceId: 'other-device',
+    ...extra,
+  };
+}
+
+/** Collects every emission of `event` on `emitter`, in order. */
+function collect(emitter, event) {
+  const seen = [];
+  emitter.on(event, (payload) => seen.push(payload));
+  return seen;
+}
+
+/**
+ * Everything observable about a client's local state, for "nothing changed"
+ * comparisons: the documents of `entityTypes` (and the meta of `ids` when given),
+ * the queue, the server cursor and the open conflicts.
+ */
+function stateSnapshot(client, entityTypes = ['note'], ids = []) {
+  const documents = {};
+  for (const type of entityTypes) documents[type] = client.list(type);
+  const metas = {};
+  for (const [type, id] of ids) metas[`${type}/${id}`] = client.get(type, id, { meta: true });
+  return {
+    documents,
+    metas,
+    queue: snapshot(client),
+    serverVersion: client.serverVersion,
+    conflicts: client.conflicts(),
+  };
+}
+
+/** A copy of a JSON object without its null-valued top-level fields (null is how a dropped field travels). */
+function withoutNulls(object) {
+  if (object === undefined || object === null) return undefined;
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== null));
+}
+
+/**
+ * Replays queued changes (oldest first) from nothing: the state the server would
+ * reach from them alone. Returns a Map from "entityType/entityId" to the
+ * document (nulls dropped) or undefined when deleted.
+ */
+function replayChanges(changes) {
+  const states = new Map();
+  for (const change of changes) {
+    const key = `${change.entityType}/${change.entityId}`;
+    if (change.type === 'CREATED') states.set(key, withoutNulls(change.data));
+    else if (change.type === 'UPDATED') states.set(key, withoutNulls({ ...(states.get(key) ?? {}), ...change.data }));
+    else states.set(key, undefined);
+  }
+  return states;
+}
+
 module.exports = {
   SyncClient,
   SyncError,
@@ -89,4 +171,10 @@ module.exports = {
   takeBatch,
   sideFilesGone,
   waitForExit,
+  assertRejectsSyncError,
+  remote,
+  collect,
+  stateSnapshot,
+  withoutNulls,
+  replayChanges,
 };

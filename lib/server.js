@@ -1,0 +1,197 @@
+'use strict';
+
+const native = require('./native');
+const { SyncError } = require('./errors');
+const is = require('./is');
+
+const SERVER_OPTIONS = ['path', 'conflicts', 'toleranceMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields'];
+const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
+const STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
+const ENTITY_TYPE = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_ID_BYTES = 256;
+
+const strategyList = STRATEGIES.map((name) => `"${name}"`).join(', ');
+
+function userIdArg(userId) {
+  if (typeof userId !== 'string' || userId.length === 0 || Buffer.byteLength(userId) > MAX_ID_BYTES) {
+    throw is.invalid('userId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, userId);
+  }
+  return userId;
+}
+
+function deviceIdArg(deviceId) {
+  if (typeof deviceId !== 'string' || deviceId.length === 0 || Buffer.byteLength(deviceId) > MAX_ID_BYTES) {
+    throw is.invalid('deviceId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, deviceId);
+  }
+  return deviceId;
+}
+
+/** A request body as bytes: Buffers and strings pass through, objects are serialized. */
+function bodyArg(name, value) {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (!is.isPlainObject(value)) throw is.invalid(name, 'an object, a JSON string or a Buffer', value);
+  return is.toJson(name, value);
+}
+
+function idFieldsArg(name, idFields) {
+  if (idFields === undefined) return undefined;
+  if (!is.isPlainObject(idFields)) throw is.invalid(name, 'an object of entity types to field names', idFields);
+  for (const [type, field] of Object.entries(idFields)) {
+    if (!ENTITY_TYPE.test(type)) throw is.invalid(`keys of ${name}`, 'entity types matching [A-Za-z0-9_.-]{1,64}', type);
+    if (!is.isNonEmptyString(field)) throw is.invalid(`${name}.${type}`, 'a non-empty string', field);
+  }
+  return idFields;
+}
+
+/**
+ * The server half: a change log with per-user gapless versions, idempotent pushes
+ * and conflict resolution, on an embedded SQLite file. Every operation runs in C++
+ * off the main thread and is serialized with the others.
+ */
+class SyncServer {
+  /** @param {import('../types').SyncServerOptions} options */
+  constructor(options) {
+    if (!is.isPlainObject(options)) throw is.invalid('options', 'an object', options);
+    is.optionsObject('options', options, SERVER_OPTIONS);
+    const { path, conflicts = 'newest_wins', toleranceMs = 1000, perType = {}, durability = 'normal' } = options;
+    const { busyTimeoutMs = 10000 } = options;
+    if (!is.isNonEmptyString(path)) throw is.invalid('options.path', 'a non-empty string (a file path or ":memory:")', path);
+    if (!STRATEGIES.includes(conflicts)) throw is.invalid('options.conflicts', `one of ${strategyList}`, conflicts);
+    if (!is.isNonNegativeInteger(toleranceMs)) throw is.invalid('options.toleranceMs', 'a non-negative integer', toleranceMs);
+    if (!is.isPlainObject(perType)) throw is.invalid('options.perType', 'an object of entity types to strategies', perType);
+    for (const [type, strategy] of Object.entries(perType)) {
+      if (!ENTITY_TYPE.test(type)) throw is.invalid('keys of options.perType', 'entity types matching [A-Za-z0-9_.-]{1,64}', type);
+      if (!STRATEGIES.includes(strategy)) throw is.invalid(`options.perType.${type}`, `one of ${strategyList}`, strategy);
+    }
+    if (durability !== 'normal' && durability !== 'full') throw is.invalid('options.durability', '"normal" or "full"', durability);
+    if (!is.isNonNegativeInteger(busyTimeoutMs)) throw is.invalid('options.busyTimeoutMs', 'a non-negative integer', busyTimeoutMs);
+    const limits = is.optionsObject('options.limits', options.limits, LIMIT_OPTIONS);
+    for (const [key, value] of Object.entries(limits)) {
+      if (!is.isPositiveInteger(value)) throw is.invalid(`options.limits.${key}`, 'a positive integer', value);
+    }
+    /** @private */
+    this._idFields = idFieldsArg('options.idFields', options.idFields) ?? {};
+    /** Limits in force, with defaults. */
+    this.limits = {
+      maxChangesPerPush: 1000,
+      maxPullLimit: 10000,
+      defaultPullLimit: 1000,
+      maxDepth: 64,
+      maxDocumentBytes: 1024 * 1024,
+      maxBodyBytes: 10 * 1024 * 1024,
+      ...limits,
+    };
+    /** @private */
+    this._handle = new native.NativeServer({
+      path,
+      conflicts,
+      perType,
+      toleranceMs,
+      durability,
+      busyTimeoutMs,
+      ...this.limits,
+    });
+    this.path = path;
+  }
+
+  /**
+   * The unified v2 exchange: apply the pushed changes, then return what the device has not seen.
+   * @param {string} userId from your authentication, never from the request
+   * @param {object | string | Buffer} request { deviceId, lastKnownServerVersion, changes, limit? }
+   * @returns {Promise<import('../types').SyncResponse>}
+   */
+  async sync(userId, request) {
+    return JSON.parse(await this._native().sync(userIdArg(userId), bodyArg('request', request)));
+  }
+
+  /**
+   * Applies changes pushed by a device.
+   * @returns {Promise<import('../types').PushResponse>}
+   */
+  async push(userId, deviceId, changes) {
+    const native = this._native();
+    userIdArg(userId);
+    deviceIdArg(deviceId);
+    if (!Array.isArray(changes)) throw is.invalid('changes', 'an array of change records', changes);
+    return JSON.parse(await native.push(userId, is.toJson('changes', { deviceId, changes })));
+  }
+
+  /**
+   * Changes of a user after version `since`, oldest first, paged.
+   * @param {string} userId
+   * @param {{ since?: number, limit?: number, deviceId?: string }} [options]
+   * @returns {Promise<import('../types').PullResponse>}
+   */
+  async pull(userId, options) {
+    const native = this._native();
+    userIdArg(userId);
+    const { since = 0, limit, deviceId } = is.optionsObject('options', options, ['since', 'limit', 'deviceId']);
+    if (!is.isNonNegativeInteger(since)) throw is.invalid('options.since', 'a non-negative integer', since);
+    if (limit !== undefined && !(is.isPositiveInteger(limit) && limit <= this.limits.maxPullLimit)) {
+      throw is.invalid('options.limit', `an integer from 1 to ${this.limits.maxPullLimit}`, limit);
+    }
+    if (deviceId !== undefined) deviceIdArg(deviceId);
+    return JSON.parse(await native.pull(userId, deviceId ?? null, since, limit ?? null));
+  }
+
+  /**
+   * A device's sync status: last push and pull, changes pushed, conflicts, latest version.
+   * @returns {Promise<import('../types').DeviceStatus>}
+   */
+  async status(userId, deviceId) {
+    const native = this._native();
+    return JSON.parse(await native.status(userIdArg(userId), deviceIdArg(deviceId)));
+  }
+
+  /** Open conflicts kept by the 'manual' strategy. @returns {Promise<import('../types').ServerConflict[]>} */
+  async conflicts(userId) {
+    return JSON.parse(await this._native().conflicts(userIdArg(userId)));
+  }
+
+  /**
+   * Settles an open conflict: { use: 'client' | 'server' | 'merged', data? }.
+   * @returns {Promise<import('../types').ResolveResult>}
+   */
+  async resolveConflict(userId, conflictId, resolution) {
+    const native = this._native();
+    userIdArg(userId);
+    if (!is.isPositiveInteger(conflictId)) throw is.invalid('conflictId', 'a positive integer', conflictId);
+    if (!is.isPlainObject(resolution)) throw is.invalid('resolution', 'an object { use, data? }', resolution);
+    return JSON.parse(await native.resolveConflict(userId, conflictId, is.toJson('resolution', resolution)));
+  }
+
+  /**
+   * Turns a legacy full-state blob { entityType: [records] } into change-log entries,
+   * once: importing the same records again skips them.
+   * @param {string} userId
+   * @param {object | string | Buffer} state
+   * @param {{ idFields?: Record<string, string> }} [options]
+   * @returns {Promise<{ imported: number, skipped: number, latestServerVersion: number }>}
+   */
+  async importSnapshot(userId, state, options) {
+    const native = this._native();
+    userIdArg(userId);
+    const { idFields } = is.optionsObject('options', options, ['idFields']);
+    const fields = { ...this._idFields, ...idFieldsArg('options.idFields', idFields) };
+    return JSON.parse(await native.importSnapshot(userId, bodyArg('state', state), fields));
+  }
+
+  /** True until close(). */
+  get isOpen() {
+    return this._handle.isOpen();
+  }
+
+  /** Closes the database (operations in flight finish first). Later calls reject with CLOSED. */
+  close() {
+    this._handle.close();
+  }
+
+  /** @private the native handle, or CLOSED */
+  _native() {
+    if (!this._handle.isOpen()) throw new SyncError('The server is closed', 'CLOSED');
+    return this._handle;
+  }
+}
+
+module.exports = { SyncServer };

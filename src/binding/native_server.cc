@@ -1,0 +1,260 @@
+#include "binding/native_server.h"
+
+#include <string>
+#include <utility>
+
+namespace deltasync::binding {
+
+namespace {
+
+// Copies a string, Buffer or Uint8Array argument into a std::string of bytes.
+std::string ReadBody(const Napi::Value& value) {
+  if (value.IsString()) return value.As<Napi::String>().Utf8Value();
+  if (value.IsTypedArray()) {
+    Napi::TypedArray array = value.As<Napi::TypedArray>();
+    const char* data = static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    return std::string(data, array.ByteLength());
+  }
+  throw Napi::TypeError::New(value.Env(), "Expected a string or a Buffer");
+}
+
+class ServerTask : public Napi::AsyncWorker {
+ public:
+  ServerTask(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<SyncServerCore> server,
+             std::function<Result<std::string>(SyncServerCore&)> operation)
+      : Napi::AsyncWorker(env, "deltasync:server"),
+        addon_(addon),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        server_(std::move(server)),
+        operation_(std::move(operation)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { result_ = std::make_unique<Result<std::string>>(operation_(*server_)); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    server_.reset();
+    if (!result_->ok()) {
+      try {
+        addon_->Throw(env, result_->status());
+      } catch (const Napi::Error& error) {
+        deferred_.Reject(error.Value());
+      }
+      return;
+    }
+    deferred_.Resolve(Napi::String::New(env, result_->value()));
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  DeltaSyncAddon* addon_;
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<SyncServerCore> server_;
+  std::function<Result<std::string>(SyncServerCore&)> operation_;
+  std::unique_ptr<Result<std::string>> result_;
+};
+
+}  // namespace
+
+Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
+  return DefineClass(env, "NativeServer",
+                     {
+                         InstanceMethod("close", &NativeServer::Close),
+                         InstanceMethod("isOpen", &NativeServer::IsOpen),
+                         InstanceMethod("sync", &NativeServer::Sync),
+                         InstanceMethod("push", &NativeServer::Push),
+                         InstanceMethod("pull", &NativeServer::Pull),
+                         InstanceMethod("status", &NativeServer::Status),
+                         InstanceMethod("conflicts", &NativeServer::Conflicts),
+                         InstanceMethod("resolveConflict", &NativeServer::ResolveConflict),
+                         InstanceMethod("importSnapshot", &NativeServer::ImportSnapshot),
+                         InstanceMethod("compatPush", &NativeServer::CompatPush),
+                         InstanceMethod("compatPull", &NativeServer::CompatPull),
+                         InstanceMethod("compatFull", &NativeServer::CompatFull),
+                         InstanceMethod("compatChanges", &NativeServer::CompatChanges),
+                         InstanceMethod("compatResolve", &NativeServer::CompatResolve),
+                     },
+                     addon);
+}
+
+// new NativeServer({ path, conflicts, perType: {type: strategy}, toleranceMs, durability, busyTimeoutMs,
+//                    maxChangesPerPush, maxPullLimit, defaultPullLimit, maxDepth, maxDocumentBytes })
+NativeServer::NativeServer(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<NativeServer>(info), addon_(static_cast<DeltaSyncAddon*>(info.Data())) {
+  Napi::Env env = info.Env();
+  Napi::Object options = info[0].As<Napi::Object>();
+  ServerOptions server_options;
+  server_options.path = options.Get("path").As<Napi::String>().Utf8Value();
+  auto strategy = [](const Napi::Value& value) {
+    return ParseConflictStrategy(value.As<Napi::String>().Utf8Value()).value_or(ConflictStrategy::kNewestWins);
+  };
+  if (options.Get("conflicts").IsString()) server_options.conflicts = strategy(options.Get("conflicts"));
+  if (options.Get("perType").IsObject()) {
+    Napi::Object per_type = options.Get("perType").As<Napi::Object>();
+    Napi::Array keys = per_type.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+      server_options.per_type[key] = strategy(per_type.Get(key));
+    }
+  }
+  auto number = [&](const char* key) -> std::optional<int64_t> {
+    Napi::Value value = options.Get(key);
+    if (!value.IsNumber()) return std::nullopt;
+    return value.As<Napi::Number>().Int64Value();
+  };
+  if (auto value = number("toleranceMs")) server_options.tolerance_ms = *value;
+  if (auto value = number("busyTimeoutMs")) server_options.busy_timeout_ms = static_cast<int>(*value);
+  if (auto value = number("maxChangesPerPush")) server_options.limits.max_changes_per_push = static_cast<size_t>(*value);
+  if (auto value = number("maxPullLimit")) server_options.limits.max_pull_limit = static_cast<size_t>(*value);
+  if (auto value = number("defaultPullLimit")) server_options.limits.default_pull_limit = static_cast<size_t>(*value);
+  if (auto value = number("maxDepth")) server_options.limits.json.max_depth = static_cast<int>(*value);
+  if (auto value = number("maxDocumentBytes")) server_options.limits.json.max_document_bytes = static_cast<size_t>(*value);
+  if (options.Get("durability").IsString() && options.Get("durability").As<Napi::String>().Utf8Value() == "full") {
+    server_options.durability = Durability::kFull;
+  }
+  Result<std::unique_ptr<SyncServerCore>> opened = SyncServerCore::Open(server_options, std::make_shared<SystemClock>());
+  if (!opened.ok()) addon_->Throw(env, opened.status());
+  server_ = std::shared_ptr<SyncServerCore>(std::move(opened).value());
+}
+
+Napi::Value NativeServer::Run(Napi::Env env, Operation operation) {
+  if (!server_) addon_->Throw(env, Status::Closed("The server is closed"));
+  auto* task = new ServerTask(env, addon_, server_, std::move(operation));
+  Napi::Promise promise = task->Promise();
+  task->Queue();
+  return promise;
+}
+
+CompatOptions NativeServer::ReadCompat(const Napi::Value& value) {
+  CompatOptions compat;
+  if (!value.IsObject()) return compat;
+  Napi::Object id_fields = value.As<Napi::Object>();
+  Napi::Array keys = id_fields.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+    compat.id_fields[key] = id_fields.Get(key).As<Napi::String>().Utf8Value();
+  }
+  return compat;
+}
+
+Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
+  server_.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeServer::IsOpen(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !!server_); }
+
+// sync(userId, body) -> Promise<JSON text>
+Napi::Value NativeServer::Sync(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string body = ReadBody(info[1]);
+  return Run(info.Env(), [user = std::move(user), body = std::move(body)](SyncServerCore& server) {
+    return server.Sync(user, body);
+  });
+}
+
+Napi::Value NativeServer::Push(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string body = ReadBody(info[1]);
+  return Run(info.Env(), [user = std::move(user), body = std::move(body)](SyncServerCore& server) {
+    return server.Push(user, body);
+  });
+}
+
+// pull(userId, deviceId | null, since, limit | null)
+Napi::Value NativeServer::Pull(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::optional<std::string> device;
+  if (info[1].IsString()) device = info[1].As<Napi::String>().Utf8Value();
+  const int64_t since = info[2].As<Napi::Number>().Int64Value();
+  std::optional<int64_t> limit;
+  if (info[3].IsNumber()) limit = info[3].As<Napi::Number>().Int64Value();
+  return Run(info.Env(), [user = std::move(user), device = std::move(device), since, limit](SyncServerCore& server) {
+    return server.Pull(user, device, since, limit);
+  });
+}
+
+Napi::Value NativeServer::Status(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string device = info[1].As<Napi::String>().Utf8Value();
+  return Run(info.Env(), [user = std::move(user), device = std::move(device)](SyncServerCore& server) {
+    return server.DeviceStatus(user, device);
+  });
+}
+
+Napi::Value NativeServer::Conflicts(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  return Run(info.Env(), [user = std::move(user)](SyncServerCore& server) { return server.Conflicts(user); });
+}
+
+// resolveConflict(userId, conflictId, resolutionJson)
+Napi::Value NativeServer::ResolveConflict(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  const int64_t id = info[1].As<Napi::Number>().Int64Value();
+  std::string resolution = ReadBody(info[2]);
+  return Run(info.Env(), [user = std::move(user), id, resolution = std::move(resolution)](SyncServerCore& server) {
+    return server.ResolveConflict(user, id, resolution);
+  });
+}
+
+// importSnapshot(userId, stateJson, idFields)
+Napi::Value NativeServer::ImportSnapshot(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string state = ReadBody(info[1]);
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(info.Env(), [user = std::move(user), state = std::move(state), compat](SyncServerCore& server) {
+    return server.ImportSnapshot(user, state, compat);
+  });
+}
+
+Napi::Value NativeServer::CompatPush(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string body = ReadBody(info[1]);
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(info.Env(), [user = std::move(user), body = std::move(body), compat](SyncServerCore& server) {
+    return server.CompatPush(user, body, compat);
+  });
+}
+
+Napi::Value NativeServer::CompatPull(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string body = ReadBody(info[1]);
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(info.Env(), [user = std::move(user), body = std::move(body), compat](SyncServerCore& server) {
+    return server.CompatPull(user, body, compat);
+  });
+}
+
+Napi::Value NativeServer::CompatFull(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string body = ReadBody(info[1]);
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(info.Env(), [user = std::move(user), body = std::move(body), compat](SyncServerCore& server) {
+    return server.CompatFull(user, body, compat);
+  });
+}
+
+// compatChanges(userId, since | null, idFields)
+Napi::Value NativeServer::CompatChanges(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::optional<std::string> since;
+  if (info[1].IsString()) since = info[1].As<Napi::String>().Utf8Value();
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(info.Env(), [user = std::move(user), since = std::move(since), compat](SyncServerCore& server) {
+    return server.CompatChanges(user, since, compat);
+  });
+}
+
+Napi::Value NativeServer::CompatResolve(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  std::string body = ReadBody(info[1]);
+  return Run(info.Env(), [user = std::move(user), body = std::move(body)](SyncServerCore& server) {
+    return server.CompatResolve(user, body);
+  });
+}
+
+}  // namespace deltasync::binding

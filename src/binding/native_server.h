@@ -1,0 +1,48 @@
+// NativeServer: the JS handle of a SyncServerCore. Every operation runs on the
+// libuv thread pool (decode, validate, apply and encode in C++) and resolves with
+// the response as JSON text, which the Express router sends as it is.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "binding/addon.h"
+#include "core/server.h"
+
+namespace deltasync::binding {
+
+class NativeServer : public Napi::ObjectWrap<NativeServer> {
+ public:
+  static Napi::Function Define(Napi::Env env, DeltaSyncAddon* addon);
+  explicit NativeServer(const Napi::CallbackInfo& info);
+
+ private:
+  using Operation = std::function<Result<std::string>(SyncServerCore&)>;
+  // Runs `operation` off the main thread; the promise resolves with its JSON text.
+  Napi::Value Run(Napi::Env env, Operation operation);
+  CompatOptions ReadCompat(const Napi::Value& value);
+
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value IsOpen(const Napi::CallbackInfo& info);
+  Napi::Value Sync(const Napi::CallbackInfo& info);
+  Napi::Value Push(const Napi::CallbackInfo& info);
+  Napi::Value Pull(const Napi::CallbackInfo& info);
+  Napi::Value Status(const Napi::CallbackInfo& info);
+  Napi::Value Conflicts(const Napi::CallbackInfo& info);
+  Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
+  Napi::Value ImportSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value CompatPush(const Napi::CallbackInfo& info);
+  Napi::Value CompatPull(const Napi::CallbackInfo& info);
+  Napi::Value CompatFull(const Napi::CallbackInfo& info);
+  Napi::Value CompatChanges(const Napi::CallbackInfo& info);
+  Napi::Value CompatResolve(const Napi::CallbackInfo& info);
+
+  DeltaSyncAddon* addon_;
+  // Null once closed; tasks in flight hold their own reference until they finish.
+  std::shared_ptr<SyncServerCore> server_;
+};
+
+}  // namespace deltasync::binding

@@ -1,0 +1,1768 @@
+#include "core/server.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "core/change_codec.h"
+
+namespace deltasync {
+
+namespace {
+
+constexpr const char* kServerV1 = R"sql(
+CREATE TABLE user_versions (
+  user_id               TEXT PRIMARY KEY,
+  version               INTEGER NOT NULL,            -- last version given to a change of this user
+  last_server_timestamp INTEGER NOT NULL DEFAULT 0   -- strictly increasing per user
+) WITHOUT ROWID;
+
+CREATE TABLE entity_changes (
+  id               INTEGER PRIMARY KEY,
+  user_id          TEXT NOT NULL,
+  version          INTEGER NOT NULL,                 -- 1, 2, 3... per user, without gaps
+  change_id        TEXT NOT NULL,
+  device_id        TEXT,
+  change_type      TEXT NOT NULL CHECK (change_type IN ('CREATED', 'UPDATED', 'DELETED')),
+  entity_type      TEXT NOT NULL,
+  entity_id        TEXT NOT NULL,
+  change_data      TEXT,                             -- what was applied: full object, or the fields set
+  base_version     INTEGER,
+  client_timestamp INTEGER NOT NULL,
+  server_timestamp INTEGER NOT NULL,
+  resolution       TEXT,                             -- set when the change met a conflict
+  UNIQUE (user_id, version),
+  UNIQUE (user_id, change_id)
+);
+CREATE INDEX entity_changes_by_entity ON entity_changes (user_id, entity_type, entity_id, version);
+
+CREATE TABLE entities (
+  user_id          TEXT NOT NULL,
+  entity_type      TEXT NOT NULL,
+  entity_id        TEXT NOT NULL,
+  data             TEXT,                             -- current (or, when deleted, last live) state
+  deleted          INTEGER NOT NULL DEFAULT 0,
+  version          INTEGER NOT NULL,                 -- version of the last change applied to it
+  device_id        TEXT,
+  client_timestamp INTEGER NOT NULL,
+  server_timestamp INTEGER NOT NULL,
+  PRIMARY KEY (user_id, entity_type, entity_id)
+);
+CREATE INDEX entities_by_server_time ON entities (user_id, server_timestamp);
+
+CREATE TABLE devices (
+  user_id            TEXT NOT NULL,
+  device_id          TEXT NOT NULL,
+  last_push_at       INTEGER,
+  last_pull_at       INTEGER,
+  changes_pushed     INTEGER NOT NULL DEFAULT 0,
+  conflicts_reported INTEGER NOT NULL DEFAULT 0,
+  last_seen_version  INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+
+-- The outcome of every changeId ever pushed, so a replay returns it without re-applying.
+CREATE TABLE change_results (
+  user_id       TEXT NOT NULL,
+  change_id     TEXT NOT NULL,
+  fingerprint   TEXT NOT NULL,                      -- of the change's content: a reused changeId is detected
+  outcome       TEXT NOT NULL CHECK (outcome IN ('applied', 'conflict', 'error')),
+  version       INTEGER,
+  conflict_id   INTEGER,
+  reason        TEXT,
+  strategy      TEXT,
+  winner        TEXT,
+  error_code    TEXT,
+  error_message TEXT,
+  entity_type   TEXT NOT NULL,
+  entity_id     TEXT NOT NULL,
+  action        TEXT NOT NULL,
+  PRIMARY KEY (user_id, change_id)
+) WITHOUT ROWID;
+
+CREATE TABLE conflicts (
+  id               INTEGER PRIMARY KEY,
+  user_id          TEXT NOT NULL,
+  change_id        TEXT NOT NULL,
+  device_id        TEXT,
+  entity_type      TEXT NOT NULL,
+  entity_id        TEXT NOT NULL,
+  change_type      TEXT NOT NULL,
+  client_data      TEXT,
+  base_version     INTEGER,
+  client_timestamp INTEGER NOT NULL,
+  server_version   INTEGER,
+  status           TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+  resolution       TEXT,
+  created_at       INTEGER NOT NULL,
+  resolved_at      INTEGER
+);
+CREATE INDEX conflicts_by_user ON conflicts (user_id, status, id);
+)sql";
+
+constexpr const char* kFindResult =
+    "SELECT fingerprint, outcome, version, conflict_id, reason, strategy, winner, error_code, error_message, action "
+    "FROM change_results WHERE user_id = ?1 AND change_id = ?2";
+constexpr const char* kInsertResult =
+    "INSERT OR REPLACE INTO change_results (user_id, change_id, fingerprint, outcome, version, conflict_id, reason, "
+    "strategy, winner, error_code, error_message, entity_type, entity_id, action) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+constexpr const char* kLoadEntity =
+    "SELECT data, deleted, version, device_id, client_timestamp FROM entities "
+    "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3";
+constexpr const char* kChangesSince =
+    "SELECT change_type, change_data, client_timestamp FROM entity_changes "
+    "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3 AND version > ?4 AND device_id IS NOT ?5 "
+    "ORDER BY version";
+constexpr const char* kNextVersion =
+    "INSERT INTO user_versions (user_id, version, last_server_timestamp) VALUES (?1, 1, ?2) "
+    "ON CONFLICT (user_id) DO UPDATE SET version = version + 1, "
+    "last_server_timestamp = max(last_server_timestamp + 1, ?2) RETURNING version, last_server_timestamp";
+constexpr const char* kUserVersion = "SELECT version, last_server_timestamp FROM user_versions WHERE user_id = ?1";
+constexpr const char* kInsertChange =
+    "INSERT INTO entity_changes (user_id, version, change_id, device_id, change_type, entity_type, entity_id, "
+    "change_data, base_version, client_timestamp, server_timestamp, resolution) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+constexpr const char* kUpsertEntity =
+    "INSERT INTO entities (user_id, entity_type, entity_id, data, deleted, version, device_id, client_timestamp, "
+    "server_timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    "ON CONFLICT (user_id, entity_type, entity_id) DO UPDATE SET data = excluded.data, deleted = excluded.deleted, "
+    "version = excluded.version, device_id = excluded.device_id, client_timestamp = excluded.client_timestamp, "
+    "server_timestamp = excluded.server_timestamp";
+constexpr const char* kInsertConflict =
+    "INSERT INTO conflicts (user_id, change_id, device_id, entity_type, entity_id, change_type, client_data, "
+    "base_version, client_timestamp, server_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+constexpr const char* kTouchDevicePush =
+    "INSERT INTO devices (user_id, device_id, last_push_at, changes_pushed, conflicts_reported) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, device_id) DO UPDATE SET last_push_at = excluded.last_push_at, "
+    "changes_pushed = changes_pushed + excluded.changes_pushed, "
+    "conflicts_reported = conflicts_reported + excluded.conflicts_reported";
+constexpr const char* kTouchDevicePull =
+    "INSERT INTO devices (user_id, device_id, last_pull_at, last_seen_version) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (user_id, device_id) DO UPDATE SET last_pull_at = excluded.last_pull_at, "
+    "last_seen_version = max(last_seen_version, excluded.last_seen_version)";
+constexpr const char* kPullChanges =
+    "SELECT version, change_id, change_type, entity_type, entity_id, change_data, client_timestamp, device_id "
+    "FROM entity_changes WHERE user_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3";
+constexpr const char* kDeviceStatus =
+    "SELECT last_push_at, last_pull_at, changes_pushed, conflicts_reported, last_seen_version FROM devices "
+    "WHERE user_id = ?1 AND device_id = ?2";
+constexpr const char* kOpenConflictCount = "SELECT count(*) FROM conflicts WHERE user_id = ?1 AND status = 'open'";
+constexpr const char* kOpenConflicts =
+    "SELECT c.id, c.change_id, c.device_id, c.entity_type, c.entity_id, c.change_type, c.client_data, "
+    "c.base_version, c.client_timestamp, c.created_at, e.data, e.deleted, e.version FROM conflicts AS c "
+    "LEFT JOIN entities AS e ON e.user_id = c.user_id AND e.entity_type = c.entity_type AND e.entity_id = c.entity_id "
+    "WHERE c.user_id = ?1 AND c.status = 'open' ORDER BY c.id";
+constexpr const char* kLoadConflict =
+    "SELECT change_id, device_id, entity_type, entity_id, change_type, client_data, base_version, client_timestamp "
+    "FROM conflicts WHERE user_id = ?1 AND id = ?2 AND status = 'open'";
+constexpr const char* kCloseConflict =
+    "UPDATE conflicts SET status = 'resolved', resolution = ?3, resolved_at = ?4 WHERE user_id = ?1 AND id = ?2";
+constexpr const char* kEntitiesSince =
+    "SELECT entity_type, entity_id, data, deleted, server_timestamp FROM entities "
+    "WHERE user_id = ?1 AND server_timestamp > ?2 ORDER BY server_timestamp LIMIT ?3";
+constexpr const char* kEntityTypes = "SELECT DISTINCT entity_type FROM entities WHERE user_id = ?1 ORDER BY 1";
+
+constexpr int64_t kCompatPullLimit = 1000;
+
+// ---- small helpers
+
+uint64_t Fnv1a(std::string_view text, uint64_t hash) {
+  for (const char ch : text) {
+    hash ^= static_cast<unsigned char>(ch);
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+// 128 bits from two FNV-1a streams with different offsets; identifies content, not secrets.
+std::string Fingerprint(std::initializer_list<std::string_view> parts) {
+  uint64_t a = 0xcbf29ce484222325ull;
+  uint64_t b = 0x84222325cbf29ce4ull;
+  for (std::string_view part : parts) {
+    const std::string length = std::to_string(part.size()) + ":";
+    a = Fnv1a(part, Fnv1a(length, a));
+    b = Fnv1a(part, Fnv1a(length, b ^ 0x9e3779b97f4a7c15ull));
+  }
+  char out[33];
+  std::snprintf(out, sizeof out, "%016" PRIx64 "%016" PRIx64, a, b);
+  return out;
+}
+
+std::string ChangeFingerprint(const ChangeInput& change) {
+  const std::string base = change.base_version ? std::to_string(*change.base_version) : "-";
+  return Fingerprint({ChangeTypeName(change.type), change.entity_type, change.entity_id,
+                      change.data ? std::string_view(*change.data) : std::string_view("-"), base});
+}
+
+std::string FormatIso8601(int64_t ms) {
+  int64_t days = ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000;
+  int64_t rem = ms - days * 86400000;
+  // civil_from_days (Howard Hinnant's algorithm, public domain description)
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t doe = days - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+  char out[96];
+  std::snprintf(out, sizeof out, "%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02" PRId64 ":%02" PRId64 ":%02" PRId64
+                ".%03" PRId64 "Z",
+                y, m, d, rem / 3600000, (rem / 60000) % 60, (rem / 1000) % 60, rem % 1000);
+  return out;
+}
+
+void AppendNullable(std::string* out, const std::optional<std::string>& json) {
+  out->append(json ? *json : "null");
+}
+
+void AppendString(std::string* out, std::string_view text) { AppendJsonString(out, text); }
+
+Result<std::unordered_set<std::string>> TopLevelKeys(simdjson::ondemand::parser& parser, std::string_view json) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("stored data is not a JSON object");
+  }
+  std::unordered_set<std::string> keys;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+      return Status::Internal("stored data has a bad field");
+    }
+    keys.insert(std::string(key));
+  }
+  return keys;
+}
+
+// `json` without the top-level keys in `drop`; `kept` receives whether anything remains.
+Result<std::string> DropKeys(simdjson::ondemand::parser& parser, std::string_view json,
+                             const std::unordered_set<std::string>& drop) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("change data is not a JSON object");
+  }
+  std::string out = "{";
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad field");
+    std::string_view raw_key = TrimJsonWhitespace(field.key_raw_json_token());
+    std::string_view key;
+    std::string_view raw_value;
+    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS ||
+        field.value().raw_json().get(raw_value) != simdjson::SUCCESS) {
+      return Status::Internal("bad field");
+    }
+    if (drop.count(std::string(key))) continue;
+    if (out.size() > 1) out.push_back(',');
+    out.append(raw_key).push_back(':');
+    out.append(TrimJsonWhitespace(raw_value));
+  }
+  out.push_back('}');
+  return out;
+}
+
+struct EntityRow {
+  bool found = false;
+  std::optional<std::string> data;
+  bool deleted = false;
+  int64_t version = 0;
+  std::optional<std::string> device_id;
+  int64_t client_timestamp = 0;
+};
+
+// One change's outcome, in a form both the v2 and the compatible responses are built from.
+struct Outcome {
+  enum class Kind { kApplied, kConflict, kError } kind = Kind::kApplied;
+  std::string change_id;
+  std::string entity_type;
+  std::string entity_id;
+  std::string action;                 // CREATE, UPDATE or DELETE
+  std::optional<int64_t> version;     // when applied (also for conflicts the client won)
+  std::optional<int64_t> conflict_id;
+  std::string reason;
+  std::string strategy;
+  std::string winner;                 // client, server, merged, manual
+  std::string error_code;
+  std::string error_message;
+};
+
+const char* ActionName(ChangeType type) {
+  switch (type) {
+    case ChangeType::kCreated: return "CREATE";
+    case ChangeType::kUpdated: return "UPDATE";
+    case ChangeType::kDeleted: return "DELETE";
+  }
+  return "UPDATE";
+}
+
+struct PushRequest {
+  std::string device_id;
+  int64_t last_known_version = 0;
+  std::optional<int64_t> limit;
+  std::vector<ChangeInput> changes;
+};
+
+std::string Singular(const std::string& plural) {
+  if (plural.size() > 3 && plural.compare(plural.size() - 3, 3, "ies") == 0) {
+    return plural.substr(0, plural.size() - 3) + "y";
+  }
+  if (plural.size() > 1 && plural.back() == 's') return plural.substr(0, plural.size() - 1);
+  return plural;
+}
+
+// Record fields that describe a client's local sync bookkeeping, not the entity.
+bool IsBookkeepingField(std::string_view key) {
+  return key == "sync_status" || key == "syncStatus" || key == "isDirty" || key == "is_dirty" ||
+         key == "lastSyncedAt" || key == "last_synced_at";
+}
+
+bool IsDeletedFlag(std::string_view key) {
+  return key == "deleted" || key == "is_deleted" || key == "isDeleted" || key == "_deleted";
+}
+
+}  // namespace
+
+const std::vector<Migration>& ServerMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, kServerV1},
+  };
+  return kMigrations;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl: the operations, with access to the server's members. Every method REQUIRES mutex_ held.
+
+class SyncServerCore::Impl {
+ public:
+  explicit Impl(SyncServerCore& server) : s_(server), db_(*server.db_) {}
+
+  ConflictStrategy StrategyFor(const std::string& entity_type) const {
+    auto it = s_.options_.per_type.find(entity_type);
+    return it == s_.options_.per_type.end() ? s_.options_.conflicts : it->second;
+  }
+
+  // ---- decoding
+
+  Status DecodePush(const std::string& body, bool with_pull_fields, PushRequest* out) {
+    simdjson::padded_string padded(body);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object object;
+    if (auto error = s_.parser_.iterate(padded).get(doc)) {
+      return Status::InvalidArgument(std::string("Malformed JSON in the request body (") +
+                                     simdjson::error_message(error) + ")");
+    }
+    if (doc.get_object().get(object) != simdjson::SUCCESS) {
+      return Status::InvalidArgument("Expected a JSON object for the request body");
+    }
+    bool has_device = false;
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed JSON in the request body");
+      }
+      simdjson::ondemand::value value = field.value();
+      if (key == "deviceId") {
+        std::string_view text;
+        simdjson::ondemand::json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::string ||
+            value.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) {
+          return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", DescribeReceived(value));
+        }
+        out->device_id.assign(text);
+        has_device = true;
+      } else if (key == "changes") {
+        simdjson::ondemand::array array;
+        if (value.get_array().get(array) != simdjson::SUCCESS) {
+          return ExpectedError("an array of changes", "changes", DescribeReceived(value));
+        }
+        size_t count = 0;
+        if (array.count_elements().get(count) != simdjson::SUCCESS) {
+          return Status::InvalidArgument("Malformed JSON in changes");
+        }
+        if (count > s_.options_.limits.max_changes_per_push) {
+          return Status::LimitExceeded("Too many changes in one request: " + std::to_string(count) +
+                                       " (the limit is " + std::to_string(s_.options_.limits.max_changes_per_push) +
+                                       ")");
+        }
+        DS_RETURN_IF_ERROR(
+            DecodeChangeArray(array, DecodeMode::kServer, s_.options_.limits.json, "changes", &out->changes, nullptr));
+      } else if (with_pull_fields && key == "lastKnownServerVersion") {
+        int64_t version = 0;
+        bool is_null = false;
+        if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0) {
+          return ExpectedError("a non-negative integer", "lastKnownServerVersion", DescribeReceived(value));
+        }
+        out->last_known_version = version;
+      } else if (with_pull_fields && key == "limit") {
+        int64_t limit = 0;
+        if (value.get_int64().get(limit) != simdjson::SUCCESS || limit < 1 ||
+            limit > static_cast<int64_t>(s_.options_.limits.max_pull_limit)) {
+          return ExpectedError("an integer from 1 to " + std::to_string(s_.options_.limits.max_pull_limit), "limit",
+                               DescribeReceived(value));
+        }
+        out->limit = limit;
+      } else {
+        std::string ignored;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, s_.options_.limits.json, key, &ignored));
+      }
+    }
+    if (!has_device) return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
+    if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
+    return Status::Ok();
+  }
+
+  // ---- state
+
+  Result<EntityRow> LoadEntity(const std::string& user_id, const std::string& entity_type,
+                               const std::string& entity_id) {
+    Result<Statement*> stmt = db_.Cached(kLoadEntity);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, entity_type);
+    scope->BindText(3, entity_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    EntityRow entity;
+    if (!row.value()) return entity;
+    entity.found = true;
+    entity.data = scope->OptionalText(0);
+    entity.deleted = scope->Int(1) != 0;
+    entity.version = scope->Int(2);
+    entity.device_id = scope->OptionalText(3);
+    entity.client_timestamp = scope->Int(4);
+    return entity;
+  }
+
+  Result<std::pair<int64_t, int64_t>> UserVersion(const std::string& user_id) {
+    Result<Statement*> stmt = db_.Cached(kUserVersion);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) return std::make_pair(int64_t{0}, int64_t{0});
+    return std::make_pair(scope->Int(0), scope->Int(1));
+  }
+
+  // Applies `data_to_apply` (for UPDATED: the fields to set) and logs it. Returns the new version.
+  Result<int64_t> Apply(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
+                        const std::optional<std::string>& data_to_apply, const EntityRow& entity,
+                        const std::string& resolution) {
+    int64_t version = 0, server_timestamp = 0;
+    {
+      Result<Statement*> stmt = db_.Cached(kNextVersion);
+      if (!stmt.ok()) return stmt.status();
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindInt(2, s_.clock_->NowMs());
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      version = scope->Int(0);
+      server_timestamp = scope->Int(1);
+    }
+    std::optional<std::string> new_data;
+    bool deleted = false;
+    switch (change.type) {
+      case ChangeType::kCreated:
+        new_data = data_to_apply;
+        break;
+      case ChangeType::kUpdated: {
+        Result<std::string> merged =
+            ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", data_to_apply ? *data_to_apply : "{}");
+        if (!merged.ok()) return merged.status();
+        new_data = std::move(merged).value();
+        break;
+      }
+      case ChangeType::kDeleted:
+        new_data = entity.data;  // the last live state, so that an update that wins later can revive it
+        deleted = true;
+        break;
+    }
+    {
+      const std::optional<std::string> logged = change.type == ChangeType::kDeleted ? std::nullopt : data_to_apply;
+      Result<Statement*> stmt = db_.Cached(kInsertChange);
+      if (!stmt.ok()) return stmt.status();
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindInt(2, version);
+      scope->BindText(3, *change.change_id);
+      scope->BindText(4, device_id);
+      scope->BindText(5, ChangeTypeName(change.type));
+      scope->BindText(6, change.entity_type);
+      scope->BindText(7, change.entity_id);
+      scope->BindOptionalText(8, logged);  // bound without a copy: `logged` must outlive Run()
+      scope->BindOptionalInt(9, change.base_version);
+      scope->BindInt(10, *change.timestamp);
+      scope->BindInt(11, server_timestamp);
+      if (resolution.empty()) {
+        scope->BindNull(12);
+      } else {
+        scope->BindText(12, resolution);
+      }
+      DS_RETURN_IF_ERROR(scope->Run());
+    }
+    Result<Statement*> stmt = db_.Cached(kUpsertEntity);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, change.entity_type);
+    scope->BindText(3, change.entity_id);
+    scope->BindOptionalText(4, new_data);
+    scope->BindInt(5, deleted ? 1 : 0);
+    scope->BindInt(6, version);
+    scope->BindText(7, device_id);
+    scope->BindInt(8, *change.timestamp);
+    scope->BindInt(9, server_timestamp);
+    DS_RETURN_IF_ERROR(scope->Run());
+    return version;
+  }
+
+  Status RecordOutcome(const std::string& user_id, const std::string& fingerprint, const Outcome& outcome) {
+    Result<Statement*> stmt = db_.Cached(kInsertResult);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, outcome.change_id);
+    scope->BindText(3, fingerprint);
+    scope->BindText(4, outcome.kind == Outcome::Kind::kApplied    ? "applied"
+                       : outcome.kind == Outcome::Kind::kConflict ? "conflict"
+                                                                  : "error");
+    scope->BindOptionalInt(5, outcome.version);
+    scope->BindOptionalInt(6, outcome.conflict_id);
+    auto text_or_null = [&](int index, const std::string& text) {
+      if (text.empty()) {
+        scope->BindNull(index);
+      } else {
+        scope->BindText(index, text);
+      }
+    };
+    text_or_null(7, outcome.reason);
+    text_or_null(8, outcome.strategy);
+    text_or_null(9, outcome.winner);
+    text_or_null(10, outcome.error_code);
+    text_or_null(11, outcome.error_message);
+    scope->BindText(12, outcome.entity_type);
+    scope->BindText(13, outcome.entity_id);
+    scope->BindText(14, outcome.action);
+    return scope->Run();
+  }
+
+  // Decides and applies one change. A changeId reused with other content is a request-level CONFLICT.
+  Status ProcessChange(const std::string& user_id, const std::string& device_id, const ChangeInput& input,
+                       size_t index, std::vector<Outcome>* outcomes) {
+    ChangeInput change = input;
+    if (!change.timestamp) change.timestamp = s_.clock_->NowMs();
+    const std::string fingerprint = ChangeFingerprint(change);
+    Outcome outcome;
+    outcome.change_id = *change.change_id;
+    outcome.entity_type = change.entity_type;
+    outcome.entity_id = change.entity_id;
+    outcome.action = ActionName(change.type);
+
+    {  // Idempotency: a changeId seen before returns its recorded outcome.
+      Result<Statement*> stmt = db_.Cached(kFindResult);
+      if (!stmt.ok()) return stmt.status();
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindText(2, *change.change_id);
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (row.value()) {
+        if (scope->Text(0) != fingerprint) {
+          return Status::Conflict("The changeId \"" + *change.change_id + "\" of changes[" + std::to_string(index) +
+                                  "].changeId was used before for a different change");
+        }
+        const std::string_view kind = scope->Text(1);
+        outcome.kind = kind == "applied"    ? Outcome::Kind::kApplied
+                       : kind == "conflict" ? Outcome::Kind::kConflict
+                                            : Outcome::Kind::kError;
+        outcome.version = scope->OptionalInt(2);
+        outcome.conflict_id = scope->OptionalInt(3);
+        outcome.reason = scope->OptionalText(4).value_or("");
+        outcome.strategy = scope->OptionalText(5).value_or("");
+        outcome.winner = scope->OptionalText(6).value_or("");
+        outcome.error_code = scope->OptionalText(7).value_or("");
+        outcome.error_message = scope->OptionalText(8).value_or("");
+        outcome.action = std::string(scope->Text(9));
+        outcomes->push_back(std::move(outcome));
+        return Status::Ok();
+      }
+    }
+
+    Result<EntityRow> loaded = LoadEntity(user_id, change.entity_type, change.entity_id);
+    if (!loaded.ok()) return loaded.status();
+    const EntityRow& entity = loaded.value();
+    const int64_t tolerance = s_.options_.tolerance_ms;
+
+    if (change.type == ChangeType::kUpdated && !entity.found) {
+      outcome.kind = Outcome::Kind::kError;
+      outcome.error_code = "NOT_FOUND";
+      outcome.error_message = "UPDATED of " + change.entity_type + "/" + change.entity_id +
+                              ", which the server does not have (send CREATED first)";
+      DS_RETURN_IF_ERROR(RecordOutcome(user_id, fingerprint, outcome));
+      outcomes->push_back(std::move(outcome));
+      return Status::Ok();
+    }
+    if (change.type == ChangeType::kCreated && entity.found && !entity.deleted) {
+      outcome.action = "UPDATE";
+    }
+
+    // Conflict detection.
+    bool conflict = false;
+    std::vector<std::pair<std::optional<std::string>, int64_t>> server_changes;  // (data, timestamp) since base
+    bool server_whole_entity = false;  // a CREATED or DELETED by another device since base
+    if (entity.found && entity.device_id != std::optional<std::string>(device_id)) {
+      if (change.base_version) {
+        if (entity.version > *change.base_version) {
+          Result<Statement*> stmt = db_.Cached(kChangesSince);
+          if (!stmt.ok()) return stmt.status();
+          Statement::Scope scope(*stmt.value());
+          scope->BindText(1, user_id);
+          scope->BindText(2, change.entity_type);
+          scope->BindText(3, change.entity_id);
+          scope->BindInt(4, *change.base_version);
+          scope->BindText(5, device_id);
+          for (;;) {
+            Result<bool> row = scope->Step();
+            if (!row.ok()) return row.status();
+            if (!row.value()) break;
+            if (scope->Text(0) != "UPDATED") server_whole_entity = true;
+            server_changes.emplace_back(scope->OptionalText(1), scope->Int(2));
+          }
+          conflict = !server_changes.empty();
+          outcome.reason = "changed on the server after baseVersion " + std::to_string(*change.base_version) +
+                           " by another device";
+        }
+      } else if (entity.client_timestamp + tolerance >= *change.timestamp) {
+        conflict = true;
+        outcome.reason = "the server's copy is as new as or newer than the change (no baseVersion to compare)";
+      }
+      if (conflict && entity.deleted && change.type != ChangeType::kDeleted) {
+        outcome.reason = "deleted on the server by another device";
+      }
+    }
+
+    std::optional<std::string> data_to_apply = change.data;
+    bool apply = true;
+    if (conflict) {
+      outcome.kind = Outcome::Kind::kConflict;
+      ConflictStrategy strategy = StrategyFor(change.entity_type);
+      outcome.strategy = ConflictStrategyName(strategy);
+      const bool change_is_newer = *change.timestamp > entity.client_timestamp + tolerance;
+      if (strategy == ConflictStrategy::kMerge &&
+          (change.type != ChangeType::kUpdated || entity.deleted || server_whole_entity)) {
+        strategy = ConflictStrategy::kNewestWins;  // no fields to merge against a create or a delete
+      }
+      switch (strategy) {
+        case ConflictStrategy::kServerWins:
+          apply = false;
+          outcome.winner = "server";
+          break;
+        case ConflictStrategy::kClientWins:
+          outcome.winner = "client";
+          break;
+        case ConflictStrategy::kNewestWins:
+          apply = change_is_newer;
+          outcome.winner = apply ? "client" : "server";
+          break;
+        case ConflictStrategy::kMerge: {
+          // Three-way: fields the server changed since baseVersion (from the log), or all of the
+          // server's fields when there is no baseVersion, against the fields this change sets.
+          std::map<std::string, int64_t> server_fields;  // field -> newest server timestamp touching it
+          if (change.base_version) {
+            for (const auto& [data, timestamp] : server_changes) {
+              if (!data) continue;
+              Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, *data);
+              if (!keys.ok()) return keys.status();
+              for (const std::string& key : keys.value()) {
+                int64_t& newest = server_fields[key];
+                newest = std::max(newest, timestamp);
+              }
+            }
+          } else if (entity.data) {
+            Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, *entity.data);
+            if (!keys.ok()) return keys.status();
+            for (const std::string& key : keys.value()) server_fields[key] = entity.client_timestamp;
+          }
+          Result<std::unordered_set<std::string>> client_keys = TopLevelKeys(s_.scratch_parser_, *change.data);
+          if (!client_keys.ok()) return client_keys.status();
+          std::unordered_set<std::string> lost;
+          for (const std::string& key : client_keys.value()) {
+            auto it = server_fields.find(key);
+            if (it != server_fields.end() && *change.timestamp <= it->second + tolerance) lost.insert(key);
+          }
+          if (lost.size() == client_keys.value().size()) {
+            apply = false;
+            outcome.winner = "server";
+          } else {
+            outcome.winner = "merged";
+            if (!lost.empty()) {
+              Result<std::string> kept = DropKeys(s_.scratch_parser_, *change.data, lost);
+              if (!kept.ok()) return kept.status();
+              data_to_apply = std::move(kept).value();
+            }
+          }
+          break;
+        }
+        case ConflictStrategy::kManual: {
+          apply = false;
+          outcome.winner = "manual";
+          Result<Statement*> stmt = db_.Cached(kInsertConflict);
+          if (!stmt.ok()) return stmt.status();
+          Statement::Scope scope(*stmt.value());
+          scope->BindText(1, user_id);
+          scope->BindText(2, *change.change_id);
+          scope->BindText(3, device_id);
+          scope->BindText(4, change.entity_type);
+          scope->BindText(5, change.entity_id);
+          scope->BindText(6, ChangeTypeName(change.type));
+          scope->BindOptionalText(7, change.data);
+          scope->BindOptionalInt(8, change.base_version);
+          scope->BindInt(9, *change.timestamp);
+          scope->BindInt(10, entity.version);
+          scope->BindInt(11, s_.clock_->NowMs());
+          DS_RETURN_IF_ERROR(scope->Run());
+          outcome.conflict_id = db_.LastInsertRowId();
+          break;
+        }
+      }
+    }
+    if (apply) {
+      Result<int64_t> version =
+          Apply(user_id, device_id, change, data_to_apply, entity, conflict ? outcome.strategy + ":" + outcome.winner : "");
+      if (!version.ok()) return version.status();
+      outcome.version = version.value();
+    }
+    DS_RETURN_IF_ERROR(RecordOutcome(user_id, fingerprint, outcome));
+    outcomes->push_back(std::move(outcome));
+    return Status::Ok();
+  }
+
+  // Runs the changes of one request in order; the caller holds a transaction.
+  Status PushChanges(const std::string& user_id, const std::string& device_id, const std::vector<ChangeInput>& changes,
+                     std::vector<Outcome>* outcomes) {
+    for (size_t i = 0; i < changes.size(); ++i) {
+      DS_RETURN_IF_ERROR(ProcessChange(user_id, device_id, changes[i], i, outcomes));
+    }
+    int64_t applied = 0, conflicts = 0;
+    for (const Outcome& outcome : *outcomes) {
+      if (outcome.version) ++applied;
+      if (outcome.kind == Outcome::Kind::kConflict) ++conflicts;
+    }
+    Result<Statement*> stmt = db_.Cached(kTouchDevicePush);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, device_id);
+    scope->BindInt(3, s_.clock_->NowMs());
+    scope->BindInt(4, applied);
+    scope->BindInt(5, conflicts);
+    return scope->Run();
+  }
+
+  // ---- encoding
+
+  Status AppendCurrentState(const std::string& user_id, const Outcome& outcome, std::string* out) {
+    Result<EntityRow> entity = LoadEntity(user_id, outcome.entity_type, outcome.entity_id);
+    if (!entity.ok()) return entity.status();
+    out->append(",\"serverVersion\":");
+    out->append(entity.value().found ? std::to_string(entity.value().version) : "null");
+    out->append(",\"serverData\":");
+    AppendNullable(out, entity.value().found && !entity.value().deleted ? entity.value().data : std::nullopt);
+    return Status::Ok();
+  }
+
+  // "applied":[...],"conflicts":[...],"errors":[...] of the v2 response.
+  Status AppendV2Outcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
+    out->append("\"applied\":[");
+    bool first = true;
+    for (const Outcome& outcome : outcomes) {
+      if (!outcome.version) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->append("{\"changeId\":");
+      AppendString(out, outcome.change_id);
+      out->append(",\"version\":").append(std::to_string(*outcome.version)).push_back('}');
+    }
+    out->append("],\"conflicts\":[");
+    first = true;
+    for (const Outcome& outcome : outcomes) {
+      if (outcome.kind != Outcome::Kind::kConflict) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->append("{\"changeId\":");
+      AppendString(out, outcome.change_id);
+      if (outcome.conflict_id) out->append(",\"conflictId\":").append(std::to_string(*outcome.conflict_id));
+      out->append(",\"entityType\":");
+      AppendString(out, outcome.entity_type);
+      out->append(",\"entityId\":");
+      AppendString(out, outcome.entity_id);
+      out->append(",\"reason\":");
+      AppendString(out, outcome.reason);
+      out->append(",\"resolution\":");
+      AppendString(out, outcome.strategy);
+      out->append(",\"winner\":");
+      AppendString(out, outcome.winner);
+      DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, out));
+      out->push_back('}');
+    }
+    out->append("],\"errors\":[");
+    first = true;
+    for (const Outcome& outcome : outcomes) {
+      if (outcome.kind != Outcome::Kind::kError) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->append("{\"changeId\":");
+      AppendString(out, outcome.change_id);
+      out->append(",\"code\":");
+      AppendString(out, outcome.error_code);
+      out->append(",\"message\":");
+      AppendString(out, outcome.error_message);
+      out->push_back('}');
+    }
+    out->push_back(']');
+    return Status::Ok();
+  }
+
+  // "newChanges":[...],"latestServerVersion":n,"hasMore":b
+  Status AppendPull(const std::string& user_id, const std::optional<std::string>& device_id, int64_t since,
+                    int64_t limit, std::string* out) {
+    Result<Statement*> stmt = db_.Cached(kPullChanges);
+    if (!stmt.ok()) return stmt.status();
+    int64_t rows = 0, last_version = since;
+    bool has_more = false;
+    out->append("\"newChanges\":[");
+    {
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindInt(2, since);
+      scope->BindInt(3, limit + 1);
+      for (;;) {
+        Result<bool> row = scope->Step();
+        if (!row.ok()) return row.status();
+        if (!row.value()) break;
+        if (rows == limit) {
+          has_more = true;
+          break;
+        }
+        if (rows > 0) out->push_back(',');
+        ++rows;
+        last_version = scope->Int(0);
+        out->append("{\"version\":").append(std::to_string(last_version));
+        out->append(",\"changeId\":");
+        AppendString(out, scope->Text(1));
+        out->append(",\"type\":");
+        AppendString(out, scope->Text(2));
+        out->append(",\"entityType\":");
+        AppendString(out, scope->Text(3));
+        out->append(",\"entityId\":");
+        AppendString(out, scope->Text(4));
+        out->append(",\"data\":");
+        out->append(scope->IsNull(5) ? "null" : std::string(scope->Text(5)));
+        out->append(",\"timestamp\":").append(std::to_string(scope->Int(6)));
+        out->append(",\"deviceId\":");
+        if (scope->IsNull(7)) {
+          out->append("null");
+        } else {
+          AppendString(out, scope->Text(7));
+        }
+        out->push_back('}');
+      }
+    }
+    Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    out->append("],\"latestServerVersion\":").append(std::to_string(latest.value().first));
+    out->append(",\"hasMore\":").append(has_more ? "true" : "false");
+    if (device_id) {
+      Result<Statement*> touch = db_.Cached(kTouchDevicePull);
+      if (!touch.ok()) return touch.status();
+      Statement::Scope scope(*touch.value());
+      scope->BindText(1, user_id);
+      scope->BindText(2, *device_id);
+      scope->BindInt(3, s_.clock_->NowMs());
+      scope->BindInt(4, has_more ? last_version : latest.value().first);
+      DS_RETURN_IF_ERROR(scope->Run());
+    }
+    return Status::Ok();
+  }
+
+  // ---- compatible routes
+
+  std::string IdFieldFor(const CompatOptions& compat, const std::string& entity_type) {
+    auto it = compat.id_fields.find(entity_type);
+    return it == compat.id_fields.end() ? std::string() : it->second;
+  }
+
+  // Turns {entityType: [records]} into changes. A record's id is its `idField`, else `id`,
+  // else `<singular>_id`; its time is updated_at / updatedAt; a truthy deleted flag makes a DELETED.
+  Status DecodeRecordsByType(simdjson::ondemand::object by_type, const CompatOptions& compat,
+                             const std::string& device_id, const std::string& what, std::vector<ChangeInput>* out) {
+    const JsonLimits& limits = s_.options_.limits.json;
+    for (auto type_result : by_type) {
+      simdjson::ondemand::field type_field;
+      std::string_view type_key;
+      if (std::move(type_result).get(type_field) != simdjson::SUCCESS ||
+          type_field.unescaped_key(false).get(type_key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed JSON in " + what);
+      }
+      const std::string entity_type(type_key);
+      const std::string name = what + "." + entity_type;
+      if (!IsValidEntityType(entity_type)) {
+        return ExpectedError("entity types matching [A-Za-z0-9_.-]{1,64}", "the keys of " + what,
+                             "\"" + entity_type.substr(0, 40) + "\" of type string");
+      }
+      simdjson::ondemand::array records;
+      simdjson::ondemand::value records_value = type_field.value();
+      if (records_value.get_array().get(records) != simdjson::SUCCESS) {
+        return ExpectedError("an array of records", name, DescribeReceived(records_value));
+      }
+      const std::string configured = IdFieldFor(compat, entity_type);
+      const std::string singular_id = Singular(entity_type) + "_id";
+      size_t index = 0;
+      for (auto record_result : records) {
+        const std::string record_name = name + "[" + std::to_string(index++) + "]";
+        simdjson::ondemand::value record_value;
+        simdjson::ondemand::object record;
+        if (std::move(record_result).get(record_value) != simdjson::SUCCESS ||
+            record_value.get_object().get(record) != simdjson::SUCCESS) {
+          return ExpectedError("an object", record_name, "another value");
+        }
+        std::string canonical;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(record_value, 0, limits, record_name, &canonical));
+        if (out->size() >= s_.options_.limits.max_changes_per_push) {
+          return Status::LimitExceeded("Too many records in one request (the limit is " +
+                                       std::to_string(s_.options_.limits.max_changes_per_push) + ")");
+        }
+        // Second pass over the canonical copy: id, time, deleted flag, bookkeeping fields.
+        simdjson::padded_string padded(canonical);
+        simdjson::ondemand::document doc;
+        simdjson::ondemand::object fields;
+        if (s_.scratch_parser_.iterate(padded).get(doc) != simdjson::SUCCESS ||
+            doc.get_object().get(fields) != simdjson::SUCCESS) {
+          return Status::Internal("canonical record did not parse");
+        }
+        std::optional<std::string> id_configured, id_plain, id_singular;
+        std::optional<int64_t> timestamp;
+        bool deleted = false;
+        std::unordered_set<std::string> drop;
+        for (auto field_result : fields) {
+          simdjson::ondemand::field field;
+          std::string_view key;
+          if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+              field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+            return Status::Internal("canonical record field");
+          }
+          simdjson::ondemand::value value = field.value();
+          auto read_id = [&](std::optional<std::string>* slot) {
+            std::string_view text;
+            int64_t number = 0;
+            simdjson::ondemand::json_type type;
+            if (value.type().get(type) != simdjson::SUCCESS) return;
+            if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
+                !text.empty() && text.size() <= 256) {
+              *slot = std::string(text);
+            } else if (type == simdjson::ondemand::json_type::number &&
+                       value.get_int64().get(number) == simdjson::SUCCESS) {
+              *slot = std::to_string(number);
+            }
+          };
+          if (!configured.empty() && key == configured) {
+            read_id(&id_configured);
+          } else if (key == "id") {
+            read_id(&id_plain);
+          } else if (key == singular_id) {
+            read_id(&id_singular);
+          } else if (key == "updated_at" || key == "updatedAt") {
+            std::string_view text;
+            double number = 0;
+            simdjson::ondemand::json_type type;
+            if (value.type().get(type) == simdjson::SUCCESS) {
+              if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS) {
+                timestamp = ParseIso8601Ms(text);
+                if (!timestamp) {
+                  return ExpectedError("an ISO 8601 time", record_name + "." + std::string(key),
+                                       "\"" + std::string(text.substr(0, 40)) + "\" of type string");
+                }
+              } else if (type == simdjson::ondemand::json_type::number &&
+                         value.get_double().get(number) == simdjson::SUCCESS && number >= 0) {
+                timestamp = static_cast<int64_t>(number);
+              }
+            }
+          } else if (IsDeletedFlag(key)) {
+            bool flag = false;
+            if (value.get_bool().get(flag) == simdjson::SUCCESS && flag) deleted = true;
+          } else if (IsBookkeepingField(key)) {
+            drop.insert(std::string(key));
+          }
+        }
+        ChangeInput change;
+        change.entity_type = entity_type;
+        std::optional<std::string> id = id_configured ? id_configured : id_plain ? id_plain : id_singular;
+        if (!id) {
+          return ExpectedError("an id (\"" + (configured.empty() ? std::string("id") : configured) + "\" or \"" +
+                                   singular_id + "\": a string or an integer)",
+                               record_name, "a record without one");
+        }
+        change.entity_id = *id;
+        change.timestamp = timestamp.value_or(s_.clock_->NowMs());
+        Result<std::string> data = drop.empty() ? Result<std::string>(canonical) : DropKeys(s_.scratch_parser_, canonical, drop);
+        if (!data.ok()) return data.status();
+        // A full record: CREATED stores it whole, and on an existing entity replaces it (action UPDATE).
+        if (deleted) {
+          change.type = ChangeType::kDeleted;
+        } else {
+          change.type = ChangeType::kCreated;
+          change.data = std::move(data).value();
+        }
+        // The same record pushed again (a retry) gets the same changeId and so is applied once.
+        change.change_id = "compat-" + Fingerprint({device_id, entity_type, change.entity_id, canonical});
+        out->push_back(std::move(change));
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status DecodeCompatBody(const std::string& body, const CompatOptions& compat, std::string* device_id, std::vector<ChangeInput>* changes,
+                          std::optional<int64_t>* last_sync, std::optional<std::string>* last_sync_text) {
+    simdjson::padded_string padded(body);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object object;
+    if (auto error = s_.parser_.iterate(padded).get(doc)) {
+      return Status::InvalidArgument(std::string("Malformed JSON in the request body (") +
+                                     simdjson::error_message(error) + ")");
+    }
+    if (doc.get_object().get(object) != simdjson::SUCCESS) {
+      return Status::InvalidArgument("Expected a JSON object for the request body");
+    }
+    // deviceId may follow `changes`; the changeIds need it, so read it first.
+    {
+      simdjson::ondemand::value device;
+      if (object.find_field_unordered("deviceId").get(device) == simdjson::SUCCESS) {
+        std::string_view text;
+        if (device.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) {
+          return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", DescribeReceived(device));
+        }
+        device_id->assign(text);
+      }
+      if (object.reset().error()) return Status::InvalidArgument("Malformed JSON in the request body");
+    }
+    if (device_id->empty()) return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed JSON in the request body");
+      }
+      simdjson::ondemand::value value = field.value();
+      if (key == "changes" && changes) {
+        simdjson::ondemand::object by_type;
+        if (value.get_object().get(by_type) != simdjson::SUCCESS) {
+          return ExpectedError("an object of entity types to arrays of records", "changes", DescribeReceived(value));
+        }
+        DS_RETURN_IF_ERROR(DecodeRecordsByType(by_type, compat, *device_id, "changes", changes));
+      } else if (key == "lastSyncTimestamp" && last_sync) {
+        simdjson::ondemand::json_type type;
+        std::string_view text;
+        double number = 0;
+        if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed lastSyncTimestamp");
+        if (type == simdjson::ondemand::json_type::null) continue;
+        if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
+            ParseIso8601Ms(text)) {
+          *last_sync = ParseIso8601Ms(text);
+          *last_sync_text = std::string(text);
+        } else if (type == simdjson::ondemand::json_type::number && value.get_double().get(number) == simdjson::SUCCESS &&
+                   number >= 0) {
+          *last_sync = static_cast<int64_t>(number);
+        } else {
+          return ExpectedError("an ISO 8601 time or milliseconds", "lastSyncTimestamp", DescribeReceived(value));
+        }
+      } else {
+        std::string ignored;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, s_.options_.limits.json, key, &ignored));
+      }
+    }
+    if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
+    return Status::Ok();
+  }
+
+  void AppendCompatOutcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
+    out->append("\"applied\":[");
+    bool first = true;
+    for (const Outcome& outcome : outcomes) {
+      if (!outcome.version) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->append("{\"entityType\":");
+      AppendString(out, outcome.entity_type);
+      out->append(",\"entityId\":");
+      AppendString(out, outcome.entity_id);
+      out->append(",\"action\":");
+      AppendString(out, outcome.action);
+      out->append(",\"uniqueId\":");
+      AppendString(out, outcome.entity_id);
+      out->append(",\"version\":").append(std::to_string(*outcome.version)).push_back('}');
+    }
+    out->append("],\"conflicts\":[");
+    first = true;
+    for (const Outcome& outcome : outcomes) {
+      if (outcome.kind != Outcome::Kind::kConflict) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->append("{\"entityType\":");
+      AppendString(out, outcome.entity_type);
+      out->append(",\"entityId\":");
+      AppendString(out, outcome.entity_id);
+      out->append(",\"resolution\":");
+      AppendString(out, outcome.strategy);
+      out->append(",\"winner\":");
+      AppendString(out, outcome.winner);
+      out->append(",\"reason\":");
+      AppendString(out, outcome.reason);
+      if (outcome.conflict_id) out->append(",\"conflictId\":").append(std::to_string(*outcome.conflict_id));
+      AppendCurrentState(user_id, outcome, out);
+      out->push_back('}');
+    }
+    out->append("],\"errors\":[");
+    first = true;
+    for (const Outcome& outcome : outcomes) {
+      if (outcome.kind != Outcome::Kind::kError) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->append("{\"entityType\":");
+      AppendString(out, outcome.entity_type);
+      out->append(",\"entityId\":");
+      AppendString(out, outcome.entity_id);
+      out->append(",\"code\":");
+      AppendString(out, outcome.error_code);
+      out->append(",\"error\":");
+      AppendString(out, outcome.error_message);
+      out->push_back('}');
+    }
+    out->push_back(']');
+  }
+
+  // "changes"/"entities": {entityType: [records]} of entities changed after `since` (server time).
+  // Returns the time to send as the next `since`.
+  Result<int64_t> AppendEntitiesSince(const std::string& user_id, int64_t since, const CompatOptions& compat,
+                                      std::string* out, bool* has_more) {
+    std::map<std::string, std::string> by_type;  // entity type -> records joined with commas
+    {
+      Result<Statement*> types = db_.Cached(kEntityTypes);
+      if (!types.ok()) return types.status();
+      Statement::Scope scope(*types.value());
+      scope->BindText(1, user_id);
+      for (;;) {
+        Result<bool> row = scope->Step();
+        if (!row.ok()) return row.status();
+        if (!row.value()) break;
+        by_type.emplace(std::string(scope->Text(0)), std::string());
+      }
+    }
+    Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    int64_t next_since = std::max(since, latest.value().second);
+    *has_more = false;
+    Result<Statement*> stmt = db_.Cached(kEntitiesSince);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindInt(2, since);
+    scope->BindInt(3, kCompatPullLimit + 1);
+    int64_t rows = 0;
+    for (;;) {
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value()) break;
+      if (rows == kCompatPullLimit) {
+        *has_more = true;
+        break;
+      }
+      ++rows;
+      const std::string entity_type(scope->Text(0));
+      const std::string entity_id(scope->Text(1));
+      const int64_t server_timestamp = scope->Int(4);
+      if (*has_more == false) next_since = rows == kCompatPullLimit ? server_timestamp : next_since;
+      const std::string configured = IdFieldFor(compat, entity_type);
+      const std::string id_field = configured.empty() ? "id" : configured;
+      std::string record = "{";
+      bool has_id = false;
+      std::string rest = "{}";
+      if (scope->Int(3) == 0 && !scope->IsNull(2)) {
+        const std::string_view data = scope->Text(2);
+        Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, data);
+        if (!keys.ok()) return keys.status();
+        has_id = keys.value().count(id_field) > 0 ||
+                 (configured.empty() && keys.value().count(Singular(entity_type) + "_id") > 0);
+        Result<std::string> without_time = DropKeys(s_.scratch_parser_, data, {"updated_at"});
+        if (!without_time.ok()) return without_time.status();
+        rest = std::move(without_time).value();
+      }
+      if (!has_id) {
+        AppendString(&record, id_field);
+        record.push_back(':');
+        AppendString(&record, entity_id);
+        record.push_back(',');
+      }
+      record.append("\"updated_at\":");
+      AppendString(&record, FormatIso8601(server_timestamp));
+      if (scope->Int(3) != 0) {
+        record.append(",\"deleted\":true}");  // a deleted entity: its id and the flag
+      } else if (rest.size() > 2) {
+        record.push_back(',');
+        record.append(rest, 1, std::string::npos);
+      } else {
+        record.push_back('}');
+      }
+      std::string& list = by_type[entity_type];
+      if (!list.empty()) list.push_back(',');
+      list.append(record);
+    }
+    out->push_back('{');
+    bool first = true;
+    for (const auto& [entity_type, records] : by_type) {
+      if (!first) out->push_back(',');
+      first = false;
+      AppendString(out, entity_type);
+      out->append(":[").append(records).push_back(']');
+    }
+    out->push_back('}');
+    return next_since;
+  }
+
+ private:
+  SyncServerCore& s_;
+  Database& db_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+SyncServerCore::SyncServerCore(ServerOptions options, std::shared_ptr<Clock> clock)
+    : options_(std::move(options)), clock_(std::move(clock)) {}
+
+Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions& options,
+                                                             std::shared_ptr<Clock> clock) {
+  std::unique_ptr<SyncServerCore> server(new SyncServerCore(options, std::move(clock)));
+  DatabaseOptions db_options;
+  db_options.durability = options.durability;
+  db_options.busy_timeout_ms = options.busy_timeout_ms;
+  db_options.enable_wal = false;
+  Result<std::unique_ptr<Database>> db = Database::Open(options.path, db_options);
+  if (!db.ok()) return db.status();
+  server->db_ = std::move(db).value();
+  DS_RETURN_IF_ERROR(Migrate(*server->db_, ServerMigrations()));
+  DS_RETURN_IF_ERROR(server->db_->EnableWal());
+  return server;
+}
+
+Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::string& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  PushRequest push;
+  DS_RETURN_IF_ERROR(impl.DecodePush(request, true, &push));
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::vector<Outcome> outcomes;
+  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
+  std::string out = "{";
+  DS_RETURN_IF_ERROR(impl.AppendV2Outcomes(user_id, outcomes, &out));
+  out.push_back(',');
+  DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
+                                     push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
+                                     &out));
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::string& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  PushRequest push;
+  DS_RETURN_IF_ERROR(impl.DecodePush(request, false, &push));
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::vector<Outcome> outcomes;
+  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
+  std::string out = "{";
+  DS_RETURN_IF_ERROR(impl.AppendV2Outcomes(user_id, outcomes, &out));
+  Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+  if (!latest.ok()) return latest.status();
+  out.append(",\"latestServerVersion\":").append(std::to_string(latest.value().first)).push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::Pull(const std::string& user_id, const std::optional<std::string>& device_id,
+                                         int64_t since, std::optional<int64_t> limit) {
+  if (since < 0) return ExpectedError("a non-negative integer", "since", std::to_string(since) + " of type number");
+  const int64_t max_limit = static_cast<int64_t>(options_.limits.max_pull_limit);
+  if (limit && (*limit < 1 || *limit > max_limit)) {
+    return ExpectedError("an integer from 1 to " + std::to_string(max_limit), "limit",
+                         std::to_string(*limit) + " of type number");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::string out = "{";
+  DS_RETURN_IF_ERROR(impl.AppendPull(user_id, device_id, since,
+                                     limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)), &out));
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::DeviceStatus(const std::string& user_id, const std::string& device_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  std::string out = "{\"deviceId\":";
+  AppendJsonString(&out, device_id);
+  Result<Statement*> stmt = db_->Cached(kDeviceStatus);
+  if (!stmt.ok()) return stmt.status();
+  {
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, device_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) return Status::NotFound("No device \"" + device_id + "\" has synced for this user");
+    auto time_or_null = [&](int column) {
+      return scope->IsNull(column) ? std::string("null") : std::to_string(scope->Int(column));
+    };
+    out += ",\"lastPushAt\":" + time_or_null(0) + ",\"lastPullAt\":" + time_or_null(1) +
+           ",\"changesPushed\":" + std::to_string(scope->Int(2)) +
+           ",\"conflictsReported\":" + std::to_string(scope->Int(3)) +
+           ",\"lastSeenVersion\":" + std::to_string(scope->Int(4));
+  }
+  Result<Statement*> count = db_->Cached(kOpenConflictCount);
+  if (!count.ok()) return count.status();
+  {
+    Statement::Scope scope(*count.value());
+    scope->BindText(1, user_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    out += ",\"openConflicts\":" + std::to_string(scope->Int(0));
+  }
+  Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+  if (!latest.ok()) return latest.status();
+  out += ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
+  return out;
+}
+
+Result<std::string> SyncServerCore::Conflicts(const std::string& user_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Result<Statement*> stmt = db_->Cached(kOpenConflicts);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, user_id);
+  std::string out = "[";
+  for (;;) {
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) break;
+    if (out.size() > 1) out.push_back(',');
+    out += "{\"id\":" + std::to_string(scope->Int(0)) + ",\"changeId\":";
+    AppendJsonString(&out, scope->Text(1));
+    out += ",\"deviceId\":";
+    if (scope->IsNull(2)) {
+      out += "null";
+    } else {
+      AppendJsonString(&out, scope->Text(2));
+    }
+    out += ",\"entityType\":";
+    AppendJsonString(&out, scope->Text(3));
+    out += ",\"entityId\":";
+    AppendJsonString(&out, scope->Text(4));
+    out += ",\"type\":";
+    AppendJsonString(&out, scope->Text(5));
+    out += ",\"clientData\":";
+    out += scope->IsNull(6) ? "null" : std::string(scope->Text(6));
+    out += ",\"baseVersion\":" + (scope->IsNull(7) ? std::string("null") : std::to_string(scope->Int(7)));
+    out += ",\"clientTimestamp\":" + std::to_string(scope->Int(8));
+    out += ",\"createdAt\":" + std::to_string(scope->Int(9));
+    const bool live = !scope->IsNull(12) && scope->Int(11) == 0;
+    out += ",\"serverData\":";
+    out += live && !scope->IsNull(10) ? std::string(scope->Text(10)) : "null";
+    out += ",\"serverVersion\":" + (scope->IsNull(12) ? std::string("null") : std::to_string(scope->Int(12))) + "}";
+  }
+  out.push_back(']');
+  return out;
+}
+
+Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, int64_t conflict_id,
+                                                    const std::string& resolution) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  // {use: "client" | "server" | "merged" (or local / remote), data?}
+  std::string use;
+  std::optional<std::string> data;
+  {
+    simdjson::padded_string padded(resolution);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object object;
+    if (parser_.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+      return Status::InvalidArgument("Expected an object { use, data? } for resolution");
+    }
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed resolution");
+      }
+      simdjson::ondemand::value value = field.value();
+      if (key == "use") {
+        std::string_view text;
+        if (value.get_string().get(text) != simdjson::SUCCESS) {
+          return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use", DescribeReceived(value));
+        }
+        use = text == "local" ? "client" : text == "remote" ? "server" : std::string(text);
+      } else if (key == "data") {
+        simdjson::ondemand::json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::object) {
+          return ExpectedError("an object", "resolution.data", DescribeReceived(value));
+        }
+        std::string copy;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "resolution.data", &copy));
+        data = std::move(copy);
+      } else {
+        return Status::InvalidArgument("Unknown field \"" + std::string(key) + "\" in resolution (expected use, data)");
+      }
+    }
+  }
+  if (use != "client" && use != "server" && use != "merged") {
+    return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use",
+                         use.empty() ? std::string("undefined") : "\"" + use + "\" of type string");
+  }
+  if (use == "merged" && !data) return ExpectedError("an object", "resolution.data", "undefined");
+
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  ChangeInput change;
+  std::string device_id;
+  {
+    Result<Statement*> stmt = db_->Cached(kLoadConflict);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindInt(2, conflict_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
+    change.change_id = std::string(scope->Text(0));
+    device_id = scope->OptionalText(1).value_or("");
+    change.entity_type = std::string(scope->Text(2));
+    change.entity_id = std::string(scope->Text(3));
+    change.type = ParseChangeType(scope->Text(4)).value_or(ChangeType::kUpdated);
+    change.data = scope->OptionalText(5);
+    change.base_version = scope->OptionalInt(6);
+    change.timestamp = scope->Int(7);
+  }
+  Result<EntityRow> entity = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
+  if (!entity.ok()) return entity.status();
+  std::optional<int64_t> version;
+  if (use != "server") {
+    if (use == "merged") {
+      // The merged document replaces the server's, field for field.
+      change.type = entity.value().found && !entity.value().deleted ? ChangeType::kUpdated : ChangeType::kCreated;
+      change.data = data;
+      if (change.type == ChangeType::kUpdated && entity.value().data) {
+        Result<std::unordered_set<std::string>> old_keys = TopLevelKeys(scratch_parser_, *entity.value().data);
+        Result<std::unordered_set<std::string>> new_keys = TopLevelKeys(scratch_parser_, *data);
+        if (!old_keys.ok()) return old_keys.status();
+        if (!new_keys.ok()) return new_keys.status();
+        std::string delta = *data;
+        for (const std::string& key : old_keys.value()) {
+          if (new_keys.value().count(key)) continue;
+          delta.pop_back();
+          if (delta.size() > 1) delta.push_back(',');
+          AppendJsonString(&delta, key);
+          delta.append(":null}");
+        }
+        change.data = std::move(delta);
+      }
+    } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
+      change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity
+      Result<std::string> revived = ShallowMergeObjects(
+          scratch_parser_, entity.value().data ? *entity.value().data : "{}", change.data ? *change.data : "{}");
+      if (!revived.ok()) return revived.status();
+      change.data = std::move(revived).value();
+    }
+    change.timestamp = clock_->NowMs();
+    Result<int64_t> applied =
+        impl.Apply(user_id, device_id, change, change.data, entity.value(), "manual:" + use);
+    if (!applied.ok()) return applied.status();
+    version = applied.value();
+  }
+  {
+    Result<Statement*> stmt = db_->Cached(kCloseConflict);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindInt(2, conflict_id);
+    scope->BindText(3, use);
+    scope->BindInt(4, clock_->NowMs());
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  // A replay of the original change now reports how it was settled.
+  {
+    Outcome outcome;
+    outcome.kind = version ? Outcome::Kind::kApplied : Outcome::Kind::kConflict;
+    outcome.change_id = *change.change_id;
+    outcome.entity_type = change.entity_type;
+    outcome.entity_id = change.entity_id;
+    outcome.action = ActionName(change.type);
+    outcome.version = version;
+    outcome.conflict_id = conflict_id;
+    outcome.strategy = "manual";
+    outcome.winner = use;
+    outcome.reason = "settled by resolveConflict";
+    Result<Statement*> stmt = db_->Cached(kFindResult);
+    if (!stmt.ok()) return stmt.status();
+    std::string fingerprint;
+    {
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindText(2, *change.change_id);
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (row.value()) fingerprint = std::string(scope->Text(0));
+    }
+    if (!fingerprint.empty()) DS_RETURN_IF_ERROR(impl.RecordOutcome(user_id, fingerprint, outcome));
+  }
+  Result<EntityRow> after = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
+  if (!after.ok()) return after.status();
+  std::string out = "{\"conflictId\":" + std::to_string(conflict_id) + ",\"resolution\":";
+  AppendJsonString(&out, use);
+  out += ",\"version\":" + (version ? std::to_string(*version) : std::string("null"));
+  out += ",\"entityType\":";
+  AppendJsonString(&out, change.entity_type);
+  out += ",\"entityId\":";
+  AppendJsonString(&out, change.entity_id);
+  out += ",\"serverVersion\":" + (after.value().found ? std::to_string(after.value().version) : std::string("null"));
+  out += ",\"serverData\":";
+  AppendNullable(&out, after.value().found && !after.value().deleted ? after.value().data : std::nullopt);
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, const std::string& state,
+                                                   const CompatOptions& compat) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  simdjson::padded_string padded(state);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object by_type;
+  if (auto error = parser_.iterate(padded).get(doc)) {
+    return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") + simdjson::error_message(error) +
+                                   ")");
+  }
+  if (doc.get_object().get(by_type) != simdjson::SUCCESS) {
+    return Status::InvalidArgument("Expected an object of entity types to arrays of records for state");
+  }
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::vector<ChangeInput> changes;
+  const size_t saved_limit = options_.limits.max_changes_per_push;
+  options_.limits.max_changes_per_push = static_cast<size_t>(-1);  // a snapshot is one import, not a push
+  Status decoded = impl.DecodeRecordsByType(by_type, compat, "snapshot", "state", &changes);
+  options_.limits.max_changes_per_push = saved_limit;
+  DS_RETURN_IF_ERROR(decoded);
+  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
+  int64_t imported = 0, skipped = 0;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    ChangeInput& change = changes[i];
+    change.change_id = "snapshot-" + change.change_id->substr(std::string("compat-").size());
+    std::vector<Outcome> outcomes;
+    DS_RETURN_IF_ERROR(impl.ProcessChange(user_id, "snapshot", change, i, &outcomes));
+    if (!outcomes.empty() && outcomes.back().kind == Outcome::Kind::kApplied && outcomes.back().version) {
+      ++imported;
+    } else {
+      ++skipped;
+    }
+  }
+  Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+  if (!latest.ok()) return latest.status();
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return "{\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
+         ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
+}
+
+Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const std::string& body,
+                                               const CompatOptions& compat) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::string device_id;
+  std::vector<ChangeInput> changes;
+  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, nullptr, nullptr));
+  std::vector<Outcome> outcomes;
+  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+  std::string out = "{\"success\":true,";
+  impl.AppendCompatOutcomes(user_id, outcomes, &out);
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::CompatPull(const std::string& user_id, const std::string& body,
+                                               const CompatOptions& compat) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::string device_id;
+  std::optional<int64_t> since;
+  std::optional<std::string> since_text;
+  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, nullptr, &since, &since_text));
+  std::string changes;
+  bool has_more = false;
+  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, &changes, &has_more);
+  if (!next.ok()) return next.status();
+  std::string out = "{\"success\":true,\"changes\":" + changes + ",\"timestamp\":";
+  AppendJsonString(&out, FormatIso8601(next.value()));
+  out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"conflicts\":[],\"deviceId\":";
+  AppendJsonString(&out, device_id);
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const std::string& body,
+                                               const CompatOptions& compat) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::string device_id;
+  std::vector<ChangeInput> changes;
+  std::optional<int64_t> since;
+  std::optional<std::string> since_text;
+  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, &since, &since_text));
+  std::vector<Outcome> outcomes;
+  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+  std::string pulled;
+  bool has_more = false;
+  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, &pulled, &has_more);
+  if (!next.ok()) return next.status();
+  std::string out = "{\"success\":true,";
+  impl.AppendCompatOutcomes(user_id, outcomes, &out);
+  out += ",\"changes\":" + pulled + ",\"timestamp\":";
+  AppendJsonString(&out, FormatIso8601(next.value()));
+  out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"deviceId\":";
+  AppendJsonString(&out, device_id);
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, const std::optional<std::string>& since,
+                                                  const CompatOptions& compat) {
+  std::optional<int64_t> since_ms = int64_t{0};
+  if (since) {
+    since_ms = ParseIso8601Ms(*since);
+    if (!since_ms) return ExpectedError("an ISO 8601 time", "since", "\"" + since->substr(0, 40) + "\" of type string");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  Impl impl(*this);
+  Transaction tx(*db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::string entities;
+  bool has_more = false;
+  Result<int64_t> next = impl.AppendEntitiesSince(user_id, *since_ms, compat, &entities, &has_more);
+  if (!next.ok()) return next.status();
+  std::string out = "{\"since\":";
+  if (since) {
+    AppendJsonString(&out, *since);
+  } else {
+    out += "null";
+  }
+  out += ",\"updatedAt\":";
+  AppendJsonString(&out, FormatIso8601(next.value()));
+  out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"entities\":" + entities + "}";
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, const std::string& body) {
+  // {conflictId, resolution: "client" | "server" | "merged" | {use, data}, data?}
+  int64_t conflict_id = 0;
+  std::string resolution;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    simdjson::padded_string padded(body);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object object;
+    if (parser_.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+      return Status::InvalidArgument("Expected a JSON object for the request body");
+    }
+    std::string use;
+    std::optional<std::string> data;
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed JSON in the request body");
+      }
+      simdjson::ondemand::value value = field.value();
+      if (key == "conflictId") {
+        if (value.get_int64().get(conflict_id) != simdjson::SUCCESS || conflict_id < 1) {
+          return ExpectedError("a positive integer", "conflictId", DescribeReceived(value));
+        }
+      } else if (key == "resolution") {
+        simdjson::ondemand::json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed resolution");
+        if (type == simdjson::ondemand::json_type::string) {
+          std::string_view text;
+          if (value.get_string().get(text) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed resolution");
+          use.assign(text);
+        } else {
+          std::string copy;
+          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "resolution", &copy));
+          resolution = std::move(copy);
+        }
+      } else if (key == "data") {
+        std::string copy;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "data", &copy));
+        data = std::move(copy);
+      } else {
+        std::string ignored;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, options_.limits.json, key, &ignored));
+      }
+    }
+    if (conflict_id == 0) return ExpectedError("a positive integer", "conflictId", "undefined");
+    if (resolution.empty()) {
+      resolution = "{\"use\":";
+      AppendJsonString(&resolution, use);
+      if (data) resolution += ",\"data\":" + *data;
+      resolution += "}";
+    }
+  }
+  Result<std::string> resolved = ResolveConflict(user_id, conflict_id, resolution);
+  if (!resolved.ok()) return resolved;
+  return "{\"success\":true," + resolved.value().substr(1);
+}
+
+}  // namespace deltasync

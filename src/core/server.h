@@ -1,0 +1,111 @@
+// SyncServerCore: the server half. An embedded SQLite file holds, per user, a
+// change log with gapless versions (entity_changes), the current entity state,
+// per-device status, open conflicts and the recorded result of every changeId.
+//
+// Every operation takes and returns JSON text (the wire protocol of DESIGN.md
+// section 4), so that requests are decoded and responses encoded here, off the
+// JS main thread.
+//
+// Thread safety: thread-safe. Operations are serialized by an internal mutex, so
+// versions stay gapless and changeIds unique whatever the concurrency.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/apply.h"
+#include "core/change.h"
+#include "core/env.h"
+#include "core/json.h"
+#include "core/schema.h"
+#include "core/sqlite.h"
+#include "core/status.h"
+#include "simdjson.h"
+
+namespace deltasync {
+
+struct ServerLimits {
+  size_t max_changes_per_push = 1000;
+  size_t max_pull_limit = 10000;
+  size_t default_pull_limit = 1000;
+  JsonLimits json;  // depth 64, document 1 MiB
+};
+
+struct ServerOptions {
+  std::string path;
+  ConflictStrategy conflicts = ConflictStrategy::kNewestWins;
+  std::map<std::string, ConflictStrategy> per_type;  // entity type -> strategy
+  int64_t tolerance_ms = 1000;                       // newest_wins: closer than this is a tie (server wins)
+  Durability durability = Durability::kNormal;
+  int busy_timeout_ms = 10000;
+  ServerLimits limits;
+};
+
+// Options of the compatible (older-design) routes.
+struct CompatOptions {
+  // entity type -> field holding the record id; default: "id", else "<singular>_id" (customers -> customer_id)
+  std::map<std::string, std::string> id_fields;
+};
+
+class SyncServerCore {
+ public:
+  static Result<std::unique_ptr<SyncServerCore>> Open(const ServerOptions& options, std::shared_ptr<Clock> clock);
+  SyncServerCore(const SyncServerCore&) = delete;
+  SyncServerCore& operator=(const SyncServerCore&) = delete;
+
+  // The unified v2 exchange. `request`: {deviceId, lastKnownServerVersion, changes, limit?}.
+  // Returns {applied, conflicts, errors, newChanges, latestServerVersion, hasMore}.
+  // A malformed request is INVALID_ARGUMENT / LIMIT_EXCEEDED and nothing is applied; a
+  // changeId reused with a different body is CONFLICT and nothing is applied.
+  Result<std::string> Sync(const std::string& user_id, const std::string& request);
+  // `request`: {deviceId, changes}. Returns {applied, conflicts, errors, latestServerVersion}.
+  Result<std::string> Push(const std::string& user_id, const std::string& request);
+  // Returns {newChanges, latestServerVersion, hasMore} for versions after `since`.
+  Result<std::string> Pull(const std::string& user_id, const std::optional<std::string>& device_id, int64_t since,
+                           std::optional<int64_t> limit);
+  // {deviceId, lastPushAt, lastPullAt, changesPushed, conflictsReported, openConflicts, latestServerVersion, lastSeenVersion}
+  Result<std::string> DeviceStatus(const std::string& user_id, const std::string& device_id);
+  // Open conflicts (manual strategy) of a user as a JSON array.
+  Result<std::string> Conflicts(const std::string& user_id);
+  // `resolution`: {use: "client" | "server" | "merged", data?}. Returns {conflictId, resolution, version?, serverData}.
+  Result<std::string> ResolveConflict(const std::string& user_id, int64_t conflict_id, const std::string& resolution);
+  // `state`: {entityType: [records]} (a legacy full-state blob). Each record becomes a CREATED
+  // change (idempotent: importing the same record twice imports it once). Returns {imported, skipped, latestServerVersion}.
+  Result<std::string> ImportSnapshot(const std::string& user_id, const std::string& state, const CompatOptions& compat);
+
+  // ---- compatible routes (shared/seeds), thin wrappers over the operations above
+  // POST /push {deviceId, changes: {entityType: [records with updated_at]}} -> {success, applied, conflicts, errors}
+  Result<std::string> CompatPush(const std::string& user_id, const std::string& body, const CompatOptions& compat);
+  // POST /pull {deviceId, lastSyncTimestamp} -> {success, changes: {entityType: [records]}, timestamp, conflicts, deviceId}
+  Result<std::string> CompatPull(const std::string& user_id, const std::string& body, const CompatOptions& compat);
+  // POST /full: push then pull, one response with both.
+  Result<std::string> CompatFull(const std::string& user_id, const std::string& body, const CompatOptions& compat);
+  // GET /changes?since=ISO8601 -> {since, updatedAt, entities: {entityType: [records]}}
+  Result<std::string> CompatChanges(const std::string& user_id, const std::optional<std::string>& since,
+                                    const CompatOptions& compat);
+  // POST /resolve-conflict {conflictId, resolution: "client"|"server"|"merged"|{use, data}, data?}
+  Result<std::string> CompatResolve(const std::string& user_id, const std::string& body);
+
+  const ServerOptions& options() const { return options_; }
+
+ private:
+  SyncServerCore(ServerOptions options, std::shared_ptr<Clock> clock);
+  class Impl;
+  ServerOptions options_;
+  std::shared_ptr<Clock> clock_;
+  std::unique_ptr<Database> db_;
+  std::mutex mutex_;
+  simdjson::ondemand::parser parser_;
+  simdjson::ondemand::parser scratch_parser_;
+  int64_t last_server_timestamp_ = 0;
+};
+
+// The server database's migrations, oldest first.
+const std::vector<Migration>& ServerMigrations();
+
+}  // namespace deltasync
