@@ -329,3 +329,155 @@ export class SyncClient extends EventEmitter {
   once(event: 'progress', listener: (progress: ApplyProgress) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
+
+// ---- server
+
+export interface SyncServerLimits {
+  /** Changes in one push. Default 1000. */
+  maxChangesPerPush?: number;
+  /** Largest `limit` of a pull. Default 10000. */
+  maxPullLimit?: number;
+  /** Pull page size when none is asked for. Default 1000. */
+  defaultPullLimit?: number;
+  /** Nesting of a document. Default 64. */
+  maxDepth?: number;
+  /** Canonical size of one document. Default 1 MiB. */
+  maxDocumentBytes?: number;
+  /** Request body read by the router. Default 10 MiB. */
+  maxBodyBytes?: number;
+}
+
+export interface SyncServerOptions {
+  /** SQLite file; ':memory:' allowed. */
+  path: string;
+  /** Default strategy for changes that meet a concurrent change. Default 'newest_wins'. */
+  conflicts?: ConflictStrategy;
+  /** newest_wins: timestamps closer than this are a tie, and a tie goes to the server. Default 1000. */
+  toleranceMs?: number;
+  /** Strategy per entity type, e.g. { goal: 'merge' }. */
+  perType?: Record<string, ConflictStrategy>;
+  limits?: SyncServerLimits;
+  durability?: 'normal' | 'full';
+  busyTimeoutMs?: number;
+  /** For the compatible routes and importSnapshot: the id field of each entity type (default `id`, else `<singular>_id`). */
+  idFields?: Record<string, string>;
+}
+
+/** A change as a device sends it. */
+export interface WireChange {
+  changeId: string;
+  type: ChangeType;
+  entityType: string;
+  entityId: string;
+  data?: JsonObject | null;
+  baseVersion?: number | null;
+  timestamp?: number;
+  [extra: string]: unknown;
+}
+
+/** A change as the server's log holds it. */
+export interface LoggedChange {
+  version: number;
+  changeId: string;
+  type: ChangeType;
+  entityType: string;
+  entityId: string;
+  data: JsonObject | null;
+  timestamp: number;
+  deviceId: string | null;
+}
+
+export interface SyncRequest {
+  deviceId: string;
+  lastKnownServerVersion?: number;
+  changes?: WireChange[];
+  limit?: number;
+}
+
+export interface ServerConflictReport {
+  changeId: string;
+  /** With manual: the id to resolve. */
+  conflictId?: number;
+  entityType: string;
+  entityId: string;
+  reason: string;
+  /** The strategy that decided. */
+  resolution: ConflictStrategy;
+  winner: 'client' | 'server' | 'merged' | 'manual';
+  serverVersion: number | null;
+  /** The server's current data, so the client can roll back; null when deleted. */
+  serverData: JsonObject | null;
+}
+
+export interface PushResponse {
+  applied: Array<{ changeId: string; version: number }>;
+  conflicts: ServerConflictReport[];
+  errors: Array<{ changeId: string; code: string; message: string }>;
+  latestServerVersion: number;
+}
+
+export interface PullResponse {
+  newChanges: LoggedChange[];
+  latestServerVersion: number;
+  hasMore: boolean;
+}
+
+export type SyncResponse = Omit<PushResponse, 'latestServerVersion'> & PullResponse;
+
+export interface DeviceStatus {
+  deviceId: string;
+  lastPushAt: number | null;
+  lastPullAt: number | null;
+  changesPushed: number;
+  conflictsReported: number;
+  lastSeenVersion: number;
+  openConflicts: number;
+  latestServerVersion: number;
+}
+
+export interface ServerConflict {
+  id: number;
+  changeId: string;
+  deviceId: string | null;
+  entityType: string;
+  entityId: string;
+  type: ChangeType;
+  clientData: JsonObject | null;
+  baseVersion: number | null;
+  clientTimestamp: number;
+  createdAt: number;
+  serverData: JsonObject | null;
+  serverVersion: number | null;
+}
+
+export type ServerResolution = { use: 'client' | 'server' } | { use: 'merged'; data: JsonObject };
+
+export interface ResolveResult {
+  conflictId: number;
+  resolution: 'client' | 'server' | 'merged';
+  /** The version the resolution created, or null for 'server'. */
+  version: number | null;
+  entityType: string;
+  entityId: string;
+  serverVersion: number | null;
+  serverData: JsonObject | null;
+}
+
+export class SyncServer {
+  constructor(options: SyncServerOptions);
+  readonly path: string;
+  readonly isOpen: boolean;
+  readonly limits: Required<SyncServerLimits>;
+  sync(userId: string, request: SyncRequest | string | Buffer): Promise<SyncResponse>;
+  push(userId: string, deviceId: string, changes: WireChange[]): Promise<PushResponse>;
+  pull(userId: string, options?: { since?: number; limit?: number; deviceId?: string }): Promise<PullResponse>;
+  status(userId: string, deviceId: string): Promise<DeviceStatus>;
+  conflicts(userId: string): Promise<ServerConflict[]>;
+  resolveConflict(userId: string, conflictId: number, resolution: ServerResolution): Promise<ResolveResult>;
+  importSnapshot(
+    userId: string,
+    state: Record<string, JsonObject[]> | string | Buffer,
+    options?: { idFields?: Record<string, string> },
+  ): Promise<{ imported: number; skipped: number; latestServerVersion: number }>;
+  close(): void;
+}

@@ -1,5 +1,7 @@
 // Type test: compiled with `tsc --noEmit`; a line marked @ts-expect-error must fail to type-check.
-import { SyncClient, SyncError, type QueuedChange, type QueueStats, type EnqueueResult } from 'deltasync';
+import { SyncClient, SyncError, SyncServer, type QueuedChange, type QueueStats, type EnqueueResult } from 'deltasync';
+import { createSyncRouter } from 'deltasync/express';
+import express from 'express';
 
 const client = new SyncClient({ path: ':memory:', durability: 'full', coalesce: false, limits: { maxDepth: 32 } });
 const id: string = client.deviceId;
@@ -64,6 +66,24 @@ store.applyRemote({ newChanges: [] });
 // @ts-expect-error transaction functions are synchronous
 store.transaction(async () => 1);
 void [writtenType, note, dirty, notes, count, removed];
+
+// ---- server
+const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000, perType: { goal: 'merge' } });
+const app = express();
+app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null }));
+async function serve(): Promise<number> {
+  const response = await server.sync('u1', { deviceId: 'd1', lastKnownServerVersion: 0, changes: [] });
+  const winner: 'client' | 'server' | 'merged' | 'manual' | undefined = response.conflicts[0]?.winner;
+  const page = await server.pull('u1', { since: 0, limit: 100 });
+  await server.resolveConflict('u1', 1, { use: 'merged', data: { title: 'x' } });
+  void winner;
+  return page.latestServerVersion + response.newChanges.length;
+}
+void serve;
+// @ts-expect-error authenticate is required
+createSyncRouter(server, {});
+// @ts-expect-error resolution needs data when merged
+server.resolveConflict('u1', 1, { use: 'merged' });
 
 client.close();
 
