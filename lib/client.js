@@ -7,6 +7,7 @@ const { SyncError } = require('./errors');
 const is = require('./is');
 
 const args = require('./store-args');
+const { SyncEngine } = require('./engine');
 
 const CLIENT_OPTIONS = [
   'path',
@@ -20,7 +21,16 @@ const CLIENT_OPTIONS = [
   'conflicts',
   'tombstoneRetentionMs',
   'applyChunkSize',
+  'transport',
+  'triggers',
+  'retry',
+  'batch',
+  'keepAlive',
 ];
+const TRIGGER_OPTIONS = ['periodicMs', 'minIntervalMs', 'localChangeDelayMs'];
+const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs'];
+const BATCH_OPTIONS = ['push', 'pull'];
+const NOTIFY_EVENTS = ['online', 'offline', 'focus', 'blur', 'visible', 'hidden'];
 const CONFLICT_STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
 const RESOLVE_USES = ['local', 'remote', 'merged'];
 const LIST_OPTIONS = ['where', 'orderBy', 'limit', 'offset'];
@@ -83,6 +93,8 @@ class SyncClient extends EventEmitter {
       throw is.invalid('options.limits.maxDocumentBytes', 'a positive integer', limits.maxDocumentBytes);
     }
 
+    const engine = options.transport !== undefined ? engineOptions(options) : null;
+
     /** @private */
     this._handle = new native.NativeClient({
       path,
@@ -104,6 +116,9 @@ class SyncClient extends EventEmitter {
     this._transactionMarks = [];
     /** @private settles when the last applyRemote has finished */
     this._applying = Promise.resolve();
+    /** @private the sync loop, when a transport is configured */
+    this._engine = null;
+    if (engine) this._engine = new SyncEngine(this, engine);
     /** The file this client opened. */
     this.path = path;
     /** The durable change queue. */
@@ -248,7 +263,12 @@ class SyncClient extends EventEmitter {
    * @returns {Promise<import('../types').ApplyResult>}
    */
   async applyRemote(page) {
-    const native = this._native();
+    return this._applyResponse(page, undefined);
+  }
+
+  /** @private applies a page or a whole sync response (with verdicts on what was pushed) */
+  async _applyResponse(page, maxRetries) {
+    this._native();
     const isBytes = typeof page === 'string' || ArrayBuffer.isView(page) || page instanceof ArrayBuffer;
     if (!isBytes) {
       throw is.invalid('page', 'a Buffer, Uint8Array, ArrayBuffer or string of JSON (pages cross as bytes)', page);
@@ -266,7 +286,7 @@ class SyncClient extends EventEmitter {
     let result;
     try {
       await previous;
-      result = await this._native().applyRemote(page, onProgress);
+      result = await this._native().applyRemote(page, onProgress, maxRetries);
     } finally {
       done();
     }
@@ -324,6 +344,70 @@ class SyncClient extends EventEmitter {
     return native.purgeTombstones(retentionMs);
   }
 
+  /** Starts syncing by itself: triggers, periodic cycles, retries. Needs the transport option. */
+  start() {
+    this._requireEngine('start').start();
+  }
+
+  /** Stops automatic syncing; a cycle in flight is aborted (its changes stay queued). */
+  stop() {
+    this._requireEngine('stop').stop();
+  }
+
+  /**
+   * Runs a sync cycle and resolves with its summary. `manual` (the default) runs it now,
+   * bypassing the interval and the backoff, and retries failed changes.
+   * @param {{ manual?: boolean }} [options]
+   * @returns {Promise<import('../types').SyncSummary>}
+   */
+  sync(options) {
+    const engine = this._requireEngine('sync');
+    const { manual = true } = is.optionsObject('options', options, ['manual']);
+    if (!is.isBoolean(manual)) throw is.invalid('options.manual', 'a boolean', manual);
+    if (manual) this._native().retryFailed();
+    return engine.sync(manual);
+  }
+
+  /**
+   * Tells the client what the app observed: 'online' | 'offline' | 'focus' | 'blur' | 'visible' | 'hidden'.
+   * @param {string} event
+   */
+  notify(event) {
+    const engine = this._requireEngine('notify');
+    if (!NOTIFY_EVENTS.includes(event)) throw is.invalid('event', `one of ${NOTIFY_EVENTS.map((e) => `"${e}"`).join(', ')}`, event);
+    engine.notify(event);
+  }
+
+  /** { state, pendingChanges, failedChanges, lastSyncTime, lastError, nextSyncAt, serverVersion } */
+  get status() {
+    this._native();
+    if (this._engine) return this._engine.status();
+    const stats = this.queue.stats();
+    return {
+      state: 'stopped',
+      pendingChanges: stats.pending + stats.syncing,
+      failedChanges: stats.failed,
+      lastSyncTime: stats.lastSyncTime,
+      lastError: null,
+      nextSyncAt: null,
+      serverVersion: this.serverVersion,
+    };
+  }
+
+  /** @private a change was queued directly: the scheduler sends it after localChangeDelayMs */
+  _queued() {
+    if (this._engine) this._engine.localChange();
+  }
+
+  /** @private */
+  _requireEngine(method) {
+    this._native();
+    if (!this._engine) {
+      throw new SyncError(`${method}() needs a transport: pass options.transport (e.g. httpTransport({ url }))`, 'INVALID_ARGUMENT');
+    }
+    return this._engine;
+  }
+
   /** @private */
   _emitLocal(event) {
     this._pendingEvents.push(event);
@@ -335,11 +419,13 @@ class SyncClient extends EventEmitter {
     if (this._pendingEvents.length === 0) return;
     const changes = this._pendingEvents;
     this._pendingEvents = [];
+    if (this._engine) this._engine.localChange();
     this.emit('change', { source: 'local', changes });
   }
 
   /** Closes the database file. Idempotent; any later call throws a SyncError with code CLOSED. */
   close() {
+    if (this._engine) this._engine.close();
     this._handle.close();
   }
 
@@ -348,6 +434,27 @@ class SyncClient extends EventEmitter {
     if (!this._handle.isOpen()) throw new SyncError('The client is closed', 'CLOSED');
     return this._handle;
   }
+}
+
+function engineOptions(options) {
+  const { transport, keepAlive = false } = options;
+  if (typeof transport !== 'function') {
+    throw is.invalid('options.transport', 'a function (request, { signal }) => Promise<bytes>, e.g. httpTransport({ url })', transport);
+  }
+  if (!is.isBoolean(keepAlive)) throw is.invalid('options.keepAlive', 'a boolean', keepAlive);
+  const triggers = { periodicMs: 30000, minIntervalMs: 5000, localChangeDelayMs: 1000, ...is.optionsObject('options.triggers', options.triggers, TRIGGER_OPTIONS) };
+  const retry = { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 300000, ...is.optionsObject('options.retry', options.retry, RETRY_OPTIONS) };
+  const batch = { push: 100, pull: 1000, ...is.optionsObject('options.batch', options.batch, BATCH_OPTIONS) };
+  for (const [key, value] of Object.entries(triggers)) {
+    if (!is.isNonNegativeInteger(value)) throw is.invalid(`options.triggers.${key}`, 'a non-negative integer of milliseconds', value);
+  }
+  for (const [key, value] of Object.entries(retry)) {
+    if (!is.isNonNegativeInteger(value)) throw is.invalid(`options.retry.${key}`, 'a non-negative integer', value);
+  }
+  if (retry.maxRetries < 1) throw is.invalid('options.retry.maxRetries', 'a positive integer', retry.maxRetries);
+  if (!(is.isPositiveInteger(batch.push) && batch.push <= 1000)) throw is.invalid('options.batch.push', 'an integer from 1 to 1000', batch.push);
+  if (!(is.isPositiveInteger(batch.pull) && batch.pull <= 10000)) throw is.invalid('options.batch.pull', 'an integer from 1 to 10000', batch.pull);
+  return { transport, triggers, retry, batch, keepAlive };
 }
 
 /** JSON.stringify turns NaN and Infinity into null, which would match missing fields: refuse them. */

@@ -26,7 +26,9 @@ class ChangeQueue {
   enqueue(change) {
     const native = this._client._native();
     if (!is.isPlainObject(change)) throw is.invalid('change', 'an object', change);
-    return native.enqueue(is.toJson('change', change));
+    const result = native.enqueue(is.toJson('change', change));
+    this._client._queued();
+    return result;
   }
 
   /**
@@ -37,7 +39,9 @@ class ChangeQueue {
   enqueueMany(changes) {
     const native = this._client._native();
     if (!Array.isArray(changes)) throw is.invalid('changes', 'an array of change objects', changes);
-    return native.enqueueMany(is.toJson('changes', changes));
+    const result = native.enqueueMany(is.toJson('changes', changes));
+    this._client._queued();
+    return result;
   }
 
   /**

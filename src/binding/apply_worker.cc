@@ -9,14 +9,15 @@ namespace deltasync::binding {
 
 ApplyWorker::ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot,
                          simdjson::padded_string input, JsonLimits limits, int64_t chunk_size,
-                         Napi::Value on_progress)
+                         int64_t max_retries, Napi::Value on_progress)
     : Napi::AsyncProgressWorker<ApplyProgress>(env, "deltasync:applyRemote"),
       addon_(addon),
       deferred_(Napi::Promise::Deferred::New(env)),
       slot_(std::move(slot)),
       input_(std::move(input)),
       limits_(limits),
-      chunk_size_(std::max<int64_t>(1, chunk_size)) {
+      chunk_size_(std::max<int64_t>(1, chunk_size)),
+      max_retries_(max_retries) {
   if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
 }
 
@@ -27,6 +28,16 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   status_ = DecodePullPage(parser, input_, limits_, &page);
   if (!status_.ok()) return;
   input_ = simdjson::padded_string();  // the decoded page holds what is needed
+  if (!page.verdicts.empty()) {
+    // A whole sync response: record the verdicts on what was pushed before applying what was pulled.
+    std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+    if (!slot_->client) {
+      status_ = Status::Closed("The client was closed before the sync response was applied");
+      return;
+    }
+    status_ = slot_->client->applier().ApplyVerdicts(page, max_retries_, &result_);
+    if (!status_.ok()) return;
+  }
 
   using SteadyClock = std::chrono::steady_clock;
   auto last_report = SteadyClock::now();
@@ -103,6 +114,31 @@ void ApplyWorker::OnOK() {
     conflicts.Set(index++, item);
   }
   out.Set("conflicts", conflicts);
+  out.Set("hasMore", Napi::Boolean::New(env, result_.has_more));
+  Napi::Object pushed = Napi::Object::New(env);
+  pushed.Set("applied", Napi::Number::New(env, static_cast<double>(result_.pushed_applied)));
+  pushed.Set("rejected", Napi::Number::New(env, static_cast<double>(result_.pushed_rejected)));
+  Napi::Array failed = Napi::Array::New(env, result_.pushed_failed.size());
+  for (uint32_t i = 0; i < result_.pushed_failed.size(); ++i) failed.Set(i, result_.pushed_failed[i]);
+  pushed.Set("failed", failed);
+  Napi::Array pushed_conflicts = Napi::Array::New(env, result_.pushed_conflicts.size());
+  uint32_t pushed_index = 0;
+  for (const PushVerdict& verdict : result_.pushed_conflicts) {
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("changeId", verdict.change_id);
+    item.Set("entityType", verdict.entity_type);
+    item.Set("entityId", verdict.entity_id);
+    item.Set("winner", verdict.winner);
+    item.Set("resolution", verdict.resolution);
+    item.Set("reason", verdict.reason);
+    if (verdict.conflict_id) item.Set("conflictId", Napi::Number::New(env, static_cast<double>(*verdict.conflict_id)));
+    item.Set("serverVersion", verdict.server_version
+                                  ? Napi::Value(Napi::Number::New(env, static_cast<double>(*verdict.server_version)))
+                                  : env.Null());
+    pushed_conflicts.Set(pushed_index++, item);
+  }
+  pushed.Set("conflicts", pushed_conflicts);
+  out.Set("pushed", pushed);
   if (result_.latest_server_version) {
     out.Set("latestServerVersion", Napi::Number::New(env, static_cast<double>(*result_.latest_server_version)));
   } else {

@@ -25,8 +25,9 @@ struct ApplyProgress {
 
 class ApplyWorker : public Napi::AsyncProgressWorker<ApplyProgress> {
  public:
+  // `max_retries`: for a whole sync response, how many rejections fail a pushed change.
   ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot, simdjson::padded_string input,
-              JsonLimits limits, int64_t chunk_size, Napi::Value on_progress);
+              JsonLimits limits, int64_t chunk_size, int64_t max_retries, Napi::Value on_progress);
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
@@ -42,6 +43,7 @@ class ApplyWorker : public Napi::AsyncProgressWorker<ApplyProgress> {
   simdjson::padded_string input_;
   JsonLimits limits_;
   int64_t chunk_size_;
+  int64_t max_retries_;
   Napi::FunctionReference on_progress_;
   Status status_;
   ApplyResult result_;

@@ -111,6 +111,15 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
           InstanceMethod("cursor", &NativeClient::Cursor),
           InstanceMethod("conflicts", &NativeClient::Conflicts),
           InstanceMethod("resolveConflict", &NativeClient::ResolveConflict),
+          InstanceMethod("schedConfigure", &NativeClient::SchedConfigure),
+          InstanceMethod("schedStart", &NativeClient::SchedStart),
+          InstanceMethod("schedStop", &NativeClient::SchedStop),
+          InstanceMethod("schedNotify", &NativeClient::SchedNotify),
+          InstanceMethod("schedRequestManual", &NativeClient::SchedRequestManual),
+          InstanceMethod("schedNextWakeAt", &NativeClient::SchedNextWakeAt),
+          InstanceMethod("schedTryStart", &NativeClient::SchedTryStart),
+          InstanceMethod("schedFinished", &NativeClient::SchedFinished),
+          InstanceMethod("schedStatus", &NativeClient::SchedStatus),
       },
       addon);
   addon->native_client_constructor = Napi::Persistent(ctor);
@@ -520,7 +529,8 @@ Napi::Value NativeClient::ApplyRemote(const Napi::CallbackInfo& info) {
                                        "asynchronously, in transactions of its own"));
     }
   }
-  auto* worker = new ApplyWorker(env, addon_, slot_, std::move(input), limits, chunk_size, info[1]);
+  const int64_t max_retries = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 5;
+  auto* worker = new ApplyWorker(env, addon_, slot_, std::move(input), limits, chunk_size, max_retries, info[1]);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -562,6 +572,95 @@ Napi::Value NativeClient::ResolveConflict(const Napi::CallbackInfo& info) {
   ThrowIfError(env, visible.status());
   if (!visible.value()) return env.Null();
   return Napi::String::New(env, *visible.value());
+}
+
+// ---- scheduler (see core/scheduler.h); lib/engine.js arms the timers and runs the cycles
+
+// schedConfigure({ periodicMs, minIntervalMs, localChangeDelayMs, maxRetries, baseDelayMs, maxDelayMs })
+Napi::Value NativeClient::SchedConfigure(const Napi::CallbackInfo& info) {
+  Napi::Object options = info[0].As<Napi::Object>();
+  auto number = [&](const char* key, int64_t fallback) {
+    Napi::Value value = options.Get(key);
+    return value.IsNumber() ? value.As<Napi::Number>().Int64Value() : fallback;
+  };
+  SchedulerOptions scheduler_options;
+  scheduler_options.periodic_ms = number("periodicMs", scheduler_options.periodic_ms);
+  scheduler_options.min_interval_ms = number("minIntervalMs", scheduler_options.min_interval_ms);
+  scheduler_options.local_change_delay_ms = number("localChangeDelayMs", scheduler_options.local_change_delay_ms);
+  scheduler_options.retry.max_retries = number("maxRetries", scheduler_options.retry.max_retries);
+  scheduler_options.retry.base_delay_ms = number("baseDelayMs", scheduler_options.retry.base_delay_ms);
+  scheduler_options.retry.max_delay_ms = number("maxDelayMs", scheduler_options.retry.max_delay_ms);
+  scheduler_ = std::make_unique<Scheduler>(scheduler_clock_, scheduler_random_, scheduler_options);
+  return info.Env().Undefined();
+}
+
+Scheduler& NativeClient::RequireScheduler(Napi::Env env) {
+  if (!scheduler_) addon_->Throw(env, Status::Internal("the scheduler is not configured"));
+  return *scheduler_;
+}
+
+Napi::Value NativeClient::SchedStart(const Napi::CallbackInfo& info) {
+  RequireScheduler(info.Env()).Start();
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeClient::SchedStop(const Napi::CallbackInfo& info) {
+  RequireScheduler(info.Env()).Stop();
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeClient::SchedNotify(const Napi::CallbackInfo& info) {
+  Scheduler& scheduler = RequireScheduler(info.Env());
+  const std::string event = info[0].As<Napi::String>().Utf8Value();
+  if (event == "online") scheduler.Notify(SchedulerEvent::kOnline);
+  else if (event == "offline") scheduler.Notify(SchedulerEvent::kOffline);
+  else if (event == "focus") scheduler.Notify(SchedulerEvent::kFocus);
+  else if (event == "blur") scheduler.Notify(SchedulerEvent::kBlur);
+  else if (event == "visible") scheduler.Notify(SchedulerEvent::kVisible);
+  else if (event == "hidden") scheduler.Notify(SchedulerEvent::kHidden);
+  else if (event == "change") scheduler.Notify(SchedulerEvent::kLocalChange);
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeClient::SchedRequestManual(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RequireScheduler(info.Env()).RequestManual());
+}
+
+Napi::Value NativeClient::SchedNextWakeAt(const Napi::CallbackInfo& info) {
+  std::optional<int64_t> at = RequireScheduler(info.Env()).NextWakeAt();
+  if (!at) return info.Env().Null();
+  return Napi::Number::New(info.Env(), static_cast<double>(*at));
+}
+
+Napi::Value NativeClient::SchedTryStart(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RequireScheduler(info.Env()).TryStartCycle());
+}
+
+// schedFinished("success" | "transient" | "auth" | "aborted", retryAfterMs | null)
+Napi::Value NativeClient::SchedFinished(const Napi::CallbackInfo& info) {
+  Scheduler& scheduler = RequireScheduler(info.Env());
+  const std::string outcome = info[0].As<Napi::String>().Utf8Value();
+  std::optional<int64_t> retry_after;
+  if (info[1].IsNumber()) retry_after = info[1].As<Napi::Number>().Int64Value();
+  scheduler.OnCycleFinished(outcome == "success"     ? CycleOutcome::kSuccess
+                            : outcome == "transient" ? CycleOutcome::kTransient
+                            : outcome == "auth"      ? CycleOutcome::kAuthFailed
+                                                     : CycleOutcome::kAborted,
+                            retry_after);
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeClient::SchedStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Scheduler& scheduler = RequireScheduler(env);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("state", SchedulerStateName(scheduler.state()));
+  std::optional<int64_t> next = scheduler.next_sync_at();
+  out.Set("nextSyncAt", next ? Napi::Value(Napi::Number::New(env, static_cast<double>(*next))) : env.Null());
+  out.Set("failures", Napi::Number::New(env, static_cast<double>(scheduler.consecutive_failures())));
+  out.Set("online", scheduler.online());
+  out.Set("authBlocked", scheduler.auth_blocked());
+  return out;
 }
 
 #undef DS_REQUIRE_CLIENT

@@ -13,6 +13,7 @@
 
 #include "binding/addon.h"
 #include "core/client.h"
+#include "core/scheduler.h"
 
 namespace deltasync::binding {
 
@@ -74,12 +75,26 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   Napi::Value Cursor(const Napi::CallbackInfo& info);
   Napi::Value Conflicts(const Napi::CallbackInfo& info);
   Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
+  // scheduler
+  Scheduler& RequireScheduler(Napi::Env env);
+  Napi::Value SchedConfigure(const Napi::CallbackInfo& info);
+  Napi::Value SchedStart(const Napi::CallbackInfo& info);
+  Napi::Value SchedStop(const Napi::CallbackInfo& info);
+  Napi::Value SchedNotify(const Napi::CallbackInfo& info);
+  Napi::Value SchedRequestManual(const Napi::CallbackInfo& info);
+  Napi::Value SchedNextWakeAt(const Napi::CallbackInfo& info);
+  Napi::Value SchedTryStart(const Napi::CallbackInfo& info);
+  Napi::Value SchedFinished(const Napi::CallbackInfo& info);
+  Napi::Value SchedStatus(const Napi::CallbackInfo& info);
 
   DeltaSyncAddon* addon_;
   std::shared_ptr<ClientSlot> slot_;
   // Open JS transactions (client.transaction), innermost last, each holding the slot's lock.
   std::vector<std::unique_ptr<Transaction>> transactions_;
   std::vector<std::unique_lock<std::recursive_mutex>> transaction_locks_;
+  SystemClock scheduler_clock_;
+  SystemRandom scheduler_random_;
+  std::unique_ptr<Scheduler> scheduler_;
 };
 
 }  // namespace deltasync::binding

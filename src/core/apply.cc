@@ -23,6 +23,14 @@ constexpr const char* kUpsertRemote =
     "last_synced_at = excluded.last_synced_at, "
     "deleted_at = CASE WHEN excluded.deleted THEN coalesce(documents.deleted_at, excluded.deleted_at) END "
     "WHERE documents.version IS NULL OR documents.version < excluded.version";
+// A rollback after a lost conflict: the server's verdict is authoritative whatever the stored version.
+constexpr const char* kWriteRolledBack =
+    "INSERT INTO documents (entity_type, entity_id, data, base, version, deleted, updated_at, last_synced_at, "
+    "deleted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, CASE WHEN ?6 THEN ?7 END) "
+    "ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = excluded.data, base = excluded.base, "
+    "version = max(coalesce(documents.version, 0), coalesce(excluded.version, 0)), deleted = excluded.deleted, "
+    "updated_at = excluded.updated_at, last_synced_at = excluded.last_synced_at, "
+    "deleted_at = CASE WHEN excluded.deleted THEN coalesce(documents.deleted_at, excluded.deleted_at) END";
 constexpr const char* kLocalChanges =
     "SELECT id, change_id, type, data, timestamp, status FROM changes "
     "WHERE entity_type = ?1 AND entity_id = ?2 AND status != 'synced' ORDER BY id";
@@ -276,6 +284,78 @@ Result<std::string> DeltaAgainst(simdjson::ondemand::parser& parser, const std::
   return delta;
 }
 
+Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, const JsonLimits& limits,
+                      const std::string& name, std::vector<PushVerdict>* out) {
+  size_t index = 0;
+  for (auto item_result : items) {
+    const std::string item_name = name + "[" + std::to_string(index++) + "]";
+    simdjson::ondemand::value item;
+    simdjson::ondemand::object object;
+    if (std::move(item_result).get(item) != simdjson::SUCCESS || item.get_object().get(object) != simdjson::SUCCESS) {
+      return ExpectedError("an object", item_name, "another value");
+    }
+    PushVerdict verdict;
+    verdict.kind = kind;
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Malformed JSON in " + item_name);
+      }
+      simdjson::ondemand::value value = field.value();
+      const std::string path = item_name + "." + std::string(key);
+      std::string text;
+      int64_t number = 0;
+      bool is_null = false;
+      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      if (key == "changeId") {
+        if (!ReadShortString(value, &verdict.change_id)) {
+          return ExpectedError("a non-empty string", path, DescribeReceived(value));
+        }
+      } else if (key == "version" || key == "serverVersion" || key == "conflictId") {
+        if (value.get_int64().get(number) != simdjson::SUCCESS) {
+          return ExpectedError("an integer", path, DescribeReceived(value));
+        }
+        if (key == "version") verdict.version = number;
+        if (key == "serverVersion") verdict.server_version = number;
+        if (key == "conflictId") verdict.conflict_id = number;
+      } else if (key == "serverData") {
+        std::string copy;
+        simdjson::ondemand::json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::object) {
+          return ExpectedError("an object or null", path, DescribeReceived(value));
+        }
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits, path, &copy));
+        verdict.server_data = std::move(copy);
+      } else if (key == "winner" || key == "resolution" || key == "reason" || key == "entityType" ||
+                 key == "entityId" || key == "code" || key == "message") {
+        std::string_view view;
+        if (value.get_string().get(view) != simdjson::SUCCESS) {
+          return ExpectedError("a string", path, DescribeReceived(value));
+        }
+        std::string* slot = key == "winner"       ? &verdict.winner
+                            : key == "resolution" ? &verdict.resolution
+                            : key == "reason"     ? &verdict.reason
+                            : key == "entityType" ? &verdict.entity_type
+                            : key == "entityId"   ? &verdict.entity_id
+                            : key == "code"       ? &verdict.error_code
+                                                  : &verdict.error_message;
+        slot->assign(view.substr(0, 4096));
+      } else {
+        std::string ignored;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, path, &ignored));
+      }
+    }
+    if (verdict.change_id.empty()) return ExpectedError("a non-empty string", item_name + ".changeId", "undefined");
+    if (kind == PushVerdict::Kind::kApplied && !verdict.version) {
+      return ExpectedError("an integer", item_name + ".version", "undefined");
+    }
+    out->push_back(std::move(verdict));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name) {
@@ -339,6 +419,15 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
           return ExpectedError("a non-negative integer", "page.latestServerVersion", DescribeReceived(value));
         }
         out->latest_server_version = version;
+      } else if (key == "applied" || key == "conflicts" || key == "errors") {
+        simdjson::ondemand::array items;
+        if (value.get_array().get(items) != simdjson::SUCCESS) {
+          return ExpectedError("an array", "page." + std::string(key), DescribeReceived(value));
+        }
+        const PushVerdict::Kind kind = key == "applied"     ? PushVerdict::Kind::kApplied
+                                       : key == "conflicts" ? PushVerdict::Kind::kConflict
+                                                            : PushVerdict::Kind::kError;
+        DS_RETURN_IF_ERROR(DecodeVerdicts(items, kind, limits, "page." + std::string(key), &out->verdicts));
       } else if (key == "hasMore") {
         bool flag = false;
         if (value.get_bool().get(flag) != simdjson::SUCCESS) {
@@ -360,6 +449,76 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
 
 DeltaApplier::DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy)
     : db_(db), clock_(clock), queue_(queue), strategy_(strategy) {}
+
+Status DeltaApplier::ApplyVerdicts(const PullPage& page, int64_t max_retries, ApplyResult* result) {
+  if (page.verdicts.empty()) return Status::Ok();
+  Transaction tx(db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  for (const PushVerdict& verdict : page.verdicts) {
+    switch (verdict.kind) {
+      case PushVerdict::Kind::kApplied: {
+        Status synced = queue_.MarkSynced(verdict.change_id, verdict.version);
+        // Not in flight any more (discarded meanwhile, or reported twice): nothing to record.
+        if (!synced.ok() && synced.code() != StatusCode::kNotFound) return synced;
+        if (synced.ok()) ++result->pushed_applied;
+        break;
+      }
+      case PushVerdict::Kind::kConflict: {
+        result->pushed_conflicts.push_back(verdict);
+        if (verdict.winner == "client" || verdict.winner == "merged") break;  // also in applied
+        // The change lost: it leaves the queue, and the entity rolls back to the server's state.
+        Result<bool> removed = queue_.ForgetInFlight(verdict.change_id);
+        if (!removed.ok()) return removed.status();
+        if (!removed.value() || verdict.entity_type.empty() || verdict.entity_id.empty()) break;
+        Result<std::vector<LocalChange>> locals = LocalChanges(verdict.entity_type, verdict.entity_id);
+        if (!locals.ok()) return locals.status();
+        Result<State> visible = Replay(State{verdict.server_data}, locals.value(), false);
+        if (!visible.ok()) return visible.status();
+        RemoteChange rollback;
+        rollback.entity_type = verdict.entity_type;
+        rollback.entity_id = verdict.entity_id;
+        rollback.version = verdict.server_version.value_or(0);
+        DS_RETURN_IF_ERROR(WriteRolledBack(rollback, visible.value(), State{verdict.server_data},
+                                           !locals.value().empty()));
+        break;
+      }
+      case PushVerdict::Kind::kError: {
+        const std::string error = verdict.error_code + ": " + verdict.error_message;
+        Result<ChangeStatus> status = queue_.MarkFailed(verdict.change_id, error, max_retries);
+        if (!status.ok() && status.status().code() != StatusCode::kNotFound) return status.status();
+        if (status.ok()) {
+          ++result->pushed_rejected;
+          if (status.value() == ChangeStatus::kFailed) result->pushed_failed.push_back(verdict.change_id);
+        }
+        break;
+      }
+    }
+  }
+  return tx.Commit();
+}
+
+Status DeltaApplier::WriteRolledBack(const RemoteChange& change, const State& visible, const State& server,
+                                     bool dirty) {
+  Result<Statement*> stmt = db_.Cached(kWriteRolledBack);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, change.entity_type);
+  scope->BindText(2, change.entity_id);
+  scope->BindOptionalText(3, visible.data);
+  if (dirty) {
+    scope->BindOptionalText(4, server.data);
+  } else {
+    scope->BindNull(4);
+  }
+  if (change.version > 0) {
+    scope->BindInt(5, change.version);
+  } else {
+    scope->BindNull(5);
+  }
+  scope->BindInt(6, visible.data ? 0 : 1);
+  scope->BindInt(7, clock_.NowMs());
+  return scope->Run();
+}
 
 Result<int64_t> DeltaApplier::Cursor() {
   Result<Statement*> stmt = db_.Cached(kGetCursor);
@@ -411,6 +570,7 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
   if (!stored.ok()) return stored.status();
   DS_RETURN_IF_ERROR(tx.Commit());
   result->latest_server_version = stored.value();
+  result->has_more = page.has_more;
   return Status::Ok();
 }
 

@@ -38,11 +38,29 @@ struct RemoteChange {
   std::optional<std::string> device_id;
 };
 
+// The server's verdict on one pushed change (the applied / conflicts / errors of a sync response).
+struct PushVerdict {
+  enum class Kind { kApplied, kConflict, kError } kind = Kind::kApplied;
+  std::string change_id;
+  std::optional<int64_t> version;        // applied
+  std::string winner;                    // conflict: client, server, merged, manual
+  std::string resolution;                // conflict: the server's strategy
+  std::string reason;
+  std::optional<int64_t> conflict_id;
+  std::string entity_type;
+  std::string entity_id;
+  std::optional<int64_t> server_version;
+  std::optional<std::string> server_data;  // canonical JSON, absent when deleted
+  std::string error_code;                  // error
+  std::string error_message;
+};
+
 struct PullPage {
   std::vector<RemoteChange> changes;  // strictly increasing versions
   std::optional<int64_t> latest_server_version;
   bool has_more = false;
   size_t bytes = 0;
+  std::vector<PushVerdict> verdicts;  // when the page is a whole sync response
 };
 
 // Decodes a page: either {"newChanges": [...], "latestServerVersion": n, "hasMore": b, ...}
@@ -62,11 +80,29 @@ struct AppliedConflict {
   std::optional<int64_t> conflict_id;  // kManual: the id for resolveConflict
 };
 
+// A pushed change the server rejected as a conflict (its winner was not the client).
+struct LostChange {
+  std::string change_id;
+  std::string entity_type;
+  std::string entity_id;
+  std::string winner;
+  std::string resolution;
+  std::string reason;
+  std::optional<int64_t> conflict_id;
+  std::optional<int64_t> server_version;
+};
+
 struct ApplyResult {
   int64_t applied = 0;
   int64_t skipped = 0;  // already applied (version not newer than the document's)
   std::vector<AppliedConflict> conflicts;
   std::optional<int64_t> latest_server_version;  // the cursor after the page
+  bool has_more = false;
+  // Push verdicts, when the page was a sync response.
+  int64_t pushed_applied = 0;
+  std::vector<PushVerdict> pushed_conflicts;  // every conflict the server reported
+  std::vector<std::string> pushed_failed;     // changeIds that are now 'failed' (out of retries)
+  int64_t pushed_rejected = 0;                // changes the server rejected with an error
 };
 
 enum class ResolveUse { kLocal, kRemote, kMerged };
@@ -82,6 +118,12 @@ class DeltaApplier {
   // last of them (and, when `end` is the end of a page without hasMore, to the page's
   // latestServerVersion). Accumulates into *result.
   Status ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result);
+
+  // Records the server's verdicts on pushed changes, in one transaction: applied changes are
+  // synced; a change that lost a conflict leaves the queue and its entity rolls back to the
+  // server's data (with any later local changes replayed on it); a rejected change counts a
+  // retry and is failed after max_retries.
+  Status ApplyVerdicts(const PullPage& page, int64_t max_retries, ApplyResult* result);
 
   // The stored server cursor (0 before the first pull).
   Result<int64_t> Cursor();
@@ -114,6 +156,7 @@ class DeltaApplier {
                        bool created_merges = false);
   Status DiscardUnsent(const std::vector<LocalChange>& changes);
   Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
+  Status WriteRolledBack(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status SetCursor(int64_t version);
 
   Database& db_;

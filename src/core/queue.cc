@@ -52,6 +52,7 @@ constexpr const char* kTakeBatch =
     "ORDER BY c.id LIMIT ?1";
 constexpr const char* kMarkSyncing =
     "UPDATE changes SET status = 'syncing', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1";
+constexpr const char* kForgetInFlight = "DELETE FROM changes WHERE change_id = ?1 AND status = 'syncing'";
 constexpr const char* kRebaseUnsent =
     "UPDATE changes SET base_version = ?3 WHERE entity_type = ?1 AND entity_id = ?2 AND attempts = 0 "
     "AND status IN ('pending', 'failed')";
@@ -404,6 +405,19 @@ Result<std::vector<Change>> ChangeQueue::TakeBatch(int64_t limit) {
   }
   DS_RETURN_IF_ERROR(tx.Commit());
   return batch;
+}
+
+Result<bool> ChangeQueue::ForgetInFlight(const std::string& change_id) {
+  Result<Statement*> stmt = db_.Cached(kForgetInFlight);
+  if (!stmt.ok()) return stmt.status();
+  {
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, change_id);
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  if (db_.Changes() == 0) return false;
+  DS_RETURN_IF_ERROR(AddAlias(change_id, std::nullopt));
+  return true;
 }
 
 Status ChangeQueue::RebaseUnsent(const std::string& entity_type, const std::string& entity_id, int64_t version) {

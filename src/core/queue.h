@@ -118,6 +118,9 @@ class ChangeQueue {
   // change returns to pending, or becomes failed once retry_count reaches
   // max_retries. Returns the new status.
   Result<ChangeStatus> MarkFailed(const std::string& change_id, const std::string& error, int64_t max_retries);
+  // The server settled an in-flight change for good without applying it (a lost
+  // conflict): it leaves the queue. Returns false when it was not in flight.
+  Result<bool> ForgetInFlight(const std::string& change_id);
   // A transient failure of the whole request: in-flight changes return to pending
   // without counting a retry. Returns how many.
   Result<int64_t> ReleaseInFlight();

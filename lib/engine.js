@@ -1,0 +1,258 @@
+'use strict';
+
+// SyncEngine: runs sync cycles for a SyncClient. When to run is decided in C++
+// (core/scheduler.h); this file arms one timer for the scheduler's next wake-up,
+// carries requests over the transport, and hands every response to C++ as bytes.
+
+const { SyncError } = require('./errors');
+
+const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+const MAX_REQUESTS_PER_CYCLE = 10000;
+
+function classify(error) {
+  const status = error && error.status;
+  if (status === 401 || status === 403) return 'auth';
+  if (status === undefined || status === null || TRANSIENT_STATUS.has(status) || status >= 500) {
+    return error instanceof SyncError && error.code !== 'TRANSPORT' && error.code !== 'AUTH' ? 'local' : 'transient';
+  }
+  return 'rejected'; // another 4xx: the request itself was refused
+}
+
+class SyncEngine {
+  /**
+   * @param {import('./client').SyncClient} client
+   * @param {object} options resolved options: transport, triggers, retry, batch, keepAlive
+   */
+  constructor(client, options) {
+    this._client = client;
+    this._options = options;
+    this._timer = null;
+    this._cycle = null; // the running cycle's promise
+    this._abort = null;
+    this._waiters = []; // sync() calls waiting for the next cycle to end
+    this._lastError = null;
+    this._lastState = null;
+    this._closed = false;
+    const { triggers, retry } = options;
+    client._handle.schedConfigure({ ...triggers, ...retry });
+  }
+
+  start() {
+    this._native().schedStart();
+    this._arm();
+    this._emitStatus();
+  }
+
+  stop() {
+    this._native().schedStop();
+    this._disarm();
+    if (this._abort) this._abort.abort();
+    this._emitStatus();
+  }
+
+  notify(event) {
+    this._native().schedNotify(event);
+    if (event === 'online') this._lastError = null;
+    this._arm();
+    this._emitStatus();
+  }
+
+  /** A local write happened: the scheduler sends it after localChangeDelayMs. */
+  localChange() {
+    if (this._closed) return;
+    this._native().schedNotify('change');
+    this._arm();
+  }
+
+  /** Runs a cycle now (manual) or at the next allowed moment, and resolves when it ends. */
+  sync(manual) {
+    const native = this._native();
+    const waiter = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+    if (manual) native.schedRequestManual();
+    else native.schedNotify('focus');
+    this._arm();
+    this._tick();
+    return waiter;
+  }
+
+  status() {
+    const client = this._client;
+    const sched = this._native().schedStatus();
+    const stats = client.queue.stats();
+    return {
+      state: sched.state,
+      pendingChanges: stats.pending + stats.syncing,
+      failedChanges: stats.failed,
+      lastSyncTime: stats.lastSyncTime,
+      lastError: this._lastError,
+      nextSyncAt: sched.state === 'syncing' ? null : sched.nextSyncAt,
+      serverVersion: client.serverVersion,
+    };
+  }
+
+  close() {
+    this._closed = true;
+    this._disarm();
+    if (this._abort) this._abort.abort();
+    const error = new SyncError('The client was closed', 'CLOSED');
+    for (const waiter of this._waiters.splice(0)) waiter.reject(error);
+  }
+
+  _native() {
+    if (this._closed) throw new SyncError('The client is closed', 'CLOSED');
+    return this._client._native();
+  }
+
+  _disarm() {
+    if (this._timer) clearTimeout(this._timer);
+    this._timer = null;
+  }
+
+  _arm() {
+    if (this._closed) return;
+    this._disarm();
+    const at = this._client._handle.schedNextWakeAt();
+    if (at === null) return;
+    const delay = Math.max(0, Math.min(at - Date.now(), 2 ** 31 - 1));
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._tick();
+    }, delay);
+    if (!this._options.keepAlive) this._timer.unref();
+  }
+
+  _tick() {
+    if (this._closed || this._cycle) return;
+    if (!this._client._handle.schedTryStart()) {
+      this._arm();
+      return;
+    }
+    this._cycle = this._runCycle().finally(() => {
+      this._cycle = null;
+      if (!this._closed) {
+        this._arm();
+        this._tick();
+      }
+    });
+  }
+
+  async _runCycle() {
+    const client = this._client;
+    const native = client._handle;
+    this._abort = new AbortController();
+    const signal = this._abort.signal;
+    this._emitStatus();
+    const summary = { pushed: 0, conflicts: 0, rejected: 0, failed: [], pulled: 0, requests: 0 };
+    let outcome = 'success';
+    let retryAfterMs = null;
+    let failure = null;
+    try {
+      let hasMore = true;
+      for (let request = 0; request < MAX_REQUESTS_PER_CYCLE; request += 1) {
+        if (this._closed || signal.aborted) throw new SyncError('The sync was stopped', 'ABORTED');
+        const batch = JSON.parse(native.takeBatch(this._options.batch.push));
+        // The first request always goes out (it pulls); later ones only while there is more to do.
+        if (request > 0 && batch.length === 0 && !hasMore) break;
+        const body = {
+          deviceId: client.deviceId,
+          lastKnownServerVersion: client.serverVersion,
+          changes: batch.map(toWire),
+          limit: this._options.batch.pull,
+        };
+        let bytes;
+        try {
+          bytes = await this._options.transport(body, { signal });
+        } catch (error) {
+          if (!this._closed) this._settleUnsent(batch, error);
+          throw error;
+        }
+        if (this._closed) throw new SyncError('The client was closed', 'CLOSED');
+        if (typeof bytes !== 'string' && !ArrayBuffer.isView(bytes) && !(bytes instanceof ArrayBuffer)) {
+          native.releaseInFlight();
+          throw new SyncError('Expected the transport to resolve with the response body as bytes or a string', 'TRANSPORT');
+        }
+        const result = await client._applyResponse(bytes, this._options.retry.maxRetries);
+        summary.requests += 1;
+        summary.pushed += result.pushed.applied;
+        summary.conflicts += result.pushed.conflicts.length + result.conflicts.length;
+        summary.rejected += result.pushed.rejected;
+        summary.failed.push(...result.pushed.failed);
+        summary.pulled += result.applied;
+        if (!this._closed) {
+          for (const conflict of result.pushed.conflicts) {
+            client.emit('conflict', { ...conflict, source: 'server' });
+          }
+        }
+        // Anything the response did not settle goes back to pending.
+        native.releaseInFlight();
+        hasMore = result.hasMore;
+      }
+    } catch (error) {
+      failure = error;
+      const kind = this._closed || signal.aborted ? 'aborted' : classify(error);
+      if (!this._closed) native.releaseInFlight();
+      if (kind === 'auth') outcome = 'auth';
+      else if (kind === 'aborted') outcome = 'aborted';
+      else if (kind === 'rejected') outcome = 'success';
+      else outcome = 'transient';
+      retryAfterMs = error && Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : null;
+    } finally {
+      this._abort = null;
+    }
+    if (this._closed) return;
+    native.schedFinished(outcome, retryAfterMs);
+    const waiters = this._waiters.splice(0);
+    if (failure) {
+      const error =
+        failure instanceof SyncError
+          ? failure
+          : new SyncError(`Sync failed: ${failure && failure.message ? failure.message : failure}`, 'TRANSPORT');
+      if (outcome !== 'aborted') {
+        this._lastError = { code: error.code, message: error.message, at: Date.now() };
+        client.emit('error', error);
+      }
+      for (const waiter of waiters) waiter.reject(error);
+    } else {
+      this._lastError = null;
+      client.emit('sync', summary);
+      for (const waiter of waiters) waiter.resolve(summary);
+    }
+    this._emitStatus();
+  }
+
+  /** The request was refused outright (a 4xx other than auth): every change in it counts a retry. */
+  _settleUnsent(batch, error) {
+    const native = this._client._handle;
+    if (classify(error) === 'rejected') {
+      for (const change of batch) {
+        native.markFailed(change.changeId, `${error.status ?? ''} ${error.message}`.trim(), this._options.retry.maxRetries);
+      }
+    } else {
+      native.releaseInFlight();
+    }
+  }
+
+  _emitStatus() {
+    if (this._closed) return;
+    const status = this.status();
+    const key = `${status.state}|${status.nextSyncAt}|${status.pendingChanges}|${status.failedChanges}`;
+    if (key === this._lastState) return;
+    this._lastState = key;
+    this._client.emit('status', status);
+  }
+}
+
+function toWire(change) {
+  const wire = {
+    changeId: change.changeId,
+    type: change.type,
+    entityType: change.entityType,
+    entityId: change.entityId,
+    timestamp: change.timestamp,
+  };
+  if (change.data !== null) wire.data = change.data;
+  if (change.baseVersion !== null) wire.baseVersion = change.baseVersion;
+  return wire;
+}
+
+module.exports = { SyncEngine, classify };

@@ -1,0 +1,157 @@
+#include "core/scheduler.h"
+
+#include <algorithm>
+
+namespace deltasync {
+
+const char* SchedulerStateName(SchedulerState state) {
+  switch (state) {
+    case SchedulerState::kStopped: return "stopped";
+    case SchedulerState::kIdle: return "idle";
+    case SchedulerState::kSyncing: return "syncing";
+    case SchedulerState::kBackoff: return "backoff";
+    case SchedulerState::kOffline: return "offline";
+  }
+  return "idle";
+}
+
+int64_t FullJitterDelayMs(const RetryOptions& retry, int64_t failures, Random& random) {
+  if (failures <= 0) return 0;
+  // base * 2^(failures-1), capped without overflowing.
+  int64_t ceiling = std::max<int64_t>(retry.base_delay_ms, 0);
+  for (int64_t i = 1; i < failures && ceiling < retry.max_delay_ms; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, retry.max_delay_ms);
+  if (ceiling <= 0) return 0;
+  return static_cast<int64_t>(random.NextDouble() * static_cast<double>(ceiling));
+}
+
+Scheduler::Scheduler(Clock& clock, Random& random, SchedulerOptions options)
+    : clock_(clock), random_(random), options_(options) {}
+
+void Scheduler::Start() {
+  if (started_) return;
+  started_ = true;
+  RequestAt(clock_.NowMs());  // a first cycle as soon as allowed
+}
+
+void Scheduler::Stop() {
+  started_ = false;
+  due_at_.reset();
+  manual_pending_ = false;
+  rerun_after_cycle_ = false;
+}
+
+void Scheduler::RequestAt(int64_t at) {
+  if (!started_ || auth_blocked_) return;
+  if (running_) {
+    rerun_after_cycle_ = true;
+    return;
+  }
+  if (last_start_) at = std::max(at, *last_start_ + options_.min_interval_ms);
+  if (backoff_until_) at = std::max(at, *backoff_until_);
+  // Collapse: an earlier pending request stands (it is already past the interval).
+  if (!due_at_ || at < *due_at_) due_at_ = at;
+}
+
+void Scheduler::SchedulePeriodic() {
+  if (options_.periodic_ms > 0) RequestAt(clock_.NowMs() + options_.periodic_ms);
+}
+
+void Scheduler::Notify(SchedulerEvent event) {
+  const int64_t now = clock_.NowMs();
+  switch (event) {
+    case SchedulerEvent::kOnline:
+      online_ = true;
+      if (auth_blocked_) {
+        auth_blocked_ = false;
+        failures_ = 0;
+        backoff_until_.reset();
+      }
+      RequestAt(now);
+      break;
+    case SchedulerEvent::kOffline:
+      online_ = false;
+      break;
+    case SchedulerEvent::kFocus:
+    case SchedulerEvent::kVisible:
+      RequestAt(now);
+      break;
+    case SchedulerEvent::kLocalChange:
+      RequestAt(now + options_.local_change_delay_ms);
+      break;
+    case SchedulerEvent::kBlur:
+    case SchedulerEvent::kHidden:
+      break;
+  }
+}
+
+bool Scheduler::RequestManual() {
+  failures_ = 0;
+  backoff_until_.reset();
+  auth_blocked_ = false;
+  manual_pending_ = true;
+  return !running_;
+}
+
+std::optional<int64_t> Scheduler::NextWakeAt() const {
+  if (running_) return std::nullopt;
+  if (manual_pending_) return clock_.NowMs();
+  if (!started_ || !online_ || auth_blocked_) return std::nullopt;
+  return due_at_;
+}
+
+bool Scheduler::TryStartCycle() {
+  if (running_) return false;
+  const int64_t now = clock_.NowMs();
+  const bool manual = manual_pending_;
+  if (!manual) {
+    if (!started_ || !online_ || auth_blocked_ || !due_at_ || *due_at_ > now) return false;
+  }
+  manual_pending_ = false;
+  running_ = true;
+  rerun_after_cycle_ = false;
+  due_at_.reset();
+  last_start_ = now;
+  return true;
+}
+
+void Scheduler::OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> retry_after_ms) {
+  running_ = false;
+  const int64_t now = clock_.NowMs();
+  const bool rerun = rerun_after_cycle_;
+  rerun_after_cycle_ = false;
+  switch (outcome) {
+    case CycleOutcome::kSuccess:
+      failures_ = 0;
+      backoff_until_.reset();
+      SchedulePeriodic();
+      if (rerun) RequestAt(now);
+      break;
+    case CycleOutcome::kTransient: {
+      ++failures_;
+      int64_t delay = FullJitterDelayMs(options_.retry, failures_, random_);
+      if (retry_after_ms) delay = std::max(delay, *retry_after_ms);
+      backoff_until_ = now + delay;
+      due_at_.reset();
+      RequestAt(now);  // clamped to the backoff
+      break;
+    }
+    case CycleOutcome::kAuthFailed:
+      auth_blocked_ = true;
+      due_at_.reset();
+      break;
+    case CycleOutcome::kAborted:
+      if (rerun) RequestAt(now);
+      break;
+  }
+}
+
+SchedulerState Scheduler::state() const {
+  if (running_) return SchedulerState::kSyncing;
+  if (!started_) return SchedulerState::kStopped;
+  if (!online_) return SchedulerState::kOffline;
+  if (backoff_until_ && *backoff_until_ > clock_.NowMs()) return SchedulerState::kBackoff;
+  return SchedulerState::kIdle;
+}
+
+}  // namespace deltasync
