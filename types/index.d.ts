@@ -12,12 +12,16 @@ export type SyncErrorCode =
   | 'BUSY'
   | 'LIMIT_EXCEEDED'
   | 'NOT_A_DATABASE'
+  | 'TRANSPORT'
+  | 'AUTH'
+  | 'ABORTED'
+  | 'UNAUTHENTICATED'
   | 'INTERNAL';
 
 /** The error every deltasync operation throws: a message for people, a stable code for programs. */
 export class SyncError extends Error {
   constructor(message: string, code: SyncErrorCode | string);
-  readonly name: 'SyncError';
+  readonly name: 'SyncError' | 'TransportError';
   readonly code: SyncErrorCode;
 }
 
@@ -268,6 +272,80 @@ export type ChangeEvent =
   | { source: 'local'; changes: WriteResult[] }
   | { source: 'remote'; applied: number; skipped: number; latestServerVersion: number | null };
 
+/** A sync request, as a transport carries it to the server's POST {url}/v2. */
+export interface TransportRequest {
+  deviceId: string;
+  lastKnownServerVersion: number;
+  changes: WireChange[];
+  limit: number;
+}
+
+/** Carries one request and resolves with the response body (bytes or text), which goes to C++ unparsed. */
+export type Transport = (
+  request: TransportRequest,
+  context: { signal: AbortSignal },
+) => Promise<Buffer | Uint8Array | ArrayBuffer | string>;
+
+export interface HttpTransportOptions {
+  /** The base URL of the sync routes, e.g. 'https://api.example.com/api/sync' (requests go to {url}/v2). */
+  url: string;
+  /** Extra headers, or a function returning them (e.g. a fresh bearer token) for each request. */
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+  /** Per-request timeout. Default 30000. */
+  timeoutMs?: number;
+  /** A fetch implementation. Default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export function httpTransport(options: HttpTransportOptions): Transport;
+
+/** A transport failure: `status` when the server answered, `retryAfterMs` when it sent Retry-After. code is 'AUTH' for 401/403. */
+export class TransportError extends SyncError {
+  readonly name: 'TransportError';
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+}
+
+export interface SyncStatus {
+  state: 'idle' | 'syncing' | 'backoff' | 'offline' | 'stopped';
+  /** Pending or in flight. */
+  pendingChanges: number;
+  failedChanges: number;
+  lastSyncTime: number | null;
+  lastError: { code: string; message: string; at: number } | null;
+  nextSyncAt: number | null;
+  serverVersion: number;
+}
+
+export interface SyncSummary {
+  /** Changes the server applied. */
+  pushed: number;
+  /** Conflicts reported by the server and met while applying pulled changes. */
+  conflicts: number;
+  /** Changes the server rejected (each counts a retry). */
+  rejected: number;
+  /** changeIds that ran out of retries in this cycle. */
+  failed: string[];
+  /** Pulled changes applied. */
+  pulled: number;
+  requests: number;
+}
+
+/** A pushed change the server judged a conflict. */
+export interface ServerConflictEvent {
+  source: 'server';
+  changeId: string;
+  entityType: string;
+  entityId: string;
+  winner: 'client' | 'server' | 'merged' | 'manual';
+  resolution: string;
+  reason: string;
+  conflictId?: number;
+  serverVersion: number | null;
+}
+
+export type SyncNotifyEvent = 'online' | 'offline' | 'focus' | 'blur' | 'visible' | 'hidden';
+
 export interface SyncClientOptions {
   /** SQLite file path; ':memory:' for a throw-away database. */
   path: string;
@@ -293,6 +371,32 @@ export interface SyncClientOptions {
   tombstoneRetentionMs?: number;
   /** Changes per transaction when applying a pulled page. Default 1000. */
   applyChunkSize?: number;
+  /** Enables start/stop/sync/notify: httpTransport({ url }) or your own function. */
+  transport?: Transport;
+  triggers?: {
+    /** A cycle this long after the last one. Default 30000; 0 turns it off. */
+    periodicMs?: number;
+    /** Automatic cycles at least this far apart. Default 5000. */
+    minIntervalMs?: number;
+    /** A cycle this long after a local write. Default 1000. */
+    localChangeDelayMs?: number;
+  };
+  retry?: {
+    /** Rejections before a change is failed. Default 5. */
+    maxRetries?: number;
+    /** Default 1000. */
+    baseDelayMs?: number;
+    /** Default 300000. */
+    maxDelayMs?: number;
+  };
+  batch?: {
+    /** Changes per request. Default 100. */
+    push?: number;
+    /** Pulled changes per response. Default 1000. */
+    pull?: number;
+  };
+  /** Keep the process alive while started. Default false. */
+  keepAlive?: boolean;
 }
 
 export class SyncClient extends EventEmitter {
@@ -318,15 +422,30 @@ export class SyncClient extends EventEmitter {
   conflicts(): Conflict[];
   resolveConflict(conflictId: number, resolution: ConflictResolution): JsonObject | undefined;
 
+  /** Starts syncing by itself. Needs the transport option. */
+  start(): void;
+  /** Stops automatic syncing; a cycle in flight is aborted and its changes stay queued. */
+  stop(): void;
+  /** Runs a cycle (manual by default: now, bypassing the interval and backoff, retrying failed changes). */
+  sync(options?: { manual?: boolean }): Promise<SyncSummary>;
+  notify(event: SyncNotifyEvent): void;
+  readonly status: SyncStatus;
+
   close(): void;
 
   on(event: 'change', listener: (event: ChangeEvent) => void): this;
-  on(event: 'conflict', listener: (conflict: AppliedConflict) => void): this;
+  on(event: 'conflict', listener: (conflict: AppliedConflict | ServerConflictEvent) => void): this;
   on(event: 'progress', listener: (progress: ApplyProgress) => void): this;
+  on(event: 'status', listener: (status: SyncStatus) => void): this;
+  on(event: 'sync', listener: (summary: SyncSummary) => void): this;
+  on(event: 'error', listener: (error: SyncError) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'change', listener: (event: ChangeEvent) => void): this;
   once(event: 'conflict', listener: (conflict: AppliedConflict) => void): this;
   once(event: 'progress', listener: (progress: ApplyProgress) => void): this;
+  once(event: 'status', listener: (status: SyncStatus) => void): this;
+  once(event: 'sync', listener: (summary: SyncSummary) => void): this;
+  once(event: 'error', listener: (error: SyncError) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 

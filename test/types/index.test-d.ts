@@ -1,5 +1,5 @@
 // Type test: compiled with `tsc --noEmit`; a line marked @ts-expect-error must fail to type-check.
-import { SyncClient, SyncError, SyncServer, type QueuedChange, type QueueStats, type EnqueueResult } from 'deltasync';
+import { SyncClient, SyncError, SyncServer, httpTransport, TransportError, type QueuedChange, type QueueStats, type EnqueueResult } from 'deltasync';
 import { createSyncRouter } from 'deltasync/express';
 import express from 'express';
 
@@ -66,6 +66,34 @@ store.applyRemote({ newChanges: [] });
 // @ts-expect-error transaction functions are synchronous
 store.transaction(async () => 1);
 void [writtenType, note, dirty, notes, count, removed];
+
+// ---- sync engine
+const syncing = new SyncClient({
+  path: ':memory:',
+  transport: httpTransport({ url: 'http://127.0.0.1:8080/api/sync', headers: async () => ({ Authorization: 'Bearer t' }) }),
+  triggers: { periodicMs: 30000, minIntervalMs: 5000, localChangeDelayMs: 1000 },
+  retry: { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 300000 },
+  batch: { push: 100, pull: 1000 },
+});
+syncing.start();
+syncing.notify('online');
+syncing.on('status', (s) => void s.nextSyncAt);
+syncing.on('error', (error) => {
+  if (error instanceof TransportError) void error.retryAfterMs;
+});
+async function runOnce(): Promise<number> {
+  const summary = await syncing.sync({ manual: true });
+  const state: 'idle' | 'syncing' | 'backoff' | 'offline' | 'stopped' = syncing.status.state;
+  void state;
+  return summary.pushed + summary.pulled;
+}
+void runOnce;
+const custom = new SyncClient({ path: ':memory:', transport: async (request, { signal }) => JSON.stringify({ request, aborted: signal.aborted }) });
+void custom;
+// @ts-expect-error not a notify event
+syncing.notify('sleep');
+// @ts-expect-error a transport resolves with bytes
+new SyncClient({ path: ':memory:', transport: async () => 42 });
 
 // ---- server
 const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000, perType: { goal: 'merge' } });
