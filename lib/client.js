@@ -263,7 +263,8 @@ class SyncClient extends EventEmitter {
    * @returns {Promise<import('../types').ApplyResult>}
    */
   async applyRemote(page) {
-    return this._applyResponse(page, undefined);
+    const { applied, skipped, conflicts, latestServerVersion } = await this._applyResponse(page, undefined);
+    return { applied, skipped, conflicts, latestServerVersion };
   }
 
   /** @private applies a page or a whole sync response (with verdicts on what was pushed) */

@@ -6,7 +6,7 @@
 //
 // Bodies are read as bytes and handed to C++; nothing is parsed on the main thread.
 
-const { SyncServer } = require('./server');
+const { SyncServer, idFieldsArg } = require('./server');
 const { SyncError } = require('./errors');
 const is = require('./is');
 
@@ -95,7 +95,7 @@ function createSyncRouter(server, options) {
   const limits = is.optionsObject('options.limits', options.limits, ['maxBodyBytes']);
   const maxBodyBytes = limits.maxBodyBytes ?? server.limits.maxBodyBytes;
   if (!is.isPositiveInteger(maxBodyBytes)) throw is.invalid('options.limits.maxBodyBytes', 'a positive integer', maxBodyBytes);
-  const idFields = { ...server._idFields, ...(options.idFields ?? {}) };
+  const idFields = { ...server._idFields, ...(idFieldsArg('options.idFields', options.idFields) ?? {}) };
 
   const express = loadExpress();
   const router = express.Router();

@@ -194,4 +194,4 @@ class SyncServer {
   }
 }
 
-module.exports = { SyncServer };
+module.exports = { SyncServer, idFieldsArg };

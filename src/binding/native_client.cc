@@ -10,14 +10,17 @@ namespace deltasync::binding {
 
 namespace {
 
-// Reads a JS string as UTF-8 into a std::string.
+// Reads a JS string as UTF-8 into a std::string, with SIMDJSON_PADDING bytes of spare
+// capacity so that the decoder can parse it in place.
 std::string ReadString(const Napi::Value& value) {
   napi_env env = value.Env();
   size_t length = 0;
   if (napi_get_value_string_utf8(env, value, nullptr, 0, &length) != napi_ok) {
     throw Napi::TypeError::New(env, "Expected a string");
   }
-  std::string out(length, '\0');
+  std::string out;
+  out.reserve(length + simdjson::SIMDJSON_PADDING);
+  out.resize(length);
   napi_get_value_string_utf8(env, value, out.data(), length + 1, &length);
   return out;
 }
@@ -238,7 +241,9 @@ Napi::Value NativeClient::EnqueueMany(const Napi::CallbackInfo& info) {
   const std::string json = ReadString(info[0]);
   DS_REQUIRE_CLIENT(env);
   std::vector<ChangeInput> inputs;
-  ThrowIfError(env, client.decoder().DecodeArray(json, DecodeMode::kWire, "changes", &inputs, nullptr));
+  Status decoded = client.decoder().DecodeArray(json, DecodeMode::kWire, "changes", &inputs, nullptr);
+  client.decoder().ReleaseLargeBuffers(json.size());
+  ThrowIfError(env, decoded);
   Result<std::vector<EnqueueResult>> results = client.EnqueueManyDirect(inputs);
   ThrowIfError(env, results.status());
   int64_t queued = 0, coalesced = 0, cancelled = 0;
@@ -268,7 +273,9 @@ Napi::Value NativeClient::ImportLegacy(const Napi::CallbackInfo& info) {
   DS_REQUIRE_CLIENT(env);
   std::vector<ChangeInput> inputs;
   size_t synced = 0;
-  ThrowIfError(env, client.decoder().DecodeArray(json, DecodeMode::kLegacy, "records", &inputs, &synced));
+  Status decoded = client.decoder().DecodeArray(json, DecodeMode::kLegacy, "records", &inputs, &synced);
+  client.decoder().ReleaseLargeBuffers(json.size());
+  ThrowIfError(env, decoded);
   Result<ImportResult> result = client.ImportLegacyDirect(inputs, static_cast<int64_t>(synced));
   ThrowIfError(env, result.status());
   Napi::Object out = Napi::Object::New(env);

@@ -762,8 +762,18 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
       if (!remote_keys.ok()) return remote_keys.status();
       remaining.clear();
       for (const LocalChange& local : locals) {
-        if (local.status == ChangeStatus::kSyncing || !local.data || change.timestamp < local.timestamp) {
+        if (local.status == ChangeStatus::kSyncing || !local.data) {
           remaining.push_back(local);
+          continue;
+        }
+        if (change.timestamp < local.timestamp) {
+          // Every local field is newer: all stay; a CREATED still becomes an UPDATED (see below).
+          LocalChange kept_all = local;
+          if (local.type == ChangeType::kCreated && server_after.data) {
+            kept_all.type = ChangeType::kUpdated;
+            DS_RETURN_IF_ERROR(queue_.RewriteUnsent(local.id, kept_all.type, *local.data));
+          }
+          remaining.push_back(std::move(kept_all));
           continue;
         }
         // Overlapping fields go to the remote change when it is at least as new.
@@ -773,8 +783,13 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
           DS_RETURN_IF_ERROR(queue_.Discard(local.change_id));
           continue;
         }
-        if (kept.value() != *local.data) DS_RETURN_IF_ERROR(queue_.RewriteUnsentData(local.id, kept.value()));
         LocalChange rewritten = local;
+        // A CREATED kept against a state the server has becomes an UPDATED of its fields, so the
+        // server sets them on its document instead of replacing it.
+        if (local.type == ChangeType::kCreated && server_after.data) rewritten.type = ChangeType::kUpdated;
+        if (kept.value() != *local.data || rewritten.type != local.type) {
+          DS_RETURN_IF_ERROR(queue_.RewriteUnsent(local.id, rewritten.type, kept.value()));
+        }
         rewritten.data = std::move(kept).value();
         remaining.push_back(std::move(rewritten));
       }

@@ -116,10 +116,26 @@ Status ExpectedError(std::string_view expected, std::string_view name, std::stri
   return Status::InvalidArgument(std::move(message));
 }
 
-Status ChangeDecoder::DecodeOne(const std::string& json, std::string_view name, ChangeInput* out) {
+simdjson::padded_string_view ChangeDecoder::Padded(const std::string& json) {
+  if (json.capacity() >= json.size() + simdjson::SIMDJSON_PADDING) {
+    return simdjson::padded_string_view(json.data(), json.size(), json.capacity());
+  }
   scratch_ = simdjson::padded_string(json);
+  return simdjson::padded_string_view(scratch_.data(), scratch_.size(), scratch_.size() + simdjson::SIMDJSON_PADDING);
+}
+
+void ChangeDecoder::ReleaseLargeBuffers(size_t input_size) {
+  // A parser grows to the largest input it has seen and keeps that memory; after a
+  // large batch, start over so an idle client does not hold on to it.
+  constexpr size_t kKeepBelow = 1 << 20;
+  if (input_size < kKeepBelow) return;
+  scratch_ = simdjson::padded_string();
+  parser_ = simdjson::ondemand::parser();
+}
+
+Status ChangeDecoder::DecodeOne(const std::string& json, std::string_view name, ChangeInput* out) {
   simdjson::ondemand::document doc;
-  if (auto error = parser_.iterate(scratch_).get(doc)) {
+  if (auto error = parser_.iterate(Padded(json)).get(doc)) {
     return Status::InvalidArgument(std::string("Malformed JSON for ") + std::string(name) + " (" +
                                    simdjson::error_message(error) + ")");
   }
@@ -135,9 +151,8 @@ Status ChangeDecoder::DecodeOne(const std::string& json, std::string_view name, 
 
 Status ChangeDecoder::DecodeArray(const std::string& json, DecodeMode mode, std::string_view name,
                                   std::vector<ChangeInput>* out, size_t* skipped) {
-  scratch_ = simdjson::padded_string(json);
   simdjson::ondemand::document doc;
-  if (auto error = parser_.iterate(scratch_).get(doc)) {
+  if (auto error = parser_.iterate(Padded(json)).get(doc)) {
     return Status::InvalidArgument(std::string("Malformed JSON for ") + std::string(name) + " (" +
                                    simdjson::error_message(error) + ")");
   }

@@ -59,7 +59,14 @@ class ChangeDecoder {
   // Decodes list() options ({where, orderBy, limit, offset}).
   Status DecodeQuery(const std::string& json, ListQuery* out);
 
+  // Frees the parser's and scratch buffers after an input of `input_size` bytes when it was large.
+  // REQUIRES: nothing decoded from the last input is still referenced.
+  void ReleaseLargeBuffers(size_t input_size);
+
  private:
+  // The input itself when the caller left SIMDJSON_PADDING bytes of capacity, else a padded copy.
+  simdjson::padded_string_view Padded(const std::string& json);
+
   JsonLimits limits_;
   simdjson::ondemand::parser parser_;
   simdjson::padded_string scratch_;

@@ -4,12 +4,10 @@
 
 namespace deltasync {
 
-std::string Random::UuidV4() {
+namespace {
+
+std::string FormatUuid(uint64_t hi, uint64_t lo) {
   static constexpr char kHex[] = "0123456789abcdef";
-  uint64_t hi = Next();
-  uint64_t lo = Next();
-  hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
-  lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10xx
   std::string out;
   out.reserve(36);
   for (int i = 0; i < 32; ++i) {
@@ -19,6 +17,23 @@ std::string Random::UuidV4() {
     out.push_back(kHex[(word >> shift) & 0xF]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string Random::UuidV4() {
+  uint64_t hi = Next();
+  uint64_t lo = Next();
+  hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
+  lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10xx
+  return FormatUuid(hi, lo);
+}
+
+std::string Random::UuidV7(int64_t unix_ms) {
+  const uint64_t ms = static_cast<uint64_t>(unix_ms < 0 ? 0 : unix_ms) & 0xFFFFFFFFFFFFull;
+  uint64_t hi = (ms << 16) | 0x7000ull | (Next() & 0x0FFFull);                     // version 7
+  uint64_t lo = (Next() & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;         // variant 10xx
+  return FormatUuid(hi, lo);
 }
 
 int64_t SystemClock::NowMs() {

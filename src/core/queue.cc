@@ -57,7 +57,8 @@ constexpr const char* kRebaseUnsent =
     "UPDATE changes SET base_version = ?3 WHERE entity_type = ?1 AND entity_id = ?2 AND attempts = 0 "
     "AND status IN ('pending', 'failed')";
 constexpr const char* kRewriteUnsent =
-    "UPDATE changes SET data = ?2, updated_at = ?3 WHERE id = ?1 AND attempts = 0 AND status IN ('pending', 'failed')";
+    "UPDATE changes SET type = ?4, data = ?2, updated_at = ?3 WHERE id = ?1 AND attempts = 0 "
+    "AND status IN ('pending', 'failed')";
 constexpr const char* kMarkSynced =
     "UPDATE changes SET status = 'synced', synced_at = ?2, updated_at = ?2, server_version = ?3, last_error = NULL "
     "WHERE change_id = ?1 AND status = 'syncing'";
@@ -127,7 +128,7 @@ Status ChangeQueue::AddAlias(const std::string& change_id, const std::optional<s
 
 Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool skip_duplicates) {
   EnqueueResult result;
-  result.change_id = input.change_id ? *input.change_id : random_.UuidV4();
+  result.change_id = input.change_id ? *input.change_id : random_.UuidV7(clock_.NowMs());
   if (input.change_id) {
     Result<bool> known = IsKnownChangeId(result.change_id);
     if (!known.ok()) return known.status();
@@ -430,13 +431,14 @@ Status ChangeQueue::RebaseUnsent(const std::string& entity_type, const std::stri
   return scope->Run();
 }
 
-Status ChangeQueue::RewriteUnsentData(int64_t id, const std::string& data) {
+Status ChangeQueue::RewriteUnsent(int64_t id, ChangeType type, const std::string& data) {
   Result<Statement*> stmt = db_.Cached(kRewriteUnsent);
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
   scope->BindInt(1, id);
   scope->BindText(2, data);
   scope->BindInt(3, clock_.NowMs());
+  scope->BindText(4, ChangeTypeName(type));
   DS_RETURN_IF_ERROR(scope->Run());
   if (db_.Changes() == 0) return Status::Conflict("The change was sent already and cannot be rewritten");
   return Status::Ok();

@@ -104,8 +104,8 @@ class ChangeQueue {
   Result<bool> IsKnownChangeId(const std::string& change_id);
   // Sets base_version on the entity's never-sent changes: they now build on `version`.
   Status RebaseUnsent(const std::string& entity_type, const std::string& entity_id, int64_t version);
-  // Replaces the data of a change that was never sent. CONFLICT if it was sent.
-  Status RewriteUnsentData(int64_t id, const std::string& data);
+  // Replaces the type and data of a change that was never sent. CONFLICT if it was sent.
+  Status RewriteUnsent(int64_t id, ChangeType type, const std::string& data);
 
   // ---- Transitions used by the sync engine.
 

@@ -298,6 +298,7 @@ struct Outcome {
   std::string winner;                 // client, server, merged, manual
   std::string error_code;
   std::string error_message;
+  bool replayed = false;              // the recorded outcome of a changeId seen before
 };
 
 const char* ActionName(ChangeType type) {
@@ -480,6 +481,8 @@ class SyncServerCore::Impl {
     }
     std::optional<std::string> new_data;
     bool deleted = false;
+    ChangeType logged_type = change.type;
+    std::optional<std::string> logged_data = data_to_apply;
     switch (change.type) {
       case ChangeType::kCreated:
         new_data = data_to_apply;
@@ -489,6 +492,11 @@ class SyncServerCore::Impl {
             ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", data_to_apply ? *data_to_apply : "{}");
         if (!merged.ok()) return merged.status();
         new_data = std::move(merged).value();
+        if (!entity.found || entity.deleted) {
+          // Devices that saw the delete have nothing to set these fields on: log the whole revived document.
+          logged_type = ChangeType::kCreated;
+          logged_data = new_data;
+        }
         break;
       }
       case ChangeType::kDeleted:
@@ -497,7 +505,7 @@ class SyncServerCore::Impl {
         break;
     }
     {
-      const std::optional<std::string> logged = change.type == ChangeType::kDeleted ? std::nullopt : data_to_apply;
+      const std::optional<std::string> logged = logged_type == ChangeType::kDeleted ? std::nullopt : logged_data;
       Result<Statement*> stmt = db_.Cached(kInsertChange);
       if (!stmt.ok()) return stmt.status();
       Statement::Scope scope(*stmt.value());
@@ -505,7 +513,7 @@ class SyncServerCore::Impl {
       scope->BindInt(2, version);
       scope->BindText(3, *change.change_id);
       scope->BindText(4, device_id);
-      scope->BindText(5, ChangeTypeName(change.type));
+      scope->BindText(5, ChangeTypeName(logged_type));
       scope->BindText(6, change.entity_type);
       scope->BindText(7, change.entity_id);
       scope->BindOptionalText(8, logged);  // bound without a copy: `logged` must outlive Run()
@@ -602,6 +610,7 @@ class SyncServerCore::Impl {
         outcome.error_code = scope->OptionalText(7).value_or("");
         outcome.error_message = scope->OptionalText(8).value_or("");
         outcome.action = std::string(scope->Text(9));
+        outcome.replayed = true;
         outcomes->push_back(std::move(outcome));
         return Status::Ok();
       }
@@ -762,8 +771,10 @@ class SyncServerCore::Impl {
     for (size_t i = 0; i < changes.size(); ++i) {
       DS_RETURN_IF_ERROR(ProcessChange(user_id, device_id, changes[i], i, outcomes));
     }
+    if (changes.empty()) return Status::Ok();  // a pull-only request is not a push
     int64_t applied = 0, conflicts = 0;
     for (const Outcome& outcome : *outcomes) {
+      if (outcome.replayed) continue;  // counted when it first happened
       if (outcome.version) ++applied;
       if (outcome.kind == Outcome::Kind::kConflict) ++conflicts;
     }
@@ -905,6 +916,19 @@ class SyncServerCore::Impl {
   }
 
   // ---- compatible routes
+
+  Status TouchDevicePull(const std::string& user_id, const std::string& device_id) {
+    Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    Result<Statement*> touch = db_.Cached(kTouchDevicePull);
+    if (!touch.ok()) return touch.status();
+    Statement::Scope scope(*touch.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, device_id);
+    scope->BindInt(3, s_.clock_->NowMs());
+    scope->BindInt(4, latest.value().first);
+    return scope->Run();
+  }
 
   std::string IdFieldFor(const CompatOptions& compat, const std::string& entity_type) {
     auto it = compat.id_fields.find(entity_type);
@@ -1202,35 +1226,41 @@ class SyncServerCore::Impl {
       const int64_t server_timestamp = scope->Int(4);
       if (*has_more == false) next_since = rows == kCompatPullLimit ? server_timestamp : next_since;
       const std::string configured = IdFieldFor(compat, entity_type);
-      const std::string id_field = configured.empty() ? "id" : configured;
-      std::string record = "{";
-      bool has_id = false;
+      const std::string singular_id = Singular(entity_type) + "_id";
+      const bool deleted = scope->Int(3) != 0;
+      // The id field the records were pushed with: the configured one, or one the stored
+      // (for a deleted entity, its last) state has, else "id".
+      std::string id_field = configured.empty() ? "id" : configured;
+      bool has_time = false;
       std::string rest = "{}";
-      if (scope->Int(3) == 0 && !scope->IsNull(2)) {
+      if (!scope->IsNull(2)) {
         const std::string_view data = scope->Text(2);
         Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, data);
         if (!keys.ok()) return keys.status();
-        has_id = keys.value().count(id_field) > 0 ||
-                 (configured.empty() && keys.value().count(Singular(entity_type) + "_id") > 0);
-        Result<std::string> without_time = DropKeys(s_.scratch_parser_, data, {"updated_at"});
-        if (!without_time.ok()) return without_time.status();
-        rest = std::move(without_time).value();
+        if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id)) id_field = singular_id;
+        has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
+        if (!deleted) rest = std::string(data);
       }
-      if (!has_id) {
-        AppendString(&record, id_field);
-        record.push_back(':');
-        AppendString(&record, entity_id);
-        record.push_back(',');
+      std::string record = "{";
+      AppendString(&record, id_field);
+      record.push_back(':');
+      AppendString(&record, entity_id);
+      if (!has_time || deleted) {
+        // A record keeps the updated_at it was pushed with; one without gets the server's commit time.
+        record.append(",\"updated_at\":");
+        AppendString(&record, FormatIso8601(server_timestamp));
       }
-      record.append("\"updated_at\":");
-      AppendString(&record, FormatIso8601(server_timestamp));
-      if (scope->Int(3) != 0) {
-        record.append(",\"deleted\":true}");  // a deleted entity: its id and the flag
-      } else if (rest.size() > 2) {
-        record.push_back(',');
-        record.append(rest, 1, std::string::npos);
+      if (deleted) {
+        record.append(",\"deleted\":true}");
       } else {
-        record.push_back('}');
+        Result<std::string> fields = DropKeys(s_.scratch_parser_, rest, {id_field});
+        if (!fields.ok()) return fields.status();
+        if (fields.value().size() > 2) {
+          record.push_back(',');
+          record.append(fields.value(), 1, std::string::npos);
+        } else {
+          record.push_back('}');
+        }
       }
       std::string& list = by_type[entity_type];
       if (!list.empty()) list.push_back(',');
@@ -1595,7 +1625,8 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
     change.change_id = "snapshot-" + change.change_id->substr(std::string("compat-").size());
     std::vector<Outcome> outcomes;
     DS_RETURN_IF_ERROR(impl.ProcessChange(user_id, "snapshot", change, i, &outcomes));
-    if (!outcomes.empty() && outcomes.back().kind == Outcome::Kind::kApplied && outcomes.back().version) {
+    if (!outcomes.empty() && !outcomes.back().replayed && outcomes.back().kind == Outcome::Kind::kApplied &&
+        outcomes.back().version) {
       ++imported;
     } else {
       ++skipped;
@@ -1640,6 +1671,7 @@ Result<std::string> SyncServerCore::CompatPull(const std::string& user_id, const
   bool has_more = false;
   Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, &changes, &has_more);
   if (!next.ok()) return next.status();
+  DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
   std::string out = "{\"success\":true,\"changes\":" + changes + ",\"timestamp\":";
   AppendJsonString(&out, FormatIso8601(next.value()));
   out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"conflicts\":[],\"deviceId\":";
@@ -1666,6 +1698,7 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
   bool has_more = false;
   Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, &pulled, &has_more);
   if (!next.ok()) return next.status();
+  DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
   std::string out = "{\"success\":true,";
   impl.AppendCompatOutcomes(user_id, outcomes, &out);
   out += ",\"changes\":" + pulled + ",\"timestamp\":";

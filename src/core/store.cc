@@ -448,7 +448,14 @@ Result<WriteEvent> DocumentStore::Put(const std::string& entity_type, const std:
     change.type = ChangeType::kCreated;
     change.data = doc;
   }
-  DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing.value(), doc, false));
+  std::string stored = doc;
+  if (change.type == ChangeType::kUpdated) {
+    // The queued UPDATED's nulls remove fields on the server: store the same document here.
+    Result<std::string> without_nulls = ShallowMergeObjects(parser_, "{}", doc);
+    if (!without_nulls.ok()) return without_nulls.status();
+    stored = std::move(without_nulls).value();
+  }
+  DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing.value(), stored, false));
   Result<EnqueueResult> queued = queue_.Enqueue(change);
   if (!queued.ok()) return queued.status();
   DS_RETURN_IF_ERROR(tx.Commit());

@@ -117,8 +117,12 @@ TEST_F(QueueTest, GeneratesChangeIdsAndTimestampsFromTheInjectedEnvironment) {
   SeededRandom expected(1234);
   EnqueueResult a = Enqueue(Created("n1", "{}"));
   EnqueueResult b = Enqueue(Created("n2", "{}"));
-  EXPECT_EQ(a.change_id, expected.UuidV4());
-  EXPECT_EQ(b.change_id, expected.UuidV4());
+  // Time-ordered v7 ids: the clock's milliseconds first, then the injected randomness.
+  EXPECT_EQ(a.change_id, expected.UuidV7(kStart));
+  EXPECT_EQ(b.change_id, expected.UuidV7(kStart));
+  EXPECT_EQ(a.change_id.substr(14, 1), "7");
+  SeededRandom later(1);
+  EXPECT_LT(a.change_id, later.UuidV7(kStart + 1));  // a later millisecond sorts after
   EXPECT_EQ(All()[0].timestamp, kStart);
 }
 
@@ -892,15 +896,17 @@ TEST_F(AttemptsTest, AfterImportLegacyWithRetries) {
   EXPECT_EQ(Enqueue(Updated("n3", R"({"b":2})")).outcome, EnqueueOutcome::kCoalesced);
 }
 
-TEST_F(AttemptsTest, RewriteUnsentDataRefusesASentChange) {
+TEST_F(AttemptsTest, RewriteUnsentRefusesASentChange) {
   Enqueue(Updated("n1", R"({"a":1})", "sent"));
   Enqueue(Updated("n2", R"({"a":1})", "unsent"));
   Take(1);
   ASSERT_TRUE(IsOk(queue_->ReleaseInFlight()));
-  EXPECT_TRUE(HasCode(queue_->RewriteUnsentData(Find("sent")->id, R"({"b":2})"), StatusCode::kConflict));
+  EXPECT_TRUE(HasCode(queue_->RewriteUnsent(Find("sent")->id, ChangeType::kUpdated, R"({"b":2})"),
+                      StatusCode::kConflict));
   EXPECT_EQ(Find("sent")->data, R"({"a":1})");
-  ASSERT_TRUE(IsOk(queue_->RewriteUnsentData(Find("unsent")->id, R"({"b":2})")));
+  ASSERT_TRUE(IsOk(queue_->RewriteUnsent(Find("unsent")->id, ChangeType::kCreated, R"({"b":2})")));
   EXPECT_EQ(Find("unsent")->data, R"({"b":2})");
+  EXPECT_EQ(Find("unsent")->type, ChangeType::kCreated);
 }
 
 TEST(AttemptsAcrossACrash, ChangesRecoveredAtOpenAreNotCoalesced) {

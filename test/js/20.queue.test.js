@@ -4,18 +4,18 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 
-const { UUID_V4, tempDir, openClient, memoryClient, assertSyncError, snapshot, created, takeBatch } = require('./helpers');
+const { UUID_V4, UUID_V7, tempDir, openClient, memoryClient, assertSyncError, snapshot, created, takeBatch } = require('./helpers');
 
 const updated = (id, data, extra = {}) => ({ type: 'UPDATED', entityType: 'note', entityId: String(id), data, ...extra });
 const deleted = (id, extra = {}) => ({ type: 'DELETED', entityType: 'note', entityId: String(id), ...extra });
 
 describe('enqueue', () => {
-  test('queues a change with a generated UUID v4 changeId and returns it', (t) => {
+  test('queues a change with a generated time-ordered UUID v7 changeId and returns it', (t) => {
     const client = memoryClient(t);
     const result = client.queue.enqueue(created('e1', { title: 'a', n: 1, nested: { list: [1, 'two', null] } }));
     assert.deepEqual(Object.keys(result).sort(), ['changeId', 'outcome']);
     assert.equal(result.outcome, 'queued');
-    assert.match(result.changeId, UUID_V4);
+    assert.match(result.changeId, UUID_V7);
     const [row] = client.queue.pending();
     assert.equal(row.changeId, result.changeId);
     assert.equal(row.type, 'CREATED');
@@ -37,7 +37,7 @@ describe('enqueue', () => {
     const ids = new Set();
     for (let i = 0; i < 200; i++) ids.add(client.queue.enqueue(created(`e${i}`)).changeId);
     assert.equal(ids.size, 200);
-    for (const id of ids) assert.match(id, UUID_V4);
+    for (const id of ids) assert.match(id, UUID_V7);
   });
 
   test('keeps an explicit changeId, timestamp and baseVersion', (t) => {
@@ -91,7 +91,7 @@ describe('coalescing (DESIGN.md section 5)', () => {
     const second = client.queue.enqueue(updated('e1', { title: 'b', done: true }, { timestamp: 2000 }));
     assert.equal(second.outcome, 'coalesced');
     assert.equal(second.into, first.changeId);
-    assert.match(second.changeId, UUID_V4);
+    assert.match(second.changeId, UUID_V7);
     assert.notEqual(second.changeId, first.changeId);
     const rows = client.queue.pending();
     assert.equal(rows.length, 1);
@@ -235,7 +235,7 @@ describe('enqueueMany', () => {
     assert.equal(result.cancelled, 1);
     assert.equal(result.changeIds.length, 6);
     assert.equal(result.changeIds[1], 'b-1');
-    for (const [i, id] of result.changeIds.entries()) if (i !== 1) assert.match(id, UUID_V4);
+    for (const [i, id] of result.changeIds.entries()) if (i !== 1) assert.match(id, UUID_V7);
     const rows = client.queue.pending();
     assert.deepEqual(
       rows.map((r) => [r.entityId, r.type]),

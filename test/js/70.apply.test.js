@@ -125,17 +125,18 @@ describe('applyRemote results', () => {
     assert.equal(result.latestServerVersion, 4);
   });
 
-  test('CREATED replaces, UPDATED merges its fields, DELETED hides the document', async (t) => {
+  test('CREATED replaces, UPDATED merges its fields (a null removes one), DELETED hides the document', async (t) => {
     const client = memoryClient(t);
     await client.applyRemote(
       JSON.stringify([
-        remote(1, 'a', { data: { title: 'a', body: 'b', tags: ['x'] } }),
+        remote(1, 'a', { data: { title: 'a', body: 'b', tags: ['x'], gone: 1, kept: null } }),
         remote(2, 'b', { data: { title: 'b' } }),
-        remote(3, 'a', { type: 'UPDATED', data: { title: 'A', tags: ['y'], extra: null } }),
-        remote(4, 'c', { type: 'UPDATED', data: { only: 1 } }),
+        remote(3, 'a', { type: 'UPDATED', data: { title: 'A', tags: ['y'], gone: null, extra: null } }),
+        remote(4, 'c', { type: 'UPDATED', data: { only: 1, never: null } }),
       ]),
     );
-    assert.deepEqual(client.get('note', 'a'), { title: 'A', body: 'b', tags: ['y'], extra: null });
+    // In a CREATED a null is a value; in an UPDATED it removes the field (RFC 7396 at the top level).
+    assert.deepEqual(client.get('note', 'a'), { title: 'A', body: 'b', tags: ['y'], kept: null });
     assert.deepEqual(client.get('note', 'c'), { only: 1 }, 'an UPDATED of an unknown document creates it');
     await client.applyRemote(JSON.stringify([remote(5, 'b', { type: 'DELETED', data: null }), remote(6, 'a', { data: { fresh: true } })]));
     assert.equal(client.get('note', 'b'), undefined);
@@ -379,17 +380,27 @@ describe('malformed pages change nothing', () => {
     assert.equal(client.list('note').length, 5004);
   });
 
-  test(
-    'a change with a repeated key is rejected',
-    { todo: 'bug: src/core/apply.cc DecodeRemoteChange accepts duplicate keys in a change object (the last wins), while data rejects them' },
-    async (t) => {
-      const client = await seeded(t);
-      const before = stateSnapshot(client);
-      const change = good(4).replace('"version":4,', '"version":4,"version":99,');
-      await assertRejectsSyncError(client.applyRemote(`[${change}]`), 'INVALID_ARGUMENT', /newChanges\[0\]/);
-      assert.deepEqual(stateSnapshot(client), before);
-    },
-  );
+  test('a change with a repeated key is rejected, whichever key it is', async (t) => {
+    const client = await seeded(t);
+    const ids = [['note', 'm4'], ['note', 'm5']];
+    const before = stateSnapshot(client, ['note'], ids);
+    const repeated = [
+      ['version', good(4).replace('"version":4,', '"version":4,"version":99,')],
+      ['type', good(4).replace('"type":"CREATED"', '"type":"CREATED","type":"DELETED"')],
+      ['entityId', good(4).replace('"entityId":"m4"', '"entityId":"m4","entityId":"other"')],
+      ['data', good(4).replace('"data":{"v":4}', '"data":{"v":4},"data":{"v":5}')],
+      ['serverExtra', good(4).replace('{"version"', '{"serverExtra":1,"serverExtra":2,"version"')],
+    ];
+    for (const [key, change] of repeated) {
+      assert.notEqual(change, good(4), `the ${key} case repeats a key`);
+      await assertRejectsSyncError(
+        client.applyRemote(`[${good(2)}, ${change}]`),
+        'INVALID_ARGUMENT',
+        new RegExp(`Duplicate key "${key}".*newChanges\\[1\\]`),
+      );
+    }
+    assert.deepEqual(stateSnapshot(client, ['note'], ids), before);
+  });
 });
 
 describe('applyRemote runs off the main thread', () => {
@@ -438,6 +449,43 @@ describe('applyRemote runs off the main thread', () => {
       client.queue.pending().map((c) => [c.type, c.entityId, c.data]),
       [['CREATED', 'local', { mine: true, more: 1 }]],
     );
+  });
+
+  test('calls on one client run one after another: a small page waits for a large one started before it', async (t) => {
+    const client = memoryClient(t, { applyChunkSize: 100 });
+    const settled = [];
+    const track = (name, promise) => promise.then((result) => (settled.push(name), result));
+    const large = track('large', client.applyRemote(pageText(createdChanges(3000, 1))));
+    // The next version updates the first document of the large page: applied before it, it would
+    // make a document that the large page's older CREATED then skips, and move the cursor past
+    // changes not yet applied.
+    const small = track('small', client.applyRemote(JSON.stringify([remote(3001, 'n1', { type: 'UPDATED', data: { later: true } })])));
+    const [first, second] = await Promise.all([large, small]);
+    assert.deepEqual(settled, ['large', 'small']);
+    assert.deepEqual([first.applied, first.skipped, first.latestServerVersion], [3000, 0, 3000]);
+    assert.deepEqual([second.applied, second.skipped, second.latestServerVersion], [1, 0, 3001]);
+    assert.deepEqual(client.get('note', 'n1'), { i: 1, later: true });
+    assert.equal(client.list('note').length, 3000);
+    assert.equal(client.serverVersion, 3001);
+  });
+
+  test('a rejected page in the middle does not hold up the pages after it', async (t) => {
+    const client = memoryClient(t, { applyChunkSize: 100 });
+    const settled = [];
+    const track = (name, promise) =>
+      promise.then(
+        (result) => (settled.push(name), result),
+        (error) => (settled.push(name), Promise.reject(error)),
+      );
+    const first = track('first', client.applyRemote(pageText(createdChanges(2000, 1))));
+    const bad = track('bad', client.applyRemote('[{"version": 2001'));
+    const last = track('last', client.applyRemote(pageText(createdChanges(10, 2001))));
+    await assertRejectsSyncError(bad, 'INVALID_ARGUMENT');
+    assert.equal((await first).applied, 2000);
+    assert.equal((await last).applied, 10);
+    assert.deepEqual(settled, ['first', 'bad', 'last']);
+    assert.equal(client.list('note').length, 2010);
+    assert.equal(client.serverVersion, 2010);
   });
 
   test('two pages applied at once both land, and the cursor ends at the higher', async (t) => {

@@ -3,7 +3,7 @@
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { memoryClient, assertSyncError, remote, collect, takeBatch } = require('./helpers');
+const { memoryClient, assertSyncError, remote, collect, takeBatch, applyDelta } = require('./helpers');
 
 // Every scenario: note "a" pulled at version 1 as SERVER, then a local write, then
 // a pulled change of "a" (version 2) from another device, timed relative to the
@@ -38,6 +38,9 @@ const updateOf = (client, data, offset) => remote(2, 'a', { type: 'UPDATED', dat
 const deleteOf = (client, offset) => remote(2, 'a', { type: 'DELETED', data: null, timestamp: relativeToLocal(client, offset) });
 
 const queued = (client) => client.queue.pending().map((c) => ({ type: c.type, data: c.data, baseVersion: c.baseVersion }));
+// When the local side wins (client_wins, newest_wins with a newer local change, merge), the
+// never-sent local changes are rebased: their baseVersion becomes the version they won against
+// (2 here), since the local state now stands on top of it. manual does not rebase.
 const OFFSETS = { newer: 1000, older: -1000, tie: 0 };
 
 describe("newest_wins (the default)", () => {
@@ -63,7 +66,7 @@ describe("newest_wins (the default)", () => {
     assert.equal(result.conflicts.length, 1);
     assert.equal(result.conflicts[0].winner, 'local');
     assert.deepEqual(client.get('note', 'a'), { title: 'local', body: 'b-local', tag: 't2' });
-    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 1 }]);
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 2 }]);
     const { meta } = client.get('note', 'a', { meta: true });
     assert.equal(meta.dirty, true);
     assert.equal(meta.version, 2);
@@ -111,7 +114,7 @@ describe("newest_wins (the default)", () => {
     const result = await pull(client, updateOf(client, { tag: 't2' }, OFFSETS.older));
     assert.equal(result.conflicts[0].winner, 'local');
     assert.equal(client.get('note', 'a'), undefined);
-    assert.deepEqual(queued(client), [{ type: 'DELETED', data: null, baseVersion: 1 }]);
+    assert.deepEqual(queued(client), [{ type: 'DELETED', data: null, baseVersion: 2 }]);
   });
 
   test('a newer remote delete wins over a local update', async (t) => {
@@ -124,23 +127,74 @@ describe("newest_wins (the default)", () => {
     assert.deepEqual(queued(client), []);
   });
 
-  test(
-    'a local update that wins over an older remote delete keeps the whole local document',
-    {
-      todo:
-        'bug: src/core/apply.cc ApplyOne replays the local UPDATED onto the deleted server state, so only the patched fields survive',
-    },
-    async (t) => {
-      const client = await pulledClient(t, undefined);
-      client.patch('note', 'a', { title: 'local' });
-      const result = await pull(client, deleteOf(client, OFFSETS.older));
-      assert.equal(result.conflicts[0].winner, 'local');
-      assert.deepEqual(client.get('note', 'a'), { ...SERVER, title: 'local' });
-      // The server deleted it: what is queued must recreate all of it.
-      const replayed = queued(client).reduce((doc, change) => (change.type === 'CREATED' ? change.data : { ...doc, ...change.data }), {});
-      assert.deepEqual(replayed, { ...SERVER, title: 'local' });
-    },
-  );
+  test('a local update that wins over an older remote delete keeps the whole local document', async (t) => {
+    const client = await pulledClient(t, undefined);
+    client.patch('note', 'a', { title: 'local' });
+    const result = await pull(client, deleteOf(client, OFFSETS.older));
+    assert.equal(result.conflicts[0].winner, 'local');
+    // Replayed on the state before the delete, not on nothing: every field stays.
+    assert.deepEqual(client.get('note', 'a'), { ...SERVER, title: 'local' });
+    const { meta } = client.get('note', 'a', { meta: true });
+    assert.equal(meta.deleted, false);
+    assert.equal(meta.dirty, true);
+    assert.equal(meta.version, 2);
+    // The queued change is the local delta, rebased on the delete it outlived.
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local' }, baseVersion: 2 }]);
+  });
+
+  test('a newer remote delete wins over a local update already in flight: the document stays deleted', async (t) => {
+    const client = await pulledClient(t, undefined);
+    client.patch('note', 'a', { title: 'in flight' });
+    const newerDelete = deleteOf(client, OFFSETS.newer);
+    const [sent] = takeBatch(client, 10);
+    const result = await pull(client, newerDelete);
+    assert.equal(result.conflicts[0].winner, 'remote');
+    // The in-flight UPDATED still sits on top, but fields set on a deleted document do not make one.
+    assert.equal(client.get('note', 'a'), undefined);
+    const { data, meta } = client.get('note', 'a', { meta: true });
+    assert.equal(data, null);
+    assert.equal(meta.deleted, true);
+    assert.equal(meta.dirty, true, 'the in-flight change is not acknowledged yet');
+    assert.deepEqual(client.list('note'), []);
+    const all = client.queue.export().changes.map((c) => [c.changeId, c.status, c.baseVersion]);
+    assert.deepEqual(all, [[sent.changeId, 'syncing', 1]], 'a sent change is never rebased');
+    // Once acknowledged, the entity is still deleted.
+    client._handle.markSynced(sent.changeId, 3);
+    assert.equal(client.get('note', 'a'), undefined);
+    assert.equal(client.get('note', 'a', { meta: true }).meta.dirty, false);
+  });
+
+  test('only never-sent changes are rebased: an in-flight one keeps the base it was sent with', async (t) => {
+    const client = memoryClient(t, { conflicts: 'client_wins', coalesce: false });
+    await client.applyRemote(JSON.stringify([remote(1, 'a', { data: SERVER, timestamp: 1 })]));
+    client.patch('note', 'a', { title: 'in flight' });
+    takeBatch(client, 10);
+    client.patch('note', 'a', { body: 'one' });
+    client.patch('note', 'a', { tag: 'two' });
+    await pull(client, updateOf(client, { title: 'remote', extra: 'r' }, OFFSETS.newer));
+    assert.deepEqual(client.get('note', 'a'), { title: 'in flight', body: 'one', tag: 'two', extra: 'r' });
+    assert.deepEqual(
+      client.queue.export().changes.map((c) => [c.status, c.data, c.baseVersion]),
+      [
+        ['syncing', { title: 'in flight' }, 1],
+        ['pending', { body: 'one' }, 2],
+        ['pending', { tag: 'two' }, 2],
+      ],
+    );
+  });
+
+  test('a remote UPDATED that removes a field lands under a winning local change: the field is gone', async (t) => {
+    const client = await pulledClient(t, undefined);
+    client.patch('note', 'a', { title: 'local' });
+    const result = await pull(client, updateOf(client, { body: null, tag: 't2' }, OFFSETS.older));
+    assert.equal(result.conflicts[0].winner, 'local');
+    assert.deepEqual(client.get('note', 'a'), { title: 'local', tag: 't2' });
+    // A local null replayed on the pulled state removes the field too.
+    client.patch('note', 'a', { tag: null });
+    await pull(client, remote(3, 'a', { type: 'UPDATED', data: { tag: 't3', more: 1 }, timestamp: 1 }));
+    assert.deepEqual(client.get('note', 'a'), { title: 'local', more: 1 });
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', tag: null }, baseVersion: 3 }]);
+  });
 });
 
 describe('server_wins and client_wins', () => {
@@ -166,7 +220,7 @@ describe('server_wins and client_wins', () => {
       ]);
       // The local fields win; the remote change still lands underneath.
       assert.deepEqual(client.get('note', 'a'), { title: 'local', body: 'b-local', tag: 't2' });
-      assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 1 }]);
+      assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 2 }]);
       const { meta } = client.get('note', 'a', { meta: true });
       assert.equal(meta.dirty, true);
       assert.equal(meta.version, 2);
@@ -186,36 +240,25 @@ describe('server_wins and client_wins', () => {
     assert.equal(client.get('note', 'a', { meta: true }).meta.dirty, true);
   });
 
-  test(
-    'client_wins against a remote delete keeps the local document as it was',
-    {
-      todo:
-        'bug: src/core/apply.cc ApplyOne replays the local put (an UPDATED with null for dropped fields) onto the deleted server state: dropped fields come back as null',
-    },
-    async (t) => {
-      const client = await pulledClient(t, 'client_wins');
-      client.put('note', 'a', { title: 'whole local' });
-      const result = await pull(client, deleteOf(client, OFFSETS.newer));
-      assert.equal(result.conflicts[0].winner, 'local');
-      assert.deepEqual(client.get('note', 'a'), { title: 'whole local' });
-    },
-  );
+  test('client_wins against a remote delete keeps the local document as it was', async (t) => {
+    const client = await pulledClient(t, 'client_wins');
+    client.put('note', 'a', { title: 'whole local' });
+    const result = await pull(client, deleteOf(client, OFFSETS.newer));
+    assert.equal(result.conflicts[0].winner, 'local');
+    assert.deepEqual(client.get('note', 'a'), { title: 'whole local' });
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'whole local', body: null, tag: null }, baseVersion: 2 }]);
+  });
 
-  test(
-    'a field dropped by a local put does not come back as null when a remote change lands underneath',
-    {
-      todo:
-        'bug: src/core/apply.cc Replay merges the queued put delta with ShallowMergeObjects, which keeps null values, so a dropped field reappears as null',
-    },
-    async (t) => {
-      const client = await pulledClient(t, 'client_wins');
-      client.put('note', 'a', { title: 'whole local' });
-      assert.deepEqual(client.get('note', 'a'), { title: 'whole local' });
-      await pull(client, updateOf(client, { tag: 't2' }, OFFSETS.older));
-      // The local put dropped body and tag; the remote change set tag underneath it.
-      assert.equal(Object.hasOwn(client.get('note', 'a'), 'body'), false, JSON.stringify(client.get('note', 'a')));
-    },
-  );
+  test('a field dropped by a local put does not come back (as null or at all) when a remote change lands underneath', async (t) => {
+    const client = await pulledClient(t, 'client_wins');
+    client.put('note', 'a', { title: 'whole local' });
+    assert.deepEqual(client.get('note', 'a'), { title: 'whole local' });
+    await pull(client, updateOf(client, { tag: 't2', extra: 'r' }, OFFSETS.older));
+    // The local put dropped body and tag; the remote change set tag underneath it, and the
+    // put's null for tag still wins over it. A field the put never saw stays.
+    assert.deepEqual(client.get('note', 'a'), { title: 'whole local', extra: 'r' });
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'whole local', body: null, tag: null }, baseVersion: 2 }]);
+  });
 });
 
 describe('merge', () => {
@@ -227,7 +270,7 @@ describe('merge', () => {
       { entityType: 'note', entityId: 'a', changeId: 'r2', version: 2, strategy: 'merge', winner: 'merged' },
     ]);
     assert.deepEqual(client.get('note', 'a'), { title: 'server', body: 'b-local', tag: 't2' });
-    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { body: 'b-local' }, baseVersion: 1 }]);
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { body: 'b-local' }, baseVersion: 2 }]);
   });
 
   test('an overlapping field goes to a newer remote change, and the queued change loses it', async (t) => {
@@ -235,7 +278,7 @@ describe('merge', () => {
     client.patch('note', 'a', { title: 'local', body: 'b-local' });
     await pull(client, updateOf(client, { title: 'remote', tag: 't2' }, OFFSETS.newer));
     assert.deepEqual(client.get('note', 'a'), { title: 'remote', body: 'b-local', tag: 't2' });
-    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { body: 'b-local' }, baseVersion: 1 }]);
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { body: 'b-local' }, baseVersion: 2 }]);
   });
 
   test('an overlapping field stays local against an older remote change', async (t) => {
@@ -243,7 +286,7 @@ describe('merge', () => {
     client.patch('note', 'a', { title: 'local', body: 'b-local' });
     await pull(client, updateOf(client, { title: 'remote', tag: 't2' }, OFFSETS.older));
     assert.deepEqual(client.get('note', 'a'), { title: 'local', body: 'b-local', tag: 't2' });
-    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 1 }]);
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 2 }]);
   });
 
   test('a tie on an overlapping field goes to the remote change', async (t) => {
@@ -251,7 +294,7 @@ describe('merge', () => {
     client.patch('note', 'a', { title: 'local', body: 'b-local' });
     await pull(client, updateOf(client, { title: 'remote' }, OFFSETS.tie));
     assert.deepEqual(client.get('note', 'a'), { title: 'remote', body: 'b-local', tag: 't0' });
-    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { body: 'b-local' }, baseVersion: 1 }]);
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { body: 'b-local' }, baseVersion: 2 }]);
   });
 
   test('a local change whose every field is overridden is dropped from the queue', async (t) => {
@@ -277,17 +320,46 @@ describe('merge', () => {
     const lost = await pull(older, updateOf(older, { tag: 't2' }, OFFSETS.older));
     assert.equal(lost.conflicts[0].winner, 'local');
     assert.equal(older.get('note', 'a'), undefined);
-    assert.deepEqual(queued(older), [{ type: 'DELETED', data: null, baseVersion: 1 }]);
+    assert.deepEqual(queued(older), [{ type: 'DELETED', data: null, baseVersion: 2 }]);
   });
 
-  test(
-    'an entity created on both sides merges the two documents',
-    { todo: 'bug: src/core/apply.cc ApplyOne (kMerge) replays the remaining local CREATED as a replacement, dropping the remote fields' },
-    async (t) => {
+  for (const [when, offset, shared] of [
+    ['the remote change is newer', OFFSETS.newer, 'remote'],
+    ['the local change is newer', OFFSETS.older, 'local'],
+  ]) {
+    test(`an entity created on both sides shows the two documents merged (${when})`, async (t) => {
       const client = memoryClient(t, { conflicts: 'merge' });
       client.put('note', 'a', { mine: 1, shared: 'local' });
-      await pull(client, remote(1, 'a', { data: { theirs: 2, shared: 'remote' }, timestamp: relativeToLocal(client, OFFSETS.newer) }));
-      assert.deepEqual(client.get('note', 'a'), { mine: 1, theirs: 2, shared: 'remote' });
+      const pulled = remote(1, 'a', { data: { theirs: 2, shared: 'remote' }, timestamp: relativeToLocal(client, offset) });
+      const result = await pull(client, pulled);
+      assert.equal(result.conflicts[0].winner, 'merged');
+      // The local CREATED sets its remaining fields on the remote state: remote-only fields stay.
+      assert.deepEqual(client.get('note', 'a'), { mine: 1, theirs: 2, shared });
+      const pending = client.queue.pending();
+      assert.equal(pending.length, 1);
+      assert.deepEqual(pending[0].data, shared === 'local' ? { mine: 1, shared: 'local' } : { mine: 1 });
+      assert.equal(pending[0].baseVersion, 1);
+    });
+  }
+
+  test(
+    "an entity created on both sides: what is queued turns the server's document into the merged one",
+    {
+      todo:
+        "bug: src/core/apply.cc ApplyOne (kMerge) keeps the remaining local change a CREATED (rebased on version 1), and the server's CREATED replaces the document, dropping the remote-only fields the client shows",
+    },
+    async (t) => {
+      for (const offset of [OFFSETS.newer, OFFSETS.older]) {
+        const client = memoryClient(t, { conflicts: 'merge' });
+        client.put('note', 'a', { mine: 1, shared: 'local' });
+        const pulled = { theirs: 2, shared: 'remote' };
+        await pull(client, remote(1, 'a', { data: pulled, timestamp: relativeToLocal(client, offset) }));
+        // The server holds `pulled` at version 1: a CREATED replaces it, an UPDATED sets fields on it.
+        const onServer = client.queue
+          .pending()
+          .reduce((doc, change) => (change.type === 'CREATED' ? change.data : applyDelta(doc, change.data)), pulled);
+        assert.deepEqual(onServer, client.get('note', 'a'), `offset ${offset}`);
+      }
     },
   );
 });
@@ -336,6 +408,8 @@ describe('manual', () => {
     assert.deepEqual(open[0].local, { title: 'local', body: 'b-local', tag: 't3' });
     assert.equal(open[0].remoteVersion, 3);
     assert.equal(open[0].remoteChangeId, 'r3');
+    const notRebased = [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 1 }];
+    assert.deepEqual(queued(client), notRebased, 'manual does not rebase');
   });
 
   test("resolve with 'local': the local state stays and is queued in full against the remote version", async (t) => {
@@ -403,19 +477,16 @@ describe('manual', () => {
     assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local', body: 'b-local' }, baseVersion: 1 }]);
   });
 
-  test(
-    'a conflict with a remote delete shows the whole local document',
-    { todo: 'bug: src/core/apply.cc ApplyOne (kManual) builds the local view on the deleted server state, so only the patched fields survive' },
-    async (t) => {
-      const client = await pulledClient(t, 'manual');
-      client.patch('note', 'a', { title: 'local' });
-      await pull(client, remote(2, 'a', { type: 'DELETED', data: null, timestamp: 5000 }));
-      const [conflict] = client.conflicts();
-      assert.equal(conflict.remote, null);
-      assert.deepEqual(conflict.local, { ...SERVER, title: 'local' });
-      assert.deepEqual(client.get('note', 'a'), { ...SERVER, title: 'local' });
-    },
-  );
+  test('a conflict with a remote delete shows the whole local document', async (t) => {
+    const client = await pulledClient(t, 'manual');
+    client.patch('note', 'a', { title: 'local' });
+    await pull(client, remote(2, 'a', { type: 'DELETED', data: null, timestamp: 5000 }));
+    const [conflict] = client.conflicts();
+    assert.equal(conflict.remote, null);
+    assert.deepEqual(conflict.local, { ...SERVER, title: 'local' });
+    assert.deepEqual(client.get('note', 'a'), { ...SERVER, title: 'local' });
+    assert.deepEqual(queued(client), [{ type: 'UPDATED', data: { title: 'local' }, baseVersion: 1 }], 'manual does not rebase');
+  });
 });
 
 describe('own changes coming back are not conflicts', () => {

@@ -10,6 +10,8 @@ const path = require('node:path');
 const { SyncClient, SyncError } = require('../..');
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// Generated changeIds are time-ordered UUID v7 (device ids stay v4).
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** A fresh temporary directory, removed when the test `t` ends. */
 function tempDir(t) {
@@ -136,23 +138,31 @@ function stateSnapshot(client, entityTypes = ['note'], ids = []) {
   };
 }
 
-/** A copy of a JSON object without its null-valued top-level fields (null is how a dropped field travels). */
-function withoutNulls(object) {
-  if (object === undefined || object === null) return undefined;
-  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== null));
+/**
+ * `document` with the top-level fields of an UPDATED delta applied (RFC 7396 at the
+ * top level): a null removes the field, anything else replaces it. Returns a new object.
+ */
+function applyDelta(document, fields) {
+  const out = { ...document };
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === null) delete out[key];
+    else out[key] = value;
+  }
+  return out;
 }
 
 /**
  * Replays queued changes (oldest first) from nothing: the state the server would
- * reach from them alone. Returns a Map from "entityType/entityId" to the
- * document (nulls dropped) or undefined when deleted.
+ * reach from them alone. Returns a Map from "entityType/entityId" to the document,
+ * or undefined when deleted. A CREATED is the whole document (its nulls are values);
+ * an UPDATED is a delta whose nulls remove fields.
  */
 function replayChanges(changes) {
   const states = new Map();
   for (const change of changes) {
     const key = `${change.entityType}/${change.entityId}`;
-    if (change.type === 'CREATED') states.set(key, withoutNulls(change.data));
-    else if (change.type === 'UPDATED') states.set(key, withoutNulls({ ...(states.get(key) ?? {}), ...change.data }));
+    if (change.type === 'CREATED') states.set(key, { ...change.data });
+    else if (change.type === 'UPDATED') states.set(key, applyDelta(states.get(key) ?? {}, change.data));
     else states.set(key, undefined);
   }
   return states;
@@ -162,6 +172,7 @@ module.exports = {
   SyncClient,
   SyncError,
   UUID_V4,
+  UUID_V7,
   tempDir,
   openClient,
   memoryClient,
@@ -175,6 +186,6 @@ module.exports = {
   remote,
   collect,
   stateSnapshot,
-  withoutNulls,
+  applyDelta,
   replayChanges,
 };
