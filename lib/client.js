@@ -26,6 +26,7 @@ const CLIENT_OPTIONS = [
   'retry',
   'batch',
   'keepAlive',
+  'mustExist',
 ];
 const TRIGGER_OPTIONS = ['periodicMs', 'minIntervalMs', 'localChangeDelayMs'];
 const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs'];
@@ -93,6 +94,8 @@ class SyncClient extends EventEmitter {
       throw is.invalid('options.limits.maxDocumentBytes', 'a positive integer', limits.maxDocumentBytes);
     }
 
+    const { mustExist = false } = options;
+    if (!is.isBoolean(mustExist)) throw is.invalid('options.mustExist', 'a boolean', mustExist);
     const engine = options.transport !== undefined ? engineOptions(options) : null;
 
     /** @private */
@@ -109,6 +112,7 @@ class SyncClient extends EventEmitter {
       conflicts,
       tombstoneRetentionMs,
       applyChunkSize,
+      mustExist,
     });
     /** @private events of the open transaction(s), emitted once at the outermost commit */
     this._pendingEvents = [];
@@ -343,6 +347,58 @@ class SyncClient extends EventEmitter {
       throw is.invalid('retentionMs', 'a non-negative integer of milliseconds', retentionMs);
     }
     return native.purgeTombstones(retentionMs);
+  }
+
+  /**
+   * Ingests a tree of JSONL files incrementally: new and changed files (by a manifest of
+   * size, mtime and SHA-256) are parsed in C++ on a worker thread and their records written
+   * through the store (so they are queued for sync); unchanged records are skipped.
+   * @param {string} dir
+   * @param {import('../types').IngestOptions} [options]
+   * @returns {Promise<import('../types').IngestReport>}
+   */
+  async ingest(dir, options) {
+    return this._ingest(dir, options, false);
+  }
+
+  /** What ingest() would do, without writing anything. */
+  async previewIngest(dir, options) {
+    return this._ingest(dir, options, true);
+  }
+
+  /** The last ingest run, persisted: { status, dir, startedAt, finishedAt, report, error }, or null. */
+  ingestStatus() {
+    return JSON.parse(this._native().ingestStatus());
+  }
+
+  /** Forgets the manifest of ingested files: the next ingest reads every file again. */
+  resetIngest() {
+    this._native().resetIngest();
+  }
+
+  /** @private */
+  async _ingest(dir, options, dryRun) {
+    const native = this._native();
+    if (!is.isNonEmptyString(dir)) throw is.invalid('dir', 'a directory path', dir);
+    const known = ['pattern', 'entityType', 'idField', 'incremental', 'dryRun', 'maxFiles', 'skipExisting', 'forceFullSync'];
+    const opts = is.optionsObject('options', options, known);
+    const { pattern = '**/*.jsonl', entityType = 'record', idField = 'id', incremental = true, maxFiles } = opts;
+    if (!is.isNonEmptyString(pattern)) throw is.invalid('options.pattern', 'a glob such as "**/*.jsonl"', pattern);
+    args.entityType(entityType);
+    if (!is.isNonEmptyString(idField)) throw is.invalid('options.idField', 'a field name', idField);
+    for (const key of ['incremental', 'dryRun', 'skipExisting', 'forceFullSync']) {
+      if (opts[key] !== undefined && !is.isBoolean(opts[key])) throw is.invalid(`options.${key}`, 'a boolean', opts[key]);
+    }
+    if (maxFiles !== undefined && !is.isPositiveInteger(maxFiles)) throw is.invalid('options.maxFiles', 'a positive integer', maxFiles);
+    const onProgress = this.listenerCount('ingest-progress') > 0 ? (report) => this.emit('ingest-progress', report) : undefined;
+    const json = await native.ingest(
+      dir,
+      { ...opts, pattern, entityType, idField, incremental, dryRun: dryRun || opts.dryRun === true },
+      onProgress,
+    );
+    const report = JSON.parse(json);
+    if (!dryRun && opts.dryRun !== true && report.recordsInserted + report.recordsUpdated > 0) this._queued();
+    return report;
   }
 
   /** Starts syncing by itself: triggers, periodic cycles, retries. Needs the transport option. */

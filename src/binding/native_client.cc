@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "binding/apply_worker.h"
+#include "binding/ingest_worker.h"
 
 namespace deltasync::binding {
 
@@ -114,6 +115,9 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
           InstanceMethod("cursor", &NativeClient::Cursor),
           InstanceMethod("conflicts", &NativeClient::Conflicts),
           InstanceMethod("resolveConflict", &NativeClient::ResolveConflict),
+          InstanceMethod("ingest", &NativeClient::Ingest),
+          InstanceMethod("ingestStatus", &NativeClient::IngestStatus),
+          InstanceMethod("resetIngest", &NativeClient::ResetIngest),
           InstanceMethod("schedConfigure", &NativeClient::SchedConfigure),
           InstanceMethod("schedStart", &NativeClient::SchedStart),
           InstanceMethod("schedStop", &NativeClient::SchedStop),
@@ -157,6 +161,7 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
   if (auto value = number("maxDocumentBytes")) client_options.limits.max_document_bytes = static_cast<size_t>(*value);
   if (auto value = number("tombstoneRetentionMs")) client_options.tombstone_retention_ms = *value;
   if (auto value = number("applyChunkSize")) client_options.apply_chunk_size = *value;
+  client_options.must_exist = options.Get("mustExist").ToBoolean().Value();
   if (auto strategy = OptionalString(options, "conflicts")) {
     client_options.conflicts = ParseConflictStrategy(*strategy).value_or(ConflictStrategy::kNewestWins);
   }
@@ -579,6 +584,52 @@ Napi::Value NativeClient::ResolveConflict(const Napi::CallbackInfo& info) {
   ThrowIfError(env, visible.status());
   if (!visible.value()) return env.Null();
   return Napi::String::New(env, *visible.value());
+}
+
+// ---- ingestion
+
+// ingest(dir, { pattern, entityType, idField, incremental, dryRun, maxFiles, skipExisting, forceFullSync }, onProgress)
+Napi::Value NativeClient::Ingest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir = ReadString(info[0]);
+  Napi::Object options = info[1].As<Napi::Object>();
+  IngestOptions ingest;
+  if (options.Get("pattern").IsString()) ingest.pattern = ReadString(options.Get("pattern"));
+  if (options.Get("entityType").IsString()) ingest.entity_type = ReadString(options.Get("entityType"));
+  if (options.Get("idField").IsString()) ingest.id_field = ReadString(options.Get("idField"));
+  if (options.Get("incremental").IsBoolean()) ingest.incremental = options.Get("incremental").ToBoolean().Value();
+  ingest.dry_run = options.Get("dryRun").ToBoolean().Value();
+  ingest.skip_existing = options.Get("skipExisting").ToBoolean().Value();
+  ingest.force_full_sync = options.Get("forceFullSync").ToBoolean().Value();
+  if (options.Get("maxFiles").IsNumber()) ingest.max_files = options.Get("maxFiles").As<Napi::Number>().Int64Value();
+  {
+    DS_REQUIRE_CLIENT(env);
+    (void)client;
+    if (!transactions_.empty()) {
+      addon_->Throw(env, Status::Conflict("ingest cannot run inside client.transaction()"));
+    }
+  }
+  auto* worker = new IngestWorker(env, addon_, slot_, std::move(dir), std::move(ingest), info[2]);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value NativeClient::IngestStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DS_REQUIRE_CLIENT(env);
+  Ingester ingester(client.database(), client.clock(), client.store(), client.options().limits);
+  Result<std::string> json = ingester.StatusJson();
+  ThrowIfError(env, json.status());
+  return Napi::String::New(env, json.value());
+}
+
+Napi::Value NativeClient::ResetIngest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DS_REQUIRE_CLIENT(env);
+  Ingester ingester(client.database(), client.clock(), client.store(), client.options().limits);
+  ThrowIfError(env, ingester.Reset());
+  return env.Undefined();
 }
 
 // ---- scheduler (see core/scheduler.h); lib/engine.js arms the timers and runs the cycles

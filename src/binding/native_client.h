@@ -75,6 +75,10 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   Napi::Value Cursor(const Napi::CallbackInfo& info);
   Napi::Value Conflicts(const Napi::CallbackInfo& info);
   Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
+  // ingestion
+  Napi::Value Ingest(const Napi::CallbackInfo& info);
+  Napi::Value IngestStatus(const Napi::CallbackInfo& info);
+  Napi::Value ResetIngest(const Napi::CallbackInfo& info);
   // scheduler
   Scheduler& RequireScheduler(Napi::Env env);
   Napi::Value SchedConfigure(const Napi::CallbackInfo& info);

@@ -30,6 +30,7 @@ struct ClientOptions {
   ConflictStrategy conflicts = ConflictStrategy::kNewestWins;  // for pulled changes that meet local ones
   int64_t tombstone_retention_ms = 30LL * 24 * 60 * 60 * 1000;  // synced tombstones older than this are purged
   int64_t apply_chunk_size = 1000;  // changes per transaction when applying a pulled page
+  bool must_exist = false;          // fail with NOT_FOUND instead of creating a missing file
 };
 
 class Client {
@@ -51,6 +52,7 @@ class Client {
   DeltaApplier& applier() { return *applier_; }
   ChangeDecoder& decoder() { return decoder_; }
   Database& database() { return *db_; }
+  Clock& clock() { return *clock_; }
 
   // Queue writes made directly (client.queue): like ChangeQueue's, but a change for an
   // entity the document store holds keeps that document's state as its server base.

@@ -90,12 +90,27 @@ CREATE TABLE conflicts (
 CREATE UNIQUE INDEX conflicts_open_by_entity ON conflicts (entity_type, entity_id) WHERE status = 'open';
 )sql";
 
+// Version 3: the manifest of ingested files.
+constexpr const char* kClientV3 = R"sql(
+CREATE TABLE ingest_files (
+  root        TEXT NOT NULL,     -- the ingested directory, canonical
+  path        TEXT NOT NULL,     -- relative to root, '/'-separated
+  size        INTEGER NOT NULL,
+  mtime_ms    INTEGER NOT NULL,
+  sha256      TEXT NOT NULL,
+  records     INTEGER NOT NULL,
+  ingested_at INTEGER NOT NULL,
+  PRIMARY KEY (root, path)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& ClientMigrations() {
   static const std::vector<Migration> kMigrations = {
       {1, kClientV1},
       {2, kClientV2},
+      {3, kClientV3},
   };
   return kMigrations;
 }
