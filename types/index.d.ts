@@ -346,6 +346,63 @@ export interface ServerConflictEvent {
 
 export type SyncNotifyEvent = 'online' | 'offline' | 'focus' | 'blur' | 'visible' | 'hidden';
 
+export interface IngestOptions {
+  /** Glob relative to the directory: `**` spans directories, `*` and `?` do not. Default '**\/*.jsonl'. */
+  pattern?: string;
+  /** The entity type records are stored as. Default 'record'. */
+  entityType?: string;
+  /** The record field holding the entity id (a string or an integer). Default 'id'. */
+  idField?: string;
+  /** Use the manifest to skip unchanged files. Default true. */
+  incremental?: boolean;
+  /** Count what would happen, write nothing. */
+  dryRun?: boolean;
+  /** At most this many new or updated files per run; the rest wait for the next run. */
+  maxFiles?: number;
+  /** Only add new records; never overwrite a stored one. */
+  skipExisting?: boolean;
+  /** Ignore the manifest for this run: read every matching file again. */
+  forceFullSync?: boolean;
+}
+
+export interface IngestError {
+  /** Relative to the ingested directory. */
+  file: string;
+  /** 1-based; 0 for an error about the whole file. */
+  line: number;
+  code: string;
+  message: string;
+}
+
+export interface IngestReport {
+  filesNew: number;
+  filesUpdated: number;
+  filesUnchanged: number;
+  /** Beyond maxFiles, left for a later run. */
+  filesSkipped: number;
+  recordsInserted: number;
+  recordsUpdated: number;
+  recordsUnchanged: number;
+  bytesRead: number;
+  errors: IngestError[];
+}
+
+export interface IngestStatus {
+  status: 'in_progress' | 'completed' | 'failed';
+  dir: string;
+  startedAt: number;
+  finishedAt: number | null;
+  report: IngestReport | null;
+  error: string | null;
+}
+
+export interface IngestProgress {
+  filesDone: number;
+  filesTotal: number;
+  records: number;
+  bytes: number;
+}
+
 export interface SyncClientOptions {
   /** SQLite file path; ':memory:' for a throw-away database. */
   path: string;
@@ -397,6 +454,8 @@ export interface SyncClientOptions {
   };
   /** Keep the process alive while started. Default false. */
   keepAlive?: boolean;
+  /** Open an existing database only: a missing file is NOT_FOUND and is not created. Default false. */
+  mustExist?: boolean;
 }
 
 export class SyncClient extends EventEmitter {
@@ -422,6 +481,11 @@ export class SyncClient extends EventEmitter {
   conflicts(): Conflict[];
   resolveConflict(conflictId: number, resolution: ConflictResolution): JsonObject | undefined;
 
+  ingest(dir: string, options?: IngestOptions): Promise<IngestReport>;
+  previewIngest(dir: string, options?: Omit<IngestOptions, 'dryRun'>): Promise<IngestReport>;
+  ingestStatus(): IngestStatus | null;
+  resetIngest(): void;
+
   /** Starts syncing by itself. Needs the transport option. */
   start(): void;
   /** Stops automatic syncing; a cycle in flight is aborted and its changes stay queued. */
@@ -439,6 +503,7 @@ export class SyncClient extends EventEmitter {
   on(event: 'status', listener: (status: SyncStatus) => void): this;
   on(event: 'sync', listener: (summary: SyncSummary) => void): this;
   on(event: 'error', listener: (error: SyncError) => void): this;
+  on(event: 'ingest-progress', listener: (progress: IngestProgress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'change', listener: (event: ChangeEvent) => void): this;
   once(event: 'conflict', listener: (conflict: AppliedConflict) => void): this;

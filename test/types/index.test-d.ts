@@ -67,6 +67,19 @@ store.applyRemote({ newChanges: [] });
 store.transaction(async () => 1);
 void [writtenType, note, dirty, notes, count, removed];
 
+// ---- ingestion
+async function ingestLogs(): Promise<number> {
+  store.on('ingest-progress', (progress) => void progress.filesDone);
+  const preview = await store.previewIngest('./logs', { pattern: '**/*.jsonl', entityType: 'session', idField: 'uuid' });
+  const report = await store.ingest('./logs', { entityType: 'session', idField: 'uuid', maxFiles: 10, forceFullSync: false });
+  const status = store.ingestStatus();
+  if (status && status.status === 'failed') store.resetIngest();
+  return preview.filesNew + report.recordsInserted + report.errors.filter((e) => e.line > 0).length;
+}
+void ingestLogs;
+// @ts-expect-error maxFiles is a number
+store.ingest('./logs', { maxFiles: '10' });
+
 // ---- sync engine
 const syncing = new SyncClient({
   path: ':memory:',
