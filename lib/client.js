@@ -295,6 +295,7 @@ class SyncClient extends EventEmitter {
     } finally {
       done();
     }
+    if (!this._handle.isOpen()) return result; // closed meanwhile: no events after close
     for (const conflict of result.conflicts) this.emit('conflict', conflict);
     this.emit('change', {
       source: 'remote',
@@ -417,7 +418,7 @@ class SyncClient extends EventEmitter {
    * @param {{ manual?: boolean }} [options]
    * @returns {Promise<import('../types').SyncSummary>}
    */
-  sync(options) {
+  async sync(options) {
     const engine = this._requireEngine('sync');
     const { manual = true } = is.optionsObject('options', options, ['manual']);
     if (!is.isBoolean(manual)) throw is.invalid('options.manual', 'a boolean', manual);

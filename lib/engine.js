@@ -68,7 +68,8 @@ class SyncEngine {
   sync(manual) {
     const native = this._native();
     const waiter = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
-    if (manual) native.schedRequestManual();
+    // A stopped scheduler runs no automatic cycle: then every sync() is a manual one.
+    if (manual || native.schedStatus().state === 'stopped') native.schedRequestManual();
     else native.schedNotify('focus');
     this._arm();
     this._tick();
@@ -148,11 +149,17 @@ class SyncEngine {
     let failure = null;
     try {
       let hasMore = true;
+      let isolate = false; // after a refused request: one change per request, to find the one refused
+      const refused = new Set(); // changes refused on their own in this cycle
       for (let request = 0; request < MAX_REQUESTS_PER_CYCLE; request += 1) {
         if (this._closed || signal.aborted) throw new SyncError('The sync was stopped', 'ABORTED');
-        const batch = JSON.parse(native.takeBatch(this._options.batch.push));
+        const batch = JSON.parse(native.takeBatch(isolate ? 1 : this._options.batch.push));
         // The first request always goes out (it pulls); later ones only while there is more to do.
         if (request > 0 && batch.length === 0 && !hasMore) break;
+        if (batch.some((change) => refused.has(change.changeId))) {
+          native.releaseInFlight(); // refused once already in this cycle: its next try waits for the next cycle
+          break;
+        }
         const body = {
           deviceId: client.deviceId,
           lastKnownServerVersion: client.serverVersion,
@@ -163,7 +170,24 @@ class SyncEngine {
         try {
           bytes = await this._options.transport(body, { signal });
         } catch (error) {
-          if (!this._closed) this._settleUnsent(batch, error);
+          if (this._closed) throw error;
+          if (classify(error) === 'rejected' && batch.length > 1) {
+            // One change may have made the whole request unacceptable (say, too large):
+            // send the batch again one change at a time so only that one counts a retry.
+            native.releaseInFlight();
+            isolate = true;
+            continue;
+          }
+          if (classify(error) === 'rejected' && batch.length === 1) {
+            // This change alone is refused: it counts a retry, and the others go on.
+            const [change] = batch;
+            const status = native.markFailed(change.changeId, `${error.status ?? ''} ${error.message}`.trim(), this._options.retry.maxRetries);
+            refused.add(change.changeId);
+            summary.rejected += 1;
+            if (status === 'failed') summary.failed.push(change.changeId);
+            continue;
+          }
+          this._settleUnsent(batch, error);
           throw error;
         }
         if (this._closed) throw new SyncError('The client was closed', 'CLOSED');
@@ -184,8 +208,9 @@ class SyncEngine {
           }
         }
         // Anything the response did not settle goes back to pending.
-        native.releaseInFlight();
+        const unsettled = native.releaseInFlight();
         hasMore = result.hasMore;
+        if (batch.length > 0 && unsettled === batch.length && !hasMore) break; // no progress: end the cycle
       }
     } catch (error) {
       failure = error;
@@ -203,10 +228,17 @@ class SyncEngine {
     native.schedFinished(outcome, retryAfterMs);
     const waiters = this._waiters.splice(0);
     if (failure) {
-      const error =
+      let error =
         failure instanceof SyncError
           ? failure
           : new SyncError(`Sync failed: ${failure && failure.message ? failure.message : failure}`, 'TRANSPORT');
+      if (outcome === 'aborted' && error.code !== 'ABORTED' && error.code !== 'CLOSED') {
+        error = new SyncError('The sync was stopped', 'ABORTED');
+      } else if (outcome === 'auth' && error.code !== 'AUTH') {
+        const auth = new SyncError(`Not authorized: ${error.message}`, 'AUTH');
+        if (error.status !== undefined) auth.status = error.status;
+        error = auth;
+      }
       if (outcome !== 'aborted') {
         this._lastError = { code: error.code, message: error.message, at: Date.now() };
         client.emit('error', error);

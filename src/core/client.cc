@@ -50,9 +50,18 @@ std::string StatsToJson(const QueueStats& stats) {
 
 Result<std::unique_ptr<Client>> Client::Open(const ClientOptions& options, std::shared_ptr<Clock> clock,
                                              std::shared_ptr<Random> random) {
-  std::unique_ptr<Client> client(new Client(options, std::move(clock), std::move(random)));
-  DS_RETURN_IF_ERROR(client->Initialize());
-  return client;
+  // Several processes or threads opening one new file at once can meet SQLite's lock
+  // without its busy handler (the first switch to WAL, a hot journal): open again, up to
+  // the busy timeout, before reporting BUSY.
+  constexpr int kStepMs = 10;
+  for (int waited = 0;; waited += kStepMs) {
+    std::unique_ptr<Client> client(new Client(options, clock, random));
+    Status status = client->Initialize();
+    if (status.ok()) return client;
+    if (status.code() != StatusCode::kBusy || waited >= options.busy_timeout_ms) return status;
+    client.reset();
+    sqlite3_sleep(kStepMs);
+  }
 }
 
 Status Client::Initialize() {
@@ -64,7 +73,7 @@ Status Client::Initialize() {
   Result<std::unique_ptr<Database>> opened = Database::Open(options_.path, db_options);
   if (!opened.ok()) return opened.status();
   db_ = std::move(opened).value();
-  DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations()));
+  DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations(), kApplicationId, options_.must_exist));
   DS_RETURN_IF_ERROR(db_->EnableWal());
 
   QueueOptions queue_options;

@@ -45,11 +45,10 @@ struct ManifestRow {
   std::string sha256;
 };
 
+// The file's mtime in milliseconds of the filesystem clock: a stable key for the manifest
+// (not necessarily Unix time; it is only compared with itself).
 int64_t MtimeMs(const fs::file_time_type& time) {
-  using namespace std::chrono;
-  // file_time_type's epoch is not the Unix epoch everywhere; convert through the clocks.
-  const auto system = time_point_cast<milliseconds>(time - fs::file_time_type::clock::now() + system_clock::now());
-  return system.time_since_epoch().count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
 }
 
 bool GlobMatchFrom(std::string_view pattern, std::string_view path) {
@@ -257,15 +256,20 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     if (use_manifest && manifest.found && manifest.size == file.size && manifest.mtime_ms == file.mtime_ms) {
       ++report.files_unchanged;
       ++state.files_done;
+      if (progress) progress(state);
       continue;
     }
     if (options.max_files && processed_files >= *options.max_files) {
       ++report.files_skipped;
+      ++state.files_done;
+      if (progress) progress(state);
       continue;
     }
     Result<std::string> content = ReadFile(file.absolute);
     if (!content.ok()) {
       report.errors.push_back(IngestError{file.relative, 0, CodeName(content.status().code()), content.status().message()});
+      ++state.files_done;
+      if (progress) progress(state);
       continue;
     }
     const std::string hash = Sha256Hex(content.value());
@@ -275,6 +279,7 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
       // Touched but not changed: remember the new stat so the next run does not read it again.
       ++report.files_unchanged;
       ++state.files_done;
+      if (progress) progress(state);
       if (!options.dry_run) {
         Result<std::unique_lock<std::recursive_mutex>> held = locked();
         if (!held.ok()) return held.status();
@@ -305,6 +310,21 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     int64_t line_number = 0;
     int64_t file_records = 0;
     size_t position = 0;
+    if (text.empty() && !options.dry_run) {
+      Result<std::unique_lock<std::recursive_mutex>> held = locked();
+      if (!held.ok()) return held.status();
+      Result<Statement*> stmt = db_.Cached(kManifestPut);
+      if (!stmt.ok()) return stmt.status();
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, root_key);
+      scope->BindText(2, file.relative);
+      scope->BindInt(3, file.size);
+      scope->BindInt(4, file.mtime_ms);
+      scope->BindText(5, hash);
+      scope->BindInt(6, 0);
+      scope->BindInt(7, clock_.NowMs());
+      DS_RETURN_IF_ERROR(scope->Run());
+    }
     while (position < text.size()) {
       Result<std::unique_lock<std::recursive_mutex>> held = locked();
       if (!held.ok()) return held.status();
@@ -335,8 +355,15 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
           fail("INVALID_ARGUMENT", std::string("Malformed JSON (") + simdjson::error_message(error) + ")");
           continue;
         }
-        if (doc.get_value().get(value) != simdjson::SUCCESS || value.type().get(type) != simdjson::SUCCESS ||
-            type != simdjson::ondemand::json_type::object) {
+        if (auto error = doc.get_value().get(value)) {
+          fail("INVALID_ARGUMENT", std::string("Malformed JSON (") + simdjson::error_message(error) + ")");
+          continue;
+        }
+        if (auto error = value.type().get(type)) {
+          fail("INVALID_ARGUMENT", std::string("Malformed JSON (") + simdjson::error_message(error) + ")");
+          continue;
+        }
+        if (type != simdjson::ondemand::json_type::object) {
           fail("INVALID_ARGUMENT", "Expected a JSON object on each line");
           continue;
         }
@@ -379,7 +406,8 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
         ++file_records;
         ++state.records;
         if (existing.value()) {
-          if (options.skip_existing || (existing.value()->data && *existing.value()->data == canonical)) {
+          if (options.skip_existing ||
+              (existing.value()->data && JsonValueEquals(*existing.value()->data, canonical))) {
             ++report.records_unchanged;
             continue;
           }

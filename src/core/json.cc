@@ -153,6 +153,13 @@ Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits
     if (!keys.Insert(key)) {
       return Status::InvalidArgument(ErrorMessage(path, "Duplicate key \"" + std::string(key) + "\" in object"));
     }
+    if (key == "__proto__" || key == "constructor") {
+      // Keys that rewrite an object's prototype when JavaScript code copies them naively.
+      return Status::InvalidArgument(ErrorMessage(path, "Reserved key \"" + std::string(key) + "\" in object"));
+    }
+    if (key.find('\0') != std::string_view::npos) {
+      return Status::InvalidArgument(ErrorMessage(path, "NUL character in an object key"));
+    }
     if (!first) out->push_back(',');
     first = false;
     out->append(TrimJsonWhitespace(raw_key));
@@ -224,6 +231,9 @@ Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& l
             ErrorMessage(path, std::string("Invalid string (") + simdjson::error_message(error) +
                                    "): lone surrogate or bad escape"));
       }
+      if (unescaped.find('\0') != std::string_view::npos) {
+        return Status::InvalidArgument(ErrorMessage(path, "NUL character in a string"));
+      }
       out->append(raw);
       return Status::Ok();
     }
@@ -257,7 +267,73 @@ Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& l
   }
 }
 
+bool DomEquals(simdjson::dom::element a, simdjson::dom::element b) {
+  using simdjson::dom::element_type;
+  const element_type ta = a.type();
+  const element_type tb = b.type();
+  const bool a_number = ta == element_type::INT64 || ta == element_type::UINT64 || ta == element_type::DOUBLE;
+  const bool b_number = tb == element_type::INT64 || tb == element_type::UINT64 || tb == element_type::DOUBLE;
+  if (a_number && b_number) {
+    if (ta == tb && ta == element_type::INT64) {
+      int64_t x = 0, y = 0;
+      return a.get_int64().get(x) == simdjson::SUCCESS && b.get_int64().get(y) == simdjson::SUCCESS && x == y;
+    }
+    if (ta == tb && ta == element_type::UINT64) {
+      uint64_t x = 0, y = 0;
+      return a.get_uint64().get(x) == simdjson::SUCCESS && b.get_uint64().get(y) == simdjson::SUCCESS && x == y;
+    }
+    double x = 0, y = 0;
+    return a.get_double().get(x) == simdjson::SUCCESS && b.get_double().get(y) == simdjson::SUCCESS && x == y;
+  }
+  if (ta != tb) return false;
+  switch (ta) {
+    case element_type::STRING: {
+      std::string_view x, y;
+      return a.get_string().get(x) == simdjson::SUCCESS && b.get_string().get(y) == simdjson::SUCCESS && x == y;
+    }
+    case element_type::BOOL: {
+      bool x = false, y = false;
+      return a.get_bool().get(x) == simdjson::SUCCESS && b.get_bool().get(y) == simdjson::SUCCESS && x == y;
+    }
+    case element_type::NULL_VALUE:
+      return true;
+    case element_type::ARRAY: {
+      simdjson::dom::array xa, xb;
+      if (a.get_array().get(xa) != simdjson::SUCCESS || b.get_array().get(xb) != simdjson::SUCCESS) return false;
+      if (xa.size() != xb.size()) return false;
+      auto ib = xb.begin();
+      for (simdjson::dom::element item : xa) {
+        if (!DomEquals(item, *ib)) return false;
+        ++ib;
+      }
+      return true;
+    }
+    case element_type::OBJECT: {
+      simdjson::dom::object oa, ob;
+      if (a.get_object().get(oa) != simdjson::SUCCESS || b.get_object().get(ob) != simdjson::SUCCESS) return false;
+      if (oa.size() != ob.size()) return false;
+      for (simdjson::dom::key_value_pair field : oa) {
+        simdjson::dom::element other;
+        if (ob.at_key(field.key).get(other) != simdjson::SUCCESS) return false;
+        if (!DomEquals(field.value, other)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 }  // namespace
+
+bool JsonValueEquals(std::string_view a, std::string_view b) {
+  if (a == b) return true;
+  simdjson::dom::parser parser_a, parser_b;
+  simdjson::dom::element ea, eb;
+  if (parser_a.parse(a.data(), a.size()).get(ea) != simdjson::SUCCESS) return false;
+  if (parser_b.parse(b.data(), b.size()).get(eb) != simdjson::SUCCESS) return false;
+  return DomEquals(ea, eb);
+}
 
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
                          std::string_view path, std::string* out) {

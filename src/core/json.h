@@ -28,9 +28,11 @@ void AppendJsonString(std::string* out, std::string_view text);
 std::string DescribeReceived(simdjson::ondemand::value value);
 
 // Validates `value` and appends its canonical (minified) JSON to `out`.
-// Rejects: nesting deeper than limits.max_depth, duplicate object keys, numbers
-// that JavaScript cannot hold exactly (out of double range, or integers that a
-// double would round), invalid string escapes and lone surrogates.
+// Rejects: nesting deeper than limits.max_depth, duplicate object keys, the keys
+// "__proto__" and "constructor" (prototype pollution in JavaScript consumers), NUL
+// characters in strings and keys, numbers that JavaScript cannot hold exactly (out
+// of double range, or integers that a double would round), invalid string escapes
+// and lone surrogates.
 // `path` names the value in error messages (e.g. "changes[3].data").
 // REQUIRES: depth is the nesting level of `value` itself (0 for a document root).
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
@@ -48,6 +50,10 @@ enum class PatchNulls {
 // REQUIRES: both are canonical JSON objects produced by CopyValidatedJson.
 Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
                                         std::string_view patch, PatchNulls nulls = PatchNulls::kRemove);
+
+// True when two JSON texts hold the same value: objects compare by key regardless of
+// order, numbers by value (1.0 equals 1), strings after unescaping. Invalid JSON is unequal.
+bool JsonValueEquals(std::string_view a, std::string_view b);
 
 // Trims JSON whitespace from the end of a raw token.
 std::string_view TrimJsonWhitespace(std::string_view text);

@@ -48,7 +48,7 @@ constexpr const char* kDiscard = "DELETE FROM changes WHERE change_id = ?1";
 constexpr const char* kTakeBatch =
     "SELECT " DS_CHANGE_COLUMNS " FROM changes AS c WHERE c.status = 'pending' AND NOT EXISTS ("
     "  SELECT 1 FROM changes AS p WHERE p.entity_type = c.entity_type AND p.entity_id = c.entity_id"
-    "  AND p.id < c.id AND p.status IN ('failed', 'syncing')) "
+    "  AND p.id < c.id AND p.status != 'synced') "
     "ORDER BY c.id LIMIT ?1";
 constexpr const char* kMarkSyncing =
     "UPDATE changes SET status = 'syncing', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1";

@@ -110,7 +110,9 @@ class ChangeQueue {
   // ---- Transitions used by the sync engine.
 
   // Takes up to `limit` pending changes for sending (pending -> syncing), oldest
-  // first, skipping entities with an earlier failed or in-flight change.
+  // first, and at most one per entity: the oldest unacknowledged one. A later change of
+  // an entity goes out only once the earlier one is acknowledged, so it can never
+  // overtake one that the server rejects (and a failed change blocks only its entity).
   Result<std::vector<Change>> TakeBatch(int64_t limit);
   // The server applied the change as `server_version` (syncing -> synced).
   Status MarkSynced(const std::string& change_id, std::optional<int64_t> server_version);

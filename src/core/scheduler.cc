@@ -19,7 +19,9 @@ int64_t FullJitterDelayMs(const RetryOptions& retry, int64_t failures, Random& r
   if (failures <= 0) return 0;
   // base * 2^(failures-1), capped without overflowing.
   int64_t ceiling = std::max<int64_t>(retry.base_delay_ms, 0);
-  for (int64_t i = 1; i < failures && ceiling < retry.max_delay_ms; ++i) ceiling *= 2;
+  for (int64_t i = 1; i < failures && ceiling < retry.max_delay_ms; ++i) {
+    ceiling = ceiling > retry.max_delay_ms / 2 ? retry.max_delay_ms : ceiling * 2;  // no overflow
+  }
   ceiling = std::min(ceiling, retry.max_delay_ms);
   if (ceiling <= 0) return 0;
   return static_cast<int64_t>(random.NextDouble() * static_cast<double>(ceiling));

@@ -123,7 +123,7 @@ Result<int> SchemaVersion(Database& db) {
   return static_cast<int>(stmt.value()->Int(0));
 }
 
-Status Migrate(Database& db, const std::vector<Migration>& migrations) {
+Status Migrate(Database& db, const std::vector<Migration>& migrations, int32_t wanted_id, bool must_be_initialized) {
   const int newest = migrations.empty() ? 0 : migrations.back().version;
   Transaction check(db);
   DS_RETURN_IF_ERROR(check.status());
@@ -140,9 +140,19 @@ Status Migrate(Database& db, const std::vector<Migration>& migrations) {
   if (!tables_row.ok()) return tables_row.status();
   const int64_t table_count = tables.value()->Int(0);
 
-  if (application_id != kApplicationId && (application_id != 0 || table_count > 0)) {
+  if (application_id != wanted_id && (application_id == kApplicationId || application_id == kServerApplicationId)) {
+    return Status::Error(StatusCode::kNotADatabase,
+                         "The file '" + db.path() + "' is a deltasync " +
+                             (application_id == kServerApplicationId ? "server" : "client") + " database, not a " +
+                             (wanted_id == kServerApplicationId ? "server" : "client") + " database");
+  }
+  if (application_id != wanted_id && (application_id != 0 || table_count > 0)) {
     return Status::Error(StatusCode::kNotADatabase,
                          "The file '" + db.path() + "' is an SQLite database but not a deltasync database");
+  }
+  if (must_be_initialized && application_id == 0 && table_count == 0) {
+    return Status::Error(StatusCode::kNotADatabase,
+                         "The file '" + db.path() + "' is an empty SQLite database, not a deltasync database");
   }
   if (version.value() > newest) {
     return Status::Error(StatusCode::kNotADatabase,
@@ -152,7 +162,7 @@ Status Migrate(Database& db, const std::vector<Migration>& migrations) {
   }
   if (version.value() == newest) return check.Commit();
   if (application_id == 0) {
-    DS_RETURN_IF_ERROR(db.Exec("PRAGMA application_id=" + std::to_string(kApplicationId)));
+    DS_RETURN_IF_ERROR(db.Exec("PRAGMA application_id=" + std::to_string(wanted_id)));
   }
   DS_RETURN_IF_ERROR(check.Commit());
 

@@ -12,8 +12,10 @@
 
 namespace deltasync {
 
-// 'DSNC': marks files written by deltasync so that other SQLite files are refused.
+// 'DSNC': marks client files written by deltasync so that other SQLite files are refused.
 inline constexpr int32_t kApplicationId = 0x44534E43;
+// 'DSNS': marks server files, so that a client never opens one (and the other way round).
+inline constexpr int32_t kServerApplicationId = 0x44534E53;
 
 struct Migration {
   int version;      // user_version after this migration; 1, 2, 3... without gaps
@@ -26,7 +28,10 @@ const std::vector<Migration>& ClientMigrations();
 // Brings `db` to the last version in `migrations`.
 // Fails with NOT_A_DATABASE when the file holds tables but is not a deltasync file,
 // or was written by a newer release (user_version above the newest known migration).
-Status Migrate(Database& db, const std::vector<Migration>& migrations);
+// `application_id` tells whose file it is (kApplicationId or kServerApplicationId). With
+// `must_be_initialized`, a file that holds no schema at all is refused instead of created.
+Status Migrate(Database& db, const std::vector<Migration>& migrations, int32_t application_id = kApplicationId,
+               bool must_be_initialized = false);
 
 // Reads PRAGMA user_version.
 Result<int> SchemaVersion(Database& db);

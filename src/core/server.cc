@@ -626,7 +626,7 @@ class SyncServerCore::Impl {
       outcome.error_code = "NOT_FOUND";
       outcome.error_message = "UPDATED of " + change.entity_type + "/" + change.entity_id +
                               ", which the server does not have (send CREATED first)";
-      DS_RETURN_IF_ERROR(RecordOutcome(user_id, fingerprint, outcome));
+      // Not recorded: nothing was applied, and a retry after the cause is gone must be judged again.
       outcomes->push_back(std::move(outcome));
       return Status::Ok();
     }
@@ -1241,17 +1241,33 @@ class SyncServerCore::Impl {
         has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
         if (!deleted) rest = std::string(data);
       }
+      // The id as it was pushed (a number stays a number), else the entity id as a string.
+      std::string id_json;
+      if (!scope->IsNull(2)) {
+        simdjson::padded_string padded(scope->Text(2));
+        simdjson::ondemand::document doc;
+        simdjson::ondemand::value id_value;
+        std::string_view raw;
+        if (s_.scratch_parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
+            doc.find_field_unordered(id_field).get(id_value) == simdjson::SUCCESS &&
+            id_value.raw_json().get(raw) == simdjson::SUCCESS) {
+          id_json = std::string(TrimJsonWhitespace(raw));
+        }
+      }
+      if (id_json.empty()) {
+        AppendString(&id_json, entity_id);
+      }
       std::string record = "{";
       AppendString(&record, id_field);
       record.push_back(':');
-      AppendString(&record, entity_id);
+      record.append(id_json);
       if (!has_time || deleted) {
         // A record keeps the updated_at it was pushed with; one without gets the server's commit time.
         record.append(",\"updated_at\":");
         AppendString(&record, FormatIso8601(server_timestamp));
       }
       if (deleted) {
-        record.append(",\"deleted\":true}");
+        record.append(",\"deleted\":true}");  // a deleted entity: its id and the flag
       } else {
         Result<std::string> fields = DropKeys(s_.scratch_parser_, rest, {id_field});
         if (!fields.ok()) return fields.status();
@@ -1298,7 +1314,7 @@ Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions
   Result<std::unique_ptr<Database>> db = Database::Open(options.path, db_options);
   if (!db.ok()) return db.status();
   server->db_ = std::move(db).value();
-  DS_RETURN_IF_ERROR(Migrate(*server->db_, ServerMigrations()));
+  DS_RETURN_IF_ERROR(Migrate(*server->db_, ServerMigrations(), kServerApplicationId));
   DS_RETURN_IF_ERROR(server->db_->EnableWal());
   return server;
 }

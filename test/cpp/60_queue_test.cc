@@ -479,7 +479,13 @@ TEST_F(QueueTest, TakeBatchKeepsPerEntityOrder) {
   Enqueue(Created("y", R"({"v":1})", "y1"));
   Enqueue(Updated("x", R"({"v":2})", "x2"));
   Enqueue(Updated("x", R"({"v":3})", "x3"));
-  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x1", "y1", "x2", "x3"}));
+  // One change per entity per batch, oldest first: x2 goes out only once x1 is acknowledged.
+  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x1", "y1"}));
+  EXPECT_TRUE(Take(10).empty());
+  ASSERT_TRUE(IsOk(queue_->MarkSynced("x1", 1)));
+  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x2"}));
+  ASSERT_TRUE(IsOk(queue_->MarkSynced("x2", 2)));
+  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x3"}));
 }
 
 TEST_F(QueueTest, NothingIsTakenBehindAnInFlightChangeOfTheSameEntity) {
@@ -514,7 +520,9 @@ TEST_F(QueueTest, AFailedChangeBlocksOnlyItsOwnEntity) {
   Result<int64_t> retried = queue_->RetryFailed();
   ASSERT_TRUE(IsOk(retried));
   EXPECT_EQ(retried.value(), 1);
-  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x1", "x2"}));
+  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x1"}));
+  ASSERT_TRUE(IsOk(queue_->MarkSynced("x1", 3)));
+  EXPECT_EQ(Ids(Take(10)), (std::vector<std::string>{"x2"}));
 }
 
 TEST_F(QueueTest, DiscardingTheFailedChangeUnblocksItsEntity) {

@@ -1,0 +1,189 @@
+'use strict';
+
+// The deltasync command line: `deltasync <command> [arguments]`.
+// Exit codes: 0 done, 1 failed (a clear message on stderr), 2 bad arguments.
+
+const { parseArgs, UsageError, CliError } = require('./args');
+const clientCommands = require('./client-commands');
+const { serve } = require('./serve');
+
+const STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
+const json = { type: 'boolean', help: 'print JSON instead of text' };
+
+const COMMANDS = {
+  serve: {
+    summary: 'run a sync server (Express) on an embedded SQLite file',
+    usage: 'deltasync serve --db <server.db> [--port 8080] [--host 127.0.0.1] [--token T] [--mount /] [--conflicts S]',
+    description: [
+      'Serves the sync routes of deltasync/express (POST /v2, /push, /pull, /full,',
+      '/resolve-conflict, GET /status/:deviceId, /changes) on the database file,',
+      'which is created when missing. Prints the URL when listening and one line',
+      'per request (method path status time). Stops cleanly on SIGINT or SIGTERM.',
+      '',
+      'With --token (or the DELTASYNC_TOKEN environment variable), requests need',
+      '"Authorization: Bearer <token>" and the user id is the x-user-id header',
+      '(default "default"). Without it, every request is user "default".',
+    ],
+    positionals: [],
+    options: {
+      db: { type: 'string', required: true, help: 'the server database file' },
+      port: { type: 'integer', min: 0, max: 65535, default: 8080, help: 'port to listen on; 0 picks a free one (default 8080)' },
+      host: { type: 'string', default: '127.0.0.1', help: 'address to listen on (default 127.0.0.1)' },
+      token: { type: 'string', help: 'the bearer token clients must send' },
+      mount: { type: 'string', default: '/', help: 'the path the routes are mounted at (default /)' },
+      conflicts: { type: 'string', choices: STRATEGIES, default: 'newest_wins', help: `conflict strategy: ${STRATEGIES.join(', ')}` },
+    },
+    run: serve,
+  },
+  inspect: {
+    summary: 'show a client database: device, queue, changes, conflicts, cursor, last ingest',
+    usage: 'deltasync inspect <client.db> [--limit N] [--json]',
+    description: ['Prints the device id, queue stats, the first pending and failed changes,', 'open conflicts, the server version pulled up to and the last ingest run.'],
+    positionals: ['client.db'],
+    options: {
+      limit: { type: 'integer', min: 1, default: 20, help: 'how many pending and failed changes to list (default 20)' },
+      json,
+    },
+    run: clientCommands.inspect,
+  },
+  export: {
+    summary: 'export the change queue as JSON (for debugging and support)',
+    usage: 'deltasync export <client.db> [--out <file>]',
+    description: ['Writes client.queue.export() as JSON to stdout, or to --out.'],
+    positionals: ['client.db'],
+    options: { out: { type: 'string', help: 'write to this file instead of stdout' } },
+    run: clientCommands.exportQueue,
+  },
+  ingest: {
+    summary: 'ingest a directory of JSONL files into a client database',
+    usage: 'deltasync ingest <client.db> <dir> [--dry-run] [--max-files N] [--force] [--pattern G] [--entity-type T] [--id-field F] [--skip-existing] [--json]',
+    description: [
+      'Reads new and changed files (unchanged ones are known by size, time and SHA-256)',
+      'and stores one record per line, queued for sync; records equal to the stored',
+      'document are skipped. A bad line is reported with its file and line number and',
+      'the rest is ingested. Shows a progress bar on a terminal.',
+    ],
+    positionals: ['client.db', 'dir'],
+    options: {
+      'dry-run': { type: 'boolean', help: 'report what would be ingested, write nothing' },
+      'max-files': { type: 'integer', min: 1, help: 'at most N new or changed files this run; the rest wait' },
+      force: { type: 'boolean', help: 'ignore the manifest: read every matching file again' },
+      pattern: { type: 'string', help: 'glob relative to <dir>: ** spans directories (default **/*.jsonl)' },
+      'entity-type': { type: 'string', help: 'the entity type of the records (default record)' },
+      'id-field': { type: 'string', help: 'the record field holding the id (default id)' },
+      'skip-existing': { type: 'boolean', help: 'only add new records, never overwrite stored ones' },
+      json,
+    },
+    run: clientCommands.ingest,
+  },
+  retry: {
+    summary: 'make failed changes pending again',
+    usage: 'deltasync retry <client.db> [--json]',
+    description: ['Failed changes (out of retries) become pending again with their retry count reset.'],
+    positionals: ['client.db'],
+    options: { json },
+    run: clientCommands.retry,
+  },
+  discard: {
+    summary: 'remove one queued change that is not in flight',
+    usage: 'deltasync discard <client.db> <changeId> [--json]',
+    description: ['Removes the change for good: the server never learns of it.'],
+    positionals: ['client.db', 'changeId'],
+    options: { json },
+    run: clientCommands.discard,
+  },
+};
+
+function version() {
+  return require('../../package.json').version;
+}
+
+function overview() {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  return [
+    'Usage: deltasync <command> [arguments]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`),
+    '',
+    'Run "deltasync <command> --help" for the arguments of a command.',
+    'Exit codes: 0 done, 1 failed, 2 bad arguments.',
+    '',
+  ].join('\n');
+}
+
+function commandHelp(name) {
+  const command = COMMANDS[name];
+  const flag = (option, key) => `--${key}${option.type === 'boolean' ? '' : option.type === 'integer' ? ' N' : ' <value>'}`;
+  const flags = Object.entries(command.options).map(([key, option]) => [flag(option, key), option.help]);
+  flags.push(['--help', 'show this help']);
+  const width = Math.max(...flags.map(([text]) => text.length));
+  return [
+    `Usage: ${command.usage}`,
+    '',
+    `${command.summary[0].toUpperCase()}${command.summary.slice(1)}.`,
+    ...(command.description.length ? ['', ...command.description] : []),
+    '',
+    'Options:',
+    ...flags.map(([text, help]) => `  ${text.padEnd(width)}  ${help}`),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Runs the CLI. Resolves with the exit code; never throws.
+ * @param {string[]} argv the arguments after `deltasync`
+ * @param {{ stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream }} [io]
+ * @returns {Promise<number>}
+ */
+async function main(argv, io = { stdout: process.stdout, stderr: process.stderr }) {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    io.stderr.write('deltasync: missing command (run "deltasync --help" for the list)\n');
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
+    io.stdout.write(overview());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (name === 'help') {
+    if (!Object.prototype.hasOwnProperty.call(COMMANDS, rest[0])) {
+      io.stderr.write(`deltasync: unknown command ${JSON.stringify(rest[0])} (run "deltasync --help" for the list)\n`);
+      return 2;
+    }
+    io.stdout.write(commandHelp(rest[0]));
+    return 0;
+  }
+  if (!Object.prototype.hasOwnProperty.call(COMMANDS, name)) {
+    io.stderr.write(`deltasync: unknown command ${JSON.stringify(name)} (run "deltasync --help" for the list)\n`);
+    return 2;
+  }
+  const command = COMMANDS[name];
+  try {
+    const parsed = parseArgs(rest, command);
+    if (parsed.help) {
+      io.stdout.write(commandHelp(name));
+      return 0;
+    }
+    return await command.run(parsed, io);
+  } catch (error) {
+    const message = String(error && error.message ? error.message : error).replace(/\s*\n\s*/g, ' ');
+    if (error instanceof UsageError) {
+      io.stderr.write(`deltasync ${name}: ${message} (run "deltasync ${name} --help")\n`);
+      return 2;
+    }
+    if (error instanceof CliError) {
+      io.stderr.write(`deltasync ${name}: ${message}\n`);
+      return 1;
+    }
+    const code = error && typeof error.code === 'string' ? ` (${error.code})` : '';
+    io.stderr.write(`deltasync ${name}: ${message}${code}\n`);
+    return 1;
+  }
+}
+
+module.exports = { main, COMMANDS };
