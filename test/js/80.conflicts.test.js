@@ -344,10 +344,6 @@ describe('merge', () => {
 
   test(
     "an entity created on both sides: what is queued turns the server's document into the merged one",
-    {
-      todo:
-        "bug: src/core/apply.cc ApplyOne (kMerge) keeps the remaining local change a CREATED (rebased on version 1), and the server's CREATED replaces the document, dropping the remote-only fields the client shows",
-    },
     async (t) => {
       for (const offset of [OFFSETS.newer, OFFSETS.older]) {
         const client = memoryClient(t, { conflicts: 'merge' });
