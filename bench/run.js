@@ -7,7 +7,7 @@
 // both sides together. The full results go to bench/results/latest.json.
 //
 //   node bench/run.js                   every trial, full sizes
-//   node bench/run.js --quick           small sizes (a smoke test; skips building the C++ trial)
+//   node bench/run.js --quick           small sizes (a smoke test; skips building the C++ trials)
 //                                       --quick and --filter runs write os.tmpdir()/deltasync-bench-partial.json
 //   node bench/run.js --filter many     only trials whose id contains "many"
 //   node bench/run.js --repeat 3        run the list 3 times, interleaved; keep each trial's median run
@@ -28,9 +28,22 @@ const BUILD_LOCK = '/tmp/deltasync-build.lock';
 const TRIAL_TIMEOUT_MS = 15 * 60 * 1000;
 
 // ---- The trials. `params(quick)` gives the child's parameters; `binary` names a
-// CMake target in build/bench instead of a script.
+// CMake target in build/bench instead of a script; `nodeArgs` go before the script.
+
+const GC = ['--expose-gc'];
+const applySizes = (quick) => (quick ? { seed: 5000, count: 10000 } : { seed: 50000, count: 100000 });
+const storeSizes = (quick) => ({ count: quick ? 2000 : 20000, rounds: 5, warmup: quick ? 200 : 1000 });
+const loadSizes = (quick) => ({
+  clients: 8,
+  users: 4,
+  changesPerRequest: 100,
+  requests: quick ? 10 : 200,
+  warmup: quick ? 2 : 5,
+  changeIds: 'v7',
+});
 
 const TRIALS = [
+  // Issue "Foundation": the durable queue.
   {
     id: 'enqueue-single/deltasync',
     group: 'a',
@@ -80,33 +93,367 @@ const TRIALS = [
     script: 'trials/memory-flat.js',
     params: (quick) => ({ impl: 'better-sqlite3', total: quick ? 100000 : 1000000, batch: 10000 }),
   },
+
+  // Issue "Store and delta application".
+  {
+    id: 'apply/deltasync',
+    group: 'e',
+    label: 'deltasync await client.applyRemote(buf)',
+    script: 'trials/apply.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'deltasync', mode: 'throughput', ...applySizes(quick), iterations: quick ? 1 : 3 }),
+  },
+  {
+    id: 'apply/better-sqlite3',
+    group: 'e',
+    label: 'JSON.parse + better-sqlite3 upserts, 1 tx',
+    script: 'trials/apply.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'better-sqlite3', mode: 'throughput', ...applySizes(quick), iterations: quick ? 1 : 3 }),
+  },
+  {
+    id: 'apply/sqlite-ceiling',
+    group: 'e',
+    label: 'C++ sqlite3 API, pre-parsed values',
+    binary: 'bench_apply_ceiling',
+    params: (quick) => ({ ...applySizes(quick), iterations: quick ? 1 : 3 }),
+  },
+  {
+    id: 'apply-stall/deltasync',
+    group: 'f',
+    label: 'deltasync await client.applyRemote(buf)',
+    script: 'trials/apply.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'deltasync', mode: 'stall', runs: quick ? 1 : 3, ...applySizes(quick) }),
+  },
+  {
+    id: 'apply-stall/better-sqlite3',
+    group: 'f',
+    label: 'JSON.parse + better-sqlite3 upserts, 1 tx',
+    script: 'trials/apply.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'better-sqlite3', mode: 'stall', runs: quick ? 1 : 3, ...applySizes(quick) }),
+  },
+  {
+    id: 'apply-put/deltasync',
+    group: 'g',
+    label: 'deltasync applyRemote, put() every 5 ms',
+    script: 'trials/apply.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'deltasync', mode: 'put', putEveryMs: 5, runs: quick ? 1 : 3, ...applySizes(quick) }),
+  },
+  {
+    id: 'apply-put/better-sqlite3',
+    group: 'g',
+    label: 'JS peer apply, put() every 5 ms',
+    script: 'trials/apply.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'better-sqlite3', mode: 'put', putEveryMs: 5, runs: quick ? 1 : 3, ...applySizes(quick) }),
+  },
+  {
+    id: 'apply-memory/deltasync',
+    group: 'h',
+    label: 'deltasync await client.applyRemote(buf)',
+    script: 'trials/apply-memory.js',
+    params: (quick) => ({ impl: 'deltasync', total: quick ? 100000 : 1000000, page: 10000 }),
+  },
+  {
+    id: 'apply-memory/better-sqlite3',
+    group: 'h',
+    label: 'JSON.parse + better-sqlite3 upserts',
+    script: 'trials/apply-memory.js',
+    params: (quick) => ({ impl: 'better-sqlite3', total: quick ? 100000 : 1000000, page: 10000 }),
+  },
+  ...['put', 'get', 'patch'].flatMap((op, i) => [
+    {
+      id: `store-${op}/deltasync`,
+      group: 'ijk'[i],
+      label: `deltasync client.${op}()`,
+      script: 'trials/store-ops.js',
+      params: (quick) => ({ impl: 'deltasync', op, ...storeSizes(quick) }),
+    },
+    {
+      id: `store-${op}/better-sqlite3`,
+      group: 'ijk'[i],
+      label: `better-sqlite3, same statements (${op})`,
+      script: 'trials/store-ops.js',
+      params: (quick) => ({ impl: 'better-sqlite3', op, ...storeSizes(quick) }),
+    },
+  ]),
+
+  // Issue "Sync server".
+  {
+    id: 'server-load/deltasync',
+    group: 'l',
+    label: 'deltasync createSyncRouter (Express)',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'deltasync', mode: 'load', ...loadSizes(quick) }),
+  },
+  {
+    id: 'server-load/better-sqlite3',
+    group: 'l',
+    label: 'JS peer: express.json + better-sqlite3',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'better-sqlite3', mode: 'load', ...loadSizes(quick) }),
+  },
+  {
+    id: 'server-load-v4/deltasync',
+    group: 'l2',
+    label: 'deltasync createSyncRouter (Express)',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'deltasync', mode: 'load', ...loadSizes(quick), requests: quick ? 10 : 100, changeIds: 'v4' }),
+  },
+  {
+    id: 'server-load-v4/better-sqlite3',
+    group: 'l2',
+    label: 'JS peer: express.json + better-sqlite3',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'better-sqlite3', mode: 'load', ...loadSizes(quick), requests: quick ? 10 : 100, changeIds: 'v4' }),
+  },
+  {
+    id: 'server-pull/deltasync',
+    group: 'm',
+    label: 'deltasync await server.pull() (object)',
+    script: 'trials/server-pull.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'deltasync', count: quick ? 2000 : 10000, iterations: quick ? 5 : 15 }),
+  },
+  {
+    id: 'server-pull/deltasync-text',
+    group: 'm',
+    label: 'deltasync native pull (JSON text)',
+    script: 'trials/server-pull.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'deltasync-text', count: quick ? 2000 : 10000, iterations: quick ? 5 : 15 }),
+  },
+  {
+    id: 'server-pull/better-sqlite3',
+    group: 'm',
+    label: 'JS peer: .all() + JSON.stringify (text)',
+    script: 'trials/server-pull.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'better-sqlite3', count: quick ? 2000 : 10000, iterations: quick ? 5 : 15 }),
+  },
+  {
+    id: 'server-pull/better-sqlite3-objects',
+    group: 'm',
+    label: 'JS peer: .all() + JSON.parse (object)',
+    script: 'trials/server-pull.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'better-sqlite3-objects', count: quick ? 2000 : 10000, iterations: quick ? 5 : 15 }),
+  },
+  {
+    id: 'server-stall/deltasync',
+    group: 'n',
+    label: 'deltasync createSyncRouter (Express)',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'deltasync', mode: 'push-stall', pushBytes: quick ? 1 << 20 : 10 << 20, pushes: quick ? 1 : 3 }),
+  },
+  {
+    id: 'server-stall/better-sqlite3',
+    group: 'n',
+    label: 'JS peer: express.json + better-sqlite3',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'better-sqlite3', mode: 'push-stall', pushBytes: quick ? 1 << 20 : 10 << 20, pushes: quick ? 1 : 3 }),
+  },
 ];
 
-// What each group compares, and the targets of the "Foundation" issue (reported, never enforced).
+const ISSUES = {
+  foundation: 'Foundation',
+  store: 'Store and delta application',
+  server: 'Sync server',
+};
+
+const STORE_DETAILS = {
+  header: ['wall us/op', 'CPU us/op', 'queued', ''],
+  row: (r) => [r.wallUsPerOp.toFixed(1), r.cpuUsPerOp.toFixed(1), fmtInt(r.queued), ''],
+};
+
+// What each group compares, and the targets of the issues (reported, never enforced).
+// A target names a number of the group's summary (see summarize): { what, metric,
+// min | max, unit: 'ratio' | 'rate' | 'pct' | 'ms' }. `details` adds one line per
+// trial under the group with four more numbers; `extra` adds numbers to the summary.
 const GROUPS = {
   a: {
+    issue: 'foundation',
     title: (p) => `(a) enqueue: one committed transaction per change, ${fmtInt(p.count)} changes (median of ${p.rounds} rounds)`,
     subject: 'enqueue-single/deltasync',
     peer: 'enqueue-single/better-sqlite3',
-    targets: { minPeerRatio: 1.0 },
+    targets: [{ what: '>= 1.0x better-sqlite3', metric: 'vsPeer', min: 1.0, unit: 'ratio' }],
   },
   b: {
+    issue: 'foundation',
     title: (p) => `(b) enqueueMany: ${fmtInt(p.count)} changes in one transaction (median of ${p.iterations})`,
     subject: 'enqueue-many/deltasync',
     peer: 'enqueue-many/better-sqlite3',
     ceiling: 'enqueue-many/sqlite-ceiling',
-    targets: { minPeerRatio: 2.0, minChangesPerSec: 300000 },
+    targets: [
+      { what: '>= 2.0x better-sqlite3', metric: 'vsPeer', min: 2.0, unit: 'ratio' },
+      { what: '>= 300,000 changes/s', metric: 'changesPerSec', min: 300000, unit: 'rate' },
+    ],
   },
   c: {
+    issue: 'foundation',
     title: (p) => `(c) raw SQLite ceiling: the same ${fmtInt(p.count)} rows, one prepared statement, one tx`,
     subject: 'enqueue-many/sqlite-ceiling',
     ceiling: 'enqueue-many/sqlite-ceiling',
   },
   d: {
+    issue: 'foundation',
     title: (p) => `(d) memory: ${fmtInt(p.total)} changes via enqueueMany in batches of ${fmtInt(p.batch)}`,
     subject: 'memory-flat/deltasync',
     peer: 'memory-flat/better-sqlite3',
     memory: true,
+  },
+  e: {
+    issue: 'store',
+    title: (p) =>
+      `(e) apply: a page of ${fmtInt(p.count)} changes (half CREATED, half UPDATED) into a store of ${fmtInt(p.seed)} ` +
+      `documents${p.iterations ? ` (median of ${p.iterations})` : ''}`,
+    subject: 'apply/deltasync',
+    peer: 'apply/better-sqlite3',
+    ceiling: 'apply/sqlite-ceiling',
+    targets: [
+      { what: '>= 3.0x JS peer', metric: 'vsPeer', min: 3.0, unit: 'ratio' },
+      { what: '>= 50% of the SQLite ceiling', metric: 'ofCeiling', min: 0.5, unit: 'pct' },
+    ],
+  },
+  f: {
+    issue: 'store',
+    title: (p) => `(f) event loop and memory during that apply (worst of ${plural(p.runs, 'run')}; the page read from a file)`,
+    subject: 'apply-stall/deltasync',
+    peer: 'apply-stall/better-sqlite3',
+    details: {
+      header: ['max stall', 'ELD p99', 'RSS before', 'apply peak'],
+      row: (r) => [fmtMs(r.maxStallMs), fmtMs(r.eldP99Ms), fmtMb(r.rssBeforeMb), fmtMb(r.applyPeakRssKb / 1024)],
+      note: (r) =>
+        `max stall per run: ${r.maxStallPerRunMs.map(fmtMs).join(', ')}; ` +
+        `RSS before each run: ${r.rssBeforePerRunMb.map(fmtMb).join(', ')}`,
+    },
+    extra: (s, subject, peer) => ({
+      maxStallMs: subject?.maxStallMs,
+      peerMaxStallMs: peer?.maxStallMs,
+      applyPeakRssMb: subject && subject.applyPeakRssKb / 1024,
+      peerApplyPeakRssMb: peer && peer.applyPeakRssKb / 1024,
+      peakRssVsPeer: subject && peer ? subject.applyPeakRssKb / peer.applyPeakRssKb : NaN,
+    }),
+    targets: [
+      { what: 'max event-loop stall <= 20 ms', metric: 'maxStallMs', max: 20, unit: 'ms' },
+      { what: 'apply peak RSS <= 0.5x JS peer', metric: 'peakRssVsPeer', max: 0.5, unit: 'ratio' },
+    ],
+  },
+  g: {
+    issue: 'store',
+    title: (p) =>
+      `(g) a put() due every ${p.putEveryMs} ms on the main thread while that page applies (${plural(p.runs, 'run')}; latency ` +
+      'from when it was due)',
+    subject: 'apply-put/deltasync',
+    peer: 'apply-put/better-sqlite3',
+    details: {
+      header: ['put max', 'put p99', 'put p50', 'puts'],
+      row: (r) => [fmtMs(r.putMaxMs), fmtMs(r.putP99Ms), fmtMs(r.putP50Ms), fmtInt(r.puts)],
+      note: (r) => `max per run: ${r.putMaxPerRunMs.map(fmtMs).join(', ')}`,
+    },
+    extra: (s, subject, peer) => ({
+      putMaxMs: subject?.putMaxMs,
+      putP99Ms: subject?.putP99Ms,
+      peerPutMaxMs: peer?.putMaxMs,
+      peerPutP99Ms: peer?.putP99Ms,
+    }),
+  },
+  h: {
+    issue: 'store',
+    title: (p) => `(h) memory: ${fmtInt(p.total)} changes applied in pages of ${fmtInt(p.page)}`,
+    subject: 'apply-memory/deltasync',
+    peer: 'apply-memory/better-sqlite3',
+    memory: true,
+    // "Flat" read as: RSS after all the data within 25% of RSS after the first tenth.
+    targets: [{ what: 'RSS flat (100%/10% <= 1.25x)', metric: 'growth', max: 1.25, unit: 'ratio' }],
+  },
+  i: {
+    issue: 'store',
+    title: (p) => `(i) put: ${fmtInt(p.count)} new documents, one transaction each; operations/s (median of ${p.rounds} rounds)`,
+    subject: 'store-put/deltasync',
+    peer: 'store-put/better-sqlite3',
+    details: STORE_DETAILS,
+    targets: [{ what: '>= 1.0x better-sqlite3', metric: 'vsPeer', min: 1.0, unit: 'ratio' }],
+  },
+  j: {
+    issue: 'store',
+    title: (p) => `(j) get: ${fmtInt(p.count)} documents by id; operations/s (median of ${p.rounds} rounds)`,
+    subject: 'store-get/deltasync',
+    peer: 'store-get/better-sqlite3',
+    details: STORE_DETAILS,
+    targets: [{ what: '>= 1.0x better-sqlite3', metric: 'vsPeer', min: 1.0, unit: 'ratio' }],
+  },
+  k: {
+    issue: 'store',
+    title: (p) => `(k) patch: 2 fields of ${fmtInt(p.count)} documents, one transaction each; operations/s (median of ${p.rounds} rounds)`,
+    subject: 'store-patch/deltasync',
+    peer: 'store-patch/better-sqlite3',
+    details: STORE_DETAILS,
+    targets: [{ what: '>= 1.0x better-sqlite3', metric: 'vsPeer', min: 1.0, unit: 'ratio' }],
+  },
+  l: {
+    issue: 'server',
+    title: (p) =>
+      `(l) ${p.clients} clients (${p.users} users x 2 devices), ${fmtInt(p.requests)} v2 requests each of ` +
+      `${p.changesPerRequest} changes (UUID v7 changeIds, as SyncClient makes them), Express on loopback`,
+    subject: 'server-load/deltasync',
+    peer: 'server-load/better-sqlite3',
+    details: {
+      header: ['p50', 'p99', 'max', 'server RSS'],
+      row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), fmtMb(r.serverPeakRssKb / 1024)],
+    },
+    extra: (s, subject, peer) => ({
+      p50Ms: subject?.p50Ms,
+      p99Ms: subject?.p99Ms,
+      peerP50Ms: peer?.p50Ms,
+      peerP99Ms: peer?.p99Ms,
+    }),
+    targets: [{ what: '>= 2.0x JS peer changes/s', metric: 'vsPeer', min: 2.0, unit: 'ratio' }],
+  },
+  l2: {
+    issue: 'server',
+    title: (p) => `(l') the same load with random (UUID v4) changeIds, as older clients send them, ${fmtInt(p.requests)} requests each`,
+    subject: 'server-load-v4/deltasync',
+    peer: 'server-load-v4/better-sqlite3',
+    details: {
+      header: ['p50', 'p99', 'max', 'server RSS'],
+      row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), fmtMb(r.serverPeakRssKb / 1024)],
+    },
+    extra: (s, subject, peer) => ({ p50Ms: subject?.p50Ms, p99Ms: subject?.p99Ms, peerP50Ms: peer?.p50Ms, peerP99Ms: peer?.p99Ms }),
+  },
+  m: {
+    issue: 'server',
+    title: (p) => `(m) pull: ${fmtInt(p.count)} changes in one page, in-process (median of ${p.iterations})`,
+    subject: 'server-pull/deltasync',
+    peer: 'server-pull/better-sqlite3',
+    vsPeer: ['server-pull/deltasync', 'server-pull/deltasync-text'],
+    extra: (s, subject, peer, rate) => ({
+      textVsPeer: rate('server-pull/deltasync-text') / rate('server-pull/better-sqlite3'),
+      vsPeerObjects: rate('server-pull/deltasync') / rate('server-pull/better-sqlite3-objects'),
+    }),
+    notes: (s) => [
+      `  server.pull() vs the peer's objects ${fmtRatio(s.vsPeerObjects)}; ` +
+        `the JSON text /v2 sends vs the peer's text ${fmtRatio(s.textVsPeer)}`,
+    ],
+    targets: [
+      { what: '>= 2.0x JS peer (server.pull)', metric: 'vsPeer', min: 2.0, unit: 'ratio' },
+      { what: '>= 2.0x JS peer (JSON text)', metric: 'textVsPeer', min: 2.0, unit: 'ratio' },
+    ],
+  },
+  n: {
+    issue: 'server',
+    title: (p) => `(n) server event loop while a ${fmtMb(p.pushBytes / 2 ** 20)} v2 push is processed (worst of ${p.pushes})`,
+    subject: 'server-stall/deltasync',
+    peer: 'server-stall/better-sqlite3',
+    details: {
+      header: ['max stall', 'ELD p99', 'changes', 'server RSS'],
+      row: (r) => [fmtMs(r.maxStallMs), fmtMs(r.eldP99Ms), fmtInt(r.changesPerPush), fmtMb(r.serverPeakRssKb / 1024)],
+    },
+    extra: (s, subject, peer) => ({ maxStallMs: subject?.maxStallMs, peerMaxStallMs: peer?.maxStallMs }),
+    targets: [{ what: 'max event-loop stall <= 20 ms', metric: 'maxStallMs', max: 20, unit: 'ms' }],
   },
 };
 
@@ -136,7 +483,7 @@ function parseArgs(argv) {
 function usage(error) {
   const text =
     'Usage: node bench/run.js [--quick] [--filter <substring of a trial id>] [--repeat <n>] [--out <file.json>] [--list]\n' +
-    '                         [--build | --no-build]   (build build/bench/bench_ceiling; default: full runs only)\n';
+    '                         [--build | --no-build]   (build the C++ trials in build/bench; default: full runs only)\n';
   if (error) {
     process.stderr.write(`bench: ${error}\n${text}`);
     process.exit(2);
@@ -158,6 +505,19 @@ function fmtPct(f) {
 }
 function fmtMb(mb) {
   return Number.isFinite(mb) ? `${mb.toFixed(0)} MB` : '-';
+}
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+function fmtMs(ms) {
+  if (!Number.isFinite(ms)) return '-';
+  return ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`;
+}
+function fmtTarget(value, unit) {
+  if (unit === 'rate') return `${fmtInt(value ?? NaN)} changes/s`;
+  if (unit === 'pct') return fmtPct(value ?? NaN);
+  if (unit === 'ms') return fmtMs(value ?? NaN);
+  return fmtRatio(value ?? NaN);
 }
 function pad(text, width, right = false) {
   const s = String(text);
@@ -214,7 +574,7 @@ function runTrial(trial, quick) {
     for (const [key, value] of Object.entries(params)) args.push(`--${key}`, String(value));
   } else {
     command = process.execPath;
-    args = [path.join(__dirname, trial.script), JSON.stringify({ ...params, dir })];
+    args = [...(trial.nodeArgs || []), path.join(__dirname, trial.script), JSON.stringify({ ...params, dir })];
   }
   const started = Date.now();
   const child = spawnSync(command, args, {
@@ -254,10 +614,11 @@ function runTrial(trial, quick) {
 function summarize(entries) {
   const byId = new Map(entries.filter((e) => e.ok).map((e) => [e.id, e]));
   const rate = (id) => (byId.has(id) ? byId.get(id).result.changesPerSec : NaN);
+  const result = (id) => (byId.has(id) ? byId.get(id).result : undefined);
   const summary = {};
   for (const [key, group] of Object.entries(GROUPS)) {
     if (!entries.some((e) => e.group === key)) continue;
-    const s = { subject: group.subject, changesPerSec: rate(group.subject) };
+    const s = { issue: ISSUES[group.issue], subject: group.subject, changesPerSec: rate(group.subject) };
     if (group.peer) {
       s.peer = group.peer;
       s.peerChangesPerSec = rate(group.peer);
@@ -271,23 +632,21 @@ function summarize(entries) {
     if (group.memory && byId.has(group.subject)) {
       const r = byId.get(group.subject).result;
       Object.assign(s, { rssAt10Mb: r.rssAt10Mb, rssAt50Mb: r.rssAt50Mb, rssAt100Mb: r.rssAt100Mb, growth: r.growth });
+      if (byId.has(group.peer)) s.peerGrowth = byId.get(group.peer).result.growth;
     }
+    if (group.extra) Object.assign(s, group.extra(s, result(group.subject), result(group.peer), rate));
     if (group.targets) {
-      s.targets = [];
-      const t = group.targets;
-      if (t.minPeerRatio !== undefined) {
-        s.targets.push({ what: `>= ${t.minPeerRatio.toFixed(1)}x better-sqlite3`, value: s.vsPeer, min: t.minPeerRatio });
-      }
-      if (t.minChangesPerSec !== undefined) {
-        s.targets.push({ what: `>= ${fmtInt(t.minChangesPerSec)} changes/s`, value: s.changesPerSec, min: t.minChangesPerSec });
-      }
-      for (const target of s.targets) {
-        target.met = Number.isFinite(target.value) ? target.value >= target.min : null;
-        if (!Number.isFinite(target.value)) target.value = null;
-      }
+      s.targets = group.targets.map((t) => {
+        const value = s[t.metric];
+        const limit = t.min ?? t.max;
+        const met = Number.isFinite(value) ? (t.min !== undefined ? value >= t.min : value <= t.max) : null;
+        return { what: t.what, metric: t.metric, unit: t.unit, value: Number.isFinite(value) ? value : null,
+          [t.min !== undefined ? 'min' : 'max']: limit, met };
+      });
     }
     // JSON has no NaN: a missing side becomes null.
     for (const [k, v] of Object.entries(s)) if (typeof v === 'number' && !Number.isFinite(v)) s[k] = null;
+    for (const [k, v] of Object.entries(s)) if (v === undefined) delete s[k];
     summary[key] = s;
   }
   return summary;
@@ -296,60 +655,71 @@ function summarize(entries) {
 function printTable(entries, summary, quick) {
   const out = [];
   const W = [44, 12, 10, 12, 11];
+  const row = (label, cells, indent = 2) =>
+    `${' '.repeat(indent)}${pad(label, W[0] - indent)}${cells.map((cell, i) => pad(cell, W[i + 1], true)).join('')}`;
   out.push(
     `${pad('trial', W[0])}${pad('changes/s', W[1], true)}${pad('vs peer', W[2], true)}` +
       `${pad('of ceiling', W[3], true)}${pad('peak RSS', W[4], true)}`,
   );
   out.push('-'.repeat(W.reduce((a, b) => a + b)));
+  let issue = null;
   for (const [key, group] of Object.entries(GROUPS)) {
     const members = entries.filter((e) => e.group === key);
     if (members.length === 0) continue;
+    if (group.issue !== issue) {
+      issue = group.issue;
+      out.push(`[issue "${ISSUES[issue]}"]`);
+    }
     out.push(group.title(members[0].params));
     const s = summary[key] || {};
+    const peerRate = s.peerChangesPerSec;
+    const compared = group.vsPeer || [group.subject];
     for (const e of members) {
-      const isSubject = e.id === group.subject;
       if (!e.ok) {
         out.push(`  ${pad(e.label, W[0] - 2)}${pad(e.skipped ? 'skipped' : 'CRASHED', W[1], true)}  ${e.error}`);
         continue;
       }
       const r = e.result;
-      const vsPeer = isSubject && group.peer ? fmtRatio(s.vsPeer) : '';
+      const vsPeer = group.peer && compared.includes(e.id) ? fmtRatio(r.changesPerSec / peerRate) : '';
       let ofCeiling = '';
       if (group.ceiling) {
         if (e.id === group.ceiling) ofCeiling = '100%';
-        else ofCeiling = fmtPct(isSubject ? s.ofCeiling : s.peerOfCeiling);
+        else if (e.id === group.subject) ofCeiling = fmtPct(s.ofCeiling ?? NaN);
+        else if (e.id === group.peer) ofCeiling = fmtPct(s.peerOfCeiling ?? NaN);
       }
-      out.push(
-        `  ${pad(e.label, W[0] - 2)}${pad(fmtInt(r.changesPerSec), W[1], true)}${pad(vsPeer, W[2], true)}` +
-          `${pad(ofCeiling, W[3], true)}${pad(fmtMb(r.peakRssKb / 1024), W[4], true)}`,
-      );
+      out.push(row(e.label, [fmtInt(r.changesPerSec), vsPeer, ofCeiling, fmtMb(r.peakRssKb / 1024)]));
     }
     if (group.memory) {
-      out.push(
-        `  ${pad('RSS after 10% / 50% / 100% of the data', W[0] - 2)}${pad('RSS@10%', W[1], true)}` +
-          `${pad('RSS@50%', W[2], true)}${pad('RSS@100%', W[3], true)}${pad('100%/10%', W[4], true)}`,
-      );
+      out.push(row('RSS after 10% / 50% / 100% of the data', ['RSS@10%', 'RSS@50%', 'RSS@100%', '100%/10%']));
       for (const e of members.filter((m) => m.ok)) {
         const r = e.result;
-        out.push(
-          `    ${pad(e.id.split('/')[1], W[0] - 4)}${pad(fmtMb(r.rssAt10Mb), W[1], true)}` +
-            `${pad(fmtMb(r.rssAt50Mb), W[2], true)}${pad(fmtMb(r.rssAt100Mb), W[3], true)}` +
-            `${pad(fmtRatio(r.growth), W[4], true)}`,
-        );
+        out.push(row(e.id.split('/')[1], [fmtMb(r.rssAt10Mb), fmtMb(r.rssAt50Mb), fmtMb(r.rssAt100Mb), fmtRatio(r.growth)], 4));
       }
     }
+    if (group.details) {
+      out.push(row('', group.details.header));
+      for (const e of members.filter((m) => m.ok)) {
+        out.push(row(e.id.split('/')[1], group.details.row(e.result), 4));
+        if (group.details.note) out.push(`      ${group.details.note(e.result)}`);
+      }
+    }
+    if (group.notes && members.every((m) => m.ok)) out.push(...group.notes(s));
   }
+  let targetIssue = null;
   const targetLines = [];
   for (const [key, s] of Object.entries(summary)) {
     for (const t of s.targets || []) {
-      const value = t.what.includes('changes/s') ? `${fmtInt(t.value ?? NaN)} changes/s` : fmtRatio(t.value ?? NaN);
+      if (GROUPS[key].issue !== targetIssue) {
+        targetIssue = GROUPS[key].issue;
+        targetLines.push(`  issue "${ISSUES[targetIssue]}":`);
+      }
       const verdict = t.met === null ? 'not measured' : t.met ? 'met' : 'MISSED';
-      targetLines.push(`  (${key}) ${pad(t.what, 28)} ${pad(value, 20)} ${verdict}`);
+      targetLines.push(`    (${key}) ${pad(t.what, 32)} ${pad(fmtTarget(t.value, t.unit), 20)} ${verdict}`);
     }
   }
   if (targetLines.length) {
     out.push('');
-    out.push(`Targets (issue "Foundation"; reported, not enforced${quick ? '; --quick sizes are not representative' : ''}):`);
+    out.push(`Targets (reported, not enforced${quick ? '; --quick sizes are not representative' : ''}):`);
     out.push(...targetLines);
   }
   process.stdout.write(`${out.join('\n')}\n`);

@@ -41,8 +41,11 @@ const LIMIT_OPTIONS = ['maxDepth', 'maxDocumentBytes'];
 const MAX_ID_LENGTH = 256;
 
 function optionalId(name, value) {
-  if (value !== undefined && !(is.isNonEmptyString(value) && value.length <= MAX_ID_LENGTH)) {
-    throw is.invalid(name, `a non-empty string of at most ${MAX_ID_LENGTH} characters`, value);
+  if (
+    value !== undefined &&
+    !(is.isNonEmptyString(value) && Buffer.byteLength(value) <= MAX_ID_LENGTH && !value.includes('\0') && value.isWellFormed())
+  ) {
+    throw is.invalid(name, `a non-empty string of at most ${MAX_ID_LENGTH} bytes`, value);
   }
 }
 
@@ -278,6 +281,7 @@ class SyncClient extends EventEmitter {
     if (!isBytes) {
       throw is.invalid('page', 'a Buffer, Uint8Array, ArrayBuffer or string of JSON (pages cross as bytes)', page);
     }
+    is.wellFormed('page', page);
     if (this._transactionMarks.length > 0) {
       throw new SyncError('applyRemote cannot run inside client.transaction()', 'CONFLICT');
     }

@@ -42,23 +42,34 @@ function readBody(req, maxBytes) {
     return Promise.reject(new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED'));
   }
   return new Promise((resolve, reject) => {
+    // With a declared length, chunks are copied into place as they arrive, so no single
+    // tick copies the whole body; otherwise they are joined at the end.
+    const preallocated = Number.isFinite(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : null;
     const chunks = [];
     let size = 0;
     let failed = false;
     req.on('data', (chunk) => {
       if (failed) return;
-      size += chunk.length;
-      if (size > maxBytes) {
+      if (size + chunk.length > maxBytes || (preallocated && size + chunk.length > preallocated.length)) {
         failed = true;
         chunks.length = 0;
-        reject(new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED'));
+        const tooLarge = size + chunk.length > maxBytes;
+        reject(
+          tooLarge
+            ? new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED')
+            : new SyncError('The request body is longer than its Content-Length', 'INVALID_ARGUMENT'),
+        );
         req.resume();
         return;
       }
-      chunks.push(chunk);
+      if (preallocated) chunk.copy(preallocated, size);
+      else chunks.push(chunk);
+      size += chunk.length;
     });
     req.on('end', () => {
-      if (!failed) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      if (failed) return;
+      if (preallocated) resolve(preallocated.subarray(0, size));
+      else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     });
     req.on('error', (error) => {
       if (!failed) reject(error);
@@ -67,7 +78,11 @@ function readBody(req, maxBytes) {
 }
 
 function sendJsonText(res, status, text) {
-  res.status(status).type('application/json').send(text);
+  // res.end, not res.send: a sync response is never cached, so no ETag is computed over it.
+  res.status(status);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(text);
 }
 
 function sendError(res, error) {

@@ -61,13 +61,43 @@ function optionsObject(name, options, known) {
   return options;
 }
 
-/** JSON.stringify that reports what could not be serialized as an argument error. */
+/** The path of the first NaN or Infinity inside `value`, or undefined. */
+function findNonFinite(value, path) {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (value === null || typeof value !== 'object') return undefined;
+  if (typeof value.toJSON === 'function') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = findNonFinite(item, Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * JSON.stringify that reports what could not be serialized as an argument error. NaN and
+ * Infinity, which JSON.stringify would silently turn into null, are refused.
+ */
 function toJson(name, value) {
+  let text;
   try {
-    return JSON.stringify(value);
+    text = JSON.stringify(value);
   } catch (error) {
     throw new SyncError(`Expected JSON-serializable data for ${name}: ${error.message}`, 'INVALID_ARGUMENT');
   }
+  // Only a text with a null can hide a NaN: the walk is skipped for everything else.
+  if (text !== undefined && text.includes('null')) {
+    const path = findNonFinite(value, name);
+    if (path !== undefined) throw invalid(path, 'a finite number (NaN and Infinity are not JSON)', NaN);
+  }
+  return text;
+}
+
+/** A string body or id with a lone surrogate would be changed on its way to UTF-8: refuse it. */
+function wellFormed(name, text) {
+  if (typeof text === 'string' && !text.isWellFormed()) {
+    throw new SyncError(`Expected well-formed UTF-16 for ${name} but received a string with a lone surrogate`, 'INVALID_ARGUMENT');
+  }
+  return text;
 }
 
 module.exports = {
@@ -82,4 +112,5 @@ module.exports = {
   invalid,
   optionsObject,
   toJson,
+  wellFormed,
 };

@@ -101,7 +101,7 @@ class ChangeQueue {
    */
   importLegacy(records) {
     const native = this._client._native();
-    if (typeof records === 'string') return native.importLegacy(records);
+    if (typeof records === 'string') return native.importLegacy(is.wellFormed('records', records));
     if (!Array.isArray(records)) throw is.invalid('records', 'an array of change records or its JSON text', records);
     return native.importLegacy(is.toJson('records', records));
   }

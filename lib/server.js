@@ -7,20 +7,32 @@ const is = require('./is');
 const SERVER_OPTIONS = ['path', 'conflicts', 'toleranceMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields'];
 const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
 const STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
-const ENTITY_TYPE = /^[A-Za-z0-9_.-]{1,64}$/;
+const ENTITY_TYPE = /^(?!__proto__$|constructor$)[A-Za-z0-9_.-]{1,64}$/;
 const MAX_ID_BYTES = 256;
 
 const strategyList = STRATEGIES.map((name) => `"${name}"`).join(', ');
 
 function userIdArg(userId) {
-  if (typeof userId !== 'string' || userId.length === 0 || Buffer.byteLength(userId) > MAX_ID_BYTES) {
+  if (
+    typeof userId !== 'string' ||
+    userId.length === 0 ||
+    Buffer.byteLength(userId) > MAX_ID_BYTES ||
+    userId.includes('\0') ||
+    !userId.isWellFormed()
+  ) {
     throw is.invalid('userId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, userId);
   }
   return userId;
 }
 
 function deviceIdArg(deviceId) {
-  if (typeof deviceId !== 'string' || deviceId.length === 0 || Buffer.byteLength(deviceId) > MAX_ID_BYTES) {
+  if (
+    typeof deviceId !== 'string' ||
+    deviceId.length === 0 ||
+    Buffer.byteLength(deviceId) > MAX_ID_BYTES ||
+    deviceId.includes('\0') ||
+    !deviceId.isWellFormed()
+  ) {
     throw is.invalid('deviceId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, deviceId);
   }
   return deviceId;
@@ -28,7 +40,8 @@ function deviceIdArg(deviceId) {
 
 /** A request body as bytes: Buffers and strings pass through, objects are serialized. */
 function bodyArg(name, value) {
-  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+  if (typeof value === 'string') return is.wellFormed(name, value);
+  if (Buffer.isBuffer(value)) return value;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   if (!is.isPlainObject(value)) throw is.invalid(name, 'an object, a JSON string or a Buffer', value);
   return is.toJson(name, value);

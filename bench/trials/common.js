@@ -42,11 +42,138 @@ function makeChanges(count, prefix = 'e', start = 0) {
   return changes;
 }
 
-// ---- The peer: better-sqlite3 on the same table as deltasync's `changes`
-// (copied from src/core/schema.cc kClientV1) with the same pragmas as
-// src/core/sqlite.cc Database::Open.
+// ---- Pulled pages (the `newChanges` of a v2 response), also deterministic so that
+// bench/cpp/apply_ceiling.cc writes the same documents.
+//
+// A store is seeded with `seed` documents e0..e{seed-1} (CREATED, versions 1..seed).
+// Change k of the page that follows (version versionBase + k + 1) is, for even k, a
+// CREATED of the new entity e{seed + k/2} and, for odd k, an UPDATED of e{(k-1)/2}
+// setting two fields (duration, tags). With seed = 0 the entity an odd change
+// updates is the one the change before it created.
+
+const REMOTE_DEVICE = 'device-remote';
+const REMOTE_TIMESTAMP = 1731000000000;
+
+/** The fields an UPDATED of entity `j` sets. */
+function updateFields(j) {
+  return { duration: (j * 53 + 11) % 7200, tags: [TAGS[(j + 2) % 5]] };
+}
+
+/** The document entity `j` holds after its CREATED and its UPDATED. */
+function updatedDocument(j) {
+  return { ...makeDocument(j), ...updateFields(j) };
+}
+
+function remoteChangeId(version) {
+  return `00000000-0000-4000-8000-${version.toString(16).padStart(12, '0')}`;
+}
+
+function remoteChange(version, type, n, data) {
+  return {
+    version,
+    changeId: remoteChangeId(version),
+    type,
+    entityType: ENTITY_TYPE,
+    entityId: `e${n}`,
+    data,
+    timestamp: REMOTE_TIMESTAMP + version,
+    deviceId: REMOTE_DEVICE,
+  };
+}
+
+/** Change k of a page following a seed of `seed` documents. */
+function pageChange(k, seed, versionBase) {
+  const version = versionBase + k + 1;
+  if (k % 2 === 0) return remoteChange(version, 'CREATED', seed + k / 2, makeDocument(seed + k / 2));
+  return remoteChange(version, 'UPDATED', (k - 1) / 2, updateFields((k - 1) / 2));
+}
+
+/** JSON text of a v2 pull response: changes from..to-1 of `changeAt`, hasMore false. */
+function pageText(from, to, changeAt) {
+  const parts = new Array(to - from);
+  let latest = 0;
+  for (let k = from; k < to; ++k) {
+    const change = changeAt(k);
+    parts[k - from] = JSON.stringify(change);
+    latest = change.version;
+  }
+  return `{"newChanges":[${parts.join(',')}],"latestServerVersion":${latest},"hasMore":false}`;
+}
+
+/** The seed page: CREATED of e0..e{seed-1}, versions 1..seed. */
+function seedPage(seed) {
+  return Buffer.from(pageText(0, seed, (i) => remoteChange(i + 1, 'CREATED', i, makeDocument(i))));
+}
+
+/** The page of `count` mixed changes after a seed of `seed` documents. */
+function applyPage(seed, count, { from = 0, versionBase = seed } = {}) {
+  return Buffer.from(pageText(from, from + count, (k) => pageChange(k, seed, versionBase)));
+}
+
+// ---- The JS peer of applyRemote: JSON.parse of the whole page, then better-sqlite3
+// upserts in one transaction (deltasync's statement, table and pragmas), UPDATED
+// fields merged in JS onto the stored document.
+
+function makePeerApplier(db) {
+  const load = db.prepare('SELECT data, version, deleted FROM documents WHERE entity_type = ? AND entity_id = ?');
+  const upsert = db.prepare(UPSERT_REMOTE);
+  const setCursor = db.prepare(
+    "INSERT INTO meta (key, value) VALUES ('server_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  );
+  const apply = db.transaction((changes, latest) => {
+    let applied = 0;
+    let skipped = 0;
+    const now = Date.now();
+    for (const change of changes) {
+      const { type, entityType, entityId, version } = change;
+      if (typeof entityType !== 'string' || typeof entityId !== 'string' || !Number.isSafeInteger(version)) {
+        throw new Error(`bad change ${JSON.stringify(change).slice(0, 200)}`);
+      }
+      let data = null;
+      if (type === 'CREATED') {
+        data = JSON.stringify(change.data);
+      } else if (type === 'UPDATED') {
+        const row = load.get(entityType, entityId);
+        if (row && row.version !== null && row.version >= version) {
+          ++skipped;
+          continue;
+        }
+        const doc = row && !row.deleted && row.data !== null ? JSON.parse(row.data) : {};
+        for (const key of Object.keys(change.data)) {
+          const value = change.data[key];
+          if (value === null) delete doc[key];
+          else doc[key] = value;
+        }
+        data = JSON.stringify(doc);
+      } else if (type !== 'DELETED') {
+        throw new Error(`bad change type ${type}`);
+      }
+      const deleted = data === null ? 1 : 0;
+      const info = upsert.run(entityType, entityId, data, null, version, deleted, now, now, deleted, now);
+      if (info.changes > 0) ++applied;
+      else ++skipped;
+    }
+    if (latest !== undefined) setCursor.run(String(latest));
+    return { applied, skipped };
+  });
+  /** Applies a page given as bytes, like client.applyRemote. */
+  return (buffer) => {
+    const page = JSON.parse(buffer);
+    const changes = Array.isArray(page) ? page : page.newChanges;
+    const last = changes.length > 0 ? changes[changes.length - 1].version : 0;
+    return apply(changes, Math.max(last, page.latestServerVersion ?? 0));
+  };
+}
+
+// ---- The peer: better-sqlite3 on the same tables as deltasync's client schema v2
+// (copied from src/core/schema.cc: kClientV1 plus the kClientV2 `attempts` column
+// and `documents` table) with the same pragmas as src/core/sqlite.cc Database::Open.
 
 const CHANGES_SCHEMA = `
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE changes (
   id             INTEGER PRIMARY KEY,
   change_id      TEXT NOT NULL UNIQUE,
@@ -65,27 +192,58 @@ CREATE TABLE changes (
                  CHECK (status IN ('pending', 'syncing', 'synced', 'failed')),
   retry_count    INTEGER NOT NULL DEFAULT 0,
   last_error     TEXT,
-  server_version INTEGER
+  server_version INTEGER,
+  attempts       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX changes_by_entity ON changes (entity_type, entity_id, id);
 CREATE INDEX changes_by_status ON changes (status, id);
+`;
+
+const DOCUMENTS_SCHEMA = `
+CREATE TABLE documents (
+  id             INTEGER PRIMARY KEY,
+  entity_type    TEXT NOT NULL,
+  entity_id      TEXT NOT NULL,
+  data           TEXT,
+  base           TEXT,
+  version        INTEGER,
+  deleted        INTEGER NOT NULL DEFAULT 0,
+  updated_at     INTEGER NOT NULL,
+  last_synced_at INTEGER,
+  deleted_at     INTEGER,
+  UNIQUE (entity_type, entity_id)
+);
 `;
 
 // The column list of deltasync's INSERT (src/core/queue.cc kInsertChange), with
 // anonymous parameters because better-sqlite3 binds them positionally.
 const INSERT_CHANGE =
   'INSERT INTO changes (change_id, tenant_id, user_id, entity_type, entity_id, type, data, base_version, ' +
-  "timestamp, created_at, updated_at, status, retry_count, last_error) " +
-  "VALUES (?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?, ?, 'pending', 0, NULL)";
+  'timestamp, created_at, updated_at, status, retry_count, last_error, attempts) ' +
+  "VALUES (?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?, ?, 'pending', 0, NULL, 0)";
+
+// deltasync's upsert of a pulled state (src/core/apply.cc kUpsertRemote), with its
+// numbered parameters spelled out (better-sqlite3 binds ? positionally): entity_type,
+// entity_id, data, base, version, deleted, now, now, deleted, now.
+const UPSERT_REMOTE =
+  'INSERT INTO documents (entity_type, entity_id, data, base, version, deleted, updated_at, last_synced_at, ' +
+  'deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN ? END) ' +
+  'ON CONFLICT (entity_type, entity_id) DO UPDATE SET data = excluded.data, base = excluded.base, ' +
+  'version = excluded.version, deleted = excluded.deleted, updated_at = excluded.updated_at, ' +
+  'last_synced_at = excluded.last_synced_at, ' +
+  'deleted_at = CASE WHEN excluded.deleted THEN coalesce(documents.deleted_at, excluded.deleted_at) END ' +
+  'WHERE documents.version IS NULL OR documents.version < excluded.version';
 
 const PRAGMAS = ['journal_mode = WAL', 'synchronous = NORMAL', 'foreign_keys = ON', 'temp_store = MEMORY', 'cache_size = -16000'];
 
-/** Opens a better-sqlite3 database with deltasync's pragmas and the `changes` table. */
+/** Opens a better-sqlite3 database with deltasync's pragmas and its `meta`, `changes` and `documents` tables. */
 function openPeer(file) {
   const Database = require('better-sqlite3');
   const db = new Database(file);
   for (const pragma of PRAGMAS) db.pragma(pragma);
-  db.exec(CHANGES_SCHEMA);
+  if (db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'changes'").get().n === 0) {
+    db.exec(CHANGES_SCHEMA + DOCUMENTS_SCHEMA);
+  }
   return db;
 }
 
@@ -110,6 +268,55 @@ function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The p-th percentile (0..100) of `values`, nearest rank. */
+function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Watches the event loop: perf_hooks.monitorEventLoopDelay (1 ms resolution) plus a
+ * 1 ms setInterval whose largest gap between two ticks is the longest stall. stop()
+ * returns { maxGapMs, eldMaxMs, eldP99Ms, eldMeanMs, ticks, maxRssMb } (maxRssMb: the
+ * largest RSS seen by the ticks; a stall hides what happens during it, see peakRssKb).
+ */
+function startStallProbe() {
+  const { monitorEventLoopDelay, performance } = require('node:perf_hooks');
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  let last = performance.now();
+  let maxGap = 0;
+  let ticks = 0;
+  let maxRss = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (now - last > maxGap) maxGap = now - last;
+    last = now;
+    ++ticks;
+    const rss = process.memoryUsage.rss();
+    if (rss > maxRss) maxRss = rss;
+  }, 1);
+  return {
+    stop() {
+      const now = performance.now();
+      if (now - last > maxGap) maxGap = now - last;
+      clearInterval(timer);
+      histogram.disable();
+      return {
+        maxGapMs: maxGap,
+        eldMaxMs: histogram.max / 1e6,
+        eldP99Ms: histogram.percentile(99) / 1e6,
+        eldMeanMs: histogram.mean / 1e6,
+        ticks,
+        maxRssMb: maxRss / 2 ** 20,
+      };
+    },
+  };
 }
 
 /** Size of a database and its WAL, in bytes. */
@@ -147,14 +354,27 @@ module.exports = {
   ENTITY_TYPE,
   makeDocument,
   makeChanges,
+  REMOTE_TIMESTAMP,
+  updateFields,
+  updatedDocument,
+  pageChange,
+  pageText,
+  seedPage,
+  applyPage,
+  makePeerApplier,
   CHANGES_SCHEMA,
+  DOCUMENTS_SCHEMA,
   INSERT_CHANGE,
+  UPSERT_REMOTE,
   PRAGMAS,
   openPeer,
   openDeltasync,
   peerSqliteVersion,
   seconds,
   median,
+  percentile,
+  sleep,
+  startStallProbe,
   dbBytes,
   removeDb,
   scratchDb,

@@ -21,7 +21,16 @@ ApplyWorker::ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<C
   if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
 }
 
+void ApplyWorker::SetExternalInput(Napi::Object owner, const uint8_t* data, size_t size) {
+  external_owner_ = Napi::Persistent(owner);
+  external_data_ = data;
+  external_size_ = size;
+}
+
 void ApplyWorker::Execute(const ExecutionProgress& progress) {
+  if (external_data_ != nullptr || external_size_ > 0) {
+    input_ = simdjson::padded_string(reinterpret_cast<const char*>(external_data_), external_size_);
+  }
   // Decode and validate the whole page before touching the database.
   simdjson::ondemand::parser parser;
   PullPage page;
@@ -63,6 +72,7 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
       }
     }
     begin = end;
+    slot_->YieldToWaiters();
     const auto now = SteadyClock::now();
     if (now - last_report >= std::chrono::milliseconds(16) || begin == total) {
       last_report = now;

@@ -28,6 +28,9 @@ class ApplyWorker : public Napi::AsyncProgressWorker<ApplyProgress> {
   // `max_retries`: for a whole sync response, how many rejections fail a pushed change.
   ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot, simdjson::padded_string input,
               JsonLimits limits, int64_t chunk_size, int64_t max_retries, Napi::Value on_progress);
+  // Bytes still owned by `owner` (a Buffer or ArrayBuffer, kept alive by a reference): they
+  // are copied into a padded buffer on the worker thread, not on the main thread.
+  void SetExternalInput(Napi::Object owner, const uint8_t* data, size_t size);
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
@@ -41,6 +44,9 @@ class ApplyWorker : public Napi::AsyncProgressWorker<ApplyProgress> {
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<ClientSlot> slot_;
   simdjson::padded_string input_;
+  Napi::ObjectReference external_owner_;
+  const uint8_t* external_data_ = nullptr;
+  size_t external_size_ = 0;
   JsonLimits limits_;
   int64_t chunk_size_;
   int64_t max_retries_;

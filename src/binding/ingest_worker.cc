@@ -29,6 +29,7 @@ void IngestWorker::Execute(const ExecutionProgress& progress) {
     ingester = std::make_unique<Ingester>(client.database(), client.clock(), client.store(), client.options().limits);
   }
   auto lock = [slot = slot_]() {
+    slot->YieldToWaiters();  // main-thread writes go first between chunks
     std::unique_lock<std::recursive_mutex> held(slot->mutex);
     if (!slot->client) held.unlock();
     return held;

@@ -1,6 +1,8 @@
 #include "binding/native_client.h"
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -187,8 +189,17 @@ void NativeClient::CloseNative() {
   addon_->open_clients.erase(this);
 }
 
+void ClientSlot::YieldToWaiters() const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  while (waiters.load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+}
+
 Client& NativeClient::Require(Napi::Env env, std::unique_lock<std::recursive_mutex>& lock) {
+  slot_->waiters.fetch_add(1, std::memory_order_acq_rel);
   lock = std::unique_lock<std::recursive_mutex>(slot_->mutex);
+  slot_->waiters.fetch_sub(1, std::memory_order_acq_rel);
   if (!slot_->client) {
     lock.unlock();
     addon_->Throw(env, Status::Closed("The client is closed"));
@@ -528,7 +539,27 @@ Napi::Value NativeClient::Rollback(const Napi::CallbackInfo& info) {
 // applyRemote(bytes, onProgress?) -> Promise<{ applied, skipped, conflicts, latestServerVersion }>
 Napi::Value NativeClient::ApplyRemote(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  simdjson::padded_string input = ReadBytes(info[0]);
+  // A string must become UTF-8 here; bytes are only referenced here and copied on the worker.
+  simdjson::padded_string input;
+  const uint8_t* external = nullptr;
+  size_t external_size = 0;
+  if (info[0].IsString()) {
+    input = ReadBytes(info[0]);
+  } else if (info[0].IsTypedArray()) {
+    Napi::TypedArray array = info[0].As<Napi::TypedArray>();
+    external = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    external_size = array.ByteLength();
+  } else if (info[0].IsDataView()) {
+    Napi::DataView view = info[0].As<Napi::DataView>();
+    external = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    external_size = view.ByteLength();
+  } else if (info[0].IsArrayBuffer()) {
+    Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+    external = static_cast<const uint8_t*>(buffer.Data());
+    external_size = buffer.ByteLength();
+  } else {
+    input = ReadBytes(info[0]);  // throws the type error
+  }
   JsonLimits limits;
   int64_t chunk_size = 1000;
   {
@@ -543,6 +574,7 @@ Napi::Value NativeClient::ApplyRemote(const Napi::CallbackInfo& info) {
   }
   const int64_t max_retries = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 5;
   auto* worker = new ApplyWorker(env, addon_, slot_, std::move(input), limits, chunk_size, max_retries, info[1]);
+  if (external != nullptr || external_size > 0) worker->SetExternalInput(info[0].As<Napi::Object>(), external, external_size);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

@@ -22,6 +22,12 @@ namespace deltasync::binding {
 struct ClientSlot {
   std::recursive_mutex mutex;
   std::unique_ptr<Client> client;
+  // Main-thread calls waiting for `mutex`: a worker that finished a chunk lets them in
+  // before it takes the next one, so a write waits at most one chunk.
+  std::atomic<int> waiters{0};
+
+  // Lets waiting main-thread calls take the mutex; called by workers between chunks, unlocked.
+  void YieldToWaiters() const;
 };
 
 class NativeClient : public Napi::ObjectWrap<NativeClient> {

@@ -7,21 +7,10 @@ namespace deltasync::binding {
 
 namespace {
 
-// Copies a string, Buffer or Uint8Array argument into a std::string of bytes.
-std::string ReadBody(const Napi::Value& value) {
-  if (value.IsString()) return value.As<Napi::String>().Utf8Value();
-  if (value.IsTypedArray()) {
-    Napi::TypedArray array = value.As<Napi::TypedArray>();
-    const char* data = static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    return std::string(data, array.ByteLength());
-  }
-  throw Napi::TypeError::New(value.Env(), "Expected a string or a Buffer");
-}
-
 class ServerTask : public Napi::AsyncWorker {
  public:
   ServerTask(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<SyncServerCore> server,
-             std::function<Result<std::string>(SyncServerCore&)> operation)
+             std::function<Result<std::string>(SyncServerCore&, const std::string&)> operation)
       : Napi::AsyncWorker(env, "deltasync:server"),
         addon_(addon),
         deferred_(Napi::Promise::Deferred::New(env)),
@@ -30,8 +19,27 @@ class ServerTask : public Napi::AsyncWorker {
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
+  // The request body: a string is converted here; the bytes of a Buffer are referenced
+  // here and copied on the worker thread, so a large body does not stall the event loop.
+  void SetBody(const Napi::Value& value) {
+    if (value.IsEmpty() || value.IsUndefined()) return;
+    if (value.IsString()) {
+      body_ = value.As<Napi::String>().Utf8Value();
+    } else if (value.IsTypedArray()) {
+      Napi::TypedArray array = value.As<Napi::TypedArray>();
+      body_owner_ = Napi::Persistent(value.As<Napi::Object>());
+      body_data_ = static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+      body_size_ = array.ByteLength();
+    } else {
+      throw Napi::TypeError::New(value.Env(), "Expected a string or a Buffer");
+    }
+  }
+
  protected:
-  void Execute() override { result_ = std::make_unique<Result<std::string>>(operation_(*server_)); }
+  void Execute() override {
+    if (body_data_ != nullptr) body_.assign(body_data_, body_size_);
+    result_ = std::make_unique<Result<std::string>>(operation_(*server_, body_));
+  }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -54,8 +62,12 @@ class ServerTask : public Napi::AsyncWorker {
   DeltaSyncAddon* addon_;
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<SyncServerCore> server_;
-  std::function<Result<std::string>(SyncServerCore&)> operation_;
+  std::function<Result<std::string>(SyncServerCore&, const std::string&)> operation_;
   std::unique_ptr<Result<std::string>> result_;
+  std::string body_;
+  Napi::ObjectReference body_owner_;
+  const char* body_data_ = nullptr;
+  size_t body_size_ = 0;
 };
 
 }  // namespace
@@ -121,9 +133,15 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   server_ = std::shared_ptr<SyncServerCore>(std::move(opened).value());
 }
 
-Napi::Value NativeServer::Run(Napi::Env env, Operation operation) {
+Napi::Value NativeServer::Run(Napi::Env env, Operation operation, Napi::Value body) {
   if (!server_) addon_->Throw(env, Status::Closed("The server is closed"));
   auto* task = new ServerTask(env, addon_, server_, std::move(operation));
+  try {
+    task->SetBody(body);
+  } catch (...) {
+    delete task;
+    throw;
+  }
   Napi::Promise promise = task->Promise();
   task->Queue();
   return promise;
@@ -151,18 +169,16 @@ Napi::Value NativeServer::IsOpen(const Napi::CallbackInfo& info) { return Napi::
 // sync(userId, body) -> Promise<JSON text>
 Napi::Value NativeServer::Sync(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string body = ReadBody(info[1]);
-  return Run(info.Env(), [user = std::move(user), body = std::move(body)](SyncServerCore& server) {
-    return server.Sync(user, body);
-  });
+  return Run(
+      info.Env(), [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.Sync(user, body); },
+      info[1]);
 }
 
 Napi::Value NativeServer::Push(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string body = ReadBody(info[1]);
-  return Run(info.Env(), [user = std::move(user), body = std::move(body)](SyncServerCore& server) {
-    return server.Push(user, body);
-  });
+  return Run(
+      info.Env(), [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.Push(user, body); },
+      info[1]);
 }
 
 // pull(userId, deviceId | null, since, limit | null)
@@ -173,69 +189,79 @@ Napi::Value NativeServer::Pull(const Napi::CallbackInfo& info) {
   const int64_t since = info[2].As<Napi::Number>().Int64Value();
   std::optional<int64_t> limit;
   if (info[3].IsNumber()) limit = info[3].As<Napi::Number>().Int64Value();
-  return Run(info.Env(), [user = std::move(user), device = std::move(device), since, limit](SyncServerCore& server) {
-    return server.Pull(user, device, since, limit);
-  });
+  return Run(info.Env(), [user = std::move(user), device = std::move(device), since, limit](
+                             SyncServerCore& server, const std::string&) { return server.Pull(user, device, since, limit); });
 }
 
 Napi::Value NativeServer::Status(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   std::string device = info[1].As<Napi::String>().Utf8Value();
-  return Run(info.Env(), [user = std::move(user), device = std::move(device)](SyncServerCore& server) {
+  return Run(info.Env(), [user = std::move(user), device = std::move(device)](SyncServerCore& server, const std::string&) {
     return server.DeviceStatus(user, device);
   });
 }
 
 Napi::Value NativeServer::Conflicts(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  return Run(info.Env(), [user = std::move(user)](SyncServerCore& server) { return server.Conflicts(user); });
+  return Run(info.Env(),
+             [user = std::move(user)](SyncServerCore& server, const std::string&) { return server.Conflicts(user); });
 }
 
 // resolveConflict(userId, conflictId, resolutionJson)
 Napi::Value NativeServer::ResolveConflict(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   const int64_t id = info[1].As<Napi::Number>().Int64Value();
-  std::string resolution = ReadBody(info[2]);
-  return Run(info.Env(), [user = std::move(user), id, resolution = std::move(resolution)](SyncServerCore& server) {
-    return server.ResolveConflict(user, id, resolution);
-  });
+  return Run(
+      info.Env(),
+      [user = std::move(user), id](SyncServerCore& server, const std::string& resolution) {
+        return server.ResolveConflict(user, id, resolution);
+      },
+      info[2]);
 }
 
 // importSnapshot(userId, stateJson, idFields)
 Napi::Value NativeServer::ImportSnapshot(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string state = ReadBody(info[1]);
   CompatOptions compat = ReadCompat(info[2]);
-  return Run(info.Env(), [user = std::move(user), state = std::move(state), compat](SyncServerCore& server) {
-    return server.ImportSnapshot(user, state, compat);
-  });
+  return Run(
+      info.Env(),
+      [user = std::move(user), compat](SyncServerCore& server, const std::string& state) {
+        return server.ImportSnapshot(user, state, compat);
+      },
+      info[1]);
 }
 
 Napi::Value NativeServer::CompatPush(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string body = ReadBody(info[1]);
   CompatOptions compat = ReadCompat(info[2]);
-  return Run(info.Env(), [user = std::move(user), body = std::move(body), compat](SyncServerCore& server) {
-    return server.CompatPush(user, body, compat);
-  });
+  return Run(
+      info.Env(),
+      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
+        return server.CompatPush(user, body, compat);
+      },
+      info[1]);
 }
 
 Napi::Value NativeServer::CompatPull(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string body = ReadBody(info[1]);
   CompatOptions compat = ReadCompat(info[2]);
-  return Run(info.Env(), [user = std::move(user), body = std::move(body), compat](SyncServerCore& server) {
-    return server.CompatPull(user, body, compat);
-  });
+  return Run(
+      info.Env(),
+      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
+        return server.CompatPull(user, body, compat);
+      },
+      info[1]);
 }
 
 Napi::Value NativeServer::CompatFull(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string body = ReadBody(info[1]);
   CompatOptions compat = ReadCompat(info[2]);
-  return Run(info.Env(), [user = std::move(user), body = std::move(body), compat](SyncServerCore& server) {
-    return server.CompatFull(user, body, compat);
-  });
+  return Run(
+      info.Env(),
+      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
+        return server.CompatFull(user, body, compat);
+      },
+      info[1]);
 }
 
 // compatChanges(userId, since | null, idFields)
@@ -244,17 +270,16 @@ Napi::Value NativeServer::CompatChanges(const Napi::CallbackInfo& info) {
   std::optional<std::string> since;
   if (info[1].IsString()) since = info[1].As<Napi::String>().Utf8Value();
   CompatOptions compat = ReadCompat(info[2]);
-  return Run(info.Env(), [user = std::move(user), since = std::move(since), compat](SyncServerCore& server) {
-    return server.CompatChanges(user, since, compat);
-  });
+  return Run(info.Env(), [user = std::move(user), since = std::move(since), compat](
+                             SyncServerCore& server, const std::string&) { return server.CompatChanges(user, since, compat); });
 }
 
 Napi::Value NativeServer::CompatResolve(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  std::string body = ReadBody(info[1]);
-  return Run(info.Env(), [user = std::move(user), body = std::move(body)](SyncServerCore& server) {
-    return server.CompatResolve(user, body);
-  });
+  return Run(
+      info.Env(),
+      [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.CompatResolve(user, body); },
+      info[1]);
 }
 
 }  // namespace deltasync::binding

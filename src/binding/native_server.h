@@ -20,9 +20,10 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   explicit NativeServer(const Napi::CallbackInfo& info);
 
  private:
-  using Operation = std::function<Result<std::string>(SyncServerCore&)>;
+  // Receives the request body (empty when the operation takes none).
+  using Operation = std::function<Result<std::string>(SyncServerCore&, const std::string&)>;
   // Runs `operation` off the main thread; the promise resolves with its JSON text.
-  Napi::Value Run(Napi::Env env, Operation operation);
+  Napi::Value Run(Napi::Env env, Operation operation, Napi::Value body = Napi::Value());
   CompatOptions ReadCompat(const Napi::Value& value);
 
   Napi::Value Close(const Napi::CallbackInfo& info);

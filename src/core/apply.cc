@@ -70,6 +70,7 @@ bool ReadShortString(simdjson::ondemand::value value, std::string* out) {
   simdjson::ondemand::json_type type;
   if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::string) return false;
   if (value.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) return false;
+  if (text.find('\0') != std::string_view::npos) return false;
   out->assign(text);
   return true;
 }
@@ -95,7 +96,7 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
     simdjson::ondemand::value value = field.value();
     if (key == "version") {
       int64_t version = 0;
-      if (value.get_int64().get(version) != simdjson::SUCCESS || version < 1) {
+      if (value.get_int64().get(version) != simdjson::SUCCESS || version < 1 || version > kMaxSafeInteger) {
         return PageError(path, out->change_id, ExpectedError("a positive integer", path, DescribeReceived(value)));
       }
       out->version = version;
@@ -296,6 +297,7 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
     }
     PushVerdict verdict;
     verdict.kind = kind;
+    KeyGuard keys;
     for (auto field_result : object) {
       simdjson::ondemand::field field;
       std::string_view key;
@@ -303,6 +305,7 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
           field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
         return Status::InvalidArgument("Malformed JSON in " + item_name);
       }
+      DS_RETURN_IF_ERROR(keys.Check(key, item_name));
       simdjson::ondemand::value value = field.value();
       const std::string path = item_name + "." + std::string(key);
       std::string text;
@@ -314,7 +317,7 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
           return ExpectedError("a non-empty string", path, DescribeReceived(value));
         }
       } else if (key == "version" || key == "serverVersion" || key == "conflictId") {
-        if (value.get_int64().get(number) != simdjson::SUCCESS) {
+        if (value.get_int64().get(number) != simdjson::SUCCESS || number < 0 || number > kMaxSafeInteger) {
           return ExpectedError("an integer", path, DescribeReceived(value));
         }
         if (key == "version") verdict.version = number;
@@ -398,6 +401,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
     if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
     bool has_changes = false;
     std::string scratch;
+    KeyGuard keys;
     for (auto field_result : object) {
       simdjson::ondemand::field field;
       std::string_view key;
@@ -405,6 +409,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
           field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
         return Status::InvalidArgument("Malformed JSON for page");
       }
+      DS_RETURN_IF_ERROR(keys.Check(key, "page"));
       simdjson::ondemand::value value = field.value();
       if (key == "newChanges") {
         simdjson::ondemand::array array;
@@ -415,7 +420,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
         has_changes = true;
       } else if (key == "latestServerVersion") {
         int64_t version = 0;
-        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0) {
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
           return ExpectedError("a non-negative integer", "page.latestServerVersion", DescribeReceived(value));
         }
         out->latest_server_version = version;

@@ -44,7 +44,8 @@ Status ReadId(simdjson::ondemand::value value, bool allow_number, size_t max_byt
   if (value.type().get(type) == simdjson::SUCCESS) {
     if (type == json_type::string) {
       std::string_view text;
-      if (value.get_string().get(text) == simdjson::SUCCESS && !text.empty() && text.size() <= max_bytes) {
+      if (value.get_string().get(text) == simdjson::SUCCESS && !text.empty() && text.size() <= max_bytes &&
+          text.find('\0') == std::string_view::npos) {
         out->assign(text);
         return Status::Ok();
       }
@@ -102,6 +103,7 @@ Status ReadOptionalText(simdjson::ondemand::value value, size_t max_bytes, const
 
 bool IsValidEntityType(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
+  if (name == "__proto__" || name == "constructor") return false;  // they become JSON object keys
   for (const char ch : name) {
     const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
                     ch == '.' || ch == '-';
@@ -323,7 +325,7 @@ Status DecodeChangeRecord(simdjson::ondemand::object object, DecodeMode mode, co
         out->base_version.reset();
       } else {
         int64_t version = 0;
-        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0) {
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
           return ExpectedError("a non-negative integer or null", path, DescribeReceived(value));
         }
         out->base_version = version;

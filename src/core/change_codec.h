@@ -33,7 +33,7 @@ Status DecodeChangeRecord(simdjson::ondemand::object object, DecodeMode mode, co
 Status DecodeChangeArray(simdjson::ondemand::array array, DecodeMode mode, const JsonLimits& limits,
                          std::string_view name, std::vector<ChangeInput>* out, size_t* skipped);
 
-// Entity type names: [A-Za-z0-9_.-]{1,64}.
+// Entity type names: [A-Za-z0-9_.-]{1,64}, except "__proto__" and "constructor".
 bool IsValidEntityType(std::string_view name);
 
 // One message shape for every argument error:

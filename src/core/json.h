@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "simdjson.h"
@@ -54,6 +55,19 @@ Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std:
 // True when two JSON texts hold the same value: objects compare by key regardless of
 // order, numbers by value (1.0 equals 1), strings after unescaping. Invalid JSON is unequal.
 bool JsonValueEquals(std::string_view a, std::string_view b);
+
+// Largest integer JavaScript holds exactly (2^53 - 1): the ceiling of versions and counters.
+inline constexpr int64_t kMaxSafeInteger = 9007199254740991;
+
+// Remembers the keys of one JSON object; Check() refuses one seen before, so that a
+// repeated field can never silently override (or add to) the first.
+class KeyGuard {
+ public:
+  Status Check(std::string_view key, std::string_view where);
+
+ private:
+  std::vector<std::string> seen_;
+};
 
 // Trims JSON whitespace from the end of a raw token.
 std::string_view TrimJsonWhitespace(std::string_view text);

@@ -104,6 +104,11 @@ CREATE TABLE ingest_files (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 4: tombstones are found without scanning every document.
+constexpr const char* kClientV4 = R"sql(
+CREATE INDEX documents_tombstones ON documents (deleted_at) WHERE deleted = 1;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& ClientMigrations() {
@@ -111,6 +116,7 @@ const std::vector<Migration>& ClientMigrations() {
       {1, kClientV1},
       {2, kClientV2},
       {3, kClientV3},
+      {4, kClientV4},
   };
   return kMigrations;
 }

@@ -370,6 +370,7 @@ class SyncServerCore::Impl {
       return Status::InvalidArgument("Expected a JSON object for the request body");
     }
     bool has_device = false;
+    KeyGuard keys;
     for (auto field_result : object) {
       simdjson::ondemand::field field;
       std::string_view key;
@@ -377,12 +378,14 @@ class SyncServerCore::Impl {
           field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
         return Status::InvalidArgument("Malformed JSON in the request body");
       }
+      DS_RETURN_IF_ERROR(keys.Check(key, "the request body"));
       simdjson::ondemand::value value = field.value();
       if (key == "deviceId") {
         std::string_view text;
         simdjson::ondemand::json_type type;
         if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::string ||
-            value.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) {
+            value.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256 ||
+            text.find('\0') != std::string_view::npos) {
           return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", DescribeReceived(value));
         }
         out->device_id.assign(text);
@@ -407,7 +410,7 @@ class SyncServerCore::Impl {
         int64_t version = 0;
         bool is_null = false;
         if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
-        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0) {
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
           return ExpectedError("a non-negative integer", "lastKnownServerVersion", DescribeReceived(value));
         }
         out->last_known_version = version;
@@ -940,6 +943,7 @@ class SyncServerCore::Impl {
   Status DecodeRecordsByType(simdjson::ondemand::object by_type, const CompatOptions& compat,
                              const std::string& device_id, const std::string& what, std::vector<ChangeInput>* out) {
     const JsonLimits& limits = s_.options_.limits.json;
+    KeyGuard type_keys;
     for (auto type_result : by_type) {
       simdjson::ondemand::field type_field;
       std::string_view type_key;
@@ -947,6 +951,7 @@ class SyncServerCore::Impl {
           type_field.unescaped_key(false).get(type_key) != simdjson::SUCCESS) {
         return Status::InvalidArgument("Malformed JSON in " + what);
       }
+      DS_RETURN_IF_ERROR(type_keys.Check(type_key, what));
       const std::string entity_type(type_key);
       const std::string name = what + "." + entity_type;
       if (!IsValidEntityType(entity_type)) {
@@ -1026,7 +1031,11 @@ class SyncServerCore::Impl {
                                        "\"" + std::string(text.substr(0, 40)) + "\" of type string");
                 }
               } else if (type == simdjson::ondemand::json_type::number &&
-                         value.get_double().get(number) == simdjson::SUCCESS && number >= 0) {
+                         value.get_double().get(number) == simdjson::SUCCESS) {
+                if (!(number >= 0 && number <= 8.64e15)) {
+                  return ExpectedError("milliseconds since the epoch", record_name + "." + std::string(key),
+                                       DescribeReceived(value));
+                }
                 timestamp = static_cast<int64_t>(number);
               }
             }
@@ -1081,7 +1090,8 @@ class SyncServerCore::Impl {
       simdjson::ondemand::value device;
       if (object.find_field_unordered("deviceId").get(device) == simdjson::SUCCESS) {
         std::string_view text;
-        if (device.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) {
+        if (device.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256 ||
+            text.find('\0') != std::string_view::npos) {
           return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", DescribeReceived(device));
         }
         device_id->assign(text);
@@ -1089,6 +1099,7 @@ class SyncServerCore::Impl {
       if (object.reset().error()) return Status::InvalidArgument("Malformed JSON in the request body");
     }
     if (device_id->empty()) return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
+    KeyGuard keys;
     for (auto field_result : object) {
       simdjson::ondemand::field field;
       std::string_view key;
@@ -1096,6 +1107,7 @@ class SyncServerCore::Impl {
           field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
         return Status::InvalidArgument("Malformed JSON in the request body");
       }
+      DS_RETURN_IF_ERROR(keys.Check(key, "the request body"));
       simdjson::ondemand::value value = field.value();
       if (key == "changes" && changes) {
         simdjson::ondemand::object by_type;
@@ -1114,7 +1126,7 @@ class SyncServerCore::Impl {
           *last_sync = ParseIso8601Ms(text);
           *last_sync_text = std::string(text);
         } else if (type == simdjson::ondemand::json_type::number && value.get_double().get(number) == simdjson::SUCCESS &&
-                   number >= 0) {
+                   number >= 0 && number <= 8.64e15) {
           *last_sync = static_cast<int64_t>(number);
         } else {
           return ExpectedError("an ISO 8601 time or milliseconds", "lastSyncTimestamp", DescribeReceived(value));
@@ -1768,6 +1780,7 @@ Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, co
     }
     std::string use;
     std::optional<std::string> data;
+    KeyGuard keys;
     for (auto field_result : object) {
       simdjson::ondemand::field field;
       std::string_view key;
@@ -1775,6 +1788,7 @@ Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, co
           field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
         return Status::InvalidArgument("Malformed JSON in the request body");
       }
+      DS_RETURN_IF_ERROR(keys.Check(key, "the request body"));
       simdjson::ondemand::value value = field.value();
       if (key == "conflictId") {
         if (value.get_int64().get(conflict_id) != simdjson::SUCCESS || conflict_id < 1) {

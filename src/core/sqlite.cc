@@ -101,7 +101,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
     if (!options.must_exist) flags |= SQLITE_OPEN_CREATE;
   }
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, options.vfs.empty() ? nullptr : options.vfs.c_str());
   if (rc != SQLITE_OK) {
     std::string message = "Could not open database '" + path + "': " +
                           (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));

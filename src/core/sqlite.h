@@ -34,6 +34,9 @@ struct DatabaseOptions {
   // Switch to WAL at open. Callers that must first check whose file it is (and so
   // must not modify a foreign file) pass false and call EnableWal() afterwards.
   bool enable_wal = true;
+  // The name of a registered SQLite VFS to open the file through; empty: the default VFS.
+  // (Tests use it to inject I/O faults.)
+  std::string vfs;
 };
 
 class Database;

@@ -1,0 +1,183 @@
+'use strict';
+
+// The sync server through Express on loopback: deltasync's createSyncRouter vs the
+// JS peer (bench/peer-server.js). The server runs in its own child process
+// (server-child.js); this process only orchestrates.
+//
+// Modes:
+//   load        the load generator (server-loadgen.js), a third process: `clients`
+//               concurrent devices sending `requests` v2 requests of
+//               `changesPerRequest` changes each; changes/s and latency percentiles.
+//   push-stall  `pushes` v2 requests of about `pushBytes` bytes each, sent from here
+//               one at a time; the server child watches its own event loop
+//               (common.startStallProbe) from just before each request to just after
+//               its response. Both servers get limits that admit such a request.
+// Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, ...the mode's sizes }
+
+const http = require('node:http');
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { randomUUID } = require('node:crypto');
+const c = require('./common');
+
+const params = c.params();
+const { impl, mode = 'load', dir } = params;
+
+/** Forks a script; resolves messages of a type with next(type). */
+function start(script, args) {
+  const child = fork(path.join(__dirname, script), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const queue = [];
+  const waiters = [];
+  let failure = null;
+  child.on('message', (message) => {
+    const index = waiters.findIndex((w) => w.type === message.type);
+    if (index >= 0) waiters.splice(index, 1)[0].resolve(message);
+    else queue.push(message);
+  });
+  child.on('exit', (code, signal) => {
+    if (code === 0) return;
+    failure = new Error(`${script} exited with ${code ?? signal}`);
+    for (const w of waiters.splice(0)) w.reject(failure);
+  });
+  return {
+    child,
+    send: (message) => child.send(message),
+    next(type) {
+      const index = queue.findIndex((m) => m.type === type);
+      if (index >= 0) return Promise.resolve(queue.splice(index, 1)[0]);
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => waiters.push({ type, resolve, reject }));
+    },
+  };
+}
+
+async function startServer(limits) {
+  const file = c.scratchDb(dir, `server-${impl}`);
+  const server = start('server-child.js', { impl, file, limits });
+  const { port } = await server.next('ready');
+  return {
+    server,
+    port,
+    async stop() {
+      server.send({ type: 'exit' });
+      const bye = await server.next('bye');
+      await new Promise((resolve) => (server.child.exitCode !== null ? resolve() : server.child.on('exit', resolve)));
+      const bytes = c.dbBytes(file);
+      c.removeDb(file);
+      return { ...bye, dbBytes: bytes };
+    },
+  };
+}
+
+async function load() {
+  const { clients, users, requests, changesPerRequest, warmup, changeIds } = params;
+  const { port, stop } = await startServer({});
+  const loadgen = start('server-loadgen.js', { port, clients, users, requests, changesPerRequest, warmup, changeIds });
+  const result = await loadgen.next('result');
+  const server = await stop();
+  if (result.errors > 0) throw new Error(`${result.errors} changes came back in errors[]`);
+  const { type, ...numbers } = result;
+  c.report({
+    clients,
+    users,
+    changesPerRequest,
+    changeIds: changeIds || 'v7',
+    ...numbers,
+    serverPeakRssKb: server.peakRssKb,
+    serverCpuMs: server.cpuUserMs + server.cpuSystemMs,
+    serverThreadCpuMs: server.threadCpuMs,
+    dbBytes: server.dbBytes,
+  });
+}
+
+function post(port, userId, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/api/sync/v2',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': body.length, 'x-user-id': userId },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 300)}`));
+          else resolve(text);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A v2 request of about `bytes` bytes: CREATED changes of new entities. */
+function bigRequest(bytes, push, lastKnown) {
+  const parts = [];
+  let size = 0;
+  const now = Date.now();
+  for (let i = 0; size < bytes; ++i) {
+    const n = push * 1000000 + i;
+    const text = JSON.stringify({
+      changeId: randomUUID(),
+      type: 'CREATED',
+      entityType: c.ENTITY_TYPE,
+      entityId: `big-${n}`,
+      data: c.makeDocument(n),
+      timestamp: now,
+    });
+    parts.push(text);
+    size += text.length + 1;
+  }
+  const body = Buffer.from(`{"deviceId":"device-big","lastKnownServerVersion":${lastKnown},"changes":[${parts.join(',')}]}`);
+  return { body, changes: parts.length };
+}
+
+async function pushStall() {
+  const { pushes, pushBytes } = params;
+  const limits = { maxChangesPerPush: 1000000, maxBodyBytes: 4 * pushBytes };
+  const { server, port, stop } = await startServer(limits);
+  // One small request first: connections, code and statements warm.
+  await post(port, 'user-big', bigRequest(50000, 99, 0).body);
+  let lastKnown = 0;
+  const runs = [];
+  for (let p = 0; p < pushes; ++p) {
+    const { body, changes } = bigRequest(pushBytes, p, lastKnown);
+    server.send({ type: 'probe-start' });
+    await server.next('probe-started');
+    await c.sleep(20);
+    const started = c.seconds();
+    const response = JSON.parse(await post(port, 'user-big', body));
+    const seconds = c.seconds() - started;
+    await c.sleep(20);
+    server.send({ type: 'probe-stop' });
+    const { stats } = await server.next('probe');
+    if (response.applied.length !== changes) throw new Error(`expected ${changes} applied, got ${response.applied.length}`);
+    lastKnown = response.latestServerVersion;
+    runs.push({ bodyBytes: body.length, changes, seconds, ...stats });
+  }
+  const serverStats = await stop();
+  const rates = runs.map((r) => r.changes / r.seconds);
+  c.report({
+    pushes,
+    bodyBytes: runs[0].bodyBytes,
+    changesPerPush: runs[0].changes,
+    changesPerSec: c.median(rates),
+    maxStallMs: Math.max(...runs.map((r) => r.maxGapMs)),
+    eldMaxMs: Math.max(...runs.map((r) => r.eldMaxMs)),
+    eldP99Ms: Math.max(...runs.map((r) => r.eldP99Ms)),
+    runs,
+    serverPeakRssKb: serverStats.peakRssKb,
+  });
+}
+
+const modes = { load, 'push-stall': pushStall };
+if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
+modes[mode]().catch((error) => {
+  process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,94 @@
+'use strict';
+
+// Deterministic simulation (issue "Reliability suite", item 2): the real
+// SyncServer and 3-5 real SyncClients in one process, joined by a transport that
+// a seeded generator drives: lost requests and responses, duplicates, late
+// copies, reordering, 429/503 with retryAfterMs, clients offline and restarted
+// from their files, skewed client clocks. After quiescence every replica must
+// equal the server's log, every change must be in the log exactly once, and no
+// client may be left with pending or failed changes. See fixtures/sim-world.js.
+//
+//   SIM_SEEDS=N   run N seeds (default 100), starting at SIM_FIRST_SEED (default 1)
+//   SIM_SEED=s    run only seed s (what a failure prints)
+//   SIM_STEPS=n   steps per seed (default 140)
+//   node scripts/replay-sim.js s   prints the whole trace of seed s
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+
+const { SyncClient, SyncServer } = require('../..');
+const { Simulation, serverLog, replay } = require('./fixtures/sim-world');
+
+const STEPS = process.env.SIM_STEPS ? Number(process.env.SIM_STEPS) : undefined;
+const seeds = process.env.SIM_SEED
+  ? [Number(process.env.SIM_SEED)]
+  : Array.from({ length: Number(process.env.SIM_SEEDS ?? 100) }, (_, i) => Number(process.env.SIM_FIRST_SEED ?? 1) + i);
+
+// Seeds that find a real bug in src/ or lib/ (reported, not fixed here): listed
+// with the reason, run as todo so that the suite stays green and the bug visible.
+const KNOWN = new Map([]);
+
+function replayCommand(seed) {
+  const steps = STEPS !== undefined ? `SIM_STEPS=${STEPS} ` : '';
+  return `${steps}SIM_SEED=${seed} node --test test/js/110.simulation.test.js   (trace: ${steps}node scripts/replay-sim.js ${seed})`;
+}
+
+for (const seed of seeds) {
+  const todo = KNOWN.get(seed);
+  test(`simulation seed ${seed}`, { timeout: 60000, todo }, async () => {
+    const simulation = new Simulation(seed, { steps: STEPS });
+    try {
+      await simulation.run();
+    } catch (error) {
+      const tail = simulation.traceLines.slice(-40).join('\n');
+      error.message = `seed ${seed} failed: ${error.message}\nreplay: ${replayCommand(seed)}\nlast steps:\n${tail}`;
+      throw error;
+    }
+  });
+}
+
+// The minimal sequence behind the seeds that found it (first: 1298 with SIM_FIRST_SEED runs
+// past the default range; see KNOWN). Client A holds a CREATED that it never sent, made
+// over an entity the server has (here: re-created after A's delete lost a conflict; in the
+// seeds also: kept over a pulled remote version by newest_wins). A then deletes the entity:
+// the queue folds CREATED + DELETED into nothing (src/core/queue.cc, the created_then_deleted
+// branch of ChangeQueue::EnqueueLocked), so the delete never reaches the server, while A's
+// document is a clean tombstone. A and the server disagree for good.
+test('a delete that meets an unsent CREATED of an entity the server has still reaches the server', {
+  todo: 'known bug: CREATED + DELETED is cancelled even when the server has the entity (src/core/queue.cc)',
+}, async () => {
+  const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000 });
+  const hooks = [];
+  const transport = async (request) => {
+    const hook = hooks.shift();
+    if (hook) hook(request);
+    return JSON.stringify(await server.sync('u', request));
+  };
+  const a = new SyncClient({ path: ':memory:', deviceId: 'A', transport, batch: { push: 1 } });
+  const b = new SyncClient({ path: ':memory:', deviceId: 'B', transport });
+  try {
+    a.put('note', 'x', { id: 'x', v: 'A0' });
+    await a.sync();
+    await b.sync();
+    a.delete('note', 'x'); // loses on the server against B's newer edit
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    b.patch('note', 'x', { v: 'B' });
+    await b.sync();
+    a.put('note', 'y', { id: 'y' });
+    a.put('note', 'x', { id: 'x', v: 'A2' }); // a CREATED (x is a tombstone on A), queued behind y
+    hooks.push(null, () => {
+      // Second request of the cycle: it carries y; the CREATED of x is still unsent.
+      assert.equal(a.delete('note', 'x'), true);
+    });
+    await a.sync();
+    await b.sync();
+    await a.sync();
+    const state = replay((await serverLog(server, 'u')).changes);
+    assert.deepEqual(a.get('note', 'x'), state.get('note/x'), 'A and the server agree on x');
+    assert.deepEqual(b.get('note', 'x'), state.get('note/x'), 'B and the server agree on x');
+  } finally {
+    a.close();
+    b.close();
+    server.close();
+  }
+});
