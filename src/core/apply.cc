@@ -78,75 +78,76 @@ bool ReadShortString(simdjson::ondemand::value value, std::string* out) {
 Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& limits, const std::string& name,
                           RemoteChange* out) {
   bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
-  std::string path;
   std::string scratch;
-  std::vector<std::string> seen_keys;
+  std::vector<std::string_view> seen_keys;  // views into the parser's buffer: valid for the page
+  seen_keys.reserve(8);
+  std::string_view key;
+  // Built only for an error message: most changes never need it.
+  auto path = [&]() { return name + "." + std::string(key); };
   for (auto field_result : object) {
     simdjson::ondemand::field field;
-    std::string_view key;
     if (std::move(field_result).get(field) != simdjson::SUCCESS ||
         field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
       return PageError(name, out->change_id, Status::InvalidArgument("Malformed JSON in " + name));
     }
-    path.assign(name).append(".").append(key);
     if (std::find(seen_keys.begin(), seen_keys.end(), key) != seen_keys.end()) {
-      return PageError(path, out->change_id, Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name));
+      return PageError(path(), out->change_id, Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name));
     }
     seen_keys.emplace_back(key);
     simdjson::ondemand::value value = field.value();
     if (key == "version") {
       int64_t version = 0;
       if (value.get_int64().get(version) != simdjson::SUCCESS || version < 1 || version > kMaxSafeInteger) {
-        return PageError(path, out->change_id, ExpectedError("a positive integer", path, DescribeReceived(value)));
+        return PageError(path(), out->change_id, ExpectedError("a positive integer", path(), DescribeReceived(value)));
       }
       out->version = version;
       has_version = true;
     } else if (key == "changeId") {
       if (!ReadShortString(value, &out->change_id)) {
-        return ExpectedError("a non-empty string of at most 256 bytes", path, DescribeReceived(value));
+        return ExpectedError("a non-empty string of at most 256 bytes", path(), DescribeReceived(value));
       }
     } else if (key == "type") {
       std::string text;
       std::optional<ChangeType> type;
       if (ReadShortString(value, &text)) type = ParseChangeType(text);
       if (!type) {
-        return PageError(path, out->change_id, ExpectedError("one of \"CREATED\", \"UPDATED\", \"DELETED\"", path,
+        return PageError(path(), out->change_id, ExpectedError("one of \"CREATED\", \"UPDATED\", \"DELETED\"", path(),
                                                              DescribeReceived(value)));
       }
       out->type = *type;
       has_type = true;
     } else if (key == "entityType") {
       if (!ReadShortString(value, &out->entity_type) || !IsValidEntityType(out->entity_type)) {
-        return PageError(path, out->change_id,
-                         ExpectedError("a string matching [A-Za-z0-9_.-]{1,64}", path, DescribeReceived(value)));
+        return PageError(path(), out->change_id,
+                         ExpectedError("a string matching [A-Za-z0-9_.-]{1,64}", path(), DescribeReceived(value)));
       }
       has_entity_type = true;
     } else if (key == "entityId") {
       if (!ReadShortString(value, &out->entity_id)) {
-        return PageError(path, out->change_id,
-                         ExpectedError("a non-empty string of at most 256 bytes", path, DescribeReceived(value)));
+        return PageError(path(), out->change_id,
+                         ExpectedError("a non-empty string of at most 256 bytes", path(), DescribeReceived(value)));
       }
       has_entity_id = true;
     } else if (key == "data") {
       simdjson::ondemand::json_type type;
       if (value.type().get(type) != simdjson::SUCCESS) {
-        return PageError(path, out->change_id, Status::InvalidArgument("Malformed JSON at " + path));
+        return PageError(path(), out->change_id, Status::InvalidArgument("Malformed JSON at " + path()));
       }
       if (type == simdjson::ondemand::json_type::null) {
         out->data.reset();
       } else if (type == simdjson::ondemand::json_type::object) {
         std::string copy;
-        Status copied = CopyValidatedJson(value, 0, limits, path, &copy);
-        if (!copied.ok()) return PageError(path, out->change_id, copied);
+        Status copied = CopyValidatedJson(value, 0, limits, path(), &copy);
+        if (!copied.ok()) return PageError(path(), out->change_id, copied);
         out->data = std::move(copy);
       } else {
-        return PageError(path, out->change_id, ExpectedError("an object or null", path, DescribeReceived(value)));
+        return PageError(path(), out->change_id, ExpectedError("an object or null", path(), DescribeReceived(value)));
       }
     } else if (key == "timestamp") {
       double number = 0;
       if (value.get_double().get(number) != simdjson::SUCCESS || !(number >= 0) || number > 8.64e15) {
-        return PageError(path, out->change_id,
-                         ExpectedError("milliseconds since the epoch", path, DescribeReceived(value)));
+        return PageError(path(), out->change_id,
+                         ExpectedError("milliseconds since the epoch", path(), DescribeReceived(value)));
       }
       out->timestamp = static_cast<int64_t>(number);
     } else if (key == "deviceId") {
@@ -154,14 +155,14 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
       if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
       std::string device;
       if (!ReadShortString(value, &device)) {
-        return PageError(path, out->change_id, ExpectedError("a string or null", path, DescribeReceived(value)));
+        return PageError(path(), out->change_id, ExpectedError("a string or null", path(), DescribeReceived(value)));
       }
       out->device_id = std::move(device);
     } else {
       // Fields this release does not use are still validated as JSON.
       scratch.clear();
-      Status copied = CopyValidatedJson(value, 1, limits, path, &scratch);
-      if (!copied.ok()) return PageError(path, out->change_id, copied);
+      Status copied = CopyValidatedJson(value, 1, limits, path(), &scratch);
+      if (!copied.ok()) return PageError(path(), out->change_id, copied);
     }
   }
   if (!has_version) return PageError(name, out->change_id, ExpectedError("a positive integer", name + ".version", "undefined"));

@@ -118,10 +118,10 @@ constexpr const char* kChangesSince =
     "SELECT change_type, change_data, client_timestamp FROM entity_changes "
     "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3 AND version > ?4 AND device_id IS NOT ?5 "
     "ORDER BY version";
-constexpr const char* kNextVersion =
-    "INSERT INTO user_versions (user_id, version, last_server_timestamp) VALUES (?1, 1, ?2) "
-    "ON CONFLICT (user_id) DO UPDATE SET version = version + 1, "
-    "last_server_timestamp = max(last_server_timestamp + 1, ?2) RETURNING version, last_server_timestamp";
+constexpr const char* kSaveUserVersion =
+    "INSERT INTO user_versions (user_id, version, last_server_timestamp) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, "
+    "last_server_timestamp = excluded.last_server_timestamp";
 constexpr const char* kUserVersion = "SELECT version, last_server_timestamp FROM user_versions WHERE user_id = ?1";
 constexpr const char* kInsertChange =
     "INSERT INTO entity_changes (user_id, version, change_id, device_id, change_type, entity_type, entity_id, "
@@ -455,7 +455,44 @@ class SyncServerCore::Impl {
     return entity;
   }
 
+  // The user's version counter is read once per operation, advanced in memory for each
+  // applied change, and written back by FlushCounter() inside the same transaction.
+  Result<std::pair<int64_t, int64_t>> NextVersion(const std::string& user_id) {
+    if (!counter_loaded_ || counter_user_ != user_id) {
+      DS_RETURN_IF_ERROR(FlushCounter());
+      Result<std::pair<int64_t, int64_t>> stored = StoredUserVersion(user_id);
+      if (!stored.ok()) return stored.status();
+      counter_user_ = user_id;
+      counter_version_ = stored.value().first;
+      counter_timestamp_ = stored.value().second;
+      counter_loaded_ = true;
+    }
+    ++counter_version_;
+    counter_timestamp_ = std::max(counter_timestamp_ + 1, s_.clock_->NowMs());
+    counter_dirty_ = true;
+    return std::make_pair(counter_version_, counter_timestamp_);
+  }
+
+  Status FlushCounter() {
+    if (!counter_dirty_) return Status::Ok();
+    Result<Statement*> stmt = db_.Cached(kSaveUserVersion);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, counter_user_);
+    scope->BindInt(2, counter_version_);
+    scope->BindInt(3, counter_timestamp_);
+    DS_RETURN_IF_ERROR(scope->Run());
+    counter_dirty_ = false;
+    return Status::Ok();
+  }
+
+  // (version, last server timestamp) of a user, including changes applied in this operation.
   Result<std::pair<int64_t, int64_t>> UserVersion(const std::string& user_id) {
+    if (counter_loaded_ && counter_user_ == user_id) return std::make_pair(counter_version_, counter_timestamp_);
+    return StoredUserVersion(user_id);
+  }
+
+  Result<std::pair<int64_t, int64_t>> StoredUserVersion(const std::string& user_id) {
     Result<Statement*> stmt = db_.Cached(kUserVersion);
     if (!stmt.ok()) return stmt.status();
     Statement::Scope scope(*stmt.value());
@@ -470,18 +507,10 @@ class SyncServerCore::Impl {
   Result<int64_t> Apply(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
                         const std::optional<std::string>& data_to_apply, const EntityRow& entity,
                         const std::string& resolution) {
-    int64_t version = 0, server_timestamp = 0;
-    {
-      Result<Statement*> stmt = db_.Cached(kNextVersion);
-      if (!stmt.ok()) return stmt.status();
-      Statement::Scope scope(*stmt.value());
-      scope->BindText(1, user_id);
-      scope->BindInt(2, s_.clock_->NowMs());
-      Result<bool> row = scope->Step();
-      if (!row.ok()) return row.status();
-      version = scope->Int(0);
-      server_timestamp = scope->Int(1);
-    }
+    Result<std::pair<int64_t, int64_t>> next = NextVersion(user_id);
+    if (!next.ok()) return next.status();
+    const int64_t version = next.value().first;
+    const int64_t server_timestamp = next.value().second;
     std::optional<std::string> new_data;
     bool deleted = false;
     ChangeType logged_type = change.type;
@@ -774,6 +803,7 @@ class SyncServerCore::Impl {
     for (size_t i = 0; i < changes.size(); ++i) {
       DS_RETURN_IF_ERROR(ProcessChange(user_id, device_id, changes[i], i, outcomes));
     }
+    DS_RETURN_IF_ERROR(FlushCounter());
     if (changes.empty()) return Status::Ok();  // a pull-only request is not a push
     int64_t applied = 0, conflicts = 0;
     for (const Outcome& outcome : *outcomes) {
@@ -1309,6 +1339,11 @@ class SyncServerCore::Impl {
  private:
   SyncServerCore& s_;
   Database& db_;
+  std::string counter_user_;
+  int64_t counter_version_ = 0;
+  int64_t counter_timestamp_ = 0;
+  bool counter_loaded_ = false;
+  bool counter_dirty_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1570,6 +1605,7 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
         impl.Apply(user_id, device_id, change, change.data, entity.value(), "manual:" + use);
     if (!applied.ok()) return applied.status();
     version = applied.value();
+    DS_RETURN_IF_ERROR(impl.FlushCounter());
   }
   {
     Result<Statement*> stmt = db_->Cached(kCloseConflict);
@@ -1660,6 +1696,7 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
       ++skipped;
     }
   }
+  DS_RETURN_IF_ERROR(impl.FlushCounter());
   Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
   if (!latest.ok()) return latest.status();
   DS_RETURN_IF_ERROR(tx.Commit());
