@@ -42,6 +42,11 @@ const loadSizes = (quick) => ({
   changeIds: 'v7',
 });
 
+const cycleSizes = (quick) => ({ mode: 'cycle', cycles: quick ? 30 : 200, warmup: quick ? 20 : 50 });
+const historySizes = (quick) => ({ mode: 'cycle', cycles: quick ? 20 : 100, warmup: 5, history: quick ? 10000 : 100000 });
+const coldSizes = (quick, pull) => ({ mode: 'cold', total: quick ? 10000 : 100000, pull, runs: quick ? 1 : 3 });
+const ingestSizes = (quick) => ({ files: quick ? 20 : 200, fileBytes: quick ? 100 * 1024 : 1024 * 1024 });
+
 const TRIALS = [
   // Issue "Foundation": the durable queue.
   {
@@ -256,12 +261,80 @@ const TRIALS = [
     script: 'trials/server-load.js',
     params: (quick) => ({ impl: 'better-sqlite3', mode: 'push-stall', pushBytes: quick ? 1 << 20 : 10 << 20, pushes: quick ? 1 : 3 }),
   },
+
+  // Issue "Sync that runs itself".
+  {
+    id: 'sync-cycle/deltasync',
+    group: 'o',
+    label: 'deltasync put() + sync(), httpTransport',
+    script: 'trials/sync.js',
+    params: (quick) => ({ impl: 'deltasync', ...cycleSizes(quick) }),
+  },
+  {
+    id: 'sync-cycle/better-sqlite3',
+    group: 'o',
+    label: 'JS peer: fetch + better-sqlite3',
+    script: 'trials/sync.js',
+    params: (quick) => ({ impl: 'better-sqlite3', ...cycleSizes(quick) }),
+  },
+  {
+    id: 'sync-cycle-history/deltasync',
+    group: 'o2',
+    label: 'deltasync put() + sync(), httpTransport',
+    script: 'trials/sync.js',
+    params: (quick) => ({ impl: 'deltasync', ...historySizes(quick) }),
+  },
+  {
+    id: 'sync-cycle-history/better-sqlite3',
+    group: 'o2',
+    label: 'JS peer: fetch + better-sqlite3',
+    script: 'trials/sync.js',
+    params: (quick) => ({ impl: 'better-sqlite3', ...historySizes(quick) }),
+  },
+  ...[1000, 10000].flatMap((pull) => [
+    {
+      id: `sync-cold${pull === 1000 ? '' : `-${pull / 1000}k`}/deltasync`,
+      group: pull === 1000 ? 'p' : 'p2',
+      label: `deltasync sync(), batch.pull ${pull}`,
+      script: 'trials/sync.js',
+      nodeArgs: GC,
+      params: (quick) => ({ impl: 'deltasync', ...coldSizes(quick, pull) }),
+    },
+    {
+      id: `sync-cold${pull === 1000 ? '' : `-${pull / 1000}k`}/better-sqlite3`,
+      group: pull === 1000 ? 'p' : 'p2',
+      label: `JS peer: fetch + JSON.parse + upserts, ${pull}`,
+      script: 'trials/sync.js',
+      nodeArgs: GC,
+      params: (quick) => ({ impl: 'better-sqlite3', ...coldSizes(quick, pull) }),
+    },
+  ]),
+
+  // Issue "ingestion".
+  {
+    id: 'ingest/deltasync',
+    group: 'q',
+    label: 'deltasync await client.ingest(dir)',
+    script: 'trials/ingest.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'deltasync', ...ingestSizes(quick) }),
+  },
+  {
+    id: 'ingest/better-sqlite3',
+    group: 'q',
+    label: 'JS peer: readline + JSON.parse + upserts',
+    script: 'trials/ingest.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl: 'better-sqlite3', ...ingestSizes(quick) }),
+  },
 ];
 
 const ISSUES = {
   foundation: 'Foundation',
   store: 'Store and delta application',
   server: 'Sync server',
+  engine: 'Sync that runs itself',
+  ingest: 'ingestion',
 };
 
 const STORE_DETAILS = {
@@ -269,10 +342,45 @@ const STORE_DETAILS = {
   row: (r) => [r.wallUsPerOp.toFixed(1), r.cpuUsPerOp.toFixed(1), fmtInt(r.queued), ''],
 };
 
+const CYCLE_DETAILS = {
+  header: ['p50', 'p99', 'HTTP p50', 'client p50'],
+  row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.transportP50Ms), fmtMs(r.clientSideP50Ms)],
+  note: (r) => `max ${fmtMs(r.maxMs)}; HTTP = request sent to response body received (server included), client = the rest`,
+};
+
+function cycleExtra(s, subject, peer) {
+  return {
+    p50Ms: subject?.p50Ms,
+    p99Ms: subject?.p99Ms,
+    peerP50Ms: peer?.p50Ms,
+    peerP99Ms: peer?.p99Ms,
+    p50VsPeer: subject && peer ? peer.p50Ms / subject.p50Ms : NaN,
+    p99VsPeer: subject && peer ? peer.p99Ms / subject.p99Ms : NaN,
+  };
+}
+
+function coldTitle(letter, p) {
+  return (
+    `(${letter}) cold initial sync of ${fmtInt(p.changes ?? p.total)} server changes into an empty client, pages of ` +
+    `${fmtInt(p.pull)} (one await sync(); worst of ${plural(p.runs, 'run')} for the stall)`
+  );
+}
+
+const COLD_DETAILS = {
+  header: ['max stall', 'ELD p99', 'requests', 'seconds'],
+  row: (r) => [fmtMs(r.maxStallMs), fmtMs(r.eldP99Ms), fmtInt(r.requests), r.seconds.toFixed(2)],
+  note: (r) => `max stall per run: ${r.maxStallPerRunMs.map(fmtMs).join(', ')}`,
+};
+
+function coldExtra(s, subject, peer) {
+  return { maxStallMs: subject?.maxStallMs, eldP99Ms: subject?.eldP99Ms, peerMaxStallMs: peer?.maxStallMs };
+}
+
 // What each group compares, and the targets of the issues (reported, never enforced).
 // A target names a number of the group's summary (see summarize): { what, metric,
 // min | max, unit: 'ratio' | 'rate' | 'pct' | 'ms' }. `details` adds one line per
-// trial under the group with four more numbers; `extra` adds numbers to the summary.
+// trial under the group with four more numbers; `extra` adds numbers to the summary;
+// `letter` names the group in the list of targets when its key does not.
 const GROUPS = {
   a: {
     issue: 'foundation',
@@ -454,6 +562,72 @@ const GROUPS = {
     },
     extra: (s, subject, peer) => ({ maxStallMs: subject?.maxStallMs, peerMaxStallMs: peer?.maxStallMs }),
     targets: [{ what: 'max event-loop stall <= 20 ms', metric: 'maxStallMs', max: 20, unit: 'ms' }],
+  },
+  o: {
+    issue: 'engine',
+    title: (p) =>
+      `(o) one sync cycle of 1 change, put() + await sync(), over loopback HTTP to a server process; ` +
+      `${p.cycles} cycles (${p.warmup} warm-up); changes/s = cycles/s`,
+    subject: 'sync-cycle/deltasync',
+    peer: 'sync-cycle/better-sqlite3',
+    details: CYCLE_DETAILS,
+    extra: cycleExtra,
+    notes: (s) => [`  latency, JS peer / deltasync: p50 ${fmtRatio(s.p50VsPeer)}, p99 ${fmtRatio(s.p99VsPeer)} (above 1: deltasync is faster)`],
+  },
+  o2: {
+    issue: 'engine',
+    letter: "o'",
+    title: (p) =>
+      `(o') the same cycle on a client that has already synced ${fmtInt(p.history)} changes (kept in its queue as ` +
+      `synced); ${p.cycles} cycles (${p.warmup} warm-up)`,
+    subject: 'sync-cycle-history/deltasync',
+    peer: 'sync-cycle-history/better-sqlite3',
+    details: CYCLE_DETAILS,
+    extra: cycleExtra,
+    notes: (s) => [`  latency, JS peer / deltasync: p50 ${fmtRatio(s.p50VsPeer)}, p99 ${fmtRatio(s.p99VsPeer)} (above 1: deltasync is faster)`],
+  },
+  p: {
+    issue: 'engine',
+    title: (p) => coldTitle('p', p),
+    subject: 'sync-cold/deltasync',
+    peer: 'sync-cold/better-sqlite3',
+    details: COLD_DETAILS,
+    extra: coldExtra,
+    targets: [{ what: 'max stall (client) <= 20 ms', metric: 'maxStallMs', max: 20, unit: 'ms' }],
+  },
+  p2: {
+    issue: 'engine',
+    letter: "p'",
+    title: (p) => coldTitle("p'", p),
+    subject: 'sync-cold-10k/deltasync',
+    peer: 'sync-cold-10k/better-sqlite3',
+    details: COLD_DETAILS,
+    extra: coldExtra,
+    targets: [{ what: 'max stall (client) <= 20 ms', metric: 'maxStallMs', max: 20, unit: 'ms' }],
+  },
+  q: {
+    issue: 'ingest',
+    title: (p) =>
+      `(q) ingest ${p.files} JSONL files of ${p.fileBytes >= 2 ** 20 ? fmtMb(p.fileBytes / 2 ** 20) : `${fmtInt(p.fileBytes / 1024)} KB`} ` +
+      '(session-log records) into an empty store, then again unchanged, then with 10% of the files changed; ' +
+      'changes/s = records/s of the first run',
+    subject: 'ingest/deltasync',
+    peer: 'ingest/better-sqlite3',
+    details: {
+      header: ['MB/s', 'unchanged', '10% changed', 'records'],
+      row: (r) => [r.mbPerSec.toFixed(1), fmtMs(r.unchangedSeconds * 1000), fmtMs(r.changedSeconds * 1000), fmtInt(r.records)],
+    },
+    extra: (s, subject, peer) => ({
+      mbPerSec: subject?.mbPerSec,
+      peerMbPerSec: peer?.mbPerSec,
+      unchangedVsPeer: subject && peer ? peer.unchangedSeconds / subject.unchangedSeconds : NaN,
+      changedVsPeer: subject && peer ? peer.changedSeconds / subject.changedSeconds : NaN,
+    }),
+    notes: (s) => [
+      `  second run, nothing changed: ${fmtRatio(s.unchangedVsPeer)} the peer's speed; ` +
+        `third run, 10% of files changed: ${fmtRatio(s.changedVsPeer)}`,
+    ],
+    targets: [{ what: '>= 3.0x JS peer (records/s)', metric: 'vsPeer', min: 3.0, unit: 'ratio' }],
   },
 };
 
@@ -714,7 +888,7 @@ function printTable(entries, summary, quick) {
         targetLines.push(`  issue "${ISSUES[targetIssue]}":`);
       }
       const verdict = t.met === null ? 'not measured' : t.met ? 'met' : 'MISSED';
-      targetLines.push(`    (${key}) ${pad(t.what, 32)} ${pad(fmtTarget(t.value, t.unit), 20)} ${verdict}`);
+      targetLines.push(`    ${pad(`(${GROUPS[key].letter ?? key})`, 4)} ${pad(t.what, 32)} ${pad(fmtTarget(t.value, t.unit), 20)} ${verdict}`);
     }
   }
   if (targetLines.length) {

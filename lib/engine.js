@@ -8,6 +8,7 @@ const { SyncError } = require('./errors');
 
 const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 const MAX_REQUESTS_PER_CYCLE = 10000;
+const SYNCED_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 function classify(error) {
   const status = error && error.status;
@@ -226,6 +227,9 @@ class SyncEngine {
     }
     if (this._closed) return;
     native.schedFinished(outcome, retryAfterMs);
+    // Acknowledged changes are kept a day (for support and echo detection), then purged,
+    // so the queue does not grow with the client's whole history.
+    if (outcome === 'success') native.purgeSynced(SYNCED_RETENTION_MS);
     const waiters = this._waiters.splice(0);
     if (failure) {
       let error =

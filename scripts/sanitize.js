@@ -2,26 +2,63 @@
 'use strict';
 
 // Builds the C++ core and its GoogleTest suite with sanitizers and runs it.
-//   node scripts/sanitize.js          ASan + UBSan (build/asan)
-//   node scripts/sanitize.js --tsan   ThreadSanitizer (build/tsan)
+//   node scripts/sanitize.js          ASan + UBSan, every test (build/asan)
+//   node scripts/sanitize.js --tsan   ThreadSanitizer, the threaded tests (build/tsan):
+//                                     the server's concurrent syncs, the SQLite busy-wait
+//                                     writers, the scheduler and the worker-thread apply
+//                                     (test/cpp/99_threads_test.cc)
+//
+// Fails on any sanitizer report. Every kind of report already fails its test (ASan aborts,
+// UBSan is built with -fno-sanitize-recover, TSan halts on error, LSan exits non-zero); as a
+// second net, the output of every test, passed or not, is kept in a JUnit file
+// (build/<asan|tsan>/ctest-junit.xml) and searched for reports.
 
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const tsan = process.argv.includes('--tsan');
 const dir = path.join(root, 'build', tsan ? 'tsan' : 'asan');
 const flag = tsan ? '-DDELTASYNC_TSAN=ON' : '-DDELTASYNC_SANITIZE=ON';
+// The tests that start threads (or exercise the code the threads share), for ThreadSanitizer.
+const TSAN_TESTS = '^(SyncServerCore\\.Concurrent|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
+const junit = path.join(dir, 'ctest-junit.xml');
+const REPORT = /runtime error:|ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer/;
 
-function run(command, args, env) {
+function run(command, args) {
   console.log(`$ ${command} ${args.join(' ')}`);
-  execFileSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  execFileSync(command, args, { cwd: root, stdio: 'inherit' });
 }
 
 run('cmake', ['-S', '.', '-B', dir, '-DBUILD_TESTING=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo', flag]);
 run('cmake', ['--build', dir, '--target', 'core_tests', '-j2']);
-run('ctest', ['--test-dir', dir, '--output-on-failure', '-j2'], {
-  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1',
-  UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
-  TSAN_OPTIONS: 'halt_on_error=1',
+
+fs.rmSync(junit, { force: true });
+const ctestArgs = ['--test-dir', dir, '--output-on-failure', '-j2', '--output-junit', junit,
+  '--test-output-size-passed', '10000000', '--test-output-size-failed', '10000000', ...(tsan ? ['-R', TSAN_TESTS] : [])];
+console.log(`$ ctest ${ctestArgs.join(' ')}`);
+const ctest = spawnSync('ctest', ctestArgs, {
+  cwd: root,
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1',
+    UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
+    TSAN_OPTIONS: 'halt_on_error=1:second_deadlock_stack=1',
+  },
 });
+
+// The tests whose output holds a report (the JUnit file keeps passed tests' output too).
+const xml = fs.existsSync(junit) ? fs.readFileSync(junit, 'utf8') : '';
+const reported = xml.split('<testcase ').slice(1).filter((block) => REPORT.test(block))
+  .map((block) => (block.match(/name="([^"]*)"/) || [])[1]);
+if (reported.length > 0) {
+  console.error(`\nSanitizer reports in ${reported.length} test(s): ${reported.join(', ')} (see ${junit}).`);
+  process.exit(1);
+}
+if (ctest.status !== 0 || !xml) {
+  console.error(`ctest failed (status ${ctest.status}, signal ${ctest.signal}).`);
+  process.exit(1);
+}
+console.log(`\nNo sanitizer reports (${tsan ? 'ThreadSanitizer' : 'AddressSanitizer + UndefinedBehaviorSanitizer'}).`);

@@ -114,7 +114,11 @@ function applyPage(seed, count, { from = 0, versionBase = seed } = {}) {
 // upserts in one transaction (deltasync's statement, table and pragmas), UPDATED
 // fields merged in JS onto the stored document.
 
-function makePeerApplier(db) {
+/**
+ * The transaction of the JS peer's apply, on parsed changes: (changes, cursor?) ->
+ * { applied, skipped }; the cursor, when given, is stored in `meta` with them.
+ */
+function makePeerChangeApplier(db) {
   const load = db.prepare('SELECT data, version, deleted FROM documents WHERE entity_type = ? AND entity_id = ?');
   const upsert = db.prepare(UPSERT_REMOTE);
   const setCursor = db.prepare(
@@ -156,6 +160,11 @@ function makePeerApplier(db) {
     if (latest !== undefined) setCursor.run(String(latest));
     return { applied, skipped };
   });
+  return apply;
+}
+
+function makePeerApplier(db) {
+  const apply = makePeerChangeApplier(db);
   /** Applies a page given as bytes, like client.applyRemote. */
   return (buffer) => {
     const page = JSON.parse(buffer);
@@ -213,6 +222,20 @@ CREATE TABLE documents (
   deleted_at     INTEGER,
   UNIQUE (entity_type, entity_id)
 );
+`;
+
+// The manifest of ingested files (src/core/schema.cc kClientV3).
+const INGEST_SCHEMA = `
+CREATE TABLE IF NOT EXISTS ingest_files (
+  root        TEXT NOT NULL,
+  path        TEXT NOT NULL,
+  size        INTEGER NOT NULL,
+  mtime_ms    INTEGER NOT NULL,
+  sha256      TEXT NOT NULL,
+  records     INTEGER NOT NULL,
+  ingested_at INTEGER NOT NULL,
+  PRIMARY KEY (root, path)
+) WITHOUT ROWID;
 `;
 
 // The column list of deltasync's INSERT (src/core/queue.cc kInsertChange), with
@@ -319,6 +342,92 @@ function startStallProbe() {
   };
 }
 
+// ---- Child processes.
+
+/**
+ * Forks a script of this directory with its parameters as one JSON argument; next(type)
+ * resolves with the next IPC message of that type (rejects if the child dies first).
+ */
+function forkScript(script, args) {
+  const { fork } = require('node:child_process');
+  const child = fork(path.join(__dirname, script), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const queue = [];
+  const waiters = [];
+  let failure = null;
+  child.on('message', (message) => {
+    const index = waiters.findIndex((w) => w.type === message.type);
+    if (index >= 0) waiters.splice(index, 1)[0].resolve(message);
+    else queue.push(message);
+  });
+  child.on('exit', (code, signal) => {
+    if (code === 0) return;
+    failure = new Error(`${script} exited with ${code ?? signal}`);
+    for (const w of waiters.splice(0)) w.reject(failure);
+  });
+  return {
+    child,
+    send: (message) => child.send(message),
+    next(type) {
+      const index = queue.findIndex((m) => m.type === type);
+      if (index >= 0) return Promise.resolve(queue.splice(index, 1)[0]);
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => waiters.push({ type, resolve, reject }));
+    },
+  };
+}
+
+/**
+ * Starts a sync server in its own process (server-child.js: Express on 127.0.0.1,
+ * deltasync's createSyncRouter or the JS peer at /api/sync, the user from x-user-id)
+ * on `file`. stop() ends it, deletes the database and returns the child's last report.
+ */
+async function startServerChild({ impl, file, limits = {} }) {
+  const server = forkScript('server-child.js', { impl, file, limits });
+  const { port } = await server.next('ready');
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}/api/sync`,
+    async stop() {
+      server.send({ type: 'exit' });
+      const bye = await server.next('bye');
+      await new Promise((resolve) => (server.child.exitCode !== null ? resolve() : server.child.on('exit', resolve)));
+      const bytes = dbBytes(file);
+      removeDb(file);
+      return { ...bye, dbBytes: bytes };
+    },
+  };
+}
+
+/** CPU milliseconds of each thread of this process, by thread name (Linux /proc; {} elsewhere). */
+function threadCpuMs() {
+  const out = {};
+  try {
+    const ticks = 100; // USER_HZ on Linux
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks;
+      const key = tid === String(process.pid) ? 'main' : name;
+      out[key] = (out[key] || 0) + ms;
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
+}
+
+/** The CPU milliseconds of each thread spent between two threadCpuMs() readings. */
+function threadCpuDelta(before, after) {
+  const out = {};
+  for (const [key, ms] of Object.entries(after)) {
+    const spent = ms - (before[key] || 0);
+    if (spent > 0) out[key] = spent;
+  }
+  return out;
+}
+
 /** Size of a database and its WAL, in bytes. */
 function dbBytes(file) {
   let total = 0;
@@ -361,9 +470,11 @@ module.exports = {
   pageText,
   seedPage,
   applyPage,
+  makePeerChangeApplier,
   makePeerApplier,
   CHANGES_SCHEMA,
   DOCUMENTS_SCHEMA,
+  INGEST_SCHEMA,
   INSERT_CHANGE,
   UPSERT_REMOTE,
   PRAGMAS,
@@ -375,6 +486,10 @@ module.exports = {
   percentile,
   sleep,
   startStallProbe,
+  forkScript,
+  startServerChild,
+  threadCpuMs,
+  threadCpuDelta,
   dbBytes,
   removeDb,
   scratchDb,

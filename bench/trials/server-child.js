@@ -1,12 +1,13 @@
 'use strict';
 
-// A sync server in its own process, started by server-load.js with fork():
+// A sync server in its own process, started by common.startServerChild (fork):
 // Express on 127.0.0.1 (a free port) with deltasync's createSyncRouter or the JS
 // peer (bench/peer-server.js), both at /api/sync, the user id from the x-user-id
 // header. Messages (IPC):
 //   -> { type: 'ready', port }                         once listening
 //   <- { type: 'probe-start' } -> { type: 'probe-started' }
 //   <- { type: 'probe-stop' }  -> { type: 'probe', stats }   event-loop stall (common.startStallProbe)
+//   <- { type: 'cpu' }         -> { type: 'cpu', threadCpuMs }           CPU ms of each thread so far
 //   <- { type: 'exit' }        -> { type: 'bye', peakRssKb, cpuUserMs, cpuSystemMs, threadCpuMs }, then exits
 // Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3', file, limits }
 
@@ -39,26 +40,6 @@ const listener = app.listen(0, '127.0.0.1', () => {
 });
 listener.keepAliveTimeout = 60000;
 
-/** CPU milliseconds of each thread of this process, by thread name (Linux /proc; {} elsewhere). */
-function threadCpuMs() {
-  const fs = require('node:fs');
-  const out = {};
-  try {
-    const ticks = 100;  // USER_HZ on Linux
-    for (const tid of fs.readdirSync('/proc/self/task')) {
-      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks;
-      const key = tid === String(process.pid) ? 'main' : name;
-      out[key] = (out[key] || 0) + ms;
-    }
-  } catch {
-    // not Linux
-  }
-  return out;
-}
-
 let probe = null;
 process.on('message', (message) => {
   if (message.type === 'probe-start') {
@@ -68,6 +49,8 @@ process.on('message', (message) => {
     const stats = probe ? probe.stop() : null;
     probe = null;
     process.send({ type: 'probe', stats });
+  } else if (message.type === 'cpu') {
+    process.send({ type: 'cpu', threadCpuMs: c.threadCpuMs() });
   } else if (message.type === 'exit') {
     listener.close();
     listener.closeAllConnections();
@@ -79,7 +62,7 @@ process.on('message', (message) => {
         peakRssKb: usage.maxRSS,
         cpuUserMs: usage.userCPUTime / 1000,
         cpuSystemMs: usage.systemCPUTime / 1000,
-        threadCpuMs: threadCpuMs(),
+        threadCpuMs: c.threadCpuMs(),
       },
       () => process.exit(0),
     );

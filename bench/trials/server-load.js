@@ -15,64 +15,20 @@
 // Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, ...the mode's sizes }
 
 const http = require('node:http');
-const path = require('node:path');
-const { fork } = require('node:child_process');
 const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const params = c.params();
 const { impl, mode = 'load', dir } = params;
 
-/** Forks a script; resolves messages of a type with next(type). */
-function start(script, args) {
-  const child = fork(path.join(__dirname, script), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const queue = [];
-  const waiters = [];
-  let failure = null;
-  child.on('message', (message) => {
-    const index = waiters.findIndex((w) => w.type === message.type);
-    if (index >= 0) waiters.splice(index, 1)[0].resolve(message);
-    else queue.push(message);
-  });
-  child.on('exit', (code, signal) => {
-    if (code === 0) return;
-    failure = new Error(`${script} exited with ${code ?? signal}`);
-    for (const w of waiters.splice(0)) w.reject(failure);
-  });
-  return {
-    child,
-    send: (message) => child.send(message),
-    next(type) {
-      const index = queue.findIndex((m) => m.type === type);
-      if (index >= 0) return Promise.resolve(queue.splice(index, 1)[0]);
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => waiters.push({ type, resolve, reject }));
-    },
-  };
-}
-
 async function startServer(limits) {
-  const file = c.scratchDb(dir, `server-${impl}`);
-  const server = start('server-child.js', { impl, file, limits });
-  const { port } = await server.next('ready');
-  return {
-    server,
-    port,
-    async stop() {
-      server.send({ type: 'exit' });
-      const bye = await server.next('bye');
-      await new Promise((resolve) => (server.child.exitCode !== null ? resolve() : server.child.on('exit', resolve)));
-      const bytes = c.dbBytes(file);
-      c.removeDb(file);
-      return { ...bye, dbBytes: bytes };
-    },
-  };
+  return c.startServerChild({ impl, file: c.scratchDb(dir, `server-${impl}`), limits });
 }
 
 async function load() {
   const { clients, users, requests, changesPerRequest, warmup, changeIds } = params;
   const { port, stop } = await startServer({});
-  const loadgen = start('server-loadgen.js', { port, clients, users, requests, changesPerRequest, warmup, changeIds });
+  const loadgen = c.forkScript('server-loadgen.js', { port, clients, users, requests, changesPerRequest, warmup, changeIds });
   const result = await loadgen.next('result');
   const server = await stop();
   if (result.errors > 0) throw new Error(`${result.errors} changes came back in errors[]`);

@@ -18,8 +18,10 @@ namespace {
 constexpr const char* kFindKnownId =
     "SELECT 1 FROM changes WHERE change_id = ?1 UNION ALL SELECT 1 FROM change_aliases WHERE change_id = ?1 LIMIT 1";
 constexpr const char* kFindLatestForEntity =
-    "SELECT id, change_id, type, data, status, attempts FROM changes WHERE entity_type = ?1 AND entity_id = ?2 "
-    "ORDER BY id DESC LIMIT 1";
+    "SELECT id, change_id, type, data, status, attempts, base_version, "
+    "EXISTS (SELECT 1 FROM changes AS e WHERE e.entity_type = ?1 AND e.entity_id = ?2 AND e.id < changes.id "
+    "AND (e.attempts > 0 OR e.status != 'pending')) "
+    "FROM changes WHERE entity_type = ?1 AND entity_id = ?2 ORDER BY id DESC LIMIT 1";
 constexpr const char* kInsertChange =
     "INSERT INTO changes (change_id, tenant_id, user_id, entity_type, entity_id, type, data, base_version, "
     "timestamp, created_at, updated_at, status, retry_count, last_error, attempts) "
@@ -35,8 +37,11 @@ constexpr const char* kPendingByType =
     "SELECT " DS_CHANGE_COLUMNS " FROM changes WHERE status = 'pending' AND entity_type = ?1 ORDER BY id LIMIT ?2";
 constexpr const char* kFailedAll = "SELECT " DS_CHANGE_COLUMNS " FROM changes WHERE status = 'failed' ORDER BY id";
 constexpr const char* kAll = "SELECT " DS_CHANGE_COLUMNS " FROM changes ORDER BY id";
+// Only unacknowledged rows are grouped (through changes_by_status); synced history is only counted.
 constexpr const char* kStats =
-    "SELECT entity_type, status, count(*), min(created_at) FROM changes GROUP BY entity_type, status";
+    "SELECT entity_type, status, count(*), min(created_at) FROM changes "
+    "WHERE status IN ('pending', 'syncing', 'failed') GROUP BY entity_type, status";
+constexpr const char* kSyncedCount = "SELECT count(*) FROM changes WHERE status = 'synced'";
 constexpr const char* kLastSyncTime = "SELECT value FROM meta WHERE key = 'last_sync_time'";
 constexpr const char* kSetLastSyncTime =
     "INSERT INTO meta (key, value) VALUES ('last_sync_time', ?1) "
@@ -158,12 +163,16 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
       std::string into(latest->Text(1));
       const std::optional<ChangeType> previous = ParseChangeType(latest->Text(2));
       std::optional<std::string> previous_data = latest->OptionalText(3);
+      // The server may know the entity although this CREATED was never sent: it was made over a
+      // pulled version (base_version), or an older change of the entity was sent.
+      const bool server_may_know = !latest->IsNull(6) || latest->Int(7) != 0;
       latest->Reset();
 
       const bool created_then_updated = previous == ChangeType::kCreated && input.type == ChangeType::kUpdated;
       const bool updated_then_updated = previous == ChangeType::kUpdated && input.type == ChangeType::kUpdated;
       const bool created_then_deleted = previous == ChangeType::kCreated && input.type == ChangeType::kDeleted;
-      const bool updated_then_deleted = previous == ChangeType::kUpdated && input.type == ChangeType::kDeleted;
+      const bool updated_then_deleted = (previous == ChangeType::kUpdated && input.type == ChangeType::kDeleted) ||
+                                        (created_then_deleted && server_may_know);
 
       if (created_then_updated || updated_then_updated || updated_then_deleted) {
         std::optional<std::string> merged;
@@ -195,7 +204,7 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
         result.into = std::move(into);
         return result;
       }
-      if (created_then_deleted) {
+      if (created_then_deleted && !server_may_know) {
         // The server never saw the entity: nothing needs to be sent.
         Result<Statement*> delete_stmt = db_.Cached(kDeleteById);
         if (!delete_stmt.ok()) return delete_stmt.status();
@@ -343,6 +352,14 @@ Result<QueueStats> ChangeQueue::Stats() {
           break;
       }
     }
+  }
+  {
+    Result<Statement*> synced = db_.Cached(kSyncedCount);
+    if (!synced.ok()) return synced.status();
+    Statement::Scope scope(*synced.value());
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    stats.synced = scope->Int(0);
   }
   Result<Statement*> last = db_.Cached(kLastSyncTime);
   if (!last.ok()) return last.status();

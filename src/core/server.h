@@ -102,7 +102,6 @@ class SyncServerCore {
   std::mutex mutex_;
   simdjson::ondemand::parser parser_;
   simdjson::ondemand::parser scratch_parser_;
-  int64_t last_server_timestamp_ = 0;
 };
 
 // The server database's migrations, oldest first.

@@ -11,6 +11,7 @@
 //   SIM_SEEDS=N   run N seeds (default 100), starting at SIM_FIRST_SEED (default 1)
 //   SIM_SEED=s    run only seed s (what a failure prints)
 //   SIM_STEPS=n   steps per seed (default 140)
+//   SIM_COALESCE=0  clients with coalesce: false (the seeds then take other paths)
 //   node scripts/replay-sim.js s   prints the whole trace of seed s
 
 const { test } = require('node:test');
@@ -20,28 +21,37 @@ const { SyncClient, SyncServer } = require('../..');
 const { Simulation, serverLog, replay } = require('./fixtures/sim-world');
 
 const STEPS = process.env.SIM_STEPS ? Number(process.env.SIM_STEPS) : undefined;
+const COALESCE = process.env.SIM_COALESCE !== '0';
 const seeds = process.env.SIM_SEED
   ? [Number(process.env.SIM_SEED)]
   : Array.from({ length: Number(process.env.SIM_SEEDS ?? 100) }, (_, i) => Number(process.env.SIM_FIRST_SEED ?? 1) + i);
 
-// Seeds that find a real bug in src/ or lib/ (reported, not fixed here): listed
-// with the reason, run as todo so that the suite stays green and the bug visible.
-const KNOWN = new Map([]);
+// Seeds that find a real bug in src/ (reported, not fixed here), run as todo so that
+// the suite stays green and the bug visible. Both are the bug of the todo test below:
+// a DELETED folds an unsent CREATED into nothing although the server has the entity.
+// (Beyond the default range, about 1 seed in 100 meets it: 433, 570, 792, 843, 1110, 1246
+// among 1..1500; with SIM_COALESCE=0, 1..1200 all pass.)
+const CANCEL_BUG = 'known bug: CREATED + DELETED cancelled although the server has the entity (src/core/queue.cc)';
+// Fixed in src/core/queue.cc (a CREATED over an entity the server may know is folded into a
+// DELETED, not cancelled): no seed is known to fail now.
+const KNOWN = new Map();
+void CANCEL_BUG;
 
 function replayCommand(seed) {
-  const steps = STEPS !== undefined ? `SIM_STEPS=${STEPS} ` : '';
-  return `${steps}SIM_SEED=${seed} node --test test/js/110.simulation.test.js   (trace: ${steps}node scripts/replay-sim.js ${seed})`;
+  const env = `${STEPS !== undefined ? `SIM_STEPS=${STEPS} ` : ''}${COALESCE ? '' : 'SIM_COALESCE=0 '}`;
+  return `${env}SIM_SEED=${seed} node --test test/js/110.simulation.test.js   (trace: ${env}node scripts/replay-sim.js ${seed})`;
 }
 
 for (const seed of seeds) {
-  const todo = KNOWN.get(seed);
+  const todo = COALESCE ? KNOWN.get(seed) : undefined;
   test(`simulation seed ${seed}`, { timeout: 60000, todo }, async () => {
-    const simulation = new Simulation(seed, { steps: STEPS });
+    const simulation = new Simulation(seed, { steps: STEPS, coalesce: COALESCE });
     try {
       await simulation.run();
     } catch (error) {
       const tail = simulation.traceLines.slice(-40).join('\n');
-      error.message = `seed ${seed} failed: ${error.message}\nreplay: ${replayCommand(seed)}\nlast steps:\n${tail}`;
+      const known = error.knownBug === 'cancel' ? '\n(every difference is on an entity where the known cancel bug struck: see the todo test)' : '';
+      error.message = `seed ${seed} failed: ${error.message}${known}\nreplay: ${replayCommand(seed)}\nlast steps:\n${tail}`;
       throw error;
     }
   });
@@ -54,9 +64,7 @@ for (const seed of seeds) {
 // the queue folds CREATED + DELETED into nothing (src/core/queue.cc, the created_then_deleted
 // branch of ChangeQueue::EnqueueLocked), so the delete never reaches the server, while A's
 // document is a clean tombstone. A and the server disagree for good.
-test('a delete that meets an unsent CREATED of an entity the server has still reaches the server', {
-  todo: 'known bug: CREATED + DELETED is cancelled even when the server has the entity (src/core/queue.cc)',
-}, async () => {
+test('a delete that meets an unsent CREATED of an entity the server has still reaches the server', async () => {
   const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000 });
   const hooks = [];
   const transport = async (request) => {

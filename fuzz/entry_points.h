@@ -1,0 +1,50 @@
+// The fuzzing entry points: each feeds one untrusted input to one decoding path of the
+// core, on fresh in-memory state, and returns the Status that came back. Shared by the
+// libFuzzer targets (fuzz/targets/*.cc, built by `npm run fuzz` with clang) and by the
+// corpus replay in core_tests (test/cpp/98_corpus_test.cc, built with the normal test
+// build), so a reproducer saved by the fuzzer replays the same code without clang.
+//
+// An entry point never aborts on bad input: a bad input is a non-ok Status. A crash, a
+// sanitizer report or a hang is the bug. INTERNAL means an invariant that the entry point
+// checks did not hold (such as a successful response that is not valid JSON); the fuzz
+// targets treat it as a finding too.
+//
+// Thread safety: each call builds its own state; calls may run on any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace deltasync {
+namespace fuzz {
+
+// (a) The push-request decoder: SyncServerCore::Sync with the input as the request body,
+// then CompatPush with the same body, on a ':memory:' server holding a few entities.
+Status PushRequestEntry(const uint8_t* data, size_t size);
+
+// (b) The pull-page applier: DecodePullPage, then ApplyVerdicts (when the page is a sync
+// response) and ApplyChunk in chunks of two, on a ':memory:' client holding pulled and
+// local documents. The conflict strategy is picked from a hash of the input.
+Status PullPageEntry(const uint8_t* data, size_t size);
+
+// (c) The JSONL ingestion parser: the input becomes one .jsonl file in a fresh temporary
+// directory, ingested by Ingester::Run into a ':memory:' client.
+Status IngestJsonlEntry(const uint8_t* data, size_t size);
+
+struct Target {
+  const char* name;  // the directory name under fuzz/corpus and fuzz/crashes
+  Status (*entry)(const uint8_t* data, size_t size);
+};
+
+// Every target: push_request, pull_page, ingest_jsonl.
+const std::vector<Target>& Targets();
+
+// The target named `name`, or nullptr.
+const Target* FindTarget(std::string_view name);
+
+}  // namespace fuzz
+}  // namespace deltasync
