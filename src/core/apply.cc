@@ -212,57 +212,10 @@ Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& lim
   return Status::Ok();
 }
 
-// `json` without the given top-level keys.
-Result<std::string> WithoutKeys(simdjson::ondemand::parser& parser, const std::string& json,
-                                const std::unordered_set<std::string>& drop) {
-  simdjson::padded_string padded(json);
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object object;
-  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::Internal("stored change data is not a JSON object");
-  }
-  std::string out = "{";
-  for (auto field_result : object) {
-    simdjson::ondemand::field field;
-    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
-    std::string_view raw_key = TrimJsonWhitespace(field.key_raw_json_token());
-    std::string_view key;
-    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
-    std::string_view raw_value;
-    if (field.value().raw_json().get(raw_value) != simdjson::SUCCESS) return Status::Internal("bad stored value");
-    if (drop.count(std::string(key))) continue;
-    if (out.size() > 1) out.push_back(',');
-    out.append(raw_key).push_back(':');
-    out.append(TrimJsonWhitespace(raw_value));
-  }
-  out.push_back('}');
-  return out;
-}
-
-Result<std::unordered_set<std::string>> KeysOf(simdjson::ondemand::parser& parser, const std::string& json) {
-  simdjson::padded_string padded(json);
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object object;
-  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::Internal("change data is not a JSON object");
-  }
-  std::unordered_set<std::string> keys;
-  for (auto field_result : object) {
-    simdjson::ondemand::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-      return Status::Internal("bad field");
-    }
-    keys.insert(std::string(key));
-  }
-  return keys;
-}
-
 // A full document as an UPDATED delta against `previous`: every field, and null for dropped ones.
 Result<std::string> DeltaAgainst(simdjson::ondemand::parser& parser, const std::string& doc,
                                  const std::string& previous) {
-  Result<std::unordered_set<std::string>> kept = KeysOf(parser, doc);
+  Result<std::unordered_set<std::string>> kept = ObjectKeys(parser, doc);
   if (!kept.ok()) return kept.status();
   simdjson::padded_string padded(previous);
   simdjson::ondemand::document old_doc;
@@ -764,7 +717,7 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
       break;
     case ConflictStrategy::kMerge: {
       conflict.winner = "merged";
-      Result<std::unordered_set<std::string>> remote_keys = KeysOf(parser_, *change.data);
+      Result<std::unordered_set<std::string>> remote_keys = ObjectKeys(parser_, *change.data);
       if (!remote_keys.ok()) return remote_keys.status();
       remaining.clear();
       for (const LocalChange& local : locals) {
@@ -783,7 +736,7 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
           continue;
         }
         // Overlapping fields go to the remote change when it is at least as new.
-        Result<std::string> kept = WithoutKeys(parser_, *local.data, remote_keys.value());
+        Result<std::string> kept = ObjectWithoutKeys(parser_, *local.data, remote_keys.value());
         if (!kept.ok()) return kept.status();
         if (kept.value() == "{}" && local.type == ChangeType::kUpdated) {
           DS_RETURN_IF_ERROR(queue_.Discard(local.change_id));

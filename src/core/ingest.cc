@@ -229,6 +229,21 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
   std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.relative < b.relative; });
   const bool use_manifest = options.incremental && !options.force_full_sync;
 
+  // REQUIRES: the lock is held. Records the stat taken before the file was read.
+  auto record_manifest = [&](const FileEntry& file, const std::string& hash, int64_t records) -> Status {
+    Result<Statement*> stmt = db_.Cached(kManifestPut);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, root_key);
+    scope->BindText(2, file.relative);
+    scope->BindInt(3, file.size);
+    scope->BindInt(4, file.mtime_ms);
+    scope->BindText(5, hash);
+    scope->BindInt(6, records);
+    scope->BindInt(7, clock_.NowMs());
+    return scope->Run();
+  };
+
   IngestProgress state;
   state.files_total = static_cast<int64_t>(files.size());
   int64_t processed_files = 0;
@@ -283,17 +298,7 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
       if (!options.dry_run) {
         Result<std::unique_lock<std::recursive_mutex>> held = locked();
         if (!held.ok()) return held.status();
-        Result<Statement*> stmt = db_.Cached(kManifestPut);
-        if (!stmt.ok()) return stmt.status();
-        Statement::Scope scope(*stmt.value());
-        scope->BindText(1, root_key);
-        scope->BindText(2, file.relative);
-        scope->BindInt(3, file.size);
-        scope->BindInt(4, file.mtime_ms);
-        scope->BindText(5, hash);
-        scope->BindInt(6, 0);
-        scope->BindInt(7, clock_.NowMs());
-        DS_RETURN_IF_ERROR(scope->Run());
+        DS_RETURN_IF_ERROR(record_manifest(file, hash, 0));
       }
       continue;
     }
@@ -313,17 +318,7 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     if (text.empty() && !options.dry_run) {
       Result<std::unique_lock<std::recursive_mutex>> held = locked();
       if (!held.ok()) return held.status();
-      Result<Statement*> stmt = db_.Cached(kManifestPut);
-      if (!stmt.ok()) return stmt.status();
-      Statement::Scope scope(*stmt.value());
-      scope->BindText(1, root_key);
-      scope->BindText(2, file.relative);
-      scope->BindInt(3, file.size);
-      scope->BindInt(4, file.mtime_ms);
-      scope->BindText(5, hash);
-      scope->BindInt(6, 0);
-      scope->BindInt(7, clock_.NowMs());
-      DS_RETURN_IF_ERROR(scope->Run());
+      DS_RETURN_IF_ERROR(record_manifest(file, hash, 0));
     }
     while (position < text.size()) {
       Result<std::unique_lock<std::recursive_mutex>> held = locked();
@@ -422,17 +417,7 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
       if (position >= text.size() && !options.dry_run) {
         // The manifest records the stat taken before reading, so a change made while the file
         // was read shows up as a newer mtime in the next run.
-        Result<Statement*> stmt = db_.Cached(kManifestPut);
-        if (!stmt.ok()) return stmt.status();
-        Statement::Scope scope(*stmt.value());
-        scope->BindText(1, root_key);
-        scope->BindText(2, file.relative);
-        scope->BindInt(3, file.size);
-        scope->BindInt(4, file.mtime_ms);
-        scope->BindText(5, hash);
-        scope->BindInt(6, file_records);
-        scope->BindInt(7, clock_.NowMs());
-        DS_RETURN_IF_ERROR(scope->Run());
+        DS_RETURN_IF_ERROR(record_manifest(file, hash, file_records));
       }
       if (tx) DS_RETURN_IF_ERROR(tx->Commit());
       held.value().unlock();

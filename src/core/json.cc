@@ -336,6 +336,55 @@ Status KeyGuard::Check(std::string_view key, std::string_view where) {
   return Status::Ok();
 }
 
+Result<std::unordered_set<std::string>> ObjectKeys(simdjson::ondemand::parser& parser, std::string_view json) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("expected a stored JSON object");
+  }
+  std::unordered_set<std::string> keys;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+      return Status::Internal("stored JSON object has a bad field");
+    }
+    keys.insert(std::string(key));
+  }
+  return keys;
+}
+
+Result<std::string> ObjectWithoutKeys(simdjson::ondemand::parser& parser, std::string_view json,
+                                      const std::unordered_set<std::string>& drop) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("expected a stored JSON object");
+  }
+  std::string out = "{";
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
+    // The raw token must be read before unescaped_key() consumes the key.
+    std::string_view raw_key = TrimJsonWhitespace(field.key_raw_json_token());
+    std::string_view key;
+    std::string_view raw_value;
+    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS ||
+        field.value().raw_json().get(raw_value) != simdjson::SUCCESS) {
+      return Status::Internal("bad stored field");
+    }
+    if (drop.count(std::string(key))) continue;
+    if (out.size() > 1) out.push_back(',');
+    out.append(raw_key).push_back(':');
+    out.append(TrimJsonWhitespace(raw_value));
+  }
+  out.push_back('}');
+  return out;
+}
+
 bool JsonValueEquals(std::string_view a, std::string_view b) {
   if (a == b) return true;
   simdjson::dom::parser parser_a, parser_b;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/status.h"
@@ -51,6 +52,13 @@ enum class PatchNulls {
 // REQUIRES: both are canonical JSON objects produced by CopyValidatedJson.
 Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
                                         std::string_view patch, PatchNulls nulls = PatchNulls::kRemove);
+
+// The top-level keys of a canonical JSON object (unescaped).
+Result<std::unordered_set<std::string>> ObjectKeys(simdjson::ondemand::parser& parser, std::string_view json);
+
+// A canonical JSON object without the given top-level keys.
+Result<std::string> ObjectWithoutKeys(simdjson::ondemand::parser& parser, std::string_view json,
+                                      const std::unordered_set<std::string>& drop);
 
 // True when two JSON texts hold the same value: objects compare by key regardless of
 // order, numbers by value (1.0 equals 1), strings after unescaping. Invalid JSON is unequal.

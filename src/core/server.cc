@@ -226,55 +226,6 @@ void AppendNullable(std::string* out, const std::optional<std::string>& json) {
 
 void AppendString(std::string* out, std::string_view text) { AppendJsonString(out, text); }
 
-Result<std::unordered_set<std::string>> TopLevelKeys(simdjson::ondemand::parser& parser, std::string_view json) {
-  simdjson::padded_string padded(json);
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object object;
-  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::Internal("stored data is not a JSON object");
-  }
-  std::unordered_set<std::string> keys;
-  for (auto field_result : object) {
-    simdjson::ondemand::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-      return Status::Internal("stored data has a bad field");
-    }
-    keys.insert(std::string(key));
-  }
-  return keys;
-}
-
-// `json` without the top-level keys in `drop`; `kept` receives whether anything remains.
-Result<std::string> DropKeys(simdjson::ondemand::parser& parser, std::string_view json,
-                             const std::unordered_set<std::string>& drop) {
-  simdjson::padded_string padded(json);
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object object;
-  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::Internal("change data is not a JSON object");
-  }
-  std::string out = "{";
-  for (auto field_result : object) {
-    simdjson::ondemand::field field;
-    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad field");
-    std::string_view raw_key = TrimJsonWhitespace(field.key_raw_json_token());
-    std::string_view key;
-    std::string_view raw_value;
-    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS ||
-        field.value().raw_json().get(raw_value) != simdjson::SUCCESS) {
-      return Status::Internal("bad field");
-    }
-    if (drop.count(std::string(key))) continue;
-    if (out.size() > 1) out.push_back(',');
-    out.append(raw_key).push_back(':');
-    out.append(TrimJsonWhitespace(raw_value));
-  }
-  out.push_back('}');
-  return out;
-}
-
 struct EntityRow {
   bool found = false;
   std::optional<std::string> data;
@@ -731,7 +682,7 @@ class SyncServerCore::Impl {
           if (change.base_version) {
             for (const auto& [data, timestamp] : server_changes) {
               if (!data) continue;
-              Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, *data);
+              Result<std::unordered_set<std::string>> keys = ObjectKeys(s_.scratch_parser_, *data);
               if (!keys.ok()) return keys.status();
               for (const std::string& key : keys.value()) {
                 int64_t& newest = server_fields[key];
@@ -739,11 +690,11 @@ class SyncServerCore::Impl {
               }
             }
           } else if (entity.data) {
-            Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, *entity.data);
+            Result<std::unordered_set<std::string>> keys = ObjectKeys(s_.scratch_parser_, *entity.data);
             if (!keys.ok()) return keys.status();
             for (const std::string& key : keys.value()) server_fields[key] = entity.client_timestamp;
           }
-          Result<std::unordered_set<std::string>> client_keys = TopLevelKeys(s_.scratch_parser_, *change.data);
+          Result<std::unordered_set<std::string>> client_keys = ObjectKeys(s_.scratch_parser_, *change.data);
           if (!client_keys.ok()) return client_keys.status();
           std::unordered_set<std::string> lost;
           for (const std::string& key : client_keys.value()) {
@@ -756,7 +707,7 @@ class SyncServerCore::Impl {
           } else {
             outcome.winner = "merged";
             if (!lost.empty()) {
-              Result<std::string> kept = DropKeys(s_.scratch_parser_, *change.data, lost);
+              Result<std::string> kept = ObjectWithoutKeys(s_.scratch_parser_, *change.data, lost);
               if (!kept.ok()) return kept.status();
               data_to_apply = std::move(kept).value();
             }
@@ -1086,7 +1037,7 @@ class SyncServerCore::Impl {
         }
         change.entity_id = *id;
         change.timestamp = timestamp.value_or(s_.clock_->NowMs());
-        Result<std::string> data = drop.empty() ? Result<std::string>(canonical) : DropKeys(s_.scratch_parser_, canonical, drop);
+        Result<std::string> data = drop.empty() ? Result<std::string>(canonical) : ObjectWithoutKeys(s_.scratch_parser_, canonical, drop);
         if (!data.ok()) return data.status();
         // A full record: CREATED stores it whole, and on an existing entity replaces it (action UPDATE).
         if (deleted) {
@@ -1277,7 +1228,7 @@ class SyncServerCore::Impl {
       std::string rest = "{}";
       if (!scope->IsNull(2)) {
         const std::string_view data = scope->Text(2);
-        Result<std::unordered_set<std::string>> keys = TopLevelKeys(s_.scratch_parser_, data);
+        Result<std::unordered_set<std::string>> keys = ObjectKeys(s_.scratch_parser_, data);
         if (!keys.ok()) return keys.status();
         if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id)) id_field = singular_id;
         has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
@@ -1311,7 +1262,7 @@ class SyncServerCore::Impl {
       if (deleted) {
         record.append(",\"deleted\":true}");  // a deleted entity: its id and the flag
       } else {
-        Result<std::string> fields = DropKeys(s_.scratch_parser_, rest, {id_field});
+        Result<std::string> fields = ObjectWithoutKeys(s_.scratch_parser_, rest, {id_field});
         if (!fields.ok()) return fields.status();
         if (fields.value().size() > 2) {
           record.push_back(',');
@@ -1579,8 +1530,8 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
       change.type = entity.value().found && !entity.value().deleted ? ChangeType::kUpdated : ChangeType::kCreated;
       change.data = data;
       if (change.type == ChangeType::kUpdated && entity.value().data) {
-        Result<std::unordered_set<std::string>> old_keys = TopLevelKeys(scratch_parser_, *entity.value().data);
-        Result<std::unordered_set<std::string>> new_keys = TopLevelKeys(scratch_parser_, *data);
+        Result<std::unordered_set<std::string>> old_keys = ObjectKeys(scratch_parser_, *entity.value().data);
+        Result<std::unordered_set<std::string>> new_keys = ObjectKeys(scratch_parser_, *data);
         if (!old_keys.ok()) return old_keys.status();
         if (!new_keys.ok()) return new_keys.status();
         std::string delta = *data;
