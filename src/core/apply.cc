@@ -212,33 +212,6 @@ Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& lim
   return Status::Ok();
 }
 
-// A full document as an UPDATED delta against `previous`: every field, and null for dropped ones.
-Result<std::string> DeltaAgainst(simdjson::ondemand::parser& parser, const std::string& doc,
-                                 const std::string& previous) {
-  Result<std::unordered_set<std::string>> kept = ObjectKeys(parser, doc);
-  if (!kept.ok()) return kept.status();
-  simdjson::padded_string padded(previous);
-  simdjson::ondemand::document old_doc;
-  simdjson::ondemand::object object;
-  if (parser.iterate(padded).get(old_doc) != simdjson::SUCCESS ||
-      old_doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::Internal("stored document is not a JSON object");
-  }
-  std::string delta = doc;
-  for (auto field_result : object) {
-    simdjson::ondemand::field field;
-    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
-    std::string_view raw = TrimJsonWhitespace(field.key_raw_json_token());
-    std::string_view key;
-    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
-    if (kept.value().count(std::string(key))) continue;
-    delta.pop_back();
-    if (delta.size() > 1) delta.push_back(',');
-    delta.append(raw).append(":null}");
-  }
-  return delta;
-}
-
 Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, const JsonLimits& limits,
                       const std::string& name, std::vector<PushVerdict>* out) {
   size_t index = 0;
@@ -898,7 +871,7 @@ Result<std::optional<std::string>> DeltaApplier::ResolveConflict(int64_t conflic
       change.data = target;
     } else {
       change.type = ChangeType::kUpdated;
-      Result<std::string> delta = DeltaAgainst(parser_, *target, *remote);
+      Result<std::string> delta = DeltaWithRemovals(parser_, *target, *remote);
       if (!delta.ok()) return delta.status();
       change.data = std::move(delta).value();
     }

@@ -385,6 +385,32 @@ Result<std::string> ObjectWithoutKeys(simdjson::ondemand::parser& parser, std::s
   return out;
 }
 
+Result<std::string> DeltaWithRemovals(simdjson::ondemand::parser& parser, std::string_view doc,
+                                      std::string_view previous) {
+  Result<std::unordered_set<std::string>> kept = ObjectKeys(parser, doc);
+  if (!kept.ok()) return kept.status();
+  simdjson::padded_string padded(previous);
+  simdjson::ondemand::document old_doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(old_doc) != simdjson::SUCCESS ||
+      old_doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Internal("expected a stored JSON object");
+  }
+  std::string delta(doc);
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
+    std::string_view raw = TrimJsonWhitespace(field.key_raw_json_token());
+    std::string_view key;
+    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
+    if (kept.value().count(std::string(key))) continue;
+    delta.pop_back();  // '}'
+    if (delta.size() > 1) delta.push_back(',');
+    delta.append(raw).append(":null}");
+  }
+  return delta;
+}
+
 bool JsonValueEquals(std::string_view a, std::string_view b) {
   if (a == b) return true;
   simdjson::dom::parser parser_a, parser_b;

@@ -60,6 +60,12 @@ Result<std::unordered_set<std::string>> ObjectKeys(simdjson::ondemand::parser& p
 Result<std::string> ObjectWithoutKeys(simdjson::ondemand::parser& parser, std::string_view json,
                                       const std::unordered_set<std::string>& drop);
 
+// `doc` as an UPDATED delta against `previous`: every field of `doc`, plus null for each
+// top-level field of `previous` that `doc` dropped (a null removes the field).
+// REQUIRES: both are canonical JSON objects.
+Result<std::string> DeltaWithRemovals(simdjson::ondemand::parser& parser, std::string_view doc,
+                                      std::string_view previous);
+
 // True when two JSON texts hold the same value: objects compare by key regardless of
 // order, numbers by value (1.0 equals 1), strings after unescaping. Invalid JSON is unequal.
 bool JsonValueEquals(std::string_view a, std::string_view b);

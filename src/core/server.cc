@@ -1530,19 +1530,9 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
       change.type = entity.value().found && !entity.value().deleted ? ChangeType::kUpdated : ChangeType::kCreated;
       change.data = data;
       if (change.type == ChangeType::kUpdated && entity.value().data) {
-        Result<std::unordered_set<std::string>> old_keys = ObjectKeys(scratch_parser_, *entity.value().data);
-        Result<std::unordered_set<std::string>> new_keys = ObjectKeys(scratch_parser_, *data);
-        if (!old_keys.ok()) return old_keys.status();
-        if (!new_keys.ok()) return new_keys.status();
-        std::string delta = *data;
-        for (const std::string& key : old_keys.value()) {
-          if (new_keys.value().count(key)) continue;
-          delta.pop_back();
-          if (delta.size() > 1) delta.push_back(',');
-          AppendJsonString(&delta, key);
-          delta.append(":null}");
-        }
-        change.data = std::move(delta);
+        Result<std::string> delta = DeltaWithRemovals(scratch_parser_, *data, *entity.value().data);
+        if (!delta.ok()) return delta.status();
+        change.data = std::move(delta).value();
       }
     } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
       change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity

@@ -234,29 +234,6 @@ Status ReadWhere(simdjson::ondemand::object where, std::vector<Condition>* out) 
   return Status::Ok();
 }
 
-// Top-level keys of a canonical JSON object.
-Status CollectKeys(simdjson::ondemand::parser& parser, std::string_view json, std::unordered_set<std::string>* keys,
-                   std::vector<std::string>* raw_keys) {
-  simdjson::padded_string padded(json);
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object object;
-  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::Internal("stored document is not a JSON object");
-  }
-  for (auto field_result : object) {
-    simdjson::ondemand::field field;
-    if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
-    std::string_view raw = TrimJsonWhitespace(field.key_raw_json_token());
-    std::string_view key;
-    if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
-    if (keys) keys->insert(std::string(key));
-    if (raw_keys) raw_keys->emplace_back(raw);
-    simdjson::ondemand::value ignored = field.value();
-    (void)ignored;
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 bool IsValidFieldPath(std::string_view path) {
@@ -417,33 +394,9 @@ Result<WriteEvent> DocumentStore::Put(const std::string& entity_type, const std:
   if (existing.value().found && !existing.value().deleted && existing.value().data) {
     change.type = ChangeType::kUpdated;
     // Every field of the new document, and null for each field it dropped.
-    std::unordered_set<std::string> kept;
-    DS_RETURN_IF_ERROR(CollectKeys(parser_, doc, &kept, nullptr));
-    std::vector<std::string> old_raw_keys;
-    {
-      simdjson::padded_string padded(*existing.value().data);
-      simdjson::ondemand::document old_doc;
-      simdjson::ondemand::object object;
-      if (parser_.iterate(padded).get(old_doc) != simdjson::SUCCESS ||
-          old_doc.get_object().get(object) != simdjson::SUCCESS) {
-        return Status::Internal("stored document is not a JSON object");
-      }
-      for (auto field_result : object) {
-        simdjson::ondemand::field field;
-        if (std::move(field_result).get(field) != simdjson::SUCCESS) return Status::Internal("bad stored field");
-        std::string_view raw = TrimJsonWhitespace(field.key_raw_json_token());
-        std::string_view key;
-        if (field.unescaped_key(false).get(key) != simdjson::SUCCESS) return Status::Internal("bad stored key");
-        if (!kept.count(std::string(key))) old_raw_keys.emplace_back(raw);
-      }
-    }
-    std::string delta = doc;
-    for (const std::string& raw_key : old_raw_keys) {
-      delta.pop_back();  // '}'
-      if (delta.size() > 1) delta.push_back(',');
-      delta.append(raw_key).append(":null}");
-    }
-    change.data = std::move(delta);
+    Result<std::string> delta = DeltaWithRemovals(parser_, doc, *existing.value().data);
+    if (!delta.ok()) return delta.status();
+    change.data = std::move(delta).value();
   } else {
     change.type = ChangeType::kCreated;
     change.data = doc;
