@@ -1,7 +1,5 @@
 #include "core/ingest.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -12,6 +10,7 @@
 #include <utility>
 
 #include "core/change_codec.h"
+#include "core/sha256.h"
 
 namespace deltasync {
 
@@ -110,20 +109,6 @@ void AppendInt(std::string* out, const char* name, int64_t value) {
 
 }  // namespace
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xF]);
-  }
-  return out;
-}
-
 bool GlobMatch(std::string_view pattern, std::string_view path) { return GlobMatchFrom(pattern, path); }
 
 std::string IngestReportJson(const IngestReport& report) {
@@ -184,9 +169,18 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     return ExpectedError("a directory", "dir", "\"" + dir + "\", which is not one");
   }
   const std::string root_key = root.string();
-  const int64_t started_at = clock_.NowMs();
+  // Every use of db_, clock_ and store_ happens under the lock: they belong to the client, which
+  // close() may destroy between two locked sections.
+  int64_t started_at = 0;
+  {
+    Result<std::unique_lock<std::recursive_mutex>> held = locked();
+    if (!held.ok()) return held.status();
+    started_at = clock_.NowMs();
+  }
   auto set_status = [&](const std::string& status, const IngestReport* report, const std::string& error) -> Status {
     if (options.dry_run) return Status::Ok();
+    Result<std::unique_lock<std::recursive_mutex>> held = locked();
+    if (!held.ok()) return held.status();
     std::string json = "{\"status\":";
     AppendJsonString(&json, status);
     json += ",\"dir\":";
@@ -200,8 +194,6 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
       AppendJsonString(&json, error);
     }
     json.push_back('}');
-    Result<std::unique_lock<std::recursive_mutex>> held = locked();
-    if (!held.ok()) return held.status();
     Result<Statement*> stmt = db_.Cached(kSetStatus);
     if (!stmt.ok()) return stmt.status();
     Statement::Scope scope(*stmt.value());
@@ -287,7 +279,7 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
       if (progress) progress(state);
       continue;
     }
-    const std::string hash = Sha256Hex(content.value());
+    const std::string hash = Sha256::Hex(content.value());
     report.bytes_read += static_cast<int64_t>(content.value().size());
     state.bytes += static_cast<int64_t>(content.value().size());
     if (use_manifest && manifest.found && manifest.sha256 == hash) {

@@ -62,9 +62,6 @@ struct IngestProgress {
   int64_t bytes = 0;
 };
 
-// Lowercase hex SHA-256 of `data` (OpenSSL's implementation).
-std::string Sha256Hex(std::string_view data);
-
 // Glob match of a '/'-separated relative path: `**` spans directories, `*` and `?` do not.
 bool GlobMatch(std::string_view pattern, std::string_view path);
 
