@@ -1,0 +1,22 @@
+// The statically linked libstdc++ carries std::random_device, which refers to arc4random,
+// a glibc 2.36 symbol. deltasync never calls std::random_device (core/env.cc seeds from
+// getrandom), but the reference alone would keep the prebuilt addon from loading on glibc
+// 2.34/2.35 (Ubuntu 22.04, RHEL 9). This local definition satisfies it inside the addon;
+// the version script keeps it out of the exported symbols.
+#include <cstdint>
+
+#if defined(__linux__) && defined(__GLIBC__)
+#include <sys/random.h>
+
+extern "C" uint32_t arc4random(void) {
+  uint32_t value = 0;
+  auto* bytes = reinterpret_cast<char*>(&value);
+  size_t filled = 0;
+  while (filled < sizeof(value)) {
+    const ssize_t got = getrandom(bytes + filled, sizeof(value) - filled, 0);
+    if (got <= 0) continue;
+    filled += static_cast<size_t>(got);
+  }
+  return value;
+}
+#endif
