@@ -16,6 +16,7 @@ export type SyncErrorCode =
   | 'AUTH'
   | 'ABORTED'
   | 'UNAUTHENTICATED'
+  | 'NATIVE_MODULE'
   | 'INTERNAL';
 
 /** The error every deltasync operation throws: a message for people, a stable code for programs. */

@@ -134,6 +134,7 @@ try {
   if (error instanceof SyncError) {
     const code: 'CLOSED' | string = error.code;
     void code;
+    if (error.code === 'NATIVE_MODULE') console.error('no binary for this platform:', error.message);
   }
 }
 
