@@ -43,7 +43,7 @@ const MAX_ID_LENGTH = 256;
 function optionalId(name, value) {
   if (
     value !== undefined &&
-    !(is.isNonEmptyString(value) && Buffer.byteLength(value) <= MAX_ID_LENGTH && !value.includes('\0') && value.isWellFormed())
+    !(is.isNonEmptyString(value) && Buffer.byteLength(value) <= MAX_ID_LENGTH && !value.includes('\0') && is.isWellFormedString(value))
   ) {
     throw is.invalid(name, `a non-empty string of at most ${MAX_ID_LENGTH} bytes`, value);
   }

@@ -16,6 +16,11 @@ const isPositiveInteger = (value) => isInteger(value) && value > 0;
 const isNonNegativeInteger = (value) => isInteger(value) && value >= 0;
 const isBoolean = (value) => typeof value === 'boolean';
 const isDefined = (value) => value !== undefined;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** True when the string has no lone surrogate (String#isWellFormed, which Node 18 lacks). */
+const isWellFormedString = typeof String.prototype.isWellFormed === 'function'
+  ? (text) => text.isWellFormed()
+  : (text) => !LONE_SURROGATE.test(text);
 
 /** Renders a received value for an error message. */
 function describe(value) {
@@ -94,7 +99,7 @@ function toJson(name, value) {
 
 /** A string body or id with a lone surrogate would be changed on its way to UTF-8: refuse it. */
 function wellFormed(name, text) {
-  if (typeof text === 'string' && !text.isWellFormed()) {
+  if (typeof text === 'string' && !isWellFormedString(text)) {
     throw new SyncError(`Expected well-formed UTF-16 for ${name} but received a string with a lone surrogate`, 'INVALID_ARGUMENT');
   }
   return text;
@@ -108,6 +113,7 @@ module.exports = {
   isNonNegativeInteger,
   isBoolean,
   isDefined,
+  isWellFormedString,
   describe,
   invalid,
   optionsObject,

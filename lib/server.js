@@ -18,7 +18,7 @@ function userIdArg(userId) {
     userId.length === 0 ||
     Buffer.byteLength(userId) > MAX_ID_BYTES ||
     userId.includes('\0') ||
-    !userId.isWellFormed()
+    !is.isWellFormedString(userId)
   ) {
     throw is.invalid('userId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, userId);
   }
@@ -31,7 +31,7 @@ function deviceIdArg(deviceId) {
     deviceId.length === 0 ||
     Buffer.byteLength(deviceId) > MAX_ID_BYTES ||
     deviceId.includes('\0') ||
-    !deviceId.isWellFormed()
+    !is.isWellFormedString(deviceId)
   ) {
     throw is.invalid('deviceId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, deviceId);
   }

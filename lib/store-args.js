@@ -21,7 +21,7 @@ function entityId(value) {
     value.length === 0 ||
     Buffer.byteLength(value) > MAX_ENTITY_ID_BYTES ||
     value.includes('\0') ||
-    !value.isWellFormed()
+    !is.isWellFormedString(value)
   ) {
     throw is.invalid('entityId', `a non-empty string of at most ${MAX_ENTITY_ID_BYTES} bytes, without NUL or lone surrogates`, value);
   }

@@ -30,6 +30,20 @@ function parseRetryAfter(value, now = Date.now()) {
   return Math.max(0, at - now);
 }
 
+/** A signal that aborts when either does (AbortSignal.any, which Node 18 lacks). */
+function eitherSignal(a, b) {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const controller = new AbortController();
+  for (const signal of [a, b]) {
+    if (signal.aborted) {
+      controller.abort(signal.reason);
+      break;
+    }
+    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true, signal: controller.signal });
+  }
+  return controller.signal;
+}
+
 /**
  * A transport over fetch: POST {url}/v2 with the request as JSON.
  * @param {{ url: string, headers?: object | (() => object | Promise<object>), timeoutMs?: number, fetch?: typeof fetch }} options
@@ -55,7 +69,7 @@ function httpTransport(options) {
   return async function transport(request, { signal } = {}) {
     const extra = typeof headers === 'function' ? await headers() : headers;
     const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const combined = signal ? eitherSignal(signal, timeout) : timeout;
     let response;
     try {
       response = await fetchImpl(endpoint, {
