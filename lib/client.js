@@ -270,8 +270,8 @@ class SyncClient extends EventEmitter {
    * @returns {Promise<import('../types').ApplyResult>}
    */
   async applyRemote(page) {
-    const { applied, skipped, conflicts, latestServerVersion } = await this._applyResponse(page, undefined);
-    return { applied, skipped, conflicts, latestServerVersion };
+    const { applied, skipped, conflicts, latestServerVersion, resynced } = await this._applyResponse(page, undefined);
+    return { applied, skipped, conflicts, latestServerVersion, resynced };
   }
 
   /** @private applies a page or a whole sync response (with verdicts on what was pushed) */

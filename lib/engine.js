@@ -245,7 +245,9 @@ class SyncEngine {
       }
       if (outcome !== 'aborted') {
         this._lastError = { code: error.code, message: error.message, at: Date.now() };
-        client.emit('error', error);
+        // 'error' only reaches listeners: EventEmitter throws an unheard 'error', and a failed
+        // background sync must never take the host process down. status.lastError keeps it.
+        if (client.listenerCount('error') > 0) client.emit('error', error);
       }
       for (const waiter of waiters) waiter.reject(error);
     } else {

@@ -11,6 +11,9 @@ const { SyncError } = require('./errors');
 const is = require('./is');
 
 const ROUTER_OPTIONS = ['authenticate', 'limits', 'idFields'];
+const MAX_USER_ID_BYTES = 256;
+// Control characters are never part of a user id an identity provider issues.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 const STATUS_BY_CODE = {
   INVALID_ARGUMENT: 400,
   UNAUTHENTICATED: 401,
@@ -19,6 +22,7 @@ const STATUS_BY_CODE = {
   LIMIT_EXCEEDED: 413,
   CLOSED: 503,
   BUSY: 503,
+  OVERLOADED: 503,
 };
 
 function loadExpress() {
@@ -29,7 +33,8 @@ function loadExpress() {
   }
 }
 
-/** Reads the raw request body, up to maxBytes (then a LIMIT_EXCEEDED SyncError). */
+/** Reads the raw request body, up to maxBytes (then a LIMIT_EXCEEDED SyncError). Memory grows
+ *  with the bytes that arrive, never with what Content-Length declares. */
 function readBody(req, maxBytes) {
   if (req.body !== undefined && (req._body || req.readableEnded)) {
     // A body parser ran before us: use what it read.
@@ -42,37 +47,40 @@ function readBody(req, maxBytes) {
     return Promise.reject(new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED'));
   }
   return new Promise((resolve, reject) => {
-    // With a declared length, chunks are copied into place as they arrive, so no single
-    // tick copies the whole body; otherwise they are joined at the end.
-    const preallocated = Number.isFinite(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : null;
-    const chunks = [];
+    // Chunks are copied into a buffer that doubles as they arrive, so no single tick copies
+    // the whole body and a client that declares a large body but sends little costs little.
+    let buffer = Buffer.allocUnsafe(Math.min(64 * 1024, Number.isFinite(declared) && declared > 0 ? declared : 64 * 1024));
     let size = 0;
     let failed = false;
+    const fail = (error) => {
+      failed = true;
+      buffer = null;
+      reject(error);
+      req.resume();
+    };
     req.on('data', (chunk) => {
       if (failed) return;
-      if (size + chunk.length > maxBytes || (preallocated && size + chunk.length > preallocated.length)) {
-        failed = true;
-        chunks.length = 0;
-        const tooLarge = size + chunk.length > maxBytes;
-        reject(
-          tooLarge
-            ? new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED')
-            : new SyncError('The request body is longer than its Content-Length', 'INVALID_ARGUMENT'),
-        );
-        req.resume();
+      if (size + chunk.length > maxBytes) {
+        fail(new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED'));
         return;
       }
-      if (preallocated) chunk.copy(preallocated, size);
-      else chunks.push(chunk);
+      if (Number.isFinite(declared) && declared > 0 && size + chunk.length > declared) {
+        fail(new SyncError('The request body is longer than its Content-Length', 'INVALID_ARGUMENT'));
+        return;
+      }
+      if (size + chunk.length > buffer.length) {
+        const grown = Buffer.allocUnsafe(Math.min(maxBytes, Math.max(buffer.length * 2, size + chunk.length)));
+        buffer.copy(grown, 0, 0, size);
+        buffer = grown;
+      }
+      chunk.copy(buffer, size);
       size += chunk.length;
     });
     req.on('end', () => {
-      if (failed) return;
-      if (preallocated) resolve(preallocated.subarray(0, size));
-      else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      if (!failed) resolve(buffer.subarray(0, size));
     });
     req.on('error', (error) => {
-      if (!failed) reject(error);
+      if (!failed) fail(error);
     });
   });
 }
@@ -86,7 +94,7 @@ function sendJsonText(res, status, text) {
 }
 
 function sendError(res, error) {
-  const code = error instanceof SyncError || (error && typeof error.code === 'string') ? error.code : 'INTERNAL';
+  const code = error instanceof SyncError && typeof error.code === 'string' ? error.code : 'INTERNAL';
   const status = STATUS_BY_CODE[code] ?? 500;
   const message = status >= 500 && code === 'INTERNAL' ? 'Internal server error' : error.message;
   if (res.headersSent) return;
@@ -107,9 +115,14 @@ function createSyncRouter(server, options) {
   is.optionsObject('options', options, ROUTER_OPTIONS);
   const { authenticate } = options;
   if (typeof authenticate !== 'function') throw is.invalid('options.authenticate', 'a function (req) => userId', authenticate);
-  const limits = is.optionsObject('options.limits', options.limits, ['maxBodyBytes']);
+  const limits = is.optionsObject('options.limits', options.limits, ['maxBodyBytes', 'maxConcurrentRequests']);
   const maxBodyBytes = limits.maxBodyBytes ?? server.limits.maxBodyBytes;
   if (!is.isPositiveInteger(maxBodyBytes)) throw is.invalid('options.limits.maxBodyBytes', 'a positive integer', maxBodyBytes);
+  const maxConcurrentRequests = limits.maxConcurrentRequests ?? 64;
+  if (!is.isPositiveInteger(maxConcurrentRequests)) {
+    throw is.invalid('options.limits.maxConcurrentRequests', 'a positive integer', maxConcurrentRequests);
+  }
+  let inFlight = 0;
   const idFields = { ...server._idFields, ...(idFieldsArg('options.idFields', options.idFields) ?? {}) };
 
   const express = loadExpress();
@@ -124,11 +137,39 @@ function createSyncRouter(server, options) {
       sendError(res, new SyncError(`Authentication failed: ${error && error.message ? error.message : error}`, 'UNAUTHENTICATED'));
       return;
     }
-    if (typeof userId !== 'string' || userId.length === 0 || Buffer.byteLength(userId) > 256) {
+    if (userId === undefined || userId === null || userId === '') {
       sendError(res, new SyncError('Authentication required', 'UNAUTHENTICATED'));
       return;
     }
+    if (typeof userId !== 'string' || Buffer.byteLength(userId) > MAX_USER_ID_BYTES ||
+        !is.isWellFormedString(userId) || CONTROL_CHARACTER.test(userId)) {
+      // Two ill-formed ids could otherwise collapse into one user on their way to UTF-8.
+      sendError(res, new SyncError(`authenticate returned an invalid user id: expected a string of 1-${MAX_USER_ID_BYTES} ` +
+        'bytes of well-formed text without control characters', 'UNAUTHENTICATED'));
+      return;
+    }
     req.deltasyncUserId = userId;
+    next();
+  });
+
+  // Requests in flight are bounded: past the bound a request is refused at once with 503 and
+  // Retry-After, so a burst of large pushes cannot hold unbounded memory or starve small ones.
+  router.use((req, res, next) => {
+    if (inFlight >= maxConcurrentRequests) {
+      req.resume();
+      sendError(res, new SyncError(`The server is handling ${inFlight} sync requests; try again shortly`, 'OVERLOADED'));
+      return;
+    }
+    inFlight += 1;
+    let done = false;
+    const release = () => {
+      if (!done) {
+        done = true;
+        inFlight -= 1;
+      }
+    };
+    res.on('finish', release);
+    res.on('close', release);
     next();
   });
 
@@ -150,7 +191,30 @@ function createSyncRouter(server, options) {
       }
     });
 
-  post('/v2', (userId, body) => server._native().sync(userId, body));
+  const deviceHeader = (req) => {
+    const value = req.get('x-device-id');
+    return typeof value === 'string' && value.length > 0 ? value : null;
+  };
+  post('/v2', (userId, body, req) => server._native().sync(userId, body, deviceHeader(req)));
+  get('/v2/status', async (userId, req) => {
+    const deviceId = deviceHeader(req) ?? (typeof req.query.deviceId === 'string' ? req.query.deviceId : undefined);
+    if (deviceId === undefined) throw is.invalid('deviceId', 'a device id in the X-Device-ID header or ?deviceId=', deviceId);
+    return JSON.stringify({ success: true, ...(await server.status(userId, deviceId)) });
+  });
+  post('/v2/migrate', async (userId, body) => {
+    // The legacy state, { entityType: [records] }, bare or as { state: {...} }: imported once.
+    let parsed;
+    try {
+      parsed = JSON.parse(Buffer.isBuffer(body) ? body.toString('utf8') : body);
+    } catch (error) {
+      throw new SyncError(`Malformed JSON in the request body (${error.message})`, 'INVALID_ARGUMENT');
+    }
+    if (!is.isPlainObject(parsed)) throw is.invalid('the request body', 'an object { entityType: [records] }', parsed);
+    const keys = Object.keys(parsed).filter((key) => key !== 'deviceId');
+    const state = keys.length === 1 && keys[0] === 'state' && is.isPlainObject(parsed.state) ? parsed.state : parsed;
+    if (state === parsed && 'deviceId' in parsed) delete parsed.deviceId;
+    return JSON.stringify({ success: true, ...(await server.importSnapshot(userId, state, { idFields })) });
+  });
   post('/push', (userId, body) => server._native().compatPush(userId, body, idFields));
   post('/pull', (userId, body) => server._native().compatPull(userId, body, idFields));
   post('/full', (userId, body) => server._native().compatFull(userId, body, idFields));
@@ -167,6 +231,17 @@ function createSyncRouter(server, options) {
     return server._native().compatChanges(userId, since ?? null, idFields);
   });
   router.use((req, res) => sendError(res, new SyncError(`No sync route ${req.method} ${req.path}`, 'NOT_FOUND')));
+  // Errors Express raises itself (a malformed %-escape in a path, say) answer JSON too, never
+  // an HTML page with a stack trace.
+  // eslint-disable-next-line no-unused-vars
+  router.use((error, req, res, next) => {
+    const status = Number(error && (error.status ?? error.statusCode));
+    if (status >= 400 && status < 500) {
+      if (!res.headersSent) res.status(status).json({ error: { code: 'INVALID_ARGUMENT', message: String(error.message) } });
+      return;
+    }
+    sendError(res, error);
+  });
   return router;
 }
 

@@ -5,7 +5,7 @@ const { SyncError } = require('./errors');
 const is = require('./is');
 
 const SERVER_OPTIONS = ['path', 'conflicts', 'toleranceMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields'];
-const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
+const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxResponseBytes', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
 const STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
 const ENTITY_TYPE = /^(?!__proto__$|constructor$)[A-Za-z0-9_.-]{1,64}$/;
 const MAX_ID_BYTES = 256;
@@ -87,9 +87,10 @@ class SyncServer {
     this._idFields = idFieldsArg('options.idFields', options.idFields) ?? {};
     /** Limits in force, with defaults. */
     this.limits = {
-      maxChangesPerPush: 1000,
+      maxChangesPerPush: 100000,
       maxPullLimit: 10000,
       defaultPullLimit: 1000,
+      maxResponseBytes: 4 * 1024 * 1024,
       maxDepth: 64,
       maxDocumentBytes: 1024 * 1024,
       maxBodyBytes: 10 * 1024 * 1024,

@@ -10,13 +10,15 @@ export interface SyncRouterOptions {
   limits?: {
     /** Largest request body, in bytes. Default: the server's limits.maxBodyBytes (10 MiB). */
     maxBodyBytes?: number;
+    /** Requests in flight at once; past it, 503 OVERLOADED with Retry-After: 1. Default 64. */
+    maxConcurrentRequests?: number;
   };
   /** For the compatible routes: the id field of each entity type. */
   idFields?: Record<string, string>;
 }
 
 /**
- * POST /v2, and the compatible routes POST /push, /pull, /full, /resolve-conflict,
+ * POST /v2, GET /v2/status, POST /v2/migrate, and the compatible routes POST /push, /pull, /full, /resolve-conflict,
  * GET /status/:deviceId and GET /changes?since=.
  */
 export function createSyncRouter(server: SyncServer, options: SyncRouterOptions): Router;

@@ -244,6 +244,8 @@ export interface ApplyResult {
   conflicts: AppliedConflict[];
   /** The stored cursor after the page. */
   latestServerVersion: number | null;
+  /** The page said "resync": the server's history went back in time and the client was reset to it. */
+  resynced: boolean;
 }
 
 /** An open conflict kept by the 'manual' strategy. */
@@ -518,12 +520,14 @@ export class SyncClient extends EventEmitter {
 // ---- server
 
 export interface SyncServerLimits {
-  /** Changes in one push. Default 1000. */
+  /** Changes in one push. Default 100000 (the router's body limit is the real guard). */
   maxChangesPerPush?: number;
   /** Largest `limit` of a pull. Default 10000. */
   maxPullLimit?: number;
   /** Pull page size when none is asked for. Default 1000. */
   defaultPullLimit?: number;
+  /** Bytes of pulled changes, records and conflicts' serverData in one response (one always goes). Default 4 MiB. */
+  maxResponseBytes?: number;
   /** Nesting of a document. Default 64. */
   maxDepth?: number;
   /** Canonical size of one document. Default 1 MiB. */
@@ -590,8 +594,10 @@ export interface ServerConflictReport {
   resolution: ConflictStrategy;
   winner: 'client' | 'server' | 'merged' | 'manual';
   serverVersion: number | null;
-  /** The server's current data, so the client can roll back; null when deleted. */
-  serverData: JsonObject | null;
+  /** The server's current data, so the client can roll back; null when deleted. Absent when serverDataOmitted. */
+  serverData?: JsonObject | null;
+  /** The entity's data is in an earlier conflict of this response, or was over the response's byte budget. */
+  serverDataOmitted?: true;
 }
 
 export interface PushResponse {
@@ -603,8 +609,13 @@ export interface PushResponse {
 
 export interface PullResponse {
   newChanges: LoggedChange[];
+  /** The version this response brings the device to: the next lastKnownServerVersion. */
   latestServerVersion: number;
+  /** The user's newest version. */
+  headVersion: number;
   hasMore: boolean;
+  /** lastKnownServerVersion was ahead of the server's history: this page starts from 0. */
+  resync?: true;
 }
 
 export type SyncResponse = Omit<PushResponse, 'latestServerVersion'> & PullResponse;

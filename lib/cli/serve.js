@@ -4,6 +4,7 @@
 // file, one log line per request, a clean stop on SIGINT / SIGTERM.
 
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const { SyncServer } = require('../server');
 const { CliError } = require('./args');
 
@@ -17,16 +18,111 @@ function loadExpress() {
   }
 }
 
-/** authenticate(req) for createSyncRouter: the Bearer token when one is set, the user from x-user-id. */
-function authenticator(token) {
-  if (token === undefined) return () => 'default';
-  const expected = crypto.createHash('sha256').update(`Bearer ${token}`).digest();
-  return (req) => {
-    const given = crypto.createHash('sha256').update(req.headers.authorization ?? '').digest();
-    if (!crypto.timingSafeEqual(given, expected)) return undefined; // 401
+const sha256 = (text) => crypto.createHash('sha256').update(text).digest('hex');
+
+function bearerToken(req) {
+  const header = req.headers.authorization;
+  if (typeof header !== 'string') return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : undefined;
+}
+
+/** Reads a tokens file: a JSON object { "<bearer token>": "<user id>" }. Kept as hashes in memory. */
+function readTokensFile(file) {
+  let parsed;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new CliError(`cannot read --tokens ${file}: ${error.message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CliError(`--tokens ${file} must hold a JSON object mapping each bearer token to its user id`);
+  }
+  const users = new Map();
+  for (const [token, user] of Object.entries(parsed)) {
+    if (token.length < 16 || /\s/.test(token)) throw new CliError(`--tokens ${file}: every token must be at least 16 characters without spaces`);
+    if (typeof user !== 'string' || user.length === 0) throw new CliError(`--tokens ${file}: the user of a token must be a non-empty string`);
+    users.set(sha256(token), user);
+  }
+  if (users.size === 0) throw new CliError(`--tokens ${file} has no tokens`);
+  return users;
+}
+
+/**
+ * authenticate(req) for createSyncRouter, from the serve options. One of:
+ *  - tokens: a tokens file, each bearer token mapped to its user;
+ *  - jwt: a JWT in the bearer, verified (HS256 with a secret, RS256 with a public key), the
+ *    user from a claim (default "sub");
+ *  - token: one shared bearer token; every request is user "default";
+ *  - none: every request is user "default".
+ * With insecureDevUsers the x-user-id header picks the user (development only: anyone with
+ * access can act as any user).
+ */
+function authenticator(auth) {
+  const devUser = (req, fallback) => {
     const user = req.headers['x-user-id'];
-    return typeof user === 'string' && user.length > 0 ? user : 'default';
+    return auth.insecureDevUsers && typeof user === 'string' && user.length > 0 ? user : fallback;
   };
+  if (auth.kind === 'tokens') {
+    return (req) => {
+      const token = bearerToken(req);
+      const user = token === undefined ? undefined : auth.users.get(sha256(token));
+      return user === undefined ? undefined : devUser(req, user);
+    };
+  }
+  if (auth.kind === 'jwt') {
+    const { jwtVerify } = require('jose');
+    return async (req) => {
+      const token = bearerToken(req);
+      if (token === undefined) return undefined;
+      const { payload } = await jwtVerify(token, auth.key, {
+        algorithms: [auth.algorithm],
+        ...(auth.issuer ? { issuer: auth.issuer } : {}),
+        ...(auth.audience ? { audience: auth.audience } : {}),
+      });
+      const user = payload[auth.claim];
+      return typeof user === 'string' && user.length > 0 ? devUser(req, user) : undefined;
+    };
+  }
+  if (auth.kind === 'token') {
+    const expected = Buffer.from(sha256(`Bearer ${auth.token}`), 'hex');
+    return (req) => {
+      const given = Buffer.from(sha256(req.headers.authorization ?? ''), 'hex');
+      if (!crypto.timingSafeEqual(given, expected)) return undefined; // 401
+      return devUser(req, 'default');
+    };
+  }
+  return (req) => devUser(req, 'default');
+}
+
+/** The authentication the serve options ask for (see authenticator). */
+async function authFromOptions(options) {
+  const chosen = ['tokens', 'jwtSecret', 'jwtPublicKey', 'token'].filter((key) => options[key] !== undefined);
+  if (chosen.length > 1) {
+    throw new CliError(`choose one way to authenticate; got ${chosen.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(' and ')}`);
+  }
+  const insecureDevUsers = options.insecureDevUsers === true;
+  if (options.tokens !== undefined) return { kind: 'tokens', users: readTokensFile(options.tokens), insecureDevUsers };
+  if (options.jwtSecret !== undefined || options.jwtPublicKey !== undefined) {
+    const jose = require('jose');
+    let key;
+    let algorithm;
+    if (options.jwtSecret !== undefined) {
+      if (Buffer.byteLength(options.jwtSecret) < 32) throw new CliError('--jwt-secret must be at least 32 bytes (HS256)');
+      key = new TextEncoder().encode(options.jwtSecret);
+      algorithm = 'HS256';
+    } else {
+      try {
+        key = await jose.importSPKI(fs.readFileSync(options.jwtPublicKey, 'utf8'), 'RS256');
+      } catch (error) {
+        throw new CliError(`cannot read --jwt-public-key ${options.jwtPublicKey} as a PEM public key: ${error.message}`);
+      }
+      algorithm = 'RS256';
+    }
+    return { kind: 'jwt', key, algorithm, claim: options.jwtClaim, issuer: options.jwtIssuer, audience: options.jwtAudience, insecureDevUsers };
+  }
+  if (options.token !== undefined) return { kind: 'token', token: options.token, insecureDevUsers };
+  return { kind: 'none', insecureDevUsers };
 }
 
 /** Logs "METHOD /path STATUS 1.2ms" when each response is finished (or "aborted"). */
@@ -55,9 +151,18 @@ function urlOf(address, mount) {
 async function serve({ options }, io) {
   const express = loadExpress();
   const { createSyncRouter } = require('../express');
-  const token = options.token ?? (process.env.DELTASYNC_TOKEN || undefined);
-  const mount = options.mount;
-  if (!mount.startsWith('/')) throw new CliError(`--mount must start with "/", got ${JSON.stringify(mount)}`);
+  const auth = await authFromOptions({
+    tokens: options.tokens,
+    jwtSecret: options['jwt-secret'],
+    jwtPublicKey: options['jwt-public-key'],
+    jwtClaim: options['jwt-claim'],
+    jwtIssuer: options['jwt-issuer'],
+    jwtAudience: options['jwt-audience'],
+    token: options.token ?? (process.env.DELTASYNC_TOKEN || undefined),
+    insecureDevUsers: options['insecure-dev-users'],
+  });
+  const mount = options.base;
+  if (!mount.startsWith('/')) throw new CliError(`--base must start with "/", got ${JSON.stringify(mount)}`);
 
   let server;
   try {
@@ -68,7 +173,7 @@ async function serve({ options }, io) {
   const app = express();
   app.disable('x-powered-by');
   app.use(requestLogger(io));
-  app.use(mount, createSyncRouter(server, { authenticate: authenticator(token) }));
+  app.use(mount, createSyncRouter(server, { authenticate: authenticator(auth) }));
   app.use((req, res) => res.status(404).json({ error: { code: 'NOT_FOUND', message: `No route ${req.method} ${req.path}` } }));
 
   const http = app.listen(options.port, options.host);
@@ -82,10 +187,20 @@ async function serve({ options }, io) {
     throw new CliError(`cannot listen on ${options.host}:${options.port}: ${error.message}`);
   }
   io.stdout.write(`deltasync server listening on ${urlOf(http.address(), mount)} (database ${options.db})\n`);
-  if (token === undefined) {
-    io.stderr.write('warning: no --token: requests are not authenticated and every request is served as user "default"\n');
-  } else {
-    io.stdout.write('requests need "Authorization: Bearer <token>"; the user is the x-user-id header (default "default")\n');
+  const described = {
+    tokens: 'requests need "Authorization: Bearer <token>" from the tokens file; the user is the token\'s',
+    jwt: `requests need "Authorization: Bearer <JWT>" (${auth.algorithm}); the user is its "${auth.claim}" claim`,
+    token: 'requests need "Authorization: Bearer <token>"; every request is user "default"',
+    none: 'requests are not authenticated',
+  };
+  io.stdout.write(`${described[auth.kind]}\n`);
+  if (auth.kind === 'none') {
+    io.stderr.write('warning: no authentication: every request is served as user "default"' +
+      `${auth.insecureDevUsers ? ' (or the x-user-id header)' : ''}\n`);
+  }
+  if (auth.insecureDevUsers) {
+    io.stderr.write('warning: --insecure-dev-users: the x-user-id header picks the user, so anyone who can reach ' +
+      'this server can read and write every user\'s data. For development only.\n');
   }
 
   return new Promise((resolve) => {
@@ -114,4 +229,4 @@ async function serve({ options }, io) {
   });
 }
 
-module.exports = { serve, authenticator };
+module.exports = { serve, authenticator, authFromOptions };

@@ -125,6 +125,7 @@ void ApplyWorker::OnOK() {
   }
   out.Set("conflicts", conflicts);
   out.Set("hasMore", Napi::Boolean::New(env, result_.has_more));
+  out.Set("resynced", Napi::Boolean::New(env, result_.resynced));
   Napi::Object pushed = Napi::Object::New(env);
   pushed.Set("applied", Napi::Number::New(env, static_cast<double>(result_.pushed_applied)));
   pushed.Set("rejected", Napi::Number::New(env, static_cast<double>(result_.pushed_rejected)));

@@ -46,19 +46,39 @@ class ServerTask : public Napi::AsyncWorker {
     Napi::HandleScope scope(env);
     server_.reset();
     if (!result_->ok()) {
-      try {
-        addon_->Throw(env, result_->status());
-      } catch (const Napi::Error& error) {
-        deferred_.Reject(error.Value());
-      }
+      RejectWith(env, result_->status());
       return;
     }
-    deferred_.Resolve(Napi::String::New(env, result_->value()));
+    // Responses are bounded by ServerLimits::max_response_bytes; this is the last guard, so
+    // that no response can ever take the process down on its way into V8.
+    const std::string& text = result_->value();
+    if (text.size() > kMaxResponseChars) {
+      RejectWith(env, Status::LimitExceeded("The response (" + std::to_string(text.size()) +
+                                            " bytes) is larger than a JavaScript string can hold"));
+      return;
+    }
+    try {
+      deferred_.Resolve(Napi::String::New(env, text));
+    } catch (const Napi::Error&) {
+      RejectWith(env, Status::LimitExceeded("The response (" + std::to_string(text.size()) +
+                                            " bytes) could not be made into a JavaScript string"));
+    }
   }
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
+  // V8's limit on a string's length (String::kMaxLength on 64-bit builds).
+  static constexpr size_t kMaxResponseChars = (size_t{1} << 29) - 24;
+
+  void RejectWith(Napi::Env env, const deltasync::Status& status) {
+    try {
+      addon_->Throw(env, status);
+    } catch (const Napi::Error& error) {
+      deferred_.Reject(error.Value());
+    }
+  }
+
   DeltaSyncAddon* addon_;
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<SyncServerCore> server_;
@@ -94,7 +114,8 @@ Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
 }
 
 // new NativeServer({ path, conflicts, perType: {type: strategy}, toleranceMs, durability, busyTimeoutMs,
-//                    maxChangesPerPush, maxPullLimit, defaultPullLimit, maxDepth, maxDocumentBytes })
+//                    maxChangesPerPush, maxPullLimit, defaultPullLimit, maxResponseBytes, maxDepth,
+//                    maxDocumentBytes })
 NativeServer::NativeServer(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<NativeServer>(info), addon_(static_cast<DeltaSyncAddon*>(info.Data())) {
   Napi::Env env = info.Env();
@@ -123,6 +144,7 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   if (auto value = number("maxChangesPerPush")) server_options.limits.max_changes_per_push = static_cast<size_t>(*value);
   if (auto value = number("maxPullLimit")) server_options.limits.max_pull_limit = static_cast<size_t>(*value);
   if (auto value = number("defaultPullLimit")) server_options.limits.default_pull_limit = static_cast<size_t>(*value);
+  if (auto value = number("maxResponseBytes")) server_options.limits.max_response_bytes = static_cast<size_t>(*value);
   if (auto value = number("maxDepth")) server_options.limits.json.max_depth = static_cast<int>(*value);
   if (auto value = number("maxDocumentBytes")) server_options.limits.json.max_document_bytes = static_cast<size_t>(*value);
   if (options.Get("durability").IsString() && options.Get("durability").As<Napi::String>().Utf8Value() == "full") {
@@ -166,18 +188,33 @@ Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeServer::IsOpen(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !!server_); }
 
-// sync(userId, body) -> Promise<JSON text>
+namespace {
+// The optional third argument of sync/push: the X-Device-ID header, or null.
+RequestContext ContextArg(const Napi::CallbackInfo& info) {
+  RequestContext context;
+  if (info.Length() > 2 && info[2].IsString()) context.device_id = info[2].As<Napi::String>().Utf8Value();
+  return context;
+}
+}  // namespace
+
+// sync(userId, body, deviceIdHeader?) -> Promise<JSON text>
 Napi::Value NativeServer::Sync(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   return Run(
-      info.Env(), [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.Sync(user, body); },
+      info.Env(),
+      [user = std::move(user), context = ContextArg(info)](SyncServerCore& server, const std::string& body) {
+        return server.Sync(user, body, context);
+      },
       info[1]);
 }
 
 Napi::Value NativeServer::Push(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   return Run(
-      info.Env(), [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.Push(user, body); },
+      info.Env(),
+      [user = std::move(user), context = ContextArg(info)](SyncServerCore& server, const std::string& body) {
+        return server.Push(user, body, context);
+      },
       info[1]);
 }
 

@@ -1,6 +1,7 @@
 #include "core/apply.h"
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -35,6 +36,13 @@ constexpr const char* kLocalChanges =
     "SELECT id, change_id, type, data, timestamp, status FROM changes "
     "WHERE entity_type = ?1 AND entity_id = ?2 AND status != 'synced' ORDER BY id";
 constexpr const char* kGetCursor = "SELECT value FROM meta WHERE key = 'server_version'";
+// After the server went back in time to `head` (?1): the client's acknowledged changes it lost
+// are sent again (their changeIds are new to it), and documents pulled above the head take the
+// server's state again when it is re-pulled.
+constexpr const char* kResendLostChanges =
+    "UPDATE changes SET status = 'pending', synced_at = NULL, server_version = NULL, updated_at = ?2 "
+    "WHERE status = 'synced' AND server_version > ?1";
+constexpr const char* kForgetLostVersions = "UPDATE documents SET version = NULL WHERE version > ?1";
 constexpr const char* kSetCursor =
     "INSERT INTO meta (key, value) VALUES ('server_version', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -250,6 +258,10 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
         if (key == "version") verdict.version = number;
         if (key == "serverVersion") verdict.server_version = number;
         if (key == "conflictId") verdict.conflict_id = number;
+      } else if (key == "serverDataOmitted") {
+        if (value.get_bool().get(verdict.server_data_omitted) != simdjson::SUCCESS) {
+          return ExpectedError("a boolean", path, DescribeReceived(value));
+        }
       } else if (key == "serverData") {
         std::string copy;
         simdjson::ondemand::json_type type;
@@ -360,12 +372,18 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
                                        : key == "conflicts" ? PushVerdict::Kind::kConflict
                                                             : PushVerdict::Kind::kError;
         DS_RETURN_IF_ERROR(DecodeVerdicts(items, kind, limits, "page." + std::string(key), &out->verdicts));
-      } else if (key == "hasMore") {
+      } else if (key == "headVersion") {
+        int64_t version = 0;
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
+          return ExpectedError("a non-negative integer", "page.headVersion", DescribeReceived(value));
+        }
+        out->head_version = version;
+      } else if (key == "hasMore" || key == "resync") {
         bool flag = false;
         if (value.get_bool().get(flag) != simdjson::SUCCESS) {
-          return ExpectedError("a boolean", "page.hasMore", DescribeReceived(value));
+          return ExpectedError("a boolean", "page." + std::string(key), DescribeReceived(value));
         }
-        out->has_more = flag;
+        (key == "hasMore" ? out->has_more : out->resync) = flag;
       } else {
         scratch.clear();
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, "page." + std::string(key), &scratch));
@@ -376,6 +394,20 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
     return Status::InvalidArgument("Expected a pull page (an object with newChanges, or an array of changes)");
   }
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the page");
+  // The versions must agree, or a hostile or broken server could move the cursor where no
+  // change will ever be pulled (past the head) or make the client ask for the same page forever.
+  const int64_t last = out->changes.empty() ? 0 : out->changes.back().version;
+  if (out->latest_server_version && *out->latest_server_version < last) {
+    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
+                                   ") is below the version of its last change (" + std::to_string(last) + ")");
+  }
+  if (out->head_version && out->latest_server_version && *out->latest_server_version > *out->head_version) {
+    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
+                                   ") is above page.headVersion (" + std::to_string(*out->head_version) + ")");
+  }
+  if (out->has_more && out->changes.empty()) {
+    return Status::InvalidArgument("page.hasMore is true but the page has no changes");
+  }
   return Status::Ok();
 }
 
@@ -386,7 +418,28 @@ Status DeltaApplier::ApplyVerdicts(const PullPage& page, int64_t max_retries, Ap
   if (page.verdicts.empty()) return Status::Ok();
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
+  // A response sends an entity's serverData once: later conflicts of the entity refer to it.
+  std::map<std::pair<std::string, std::string>, const PushVerdict*> data_by_entity;
   for (const PushVerdict& verdict : page.verdicts) {
+    if (verdict.kind == PushVerdict::Kind::kConflict && !verdict.server_data_omitted) {
+      data_by_entity.emplace(std::make_pair(verdict.entity_type, verdict.entity_id), &verdict);
+    }
+  }
+  for (const PushVerdict& listed : page.verdicts) {
+    PushVerdict filled;
+    const PushVerdict* verdict_ptr = &listed;
+    if (listed.kind == PushVerdict::Kind::kConflict && listed.server_data_omitted &&
+        listed.winner != "client" && listed.winner != "merged") {
+      auto found = data_by_entity.find(std::make_pair(listed.entity_type, listed.entity_id));
+      // Left out over the response's byte budget: the change stays unsettled, goes back to
+      // pending and is reported again (with its data) on a later request.
+      if (found == data_by_entity.end()) continue;
+      filled = listed;
+      filled.server_data = found->second->server_data;
+      filled.server_version = found->second->server_version;
+      verdict_ptr = &filled;
+    }
+    const PushVerdict& verdict = *verdict_ptr;
     switch (verdict.kind) {
       case PushVerdict::Kind::kApplied: {
         Status synced = queue_.MarkSynced(verdict.change_id, verdict.version);
@@ -397,6 +450,7 @@ Status DeltaApplier::ApplyVerdicts(const PullPage& page, int64_t max_retries, Ap
       }
       case PushVerdict::Kind::kConflict: {
         result->pushed_conflicts.push_back(verdict);
+        result->pushed_conflicts.back().server_data.reset();  // reported without the data
         if (verdict.winner == "client" || verdict.winner == "merged") break;  // also in applied
         // The change lost: it leaves the queue, and the entity rolls back to the server's state.
         Result<bool> removed = queue_.ForgetInFlight(verdict.change_id);
@@ -452,6 +506,30 @@ Status DeltaApplier::WriteRolledBack(const RemoteChange& change, const State& vi
   return scope->Run();
 }
 
+Status DeltaApplier::ResetToServerHistory(int64_t head) {
+  const int64_t now = clock_.NowMs();
+  {
+    Result<Statement*> stmt = db_.Cached(kResendLostChanges);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindInt(1, head);
+    scope->BindInt(2, now);
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  {
+    Result<Statement*> stmt = db_.Cached(kForgetLostVersions);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindInt(1, head);
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  Result<Statement*> stmt = db_.Cached(kSetCursor);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, "0");
+  return scope->Run();
+}
+
 Result<int64_t> DeltaApplier::Cursor() {
   Result<Statement*> stmt = db_.Cached(kGetCursor);
   if (!stmt.ok()) return stmt.status();
@@ -477,6 +555,10 @@ Status DeltaApplier::SetCursor(int64_t version) {
 Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
+  if (page.resync && begin == 0) {
+    DS_RETURN_IF_ERROR(ResetToServerHistory(page.head_version.value_or(0)));
+    result->resynced = true;
+  }
   bool has_local = false;
   {
     Result<Statement*> stmt = db_.Cached(kHasUnsynced);

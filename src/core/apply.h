@@ -51,20 +51,25 @@ struct PushVerdict {
   std::string entity_id;
   std::optional<int64_t> server_version;
   std::optional<std::string> server_data;  // canonical JSON, absent when deleted
+  bool server_data_omitted = false;        // sent with an earlier conflict of the entity, or over the budget
   std::string error_code;                  // error
   std::string error_message;
 };
 
 struct PullPage {
   std::vector<RemoteChange> changes;  // strictly increasing versions
-  std::optional<int64_t> latest_server_version;
+  std::optional<int64_t> latest_server_version;  // the cursor this page brings the client to
+  std::optional<int64_t> head_version;           // the server's newest version
   bool has_more = false;
+  bool resync = false;  // the server's history is behind the client's cursor: the page starts from 0
   size_t bytes = 0;
   std::vector<PushVerdict> verdicts;  // when the page is a whole sync response
 };
 
-// Decodes a page: either {"newChanges": [...], "latestServerVersion": n, "hasMore": b, ...}
-// (other fields of a sync response are ignored) or a bare array of changes.
+// Decodes a page: either {"newChanges": [...], "latestServerVersion": n, "headVersion": n,
+// "hasMore": b, "resync": b, ...} (other fields of a sync response are ignored) or a bare array of
+// changes. A page whose versions contradict each other (latestServerVersion below its last
+// change or above headVersion, hasMore with no change) is INVALID_ARGUMENT.
 // Errors name the first offending change ("newChanges[17].entityType (changeId c-17)").
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
                       const JsonLimits& limits, PullPage* out);
@@ -98,6 +103,7 @@ struct ApplyResult {
   std::vector<AppliedConflict> conflicts;
   std::optional<int64_t> latest_server_version;  // the cursor after the page
   bool has_more = false;
+  bool resynced = false;  // the page reset the client to the server's (older) history
   // Push verdicts, when the page was a sync response.
   int64_t pushed_applied = 0;
   std::vector<PushVerdict> pushed_conflicts;  // every conflict the server reported
@@ -117,6 +123,9 @@ class DeltaApplier {
   // Applies page.changes[begin, end) in one transaction and moves the cursor to the
   // last of them (and, when `end` is the end of a page without hasMore, to the page's
   // latestServerVersion). Accumulates into *result.
+  // A page with `resync` first resets the client to the server's history: the cursor goes to
+  // 0, the client's acknowledged changes above the server's head (which the server lost) are
+  // queued again, and documents pulled above the head are re-pulled from the server.
   Status ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result);
 
   // Records the server's verdicts on pushed changes, in one transaction: applied changes are
@@ -158,6 +167,7 @@ class DeltaApplier {
   Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status WriteRolledBack(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status SetCursor(int64_t version);
+  Status ResetToServerHistory(int64_t head);
 
   Database& db_;
   Clock& clock_;

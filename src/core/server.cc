@@ -302,6 +302,12 @@ class SyncServerCore::Impl {
  public:
   explicit Impl(SyncServerCore& server) : s_(server), db_(*server.db_) {}
 
+  // What is left of the response byte budget once `used` bytes are written.
+  size_t RemainingBudget(size_t used) const {
+    const size_t max = s_.options_.limits.max_response_bytes;
+    return used >= max ? 0 : max - used;
+  }
+
   ConflictStrategy StrategyFor(const std::string& entity_type) const {
     auto it = s_.options_.per_type.find(entity_type);
     return it == s_.options_.per_type.end() ? s_.options_.conflicts : it->second;
@@ -309,7 +315,7 @@ class SyncServerCore::Impl {
 
   // ---- decoding
 
-  Status DecodePush(const std::string& body, bool with_pull_fields, PushRequest* out) {
+  Status DecodePush(const std::string& body, bool with_pull_fields, const RequestContext& context, PushRequest* out) {
     simdjson::padded_string padded(body);
     simdjson::ondemand::document doc;
     simdjson::ondemand::object object;
@@ -377,6 +383,15 @@ class SyncServerCore::Impl {
         std::string ignored;
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, s_.options_.limits.json, key, &ignored));
       }
+    }
+    if (!has_device && !context.device_id.empty()) {
+      const std::string& header = context.device_id;
+      if (header.size() > 256 || header.find('\0') != std::string::npos) {
+        return ExpectedError("a non-empty string of at most 256 bytes", "the X-Device-ID header",
+                             std::to_string(header.size()) + " bytes");
+      }
+      out->device_id = header;
+      has_device = true;
     }
     if (!has_device) return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
     if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
@@ -775,18 +790,49 @@ class SyncServerCore::Impl {
 
   // ---- encoding
 
-  Status AppendCurrentState(const std::string& user_id, const Outcome& outcome, std::string* out) {
+  // Which conflicts of one response carry their entity's serverData. An entity's data is sent
+  // once per response; past the response's byte budget it is left out, except for the first
+  // one, so that a response always settles at least one conflict.
+  class ServerDataBudget {
+   public:
+    explicit ServerDataBudget(size_t max_bytes) : max_bytes_(max_bytes) {}
+    // Whether to send `bytes` of data for the entity, given the response's size so far.
+    bool Admit(const std::string& entity_type, const std::string& entity_id, size_t bytes, size_t response_size) {
+      std::string key = entity_type;
+      key.push_back('\0');
+      key.append(entity_id);
+      if (sent_.count(key) != 0) return false;
+      if (!sent_.empty() && response_size + bytes > max_bytes_) return false;
+      sent_.insert(std::move(key));
+      return true;
+    }
+
+   private:
+    size_t max_bytes_;
+    std::unordered_set<std::string> sent_;
+  };
+
+  // ,"serverVersion":n,"serverData":{...}|null, or ,"serverVersion":n,"serverDataOmitted":true
+  Status AppendCurrentState(const std::string& user_id, const Outcome& outcome, ServerDataBudget& budget,
+                            std::string* out) {
     Result<EntityRow> entity = LoadEntity(user_id, outcome.entity_type, outcome.entity_id);
     if (!entity.ok()) return entity.status();
     out->append(",\"serverVersion\":");
     out->append(entity.value().found ? std::to_string(entity.value().version) : "null");
+    const std::optional<std::string>& data =
+        entity.value().found && !entity.value().deleted ? entity.value().data : std::nullopt;
+    if (!budget.Admit(outcome.entity_type, outcome.entity_id, data ? data->size() : 4, out->size())) {
+      out->append(",\"serverDataOmitted\":true");
+      return Status::Ok();
+    }
     out->append(",\"serverData\":");
-    AppendNullable(out, entity.value().found && !entity.value().deleted ? entity.value().data : std::nullopt);
+    AppendNullable(out, data);
     return Status::Ok();
   }
 
   // "applied":[...],"conflicts":[...],"errors":[...] of the v2 response.
   Status AppendV2Outcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
+    ServerDataBudget budget(s_.options_.limits.max_response_bytes);
     out->append("\"applied\":[");
     bool first = true;
     for (const Outcome& outcome : outcomes) {
@@ -816,7 +862,7 @@ class SyncServerCore::Impl {
       AppendString(out, outcome.strategy);
       out->append(",\"winner\":");
       AppendString(out, outcome.winner);
-      DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, out));
+      DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, budget, out));
       out->push_back('}');
     }
     out->append("],\"errors\":[");
@@ -837,14 +883,24 @@ class SyncServerCore::Impl {
     return Status::Ok();
   }
 
-  // "newChanges":[...],"latestServerVersion":n,"hasMore":b
+  // "newChanges":[...],"latestServerVersion":n,"headVersion":n,"hasMore":b[,"resync":true]
+  // At most `limit` changes and, past the first, at most `max_bytes` of them.
+  // latestServerVersion is where this page brings the device (its next cursor), headVersion
+  // the user's newest version. A cursor ahead of the head means the database went back in
+  // time (a restored backup, a lost WAL): the page then starts from 0 and says "resync".
   Status AppendPull(const std::string& user_id, const std::optional<std::string>& device_id, int64_t since,
-                    int64_t limit, std::string* out) {
+                    int64_t limit, size_t max_bytes, std::string* out) {
+    Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    const int64_t head = latest.value().first;
+    const bool resync = since > head;
+    if (resync) since = 0;
     Result<Statement*> stmt = db_.Cached(kPullChanges);
     if (!stmt.ok()) return stmt.status();
     int64_t rows = 0, last_version = since;
     bool has_more = false;
     out->append("\"newChanges\":[");
+    const size_t page_start = out->size();
     {
       Statement::Scope scope(*stmt.value());
       scope->BindText(1, user_id);
@@ -858,10 +914,10 @@ class SyncServerCore::Impl {
           has_more = true;
           break;
         }
+        const size_t row_start = out->size();
         if (rows > 0) out->push_back(',');
-        ++rows;
-        last_version = scope->Int(0);
-        out->append("{\"version\":").append(std::to_string(last_version));
+        const int64_t version = scope->Int(0);
+        out->append("{\"version\":").append(std::to_string(version));
         out->append(",\"changeId\":");
         AppendString(out, scope->Text(1));
         out->append(",\"type\":");
@@ -880,12 +936,20 @@ class SyncServerCore::Impl {
           AppendString(out, scope->Text(7));
         }
         out->push_back('}');
+        if (rows > 0 && out->size() - page_start > max_bytes) {
+          out->resize(row_start);  // over the byte budget: this change opens the next page
+          has_more = true;
+          break;
+        }
+        ++rows;
+        last_version = version;
       }
     }
-    Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
-    if (!latest.ok()) return latest.status();
-    out->append("],\"latestServerVersion\":").append(std::to_string(latest.value().first));
+    const int64_t cursor = has_more ? last_version : head;
+    out->append("],\"latestServerVersion\":").append(std::to_string(cursor));
+    out->append(",\"headVersion\":").append(std::to_string(head));
     out->append(",\"hasMore\":").append(has_more ? "true" : "false");
+    if (resync) out->append(",\"resync\":true");
     if (device_id) {
       Result<Statement*> touch = db_.Cached(kTouchDevicePull);
       if (!touch.ok()) return touch.status();
@@ -893,7 +957,7 @@ class SyncServerCore::Impl {
       scope->BindText(1, user_id);
       scope->BindText(2, *device_id);
       scope->BindInt(3, s_.clock_->NowMs());
-      scope->BindInt(4, has_more ? last_version : latest.value().first);
+      scope->BindInt(4, cursor);
       DS_RETURN_IF_ERROR(scope->Run());
     }
     return Status::Ok();
@@ -1121,7 +1185,8 @@ class SyncServerCore::Impl {
     return Status::Ok();
   }
 
-  void AppendCompatOutcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
+  Status AppendCompatOutcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
+    ServerDataBudget budget(s_.options_.limits.max_response_bytes);
     out->append("\"applied\":[");
     bool first = true;
     for (const Outcome& outcome : outcomes) {
@@ -1155,7 +1220,7 @@ class SyncServerCore::Impl {
       out->append(",\"reason\":");
       AppendString(out, outcome.reason);
       if (outcome.conflict_id) out->append(",\"conflictId\":").append(std::to_string(*outcome.conflict_id));
-      AppendCurrentState(user_id, outcome, out);
+      DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, budget, out));
       out->push_back('}');
     }
     out->append("],\"errors\":[");
@@ -1175,12 +1240,15 @@ class SyncServerCore::Impl {
       out->push_back('}');
     }
     out->push_back(']');
+    return Status::Ok();
   }
 
-  // "changes"/"entities": {entityType: [records]} of entities changed after `since` (server time).
-  // Returns the time to send as the next `since`.
+  // "changes"/"entities": {entityType: [records]} of entities changed after `since` (server time),
+  // at most kCompatPullLimit of them and, past the first, at most `max_bytes` of records.
+  // Returns the time to send as the next `since` (server times are unique per user, so paging
+  // by them neither skips nor repeats a record).
   Result<int64_t> AppendEntitiesSince(const std::string& user_id, int64_t since, const CompatOptions& compat,
-                                      std::string* out, bool* has_more) {
+                                      size_t max_bytes, std::string* out, bool* has_more) {
     std::map<std::string, std::string> by_type;  // entity type -> records joined with commas
     {
       Result<Statement*> types = db_.Cached(kEntityTypes);
@@ -1205,6 +1273,8 @@ class SyncServerCore::Impl {
     scope->BindInt(2, since);
     scope->BindInt(3, kCompatPullLimit + 1);
     int64_t rows = 0;
+    int64_t last_included = since;
+    size_t record_bytes = 0;
     for (;;) {
       Result<bool> row = scope->Step();
       if (!row.ok()) return row.status();
@@ -1217,7 +1287,6 @@ class SyncServerCore::Impl {
       const std::string entity_type(scope->Text(0));
       const std::string entity_id(scope->Text(1));
       const int64_t server_timestamp = scope->Int(4);
-      if (*has_more == false) next_since = rows == kCompatPullLimit ? server_timestamp : next_since;
       const std::string configured = IdFieldFor(compat, entity_type);
       const std::string singular_id = Singular(entity_type) + "_id";
       const bool deleted = scope->Int(3) != 0;
@@ -1271,10 +1340,17 @@ class SyncServerCore::Impl {
           record.push_back('}');
         }
       }
+      record_bytes += record.size() + 1;
+      if (rows > 1 && record_bytes > max_bytes) {
+        *has_more = true;
+        break;
+      }
       std::string& list = by_type[entity_type];
       if (!list.empty()) list.push_back(',');
       list.append(record);
+      last_included = server_timestamp;
     }
+    if (*has_more) next_since = last_included;
     out->push_back('{');
     bool first = true;
     for (const auto& [entity_type, records] : by_type) {
@@ -1317,11 +1393,12 @@ Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions
   return server;
 }
 
-Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::string& request) {
+Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::string& request,
+                                         const RequestContext& context) {
   std::lock_guard<std::mutex> lock(mutex_);
   Impl impl(*this);
   PushRequest push;
-  DS_RETURN_IF_ERROR(impl.DecodePush(request, true, &push));
+  DS_RETURN_IF_ERROR(impl.DecodePush(request, true, context, &push));
   Transaction tx(*db_);
   DS_RETURN_IF_ERROR(tx.status());
   std::vector<Outcome> outcomes;
@@ -1331,17 +1408,18 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
   out.push_back(',');
   DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
                                      push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
-                                     &out));
+                                     impl.RemainingBudget(out.size()), &out));
   out.push_back('}');
   DS_RETURN_IF_ERROR(tx.Commit());
   return out;
 }
 
-Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::string& request) {
+Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::string& request,
+                                         const RequestContext& context) {
   std::lock_guard<std::mutex> lock(mutex_);
   Impl impl(*this);
   PushRequest push;
-  DS_RETURN_IF_ERROR(impl.DecodePush(request, false, &push));
+  DS_RETURN_IF_ERROR(impl.DecodePush(request, false, context, &push));
   Transaction tx(*db_);
   DS_RETURN_IF_ERROR(tx.status());
   std::vector<Outcome> outcomes;
@@ -1369,7 +1447,8 @@ Result<std::string> SyncServerCore::Pull(const std::string& user_id, const std::
   DS_RETURN_IF_ERROR(tx.status());
   std::string out = "{";
   DS_RETURN_IF_ERROR(impl.AppendPull(user_id, device_id, since,
-                                     limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)), &out));
+                                     limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
+                                     options_.limits.max_response_bytes, &out));
   out.push_back('}');
   DS_RETURN_IF_ERROR(tx.Commit());
   return out;
@@ -1657,7 +1736,7 @@ Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const
   std::vector<Outcome> outcomes;
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
   std::string out = "{\"success\":true,";
-  impl.AppendCompatOutcomes(user_id, outcomes, &out);
+  DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
   out.push_back('}');
   DS_RETURN_IF_ERROR(tx.Commit());
   return out;
@@ -1675,7 +1754,8 @@ Result<std::string> SyncServerCore::CompatPull(const std::string& user_id, const
   DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, nullptr, &since, &since_text));
   std::string changes;
   bool has_more = false;
-  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, &changes, &has_more);
+  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat,
+                                                  options_.limits.max_response_bytes, &changes, &has_more);
   if (!next.ok()) return next.status();
   DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
   std::string out = "{\"success\":true,\"changes\":" + changes + ",\"timestamp\":";
@@ -1700,13 +1780,14 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
   DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, &since, &since_text));
   std::vector<Outcome> outcomes;
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+  std::string out = "{\"success\":true,";
+  DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
   std::string pulled;
   bool has_more = false;
-  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, &pulled, &has_more);
+  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, impl.RemainingBudget(out.size()),
+                                                  &pulled, &has_more);
   if (!next.ok()) return next.status();
   DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
-  std::string out = "{\"success\":true,";
-  impl.AppendCompatOutcomes(user_id, outcomes, &out);
   out += ",\"changes\":" + pulled + ",\"timestamp\":";
   AppendJsonString(&out, FormatIso8601(next.value()));
   out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"deviceId\":";
@@ -1729,7 +1810,8 @@ Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, co
   DS_RETURN_IF_ERROR(tx.status());
   std::string entities;
   bool has_more = false;
-  Result<int64_t> next = impl.AppendEntitiesSince(user_id, *since_ms, compat, &entities, &has_more);
+  Result<int64_t> next = impl.AppendEntitiesSince(user_id, *since_ms, compat,
+                                                  options_.limits.max_response_bytes, &entities, &has_more);
   if (!next.ok()) return next.status();
   std::string out = "{\"since\":";
   if (since) {

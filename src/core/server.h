@@ -30,10 +30,22 @@
 namespace deltasync {
 
 struct ServerLimits {
-  size_t max_changes_per_push = 1000;
+  // The request body limit (enforced by the router) is the guard on a push's size; this count
+  // only stops a pathological request, so a client sending its whole queue gets through.
+  size_t max_changes_per_push = 100000;
   size_t max_pull_limit = 10000;
   size_t default_pull_limit = 1000;
+  // Every response stops adding pulled changes, records and conflicts' serverData at this
+  // many bytes (hasMore / serverDataOmitted tell the rest); one change or one conflict's
+  // data always goes, so each response makes progress.
+  size_t max_response_bytes = 4 * 1024 * 1024;
   JsonLimits json;  // depth 64, document 1 MiB
+};
+
+// What the HTTP layer knows about a request beyond its body.
+struct RequestContext {
+  // The X-Device-ID header: the device when the body names none.
+  std::string device_id;
 };
 
 struct ServerOptions {
@@ -59,12 +71,18 @@ class SyncServerCore {
   SyncServerCore& operator=(const SyncServerCore&) = delete;
 
   // The unified v2 exchange. `request`: {deviceId, lastKnownServerVersion, changes, limit?}.
-  // Returns {applied, conflicts, errors, newChanges, latestServerVersion, hasMore}.
+  // Returns {applied, conflicts, errors, newChanges, latestServerVersion, headVersion, hasMore[, resync]}:
+  // latestServerVersion is the version this response brings the device to (the cursor to
+  // send next), headVersion the user's newest version. When lastKnownServerVersion is ahead
+  // of the head (the server's database went back in time), the page starts from 0 and
+  // carries "resync": true.
   // A malformed request is INVALID_ARGUMENT / LIMIT_EXCEEDED and nothing is applied; a
   // changeId reused with a different body is CONFLICT and nothing is applied.
-  Result<std::string> Sync(const std::string& user_id, const std::string& request);
+  Result<std::string> Sync(const std::string& user_id, const std::string& request,
+                           const RequestContext& context = {});
   // `request`: {deviceId, changes}. Returns {applied, conflicts, errors, latestServerVersion}.
-  Result<std::string> Push(const std::string& user_id, const std::string& request);
+  Result<std::string> Push(const std::string& user_id, const std::string& request,
+                           const RequestContext& context = {});
   // Returns {newChanges, latestServerVersion, hasMore} for versions after `since`.
   Result<std::string> Pull(const std::string& user_id, const std::optional<std::string>& device_id, int64_t since,
                            std::optional<int64_t> limit);

@@ -4,6 +4,7 @@
 
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -430,45 +431,44 @@ describe('deltasync ingest', () => {
 });
 
 describe('deltasync serve', () => {
-  test('with --token: Bearer auth, the user from x-user-id, one log line per request, clean stop on SIGTERM', { timeout: 60000 }, async (t) => {
+  test('--tokens: each bearer token is its user, one log line per request, clean stop on SIGTERM', { timeout: 60000 }, async (t) => {
     const dir = tempDir(t);
     const db = path.join(dir, 'server.db');
-    const server = await startServe(t, ['--db', db, '--port', '0', '--token', 's3cret']);
+    const tokens = path.join(dir, 'tokens.json');
+    fs.writeFileSync(tokens, JSON.stringify({ 'alice-token-0123456789': 'alice', 'bob-token-0123456789ab': 'bob' }));
+    const server = await startServe(t, ['--db', db, '--port', '0', '--tokens', tokens]);
     const url = new URL(server.url);
     assert.equal(url.hostname, '127.0.0.1');
-    assert.notEqual(url.port, '0');
-    assert.notEqual(url.port, '');
-    const auth = { authorization: 'Bearer s3cret', 'x-user-id': 'alice' };
+    assert.equal(url.pathname, '/api/sync', 'mounted at /api/sync by default');
+    const alice = { authorization: 'Bearer alice-token-0123456789' };
+    const bob = { authorization: 'Bearer bob-token-0123456789ab' };
     const push = {
       deviceId: 'd1',
       lastKnownServerVersion: 0,
       changes: [{ changeId: 'c1', type: 'CREATED', entityType: 'note', entityId: 'n1', data: { title: 'hi' }, timestamp: 1 }],
     };
     const post = (headers, body = push) =>
-      fetch(new URL('v2', server.url), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      fetch(`${server.url}/v2`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
-    const ok = await post(auth);
+    const ok = await post(alice);
     assert.equal(ok.status, 200);
-    const synced = await ok.json();
-    assert.deepEqual(synced.applied, [{ changeId: 'c1', version: 1 }]);
+    assert.deepEqual((await ok.json()).applied, [{ changeId: 'c1', version: 1 }]);
     assert.equal((await post({})).status, 401);
-    assert.equal((await post({ authorization: 'Bearer wrong' })).status, 401);
-    assert.equal((await post({ authorization: 's3cret' })).status, 401);
-    const status = await fetch(new URL('status/d1', server.url), { headers: auth });
+    assert.equal((await post({ authorization: 'Bearer wrong-token-0123456789' })).status, 401);
+    assert.equal((await post({ authorization: 'alice-token-0123456789' })).status, 401);
+    // The x-user-id header is not honoured: bob's token is bob, whatever the header says.
+    const spoof = await fetch(`${server.url}/status/d1`, { headers: { ...bob, 'x-user-id': 'alice' } });
+    assert.equal(spoof.status, 404, 'bob has no device d1, and cannot claim to be alice');
+    await spoof.arrayBuffer();
+    const status = await fetch(`${server.url}/status/d1`, { headers: alice });
     assert.equal(status.status, 200);
     assert.equal((await status.json()).changesPushed, 1);
-    const otherUser = await fetch(new URL('status/d1', server.url), { headers: { authorization: 'Bearer s3cret', 'x-user-id': 'bob' } });
-    assert.equal(otherUser.status, 404, 'bob has no device d1: users are apart');
-    await otherUser.arrayBuffer();
-    const defaultUser = await fetch(new URL('status/d1', server.url), { headers: { authorization: 'Bearer s3cret' } });
-    assert.equal(defaultUser.status, 404, 'no x-user-id: user "default"');
-    await defaultUser.arrayBuffer();
 
     // A real client syncs through it.
     const client = new SyncClient({
       path: path.join(dir, 'client.db'),
       deviceId: 'd2',
-      transport: httpTransport({ url: server.url.replace(/\/$/, ''), headers: auth }),
+      transport: httpTransport({ url: server.url, headers: alice }),
     });
     t.after(() => client.close());
     client.put('note', 'n2', { title: 'from d2' });
@@ -478,19 +478,13 @@ describe('deltasync serve', () => {
     client.close();
 
     server.child.kill('SIGTERM');
-    const exit = await server.exited;
-    assert.deepEqual(exit, { code: 0, signal: null });
-
-    // All output is in once the process has exited.
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
     const lines = server.stdout().split('\n');
-    assert.match(lines[0], /^deltasync server listening on http:\/\/127\.0\.0\.1:\d+\/ /);
+    assert.match(lines[0], /^deltasync server listening on http:\/\/127\.0\.0\.1:\d+\/api\/sync /);
+    assert.match(lines[1], /tokens file/);
     const logs = lines.filter((line) => /^(GET|POST) /.test(line));
-    for (const line of logs) assert.match(line, /^(GET|POST) \/\S* (\d{3}|aborted) \d+\.\dms$/);
-    assert.ok(logs.some((line) => /^POST \/v2 200 /.test(line)));
-    assert.equal(logs.filter((line) => /^POST \/v2 401 /.test(line)).length, 3);
-    assert.equal(logs.filter((line) => /^GET \/status\/d1 404 /.test(line)).length, 2);
-    assert.equal(logs.filter((line) => /^GET \/status\/d1 200 /.test(line)).length, 1);
-    assert.ok(logs.length >= 8, logs.join('\n'));
+    for (const line of logs) assert.match(line, /^(GET|POST) \/api\/sync\/\S* (\d{3}|aborted) \d+\.\dms$/);
+    assert.equal(logs.filter((line) => /^POST \/api\/sync\/v2 401 /.test(line)).length, 3);
     assert.match(server.stdout(), /SIGTERM: stopping\nstopped\n$/);
     assert.equal(server.stderr(), '');
 
@@ -498,13 +492,68 @@ describe('deltasync serve', () => {
     t.after(() => reopened.close());
     const pulled = await reopened.pull('alice', { since: 0 });
     assert.deepEqual(pulled.newChanges.map((change) => change.entityId), ['n1', 'n2']);
+    assert.equal((await reopened.pull('bob', { since: 0 })).newChanges.length, 0);
   });
 
-  test('without --token: every request is user "default" (said on start); SIGINT stops it', { timeout: 60000 }, async (t) => {
+  test('--jwt-secret: HS256 tokens verified, the user from the sub claim (or --jwt-claim)', { timeout: 60000 }, async (t) => {
+    const { SignJWT } = require('jose');
+    const dir = tempDir(t);
+    const secret = 'a-secret-of-at-least-thirty-two-bytes!!';
+    const server = await startServe(t, ['--db', path.join(dir, 'server.db'), '--port', '0', '--jwt-secret', secret,
+      '--jwt-issuer', 'https://auth.example.test']);
+    const sign = (claims, key = secret, issuer = 'https://auth.example.test', expires = '5m') =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer(issuer).setIssuedAt().setExpirationTime(expires)
+        .sign(new TextEncoder().encode(key));
+    const status = async (token) => {
+      const response = await fetch(`${server.url}/v2/status?deviceId=d1`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: response.status, body: await response.json() };
+    };
+    const good = await status(await sign({ sub: 'carol' }));
+    assert.equal(good.status, 404, 'carol is authenticated (her device is simply unknown)');
+    assert.equal(good.body.error.code, 'NOT_FOUND');
+    for (const token of [
+      await sign({ sub: 'carol' }, 'another-secret-of-thirty-two-bytes!!!'),
+      await sign({ sub: 'carol' }, secret, 'https://evil.example.test'),
+      await sign({ sub: 'carol' }, secret, 'https://auth.example.test', '-1m'),
+      await sign({ name: 'no subject' }),
+      'not.a.jwt',
+    ]) {
+      const refused = await status(token);
+      assert.equal(refused.status, 401, token);
+      assert.equal(refused.body.error.code, 'UNAUTHENTICATED');
+    }
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+    assert.match(server.stdout(), /HS256.*"sub" claim/);
+  });
+
+  test('--jwt-public-key: RS256 verified with a PEM key', { timeout: 60000 }, async (t) => {
+    const { SignJWT } = require('jose');
+    const dir = tempDir(t);
+    const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const keyFile = path.join(dir, 'public.pem');
+    fs.writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+    const server = await startServe(t, ['--db', path.join(dir, 'server.db'), '--port', '0', '--jwt-public-key', keyFile,
+      '--jwt-claim', 'uid']);
+    const token = await new SignJWT({ uid: 'dave' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('5m').sign(privateKey);
+    const body = { deviceId: 'd1', lastKnownServerVersion: 0, changes: [] };
+    const post = (auth) => fetch(`${server.url}/v2`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify(body) });
+    const ok = await post(`Bearer ${token}`);
+    assert.equal(ok.status, 200);
+    await ok.json();
+    const hs = await new SignJWT({ uid: 'dave' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('x'.repeat(32)));
+    const refused = await post(`Bearer ${hs}`);
+    assert.equal(refused.status, 401, 'an HS256 token is not accepted where RS256 is configured');
+    await refused.arrayBuffer();
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  test('without authentication: every request is user "default", said on start; x-user-id only with --insecure-dev-users', { timeout: 60000 }, async (t) => {
     const dir = tempDir(t);
     const db = path.join(dir, 'server.db');
-    const server = await startServe(t, ['--db', db, '--port', '0', '--mount', '/api/sync']);
-    assert.match(server.url, /\/api\/sync$/);
+    const server = await startServe(t, ['--db', db, '--port', '0', '--base', '/sync']);
+    assert.match(server.url, /\/sync$/);
     const body = { deviceId: 'd1', lastKnownServerVersion: 0, changes: [{ changeId: 'c1', type: 'CREATED', entityType: 'note', entityId: 'n1', data: {}, timestamp: 1 }] };
     const response = await fetch(`${server.url}/v2`, {
       method: 'POST',
@@ -518,12 +567,42 @@ describe('deltasync serve', () => {
     assert.equal((await outside.json()).error.code, 'NOT_FOUND');
     server.child.kill('SIGINT');
     assert.deepEqual(await server.exited, { code: 0, signal: null });
-    assert.match(server.stdout(), /^POST \/api\/sync\/v2 200 /m);
-    assert.match(server.stdout(), /^GET \/elsewhere 404 /m);
-    assert.match(server.stderr(), /^warning: no --token: .*every request is served as user "default"\n$/);
+    assert.match(server.stdout(), /^POST \/sync\/v2 200 /m);
+    assert.match(server.stderr(), /^warning: no authentication: every request is served as user "default"\n$/);
     const reopened = new SyncServer({ path: db });
     t.after(() => reopened.close());
     assert.equal((await reopened.pull('default', { since: 0 })).newChanges.length, 1);
+    assert.equal((await reopened.pull('ignored', { since: 0 })).newChanges.length, 0);
+    reopened.close();
+
+    const dev = await startServe(t, ['--db', path.join(dir, 'dev.db'), '--port', '0', '--token', 'shared-token', '--insecure-dev-users']);
+    const devResponse = await fetch(`${dev.url}/v2`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer shared-token', 'x-user-id': 'erin' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(devResponse.status, 200);
+    await devResponse.json();
+    dev.child.kill('SIGTERM');
+    assert.deepEqual(await dev.exited, { code: 0, signal: null });
+    assert.match(dev.stderr(), /warning: --insecure-dev-users: the x-user-id header picks the user.*For development only/);
+    const devDb = new SyncServer({ path: path.join(dir, 'dev.db') });
+    t.after(() => devDb.close());
+    assert.equal((await devDb.pull('erin', { since: 0 })).newChanges.length, 1);
+  });
+
+  test('authentication options are checked before listening', async (t) => {
+    const dir = tempDir(t);
+    const db = path.join(dir, 'server.db');
+    const tokens = path.join(dir, 'tokens.json');
+    fs.writeFileSync(tokens, JSON.stringify({ short: 'alice' }));
+    assertFailure(await run(['serve', '--db', db, '--port', '0', '--tokens', tokens]), /at least 16 characters/);
+    fs.writeFileSync(tokens, '[1, 2]');
+    assertFailure(await run(['serve', '--db', db, '--port', '0', '--tokens', tokens]), /JSON object mapping each bearer token/);
+    assertFailure(await run(['serve', '--db', db, '--port', '0', '--tokens', path.join(dir, 'missing.json')]), /cannot read --tokens/);
+    assertFailure(await run(['serve', '--db', db, '--port', '0', '--jwt-secret', 'short']), /at least 32 bytes/);
+    assertFailure(await run(['serve', '--db', db, '--port', '0', '--jwt-secret', 'x'.repeat(32), '--token', 't']), /choose one way to authenticate/);
+    assertFailure(await run(['serve', '--db', db, '--port', '0', '--jwt-public-key', tokens]), /cannot read --jwt-public-key/);
   });
 
   test('a port already in use: exit 1 with a clear message', { timeout: 60000 }, async (t) => {

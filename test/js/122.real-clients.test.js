@@ -1,0 +1,336 @@
+'use strict';
+
+// Real clients, real failures, real attackers (the red-team findings): a client written to
+// the Sync V2 design with its own habits, a host process whose sync fails, and requests
+// built to crash or stall the server. Each test failed before its fix.
+
+const { test, describe } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { SyncClient, SyncServer, httpTransport } = require('../..');
+const { tempDir } = require('./helpers');
+const { withApp, startApp, assertHttpError, change, logOf, assertGapless } = require('./fixtures/server-http');
+
+const repoRoot = path.join(__dirname, '..', '..');
+
+/** `count` CREATED changes of notes n0..n{count-1}, as a Sync V2 client queues them. */
+function createdChanges(count, prefix = 'c', data = (i) => ({ title: `note ${i}` })) {
+  return Array.from({ length: count }, (_, i) => change(`${prefix}${i}`, 'CREATED', `n${i}`, data(i), { timestamp: 1000 + i }));
+}
+
+describe('an independent Sync V2 client', () => {
+  test('the device id comes from the X-Device-ID header when the body has none', async (t) => {
+    const app = await withApp(t);
+    const body = { lastKnownServerVersion: 0, changes: createdChanges(2) };
+    const response = await app.sync(body, { headers: { 'x-device-id': 'browser-1' } });
+    assert.deepEqual(response.applied.map((item) => item.version), [1, 2]);
+    const log = await logOf(app.server, 'alice');
+    assert.deepEqual(log.changes.map((item) => item.deviceId), ['browser-1', 'browser-1']);
+    // A body's deviceId wins over the header; neither is still a 400.
+    await app.sync({ deviceId: 'body-device', changes: [change('c9', 'CREATED', 'n9', {}, { timestamp: 1 })] },
+      { headers: { 'x-device-id': 'header-device' } });
+    assert.equal((await logOf(app.server, 'alice')).changes.at(-1).deviceId, 'body-device');
+    assertHttpError(await app.post('/v2', { changes: [] }), 400, 'INVALID_ARGUMENT', /deviceId/);
+    assertHttpError(await app.post('/v2', { changes: [] }, { headers: { 'x-device-id': 'x'.repeat(300) } }),
+      400, 'INVALID_ARGUMENT', /X-Device-ID/);
+  });
+
+  test('a client that stores latestServerVersion as its cursor and ignores hasMore receives every change', async (t) => {
+    const app = await withApp(t);
+    for (let start = 0; start < 1200; start += 400) {
+      await app.sync({ deviceId: 'writer', changes: createdChanges(400, `w${start}-`).map((item, i) => ({ ...item, entityId: `n${start + i}` })) });
+    }
+    const seen = new Set();
+    let cursor = 0;
+    for (let request = 0; request < 10 && seen.size < 1200; request += 1) {
+      const page = await app.sync({ deviceId: 'reader', lastKnownServerVersion: cursor, changes: [] });
+      for (const item of page.newChanges) seen.add(item.version);
+      assert.equal(page.headVersion, 1200);
+      cursor = page.latestServerVersion; // the habit: hasMore is never read
+    }
+    assert.equal(seen.size, 1200, 'no change is skipped');
+    assert.equal(cursor, 1200);
+  });
+
+  test('a backlog of 5,000 changes sent in one request gets through (the body limit is the guard)', async (t) => {
+    const app = await withApp(t);
+    const response = await app.sync({ deviceId: 'd1', lastKnownServerVersion: 0, changes: createdChanges(5000) });
+    assert.equal(response.applied.length, 5000);
+    assert.equal(response.errors.length, 0);
+  });
+
+  test('GET /v2/status and POST /v2/migrate (the Sync V2 design\'s routes)', async (t) => {
+    const app = await withApp(t);
+    await app.sync({ deviceId: 'd1', changes: createdChanges(3) });
+    const status = await app.get('/v2/status', { headers: { 'x-device-id': 'd1' } });
+    assert.equal(status.status, 200, status.text);
+    assert.equal(status.json.success, true);
+    assert.equal(status.json.deviceId, 'd1');
+    assert.equal(status.json.changesPushed, 3);
+    assert.equal(status.json.latestServerVersion, 3);
+    assert.equal((await app.get('/v2/status?deviceId=d1')).json.changesPushed, 3);
+    assertHttpError(await app.get('/v2/status'), 400, 'INVALID_ARGUMENT', /X-Device-ID/);
+    assertHttpError(await app.get('/v2/status', { headers: { 'x-device-id': 'never-seen' } }), 404, 'NOT_FOUND');
+
+    const legacy = { logbook_entries: [{ id: 'e1', title: 'Scales' }, { id: 'e2', title: 'Arpeggios' }], goals: [{ id: 'g1', title: 'Daily' }] };
+    const first = await app.post('/v2/migrate', { state: legacy });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.success, true);
+    assert.equal(first.json.imported, 3);
+    const again = await app.post('/v2/migrate', legacy);
+    assert.equal(again.json.imported, 0, 'idempotent: the same state imports once');
+    assert.equal(again.json.skipped, 3);
+    assertHttpError(await app.post('/v2/migrate', '{"state":'), 400, 'INVALID_ARGUMENT', /Malformed JSON/);
+    assertHttpError(await app.post('/v2/migrate', '[1,2]'), 400, 'INVALID_ARGUMENT');
+  });
+});
+
+describe('failures never crash the host', () => {
+  test('a started client with no error listener survives a failing server; status.lastError carries the failure', () => {
+    // In a child process: an unheard 'error' event would exit it with code 1.
+    const script = `
+      const { SyncClient, TransportError } = require(${JSON.stringify(repoRoot)});
+      let calls = 0;
+      const client = new SyncClient({
+        path: ':memory:',
+        transport: async () => { calls += 1; throw new TransportError('service unavailable', { status: 503 }); },
+        triggers: { periodicMs: 0, minIntervalMs: 0, localChangeDelayMs: 0 },
+        retry: { baseDelayMs: 1, maxDelayMs: 5 },
+        keepAlive: true,
+      });
+      client.put('note', 'n1', { title: 'x' });
+      client.start();
+      client.notify('online');
+      const check = setInterval(() => {
+        if (calls >= 3) {
+          clearInterval(check);
+          const { lastError } = client.status;
+          client.close();
+          console.log(JSON.stringify({ calls, lastError }));
+        }
+      }, 5);
+    `;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 });
+    assert.equal(child.status, 0, child.stderr);
+    const out = JSON.parse(child.stdout.trim());
+    assert.ok(out.calls >= 3);
+    assert.equal(out.lastError.code, 'TRANSPORT');
+    assert.match(out.lastError.message, /service unavailable/);
+  });
+
+  test('an error listener still receives every failure', async (t) => {
+    const dir = tempDir(t);
+    let calls = 0;
+    const client = new SyncClient({
+      path: path.join(dir, 'c.db'),
+      transport: async () => {
+        calls += 1;
+        const error = new Error('down');
+        error.status = 503;
+        throw error;
+      },
+    });
+    t.after(() => client.close());
+    const errors = [];
+    client.on('error', (error) => errors.push(error.code));
+    await assert.rejects(client.sync(), { code: 'TRANSPORT' });
+    assert.deepEqual(errors, ['TRANSPORT']);
+    assert.equal(calls, 1);
+  });
+});
+
+describe('responses are bounded by bytes', () => {
+  test('600 conflicting UPDATEDs against one 1 MB document: its data is sent once, not 600 times', async (t) => {
+    const app = await withApp(t, { serverOptions: { conflicts: 'server_wins' } });
+    const big = { blob: 'x'.repeat(1024 * 1024 - 64) };
+    await app.sync({ deviceId: 'd1', changes: [change('c0', 'CREATED', 'big', big, { timestamp: 1 })] });
+    await app.sync({ deviceId: 'd1', changes: [change('c1', 'UPDATED', 'big', { v: 1 }, { timestamp: 2, baseVersion: 1 })] });
+    const stale = Array.from({ length: 600 }, (_, i) => change(`s${i}`, 'UPDATED', 'big', { n: i }, { timestamp: 3 + i, baseVersion: 1 }));
+    const response = await app.post('/v2', { deviceId: 'd2', lastKnownServerVersion: 2, changes: stale });
+    assert.equal(response.status, 200);
+    assert.ok(response.bytes.length < 2 * 1024 * 1024, `response of ${response.bytes.length} bytes`);
+    const { conflicts } = response.json;
+    assert.equal(conflicts.length, 600);
+    assert.equal(conflicts.filter((item) => item.serverData !== undefined).length, 1);
+    assert.ok(conflicts.slice(1).every((item) => item.serverDataOmitted === true));
+    // The server stays up for everyone.
+    assert.equal((await app.sync({ deviceId: 'd3', changes: [] }, { user: 'bob' })).headVersion, 0);
+  });
+
+  test('pull pages and conflict data stop at maxResponseBytes; hasMore tells the rest and a client gets everything', async (t) => {
+    const maxResponseBytes = 64 * 1024;
+    const app = await withApp(t, { serverOptions: { limits: { maxResponseBytes } } });
+    const doc = (i) => ({ i, body: 'y'.repeat(10 * 1024) });
+    for (let start = 0; start < 60; start += 20) {
+      await app.sync({ deviceId: 'd1', changes: createdChanges(20, `b${start}-`, (i) => doc(start + i)).map((item, i) => ({ ...item, entityId: `n${start + i}` })) });
+    }
+    let cursor = 0;
+    let pages = 0;
+    const versions = [];
+    for (;;) {
+      const response = await app.post('/v2', { deviceId: 'd2', lastKnownServerVersion: cursor, changes: [] });
+      assert.ok(response.bytes.length <= maxResponseBytes + 11 * 1024, `page of ${response.bytes.length} bytes`);
+      versions.push(...response.json.newChanges.map((item) => item.version));
+      cursor = response.json.latestServerVersion;
+      pages += 1;
+      if (!response.json.hasMore) break;
+    }
+    assert.deepEqual(versions, Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.ok(pages >= 8, `${pages} pages`);
+
+    // A SyncClient against the same server converges through the small pages.
+    const client = new SyncClient({ path: ':memory:', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
+    t.after(() => client.close());
+    await client.sync();
+    assert.equal(client.list('note').length, 60);
+    assert.equal(client.serverVersion, 60);
+  });
+
+  test('a lost conflict whose data was over the budget stays queued and settles on a later request', async (t) => {
+    const app = await withApp(t, { serverOptions: { conflicts: 'server_wins', limits: { maxResponseBytes: 32 * 1024 } } });
+    const doc = (i) => ({ i, body: 'z'.repeat(20 * 1024) });
+    const other = new SyncClient({ path: ':memory:', deviceId: 'other', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
+    const mine = new SyncClient({ path: ':memory:', deviceId: 'mine', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
+    t.after(() => other.close());
+    t.after(() => mine.close());
+    for (let i = 0; i < 3; i += 1) other.put('note', `n${i}`, doc(i));
+    await other.sync();
+    await mine.sync();
+    for (let i = 0; i < 3; i += 1) other.patch('note', `n${i}`, { i: i + 100 });
+    await other.sync();
+    for (let i = 0; i < 3; i += 1) mine.patch('note', `n${i}`, { mine: true });
+    const summary = await mine.sync();
+    assert.ok(summary.requests >= 2, `${summary.requests} requests`);
+    assert.equal(mine.queue.stats().pending + mine.queue.stats().syncing, 0, 'every lost change settled');
+    for (let i = 0; i < 3; i += 1) assert.equal(mine.get('note', `n${i}`).i, i + 100, 'rolled back to the server\'s data');
+  });
+});
+
+describe('the router answers JSON, checks identities and bounds its work', () => {
+  test('a malformed %-escape in a path is a JSON 400, not an HTML page with a stack trace', async (t) => {
+    const app = await withApp(t);
+    for (const target of ['/status/%ff', '/v2/status/%E0%A4%A']) {
+      const response = await app.get(target);
+      assert.ok(response.status >= 400 && response.status < 500, `${target}: ${response.status}`);
+      assert.match(response.headers.get('content-type'), /^application\/json/);
+      assert.doesNotMatch(response.text, /<html|at [A-Za-z]+ \(/i);
+    }
+    assertHttpError(await app.get('/status/%ff'), 400, 'INVALID_ARGUMENT');
+  });
+
+  test('the user id authenticate returns must be well-formed: two ill-formed ids never collapse into one user', async (t) => {
+    const ids = { lone: 'u\uD800', other: 'u\uDBFF', control: 'a\u0000b', long: 'x'.repeat(257), number: 42 };
+    const app = await withApp(t, { authenticate: (req) => ids[req.get('x-user')] ?? req.get('x-user') });
+    for (const name of Object.keys(ids)) {
+      const response = await app.post('/v2', { deviceId: 'd', changes: createdChanges(1) }, { user: name });
+      assertHttpError(response, 401, 'UNAUTHENTICATED', /invalid user id/);
+    }
+    assert.equal((await app.sync({ deviceId: 'd', changes: createdChanges(1) }, { user: 'ok' })).applied.length, 1);
+  });
+
+  test('requests in flight are bounded: past the bound, 503 OVERLOADED with Retry-After, and nothing is lost', async (t) => {
+    let release;
+    const gate = new Promise((resolve) => { release = resolve; });
+    let waiting = 0;
+    const app = await startApp({
+      router: { limits: { maxConcurrentRequests: 2 } },
+      authenticate: async (req) => {
+        waiting += 1;
+        await gate;
+        return req.get('x-user');
+      },
+    });
+    t.after(() => app.close());
+    const held = [app.post('/v2', { deviceId: 'd', changes: createdChanges(1, 'a') }), app.post('/v2', { deviceId: 'd', changes: createdChanges(1, 'b') })];
+    while (waiting < 2) await new Promise((resolve) => setImmediate(resolve));
+    const refused = await app.post('/v2', { deviceId: 'd', changes: createdChanges(1, 'c') });
+    assertHttpError(refused, 503, 'OVERLOADED');
+    assert.equal(refused.headers.get('retry-after'), '1');
+    release();
+    for (const response of await Promise.all(held)) assert.equal(response.status, 200);
+    assert.equal((await app.post('/v2', { deviceId: 'd', changes: createdChanges(1, 'c') })).status, 200, 'served once the others finished');
+  });
+});
+
+describe('a page must agree with itself', () => {
+  test('applyRemote refuses a page whose cursor contradicts its changes, and changes nothing', async (t) => {
+    const dir = tempDir(t);
+    const client = new SyncClient({ path: path.join(dir, 'c.db') });
+    t.after(() => client.close());
+    const good = { version: 5, changeId: 'r5', type: 'CREATED', entityType: 'note', entityId: 'n5', data: { a: 1 }, timestamp: 1 };
+    for (const [page, message] of [
+      [{ newChanges: [good], latestServerVersion: 4, hasMore: false }, /below the version of its last change/],
+      [{ newChanges: [good], latestServerVersion: 9, headVersion: 6, hasMore: false }, /above page\.headVersion/],
+      [{ newChanges: [], latestServerVersion: 2 ** 53 - 1, hasMore: true }, /hasMore is true but the page has no changes/],
+    ]) {
+      await assert.rejects(client.applyRemote(JSON.stringify(page)), (error) => error.code === 'INVALID_ARGUMENT' && message.test(error.message));
+    }
+    assert.equal(client.serverVersion, 0);
+    assert.equal(client.get('note', 'n5'), undefined);
+  });
+
+  test('a cursor pushed to 2^53-1 by a hostile page is healed by the next sync (the server says resync)', async (t) => {
+    const app = await withApp(t);
+    await app.sync({ deviceId: 'w', changes: createdChanges(3) });
+    const client = new SyncClient({ path: ':memory:', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
+    t.after(() => client.close());
+    await client.applyRemote(JSON.stringify({ newChanges: [], latestServerVersion: 2 ** 53 - 1, hasMore: false }));
+    assert.equal(client.serverVersion, 2 ** 53 - 1);
+    await client.sync();
+    assert.equal(client.serverVersion, 3);
+    assert.equal(client.list('note').length, 3);
+  });
+});
+
+describe('the server going back in time is noticed', () => {
+  test('a server restored from an older copy: clients re-pull, re-send what it lost, and converge with nothing lost', async (t) => {
+    const dir = tempDir(t);
+    const serverPath = path.join(dir, 'server.db');
+    let app = await startApp({ server: new SyncServer({ path: serverPath }) });
+    const transport = () => httpTransport({ url: app.base, headers: { 'x-user': 'alice' } });
+    const laptop = new SyncClient({ path: path.join(dir, 'laptop.db'), deviceId: 'laptop', transport: (...args) => transport()(...args) });
+    const phone = new SyncClient({ path: path.join(dir, 'phone.db'), deviceId: 'phone', transport: (...args) => transport()(...args) });
+    t.after(() => laptop.close());
+    t.after(() => phone.close());
+    laptop.put('note', 'a', { v: 1 });
+    laptop.put('note', 'b', { v: 1 });
+    await laptop.sync();
+    await phone.sync();
+    await app.close();
+    fs.copyFileSync(serverPath, path.join(dir, 'backup.db')); // the backup: versions 1-2
+
+    app = await startApp({ server: new SyncServer({ path: serverPath }) });
+    laptop.patch('note', 'a', { v: 2 });
+    laptop.put('note', 'c', { v: 1 });
+    await laptop.sync(); // versions 3-4, acknowledged
+    phone.put('note', 'd', { v: 1 });
+    await phone.sync(); // version 5
+    await laptop.sync();
+    assert.equal(laptop.serverVersion, 5);
+    await app.close();
+
+    // The server's disk is restored from the backup: versions 3-5 are gone.
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(serverPath + suffix, { force: true });
+    fs.copyFileSync(path.join(dir, 'backup.db'), serverPath);
+    app = await startApp({ server: new SyncServer({ path: serverPath }) });
+    t.after(() => app.close());
+
+    const first = await laptop.sync();
+    await phone.sync();
+    await laptop.sync();
+    await phone.sync();
+    assert.ok(first.requests >= 1);
+    const expected = { a: { v: 2 }, b: { v: 1 }, c: { v: 1 }, d: { v: 1 } };
+    for (const client of [laptop, phone]) {
+      const docs = Object.fromEntries(client.list('note').map((doc) => [doc.id ?? doc._id ?? doc.entityId, doc]));
+      void docs;
+      for (const [id, value] of Object.entries(expected)) assert.deepEqual(client.get('note', id), value, `${client.deviceId} ${id}`);
+      assert.equal(client.queue.stats().pending, 0);
+    }
+    const log = await logOf(app.server, 'alice');
+    assertGapless(log.changes);
+    assert.equal(laptop.serverVersion, log.changes.at(-1).version);
+  });
+});
