@@ -514,7 +514,7 @@ describe('deltasync serve', () => {
     for (const token of [
       await sign({ sub: 'carol' }, 'another-secret-of-thirty-two-bytes!!!'),
       await sign({ sub: 'carol' }, secret, 'https://evil.example.test'),
-      await sign({ sub: 'carol' }, secret, 'https://auth.example.test', '-1m'),
+      await sign({ sub: 'carol' }, secret, 'https://auth.example.test', Math.floor(Date.now() / 1000) - 120),
       await sign({ name: 'no subject' }),
       'not.a.jwt',
     ]) {
