@@ -84,7 +84,7 @@ struct ClientState {
     db = std::move(opened).value();
     DS_RETURN_IF_ERROR(Migrate(*db, ClientMigrations()));
     queue = std::make_unique<ChangeQueue>(*db, clock, random, QueueOptions{});
-    store = std::make_unique<DocumentStore>(*db, clock, *queue);
+    store = std::make_unique<DocumentStore>(*db, clock, *queue, JsonLimits{}.max_document_bytes);
     applier = std::make_unique<DeltaApplier>(*db, clock, *queue, strategy);
     return Status::Ok();
   }

@@ -29,7 +29,7 @@ const CLIENT_OPTIONS = [
   'mustExist',
 ];
 const TRIGGER_OPTIONS = ['periodicMs', 'minIntervalMs', 'localChangeDelayMs'];
-const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs'];
+const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'];
 const BATCH_OPTIONS = ['push', 'pull'];
 const NOTIFY_EVENTS = ['online', 'offline', 'focus', 'blur', 'visible', 'hidden'];
 const CONFLICT_STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
@@ -505,7 +505,7 @@ function engineOptions(options) {
   }
   if (!is.isBoolean(keepAlive)) throw is.invalid('options.keepAlive', 'a boolean', keepAlive);
   const triggers = { periodicMs: 30000, minIntervalMs: 5000, localChangeDelayMs: 1000, ...is.optionsObject('options.triggers', options.triggers, TRIGGER_OPTIONS) };
-  const retry = { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 300000, ...is.optionsObject('options.retry', options.retry, RETRY_OPTIONS) };
+  const retry = { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 300000, maxRetryAfterMs: 3600000, ...is.optionsObject('options.retry', options.retry, RETRY_OPTIONS) };
   const batch = { push: 100, pull: 1000, ...is.optionsObject('options.batch', options.batch, BATCH_OPTIONS) };
   for (const [key, value] of Object.entries(triggers)) {
     if (!is.isNonNegativeInteger(value)) throw is.invalid(`options.triggers.${key}`, 'a non-negative integer of milliseconds', value);

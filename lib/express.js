@@ -128,7 +128,28 @@ function createSyncRouter(server, options) {
   const express = loadExpress();
   const router = express.Router();
 
-  // Every route: authenticate first; the user id never comes from the body.
+  // Requests in flight are bounded: past the bound a request is refused at once with 503 and
+  // Retry-After, so a burst of large pushes cannot hold unbounded memory or starve small ones.
+  router.use((req, res, next) => {
+    if (inFlight >= maxConcurrentRequests) {
+      req.resume();
+      sendError(res, new SyncError(`The server is handling ${inFlight} sync requests; try again shortly`, 'OVERLOADED'));
+      return;
+    }
+    inFlight += 1;
+    let done = false;
+    const release = () => {
+      if (!done) {
+        done = true;
+        inFlight -= 1;
+      }
+    };
+    res.on('finish', release);
+    res.on('close', release);
+    next();
+  });
+
+  // Then every route authenticates; the user id never comes from the body.
   router.use(async (req, res, next) => {
     let userId;
     try {
@@ -152,26 +173,6 @@ function createSyncRouter(server, options) {
     next();
   });
 
-  // Requests in flight are bounded: past the bound a request is refused at once with 503 and
-  // Retry-After, so a burst of large pushes cannot hold unbounded memory or starve small ones.
-  router.use((req, res, next) => {
-    if (inFlight >= maxConcurrentRequests) {
-      req.resume();
-      sendError(res, new SyncError(`The server is handling ${inFlight} sync requests; try again shortly`, 'OVERLOADED'));
-      return;
-    }
-    inFlight += 1;
-    let done = false;
-    const release = () => {
-      if (!done) {
-        done = true;
-        inFlight -= 1;
-      }
-    };
-    res.on('finish', release);
-    res.on('close', release);
-    next();
-  });
 
   const post = (path, run) =>
     router.post(path, async (req, res) => {

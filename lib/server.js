@@ -4,7 +4,7 @@ const native = require('./native');
 const { SyncError } = require('./errors');
 const is = require('./is');
 
-const SERVER_OPTIONS = ['path', 'conflicts', 'toleranceMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields'];
+const SERVER_OPTIONS = ['path', 'conflicts', 'toleranceMs', 'maxClockSkewMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields'];
 const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxResponseBytes', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
 const STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
 const ENTITY_TYPE = /^(?!__proto__$|constructor$)[A-Za-z0-9_.-]{1,64}$/;
@@ -68,7 +68,7 @@ class SyncServer {
     if (!is.isPlainObject(options)) throw is.invalid('options', 'an object', options);
     is.optionsObject('options', options, SERVER_OPTIONS);
     const { path, conflicts = 'newest_wins', toleranceMs = 1000, perType = {}, durability = 'normal' } = options;
-    const { busyTimeoutMs = 10000 } = options;
+    const { busyTimeoutMs = 10000, maxClockSkewMs = 60000 } = options;
     if (!is.isNonEmptyString(path)) throw is.invalid('options.path', 'a non-empty string (a file path or ":memory:")', path);
     if (!STRATEGIES.includes(conflicts)) throw is.invalid('options.conflicts', `one of ${strategyList}`, conflicts);
     if (!is.isNonNegativeInteger(toleranceMs)) throw is.invalid('options.toleranceMs', 'a non-negative integer', toleranceMs);
@@ -79,6 +79,7 @@ class SyncServer {
     }
     if (durability !== 'normal' && durability !== 'full') throw is.invalid('options.durability', '"normal" or "full"', durability);
     if (!is.isNonNegativeInteger(busyTimeoutMs)) throw is.invalid('options.busyTimeoutMs', 'a non-negative integer', busyTimeoutMs);
+    if (!is.isNonNegativeInteger(maxClockSkewMs)) throw is.invalid('options.maxClockSkewMs', 'a non-negative integer', maxClockSkewMs);
     const limits = is.optionsObject('options.limits', options.limits, LIMIT_OPTIONS);
     for (const [key, value] of Object.entries(limits)) {
       if (!is.isPositiveInteger(value)) throw is.invalid(`options.limits.${key}`, 'a positive integer', value);
@@ -102,6 +103,7 @@ class SyncServer {
       conflicts,
       perType,
       toleranceMs,
+      maxClockSkewMs,
       durability,
       busyTimeoutMs,
       ...this.limits,

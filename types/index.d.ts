@@ -448,6 +448,8 @@ export interface SyncClientOptions {
     baseDelayMs?: number;
     /** Default 300000. */
     maxDelayMs?: number;
+    /** A server's Retry-After is honoured up to this long. Default 3600000 (one hour). */
+    maxRetryAfterMs?: number;
   };
   batch?: {
     /** Changes per request. Default 100. */
@@ -543,6 +545,11 @@ export interface SyncServerOptions {
   conflicts?: ConflictStrategy;
   /** newest_wins: timestamps closer than this are a tie, and a tie goes to the server. Default 1000. */
   toleranceMs?: number;
+  /**
+   * A change timestamped more than this ahead of the server's clock is stamped with the time the
+   * server received it, so a wrong clock cannot pin an entity. Default 60000.
+   */
+  maxClockSkewMs?: number;
   /** Strategy per entity type, e.g. { goal: 'merge' }. */
   perType?: Record<string, ConflictStrategy>;
   limits?: SyncServerLimits;

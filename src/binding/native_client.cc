@@ -666,7 +666,7 @@ Napi::Value NativeClient::ResetIngest(const Napi::CallbackInfo& info) {
 
 // ---- scheduler (see core/scheduler.h); lib/engine.js arms the timers and runs the cycles
 
-// schedConfigure({ periodicMs, minIntervalMs, localChangeDelayMs, maxRetries, baseDelayMs, maxDelayMs })
+// schedConfigure({ periodicMs, minIntervalMs, localChangeDelayMs, maxRetries, baseDelayMs, maxDelayMs, maxRetryAfterMs })
 Napi::Value NativeClient::SchedConfigure(const Napi::CallbackInfo& info) {
   Napi::Object options = info[0].As<Napi::Object>();
   auto number = [&](const char* key, int64_t fallback) {
@@ -680,6 +680,7 @@ Napi::Value NativeClient::SchedConfigure(const Napi::CallbackInfo& info) {
   scheduler_options.retry.max_retries = number("maxRetries", scheduler_options.retry.max_retries);
   scheduler_options.retry.base_delay_ms = number("baseDelayMs", scheduler_options.retry.base_delay_ms);
   scheduler_options.retry.max_delay_ms = number("maxDelayMs", scheduler_options.retry.max_delay_ms);
+  scheduler_options.retry.max_retry_after_ms = number("maxRetryAfterMs", scheduler_options.retry.max_retry_after_ms);
   scheduler_ = std::make_unique<Scheduler>(scheduler_clock_, scheduler_random_, scheduler_options);
   return info.Env().Undefined();
 }

@@ -113,7 +113,7 @@ Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
                      addon);
 }
 
-// new NativeServer({ path, conflicts, perType: {type: strategy}, toleranceMs, durability, busyTimeoutMs,
+// new NativeServer({ path, conflicts, perType: {type: strategy}, toleranceMs, maxClockSkewMs, durability, busyTimeoutMs,
 //                    maxChangesPerPush, maxPullLimit, defaultPullLimit, maxResponseBytes, maxDepth,
 //                    maxDocumentBytes })
 NativeServer::NativeServer(const Napi::CallbackInfo& info)
@@ -140,6 +140,7 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
     return value.As<Napi::Number>().Int64Value();
   };
   if (auto value = number("toleranceMs")) server_options.tolerance_ms = *value;
+  if (auto value = number("maxClockSkewMs")) server_options.max_clock_skew_ms = *value;
   if (auto value = number("busyTimeoutMs")) server_options.busy_timeout_ms = static_cast<int>(*value);
   if (auto value = number("maxChangesPerPush")) server_options.limits.max_changes_per_push = static_cast<size_t>(*value);
   if (auto value = number("maxPullLimit")) server_options.limits.max_pull_limit = static_cast<size_t>(*value);

@@ -80,8 +80,9 @@ Status Client::Initialize() {
   queue_options.coalesce = options_.coalesce;
   queue_options.tenant_id = options_.tenant_id;
   queue_options.user_id = options_.user_id;
+  queue_options.max_document_bytes = options_.limits.max_document_bytes;
   queue_ = std::make_unique<ChangeQueue>(*db_, *clock_, *random_, queue_options);
-  store_ = std::make_unique<DocumentStore>(*db_, *clock_, *queue_);
+  store_ = std::make_unique<DocumentStore>(*db_, *clock_, *queue_, options_.limits.max_document_bytes);
   applier_ = std::make_unique<DeltaApplier>(*db_, *clock_, *queue_, options_.conflicts);
 
   Transaction tx(*db_);

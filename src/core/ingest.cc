@@ -212,8 +212,21 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     std::string relative = fs::relative(it->path(), root, ec).generic_string();
     if (ec || !GlobMatch(options.pattern, relative)) continue;
     FileEntry entry;
-    entry.relative = std::move(relative);
     entry.absolute = it->path();
+    if (it->is_symlink(ec)) {
+      // Ingestion is confined to its directory: a link is followed only to a file inside it,
+      // so that a link (or --pattern '**') cannot queue /etc/passwd for sync.
+      std::error_code resolve_error;
+      const fs::path target = fs::canonical(it->path(), resolve_error);
+      const fs::path inside = resolve_error ? fs::path() : fs::relative(target, root, resolve_error);
+      if (resolve_error || inside.empty() || *inside.begin() == "..") {
+        report.errors.push_back(IngestError{relative, 0, "INVALID_ARGUMENT",
+                                            "A symbolic link to a file outside the ingested directory: not read"});
+        continue;
+      }
+      entry.absolute = target;
+    }
+    entry.relative = std::move(relative);
     entry.size = static_cast<int64_t>(it->file_size(ec));
     entry.mtime_ms = MtimeMs(it->last_write_time(ec));
     files.push_back(std::move(entry));

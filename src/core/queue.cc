@@ -187,6 +187,12 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
               created_then_updated ? PatchNulls::kRemove : PatchNulls::kKeep);
           if (!combined.ok()) return combined.status();
           merged = std::move(combined).value();
+          if (merged->size() > options_.max_document_bytes) {
+            return Status::LimitExceeded("Folding this change into the pending change of " + input.entity_type + "/" +
+                                         input.entity_id + " would make it " + std::to_string(merged->size()) +
+                                         " bytes, over the limit of " + std::to_string(options_.max_document_bytes) +
+                                         " bytes per document");
+          }
         } else {
           merged = input.data ? input.data : previous_data;
         }

@@ -30,6 +30,8 @@ namespace deltasync {
 struct QueueOptions {
   bool coalesce = true;
   std::optional<std::string> tenant_id;  // stamped on changes that carry none
+  // Coalescing may not build a change larger than this (the server's document limit).
+  size_t max_document_bytes = 1024 * 1024;
   std::optional<std::string> user_id;
 };
 

@@ -67,8 +67,10 @@ void Scheduler::Notify(SchedulerEvent event) {
       if (auth_blocked_) {
         auth_blocked_ = false;
         failures_ = 0;
-        backoff_until_.reset();
       }
+      // The app saw the network come back: try now rather than wait out a backoff or a
+      // Retry-After. The failure count stays, so a further failure backs off further.
+      backoff_until_.reset();
       RequestAt(now);
       break;
     case SchedulerEvent::kOffline:
@@ -132,7 +134,7 @@ void Scheduler::OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> ret
     case CycleOutcome::kTransient: {
       ++failures_;
       int64_t delay = FullJitterDelayMs(options_.retry, failures_, random_);
-      if (retry_after_ms) delay = std::max(delay, *retry_after_ms);
+      if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, options_.retry.max_retry_after_ms));
       backoff_until_ = now + delay;
       due_at_.reset();
       RequestAt(now);  // clamped to the backoff

@@ -32,6 +32,9 @@ struct RetryOptions {
   int64_t max_retries = 5;        // per-change rejections before a change is failed
   int64_t base_delay_ms = 1000;
   int64_t max_delay_ms = 300000;
+  // A server's Retry-After is honoured up to this; a longer one (a date in year 9999, say)
+  // must not stop automatic sync for good.
+  int64_t max_retry_after_ms = 3600000;
 };
 
 struct SchedulerOptions {

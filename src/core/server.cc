@@ -473,10 +473,6 @@ class SyncServerCore::Impl {
   Result<int64_t> Apply(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
                         const std::optional<std::string>& data_to_apply, const EntityRow& entity,
                         const std::string& resolution) {
-    Result<std::pair<int64_t, int64_t>> next = NextVersion(user_id);
-    if (!next.ok()) return next.status();
-    const int64_t version = next.value().first;
-    const int64_t server_timestamp = next.value().second;
     std::optional<std::string> new_data;
     bool deleted = false;
     ChangeType logged_type = change.type;
@@ -502,6 +498,19 @@ class SyncServerCore::Impl {
         deleted = true;
         break;
     }
+    // The limit holds for what is stored, not only for what was sent: an UPDATED merged onto
+    // the entity may not make it larger than any device could pull. Checked before a version
+    // is taken, so versions stay gapless.
+    const size_t max_bytes = s_.options_.limits.json.max_document_bytes;
+    if (!deleted && new_data && new_data->size() > max_bytes) {
+      return Status::LimitExceeded("Applying this change would make " + change.entity_type + "/" + change.entity_id +
+                                   " " + std::to_string(new_data->size()) + " bytes, over the limit of " +
+                                   std::to_string(max_bytes) + " bytes per document");
+    }
+    Result<std::pair<int64_t, int64_t>> next = NextVersion(user_id);
+    if (!next.ok()) return next.status();
+    const int64_t version = next.value().first;
+    const int64_t server_timestamp = next.value().second;
     {
       const std::optional<std::string> logged = logged_type == ChangeType::kDeleted ? std::nullopt : logged_data;
       Result<Statement*> stmt = db_.Cached(kInsertChange);
@@ -571,11 +580,41 @@ class SyncServerCore::Impl {
     return scope->Run();
   }
 
+  // The compatible routes derive a changeId from the record's content, so a record set back to
+  // an earlier value would look like a replay of the push that first sent that value. When
+  // that push's version is no longer the entity's current one, the entity changed since: this
+  // is a new change (a revert), keyed by the version it follows. A retry of the revert maps to
+  // the same key and is applied once.
+  Status RekeyRevert(const std::string& user_id, ChangeInput* change) {
+    std::optional<int64_t> recorded_version;
+    {
+      Result<Statement*> stmt = db_.Cached(kFindResult);
+      if (!stmt.ok()) return stmt.status();
+      Statement::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindText(2, *change->change_id);
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value()) return Status::Ok();
+      recorded_version = scope->OptionalInt(2);
+    }
+    if (!recorded_version) return Status::Ok();
+    Result<EntityRow> current = LoadEntity(user_id, change->entity_type, change->entity_id);
+    if (!current.ok()) return current.status();
+    if (!current.value().found || current.value().version == *recorded_version) return Status::Ok();
+    change->change_id = *change->change_id + "@" + std::to_string(current.value().version);
+    return Status::Ok();
+  }
+
+  // Set by the compatible routes: their changeIds are derived from the records' content.
+  void UseContentAddressedIds() { content_addressed_ids_ = true; }
+
   // Decides and applies one change. A changeId reused with other content is a request-level CONFLICT.
   Status ProcessChange(const std::string& user_id, const std::string& device_id, const ChangeInput& input,
                        size_t index, std::vector<Outcome>* outcomes) {
     ChangeInput change = input;
     if (!change.timestamp) change.timestamp = s_.clock_->NowMs();
+    if (content_addressed_ids_) DS_RETURN_IF_ERROR(RekeyRevert(user_id, &change));
     const std::string fingerprint = ChangeFingerprint(change);
     Outcome outcome;
     outcome.change_id = *change.change_id;
@@ -613,6 +652,13 @@ class SyncServerCore::Impl {
         return Status::Ok();
       }
     }
+
+    // Clock hygiene: a timestamp further ahead of the server's clock than the allowed skew is
+    // taken as the time the server received it, so a device with a wrong clock cannot pin
+    // an entity against every later edit. (After the idempotency check: a replay compares
+    // the change as it was sent.)
+    const int64_t received_at = s_.clock_->NowMs();
+    if (*change.timestamp > received_at + s_.options_.max_clock_skew_ms) change.timestamp = received_at;
 
     Result<EntityRow> loaded = LoadEntity(user_id, change.entity_type, change.entity_id);
     if (!loaded.ok()) return loaded.status();
@@ -755,6 +801,20 @@ class SyncServerCore::Impl {
     if (apply) {
       Result<int64_t> version =
           Apply(user_id, device_id, change, data_to_apply, entity, conflict ? outcome.strategy + ":" + outcome.winner : "");
+      if (!version.ok() && version.status().code() == StatusCode::kLimitExceeded) {
+        // This change alone is refused; nothing of it is stored and the others go on. Not
+        // recorded, like any error: a retry after the entity shrank is judged again.
+        Outcome refused;
+        refused.kind = Outcome::Kind::kError;
+        refused.change_id = outcome.change_id;
+        refused.entity_type = outcome.entity_type;
+        refused.entity_id = outcome.entity_id;
+        refused.action = outcome.action;
+        refused.error_code = "LIMIT_EXCEEDED";
+        refused.error_message = version.status().message();
+        outcomes->push_back(std::move(refused));
+        return Status::Ok();
+      }
       if (!version.ok()) return version.status();
       outcome.version = version.value();
     }
@@ -1371,6 +1431,7 @@ class SyncServerCore::Impl {
   int64_t counter_timestamp_ = 0;
   bool counter_loaded_ = false;
   bool counter_dirty_ = false;
+  bool content_addressed_ids_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1733,6 +1794,7 @@ Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const
   std::string device_id;
   std::vector<ChangeInput> changes;
   DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, nullptr, nullptr));
+  impl.UseContentAddressedIds();
   std::vector<Outcome> outcomes;
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
   std::string out = "{\"success\":true,";
@@ -1778,6 +1840,7 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
   std::optional<int64_t> since;
   std::optional<std::string> since_text;
   DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, &since, &since_text));
+  impl.UseContentAddressedIds();
   std::vector<Outcome> outcomes;
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
   std::string out = "{\"success\":true,";

@@ -53,6 +53,9 @@ struct ServerOptions {
   ConflictStrategy conflicts = ConflictStrategy::kNewestWins;
   std::map<std::string, ConflictStrategy> per_type;  // entity type -> strategy
   int64_t tolerance_ms = 1000;                       // newest_wins: closer than this is a tie (server wins)
+  // A change timestamped further ahead of the server's clock than this is stamped with the
+  // time the server received it instead (v2 and the compatible routes alike).
+  int64_t max_clock_skew_ms = 60000;
   Durability durability = Durability::kNormal;
   int busy_timeout_ms = 10000;
   ServerLimits limits;

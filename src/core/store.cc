@@ -310,7 +310,8 @@ Status DecodeListQuery(simdjson::ondemand::parser& parser, const std::string& js
   return Status::Ok();
 }
 
-DocumentStore::DocumentStore(Database& db, Clock& clock, ChangeQueue& queue) : db_(db), clock_(clock), queue_(queue) {}
+DocumentStore::DocumentStore(Database& db, Clock& clock, ChangeQueue& queue, size_t max_document_bytes)
+    : db_(db), clock_(clock), queue_(queue), max_document_bytes_(max_document_bytes) {}
 
 Status DocumentStore::KeepBaseForDirectChange(const std::string& entity_type, const std::string& entity_id) {
   Result<Statement*> stmt = db_.Cached(kKeepBase);
@@ -426,6 +427,11 @@ Result<WriteEvent> DocumentStore::Patch(const std::string& entity_type, const st
   }
   Result<std::string> merged = ShallowMergeObjects(parser_, *existing.value().data, fields);
   if (!merged.ok()) return merged.status();
+  if (merged.value().size() > max_document_bytes_) {
+    return Status::LimitExceeded("Patching " + entity_type + "/" + entity_id + " would make it " +
+                                 std::to_string(merged.value().size()) + " bytes, over the limit of " +
+                                 std::to_string(max_document_bytes_) + " bytes per document");
+  }
   DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing.value(), merged.value(), false));
   ChangeInput change;
   change.type = ChangeType::kUpdated;

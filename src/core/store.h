@@ -84,7 +84,8 @@ Status DecodeListQuery(simdjson::ondemand::parser& parser, const std::string& js
 class DocumentStore {
  public:
   // REQUIRES: db has the client schema; all references outlive the store.
-  DocumentStore(Database& db, Clock& clock, ChangeQueue& queue);
+  // `max_document_bytes`: no write may leave a document larger (the server's limit too).
+  DocumentStore(Database& db, Clock& clock, ChangeQueue& queue, size_t max_document_bytes);
   DocumentStore(const DocumentStore&) = delete;
   DocumentStore& operator=(const DocumentStore&) = delete;
 
@@ -135,6 +136,7 @@ class DocumentStore {
   Database& db_;
   Clock& clock_;
   ChangeQueue& queue_;
+  size_t max_document_bytes_;
   simdjson::ondemand::parser parser_;
 };
 

@@ -355,7 +355,7 @@ class ClientSubject : public Subject {
  private:
   void MakeObjects() {
     queue_ = std::make_unique<ChangeQueue>(*db_, clock_, random_, QueueOptions{});
-    store_ = std::make_unique<DocumentStore>(*db_, clock_, *queue_);
+    store_ = std::make_unique<DocumentStore>(*db_, clock_, *queue_, JsonLimits{}.max_document_bytes);
     applier_ = std::make_unique<DeltaApplier>(*db_, clock_, *queue_, ConflictStrategy::kNewestWins);
   }
 

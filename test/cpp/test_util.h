@@ -173,7 +173,7 @@ class StoreHarness {
     QueueOptions options;
     options.coalesce = coalesce;
     queue = std::make_unique<ChangeQueue>(*db, clock, random, options);
-    store = std::make_unique<DocumentStore>(*db, clock, *queue);
+    store = std::make_unique<DocumentStore>(*db, clock, *queue, JsonLimits{}.max_document_bytes);
     applier = std::make_unique<DeltaApplier>(*db, clock, *queue, strategy);
   }
 

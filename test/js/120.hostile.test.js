@@ -483,7 +483,7 @@ const JS_ROWS = [
   { name: 'server.sync: a 100 MB document', on: 'server', code: 'LIMIT_EXCEEDED', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: `{"pad":"${'x'.repeat(100 * MB)}"}` })] })) },
   { name: 'server.sync: nesting 100,000 deep in data', on: 'server', code: 'LIMIT_EXCEEDED', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: `{"d":${nestedObjects(DEEP)}}` })] })) },
   { name: 'server.sync: nesting 100,000 deep in an unknown field', on: 'server', code: 'LIMIT_EXCEEDED', run: (w) => w.server.sync(ALICE, requestText({ over: { extra: nestedArrays(DEEP) } })) },
-  { name: 'server.sync: 100,000 changes', on: 'server', code: 'LIMIT_EXCEEDED', message: /Too many changes/, run: (w) => w.server.sync(ALICE, JSON.stringify({ deviceId: 'h-device', changes: manyChanges(100_000, 'sx') })) },
+  { name: 'server.sync: 100,001 changes (the limit is 100,000)', on: 'server', code: 'LIMIT_EXCEEDED', message: /Too many changes/, run: (w) => w.server.sync(ALICE, JSON.stringify({ deviceId: 'h-device', changes: manyChanges(100_001, 'sx') })) },
   { name: 'server.sync: a 1,000,000-element array in data', on: 'server', code: 'LIMIT_EXCEEDED', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: `{"list":${zeros(MILLION)}}` })] })) },
   {
     name: 'server.sync: duplicate top-level "changes"',
@@ -551,7 +551,7 @@ const JS_ROWS = [
   },
 
   // SyncServer.push
-  { name: 'server.push: 100,000 changes', on: 'server', code: 'LIMIT_EXCEEDED', message: /Too many changes/, run: (w) => w.server.push(ALICE, 'h-device', manyChanges(100_000, 'px')) },
+  { name: 'server.push: 100,001 changes (the limit is 100,000)', on: 'server', code: 'LIMIT_EXCEEDED', message: /Too many changes/, run: (w) => w.server.push(ALICE, 'h-device', manyChanges(100_001, 'px')) },
   { name: 'server.push: deviceId of 257 bytes', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.push(ALICE, LONG_ID, [wire()]) },
   { name: 'server.push: deviceId empty', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.push(ALICE, '', [wire()]) },
   { name: 'server.push: changes an object', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.push(ALICE, 'h-device', { 0: wire() }) },
@@ -635,12 +635,12 @@ const HTTP_ROWS = [
   { name: '/v2 a 1,000,000-element array in data', path: '/v2', body: () => requestText({ changes: [changeText({ data: `{"list":${zeros(MILLION)}}` })] }), status: 413, code: 'LIMIT_EXCEEDED' },
   { name: '/v2 a 1,000,000-element array as "changes"', path: '/v2', body: () => requestText({ changes: [zeros(MILLION).slice(1, -1)] }), status: 413, code: 'LIMIT_EXCEEDED' },
   {
-    name: '/v2 100,000 changes',
+    name: '/v2 100,001 changes (over the count limit and the 10 MiB body limit)',
     path: '/v2',
-    body: () => JSON.stringify({ deviceId: 'h-device', changes: manyChanges(100_000, 'hx') }),
+    body: () => JSON.stringify({ deviceId: 'h-device', changes: manyChanges(100_001, 'hx') }),
     status: 413,
     code: 'LIMIT_EXCEEDED',
-    message: /Too many changes/,
+    message: /Too many changes|larger than the limit/,
   },
   { name: '/v2 a 2 MB document', path: '/v2', body: () => requestText({ changes: [changeText({ data: `{"text":"${'x'.repeat(2 * MB)}"}` })] }), status: 413, code: 'LIMIT_EXCEEDED' },
   { name: '/v2 a 12 MB body', path: '/v2', body: () => requestText({ over: { padding: JSON.stringify('x'.repeat(12 * MB)) } }), status: 413, code: 'LIMIT_EXCEEDED' },
@@ -881,9 +881,9 @@ const HTTP_ROWS = [
   { name: '/push \\u0000 in deviceId', path: '/push', body: compatText({ over: { deviceId: '"d\\u0000"' } }), status: 400, code: 'INVALID_ARGUMENT' },
   { name: '/push nesting 100,000 deep in a record', path: '/push', body: () => compatText({ changes: `{"customers":[{"customer_id":"H1","x":${nestedObjects(DEEP)}}]}` }), status: 413, code: 'LIMIT_EXCEEDED' },
   {
-    name: '/push 100,000 records',
+    name: '/push 100,001 records (the limit is 100,000)',
     path: '/push',
-    body: () => JSON.stringify({ deviceId: 'h-device', changes: { customers: Array.from({ length: 100_000 }, (_, i) => ({ customer_id: `K${i}` })) } }),
+    body: () => JSON.stringify({ deviceId: 'h-device', changes: { customers: Array.from({ length: 100_001 }, (_, i) => ({ customer_id: `K${i}` })) } }),
     status: 413,
     code: 'LIMIT_EXCEEDED',
   },
@@ -908,9 +908,9 @@ const HTTP_ROWS = [
   { name: '/full a bad lastSyncTimestamp after valid changes (nothing applied)', path: '/full', body: compatText({ over: { lastSyncTimestamp: '"nope"' } }), status: 400, code: 'INVALID_ARGUMENT' },
   { name: '/full a record without an id', path: '/full', body: compatText({ changes: '{"customers":[{"name":"x"}]}' }), status: 400, code: 'INVALID_ARGUMENT' },
   {
-    name: '/full 100,000 records',
+    name: '/full 100,001 records (the limit is 100,000)',
     path: '/full',
-    body: () => JSON.stringify({ deviceId: 'h-device', lastSyncTimestamp: null, changes: { customers: Array.from({ length: 100_000 }, (_, i) => ({ customer_id: `F${i}` })) } }),
+    body: () => JSON.stringify({ deviceId: 'h-device', lastSyncTimestamp: null, changes: { customers: Array.from({ length: 100_001 }, (_, i) => ({ customer_id: `F${i}` })) } }),
     status: 413,
     code: 'LIMIT_EXCEEDED',
   },

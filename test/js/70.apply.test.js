@@ -56,7 +56,7 @@ describe('applyRemote input', () => {
     test(`accepts a ${name}`, async (t) => {
       const client = memoryClient(t);
       const result = await client.applyRemote(make());
-      assert.deepEqual(result, { applied: 3, skipped: 0, conflicts: [], latestServerVersion: 3 });
+      assert.deepEqual(result, { applied: 3, skipped: 0, conflicts: [], latestServerVersion: 3, resynced: false });
       assert.deepEqual(client.get('note', 'a'), { title: 'ünï 🚀' });
       assert.deepEqual(client.get('note', 'ïd-🚀'), { v: 3 });
       assert.equal(client.list('note').length, 3);
@@ -93,7 +93,7 @@ describe('applyRemote input', () => {
     const fromBare = await bare.applyRemote(JSON.stringify(page));
     const fromObject = await object.applyRemote(JSON.stringify({ newChanges: page }));
     assert.deepEqual(fromBare, fromObject);
-    assert.deepEqual(fromBare, { applied: 3, skipped: 0, conflicts: [], latestServerVersion: 3 });
+    assert.deepEqual(fromBare, { applied: 3, skipped: 0, conflicts: [], latestServerVersion: 3, resynced: false });
     assert.deepEqual(bare.list('note'), object.list('note'));
     assert.equal(bare.serverVersion, object.serverVersion);
   });
@@ -115,10 +115,11 @@ describe('applyRemote input', () => {
 });
 
 describe('applyRemote results', () => {
-  test('the result has exactly applied, skipped, conflicts and latestServerVersion', async (t) => {
+  test('the result has exactly applied, skipped, conflicts, latestServerVersion and resynced', async (t) => {
     const client = memoryClient(t);
     const result = await client.applyRemote(pageText(createdChanges(4)));
-    assert.deepEqual(Object.keys(result).sort(), ['applied', 'conflicts', 'latestServerVersion', 'skipped']);
+    assert.deepEqual(Object.keys(result).sort(), ['applied', 'conflicts', 'latestServerVersion', 'resynced', 'skipped']);
+    assert.equal(result.resynced, false);
     assert.equal(result.applied, 4);
     assert.equal(result.skipped, 0);
     assert.deepEqual(result.conflicts, []);
@@ -174,14 +175,14 @@ describe('applyRemote results', () => {
     assert.equal(result.latestServerVersion, 10);
     result = await client.applyRemote(JSON.stringify({ newChanges: [], latestServerVersion: 12, hasMore: false }));
     assert.equal(client.serverVersion, 12, 'an empty last page still moves the cursor');
-    assert.deepEqual(result, { applied: 0, skipped: 0, conflicts: [], latestServerVersion: 12 });
+    assert.deepEqual(result, { applied: 0, skipped: 0, conflicts: [], latestServerVersion: 12, resynced: false });
     result = await client.applyRemote(JSON.stringify({ newChanges: [], latestServerVersion: 5, hasMore: false }));
     assert.equal(client.serverVersion, 12, 'never backwards');
     assert.equal(result.latestServerVersion, 12);
     result = await client.applyRemote(JSON.stringify([remote(13, 'x')]));
     assert.equal(client.serverVersion, 13, 'a bare array: its last version');
     result = await client.applyRemote('[]');
-    assert.deepEqual(result, { applied: 0, skipped: 0, conflicts: [], latestServerVersion: 13 });
+    assert.deepEqual(result, { applied: 0, skipped: 0, conflicts: [], latestServerVersion: 13, resynced: false });
   });
 
   test('the cursor survives reopen', async (t) => {
@@ -202,7 +203,7 @@ describe('applyRemote results', () => {
     assert.equal(first.applied, 7);
     const before = stateSnapshot(client, ['note'], [['note', 'n1'], ['note', 'n2']]);
     const again = await client.applyRemote(text);
-    assert.deepEqual(again, { applied: 0, skipped: 7, conflicts: [], latestServerVersion: 7 });
+    assert.deepEqual(again, { applied: 0, skipped: 7, conflicts: [], latestServerVersion: 7, resynced: false });
     assert.deepEqual(stateSnapshot(client, ['note'], [['note', 'n1'], ['note', 'n2']]), before);
   });
 

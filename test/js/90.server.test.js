@@ -29,9 +29,10 @@ describe('new SyncServer(options)', () => {
     assert.equal(server.isOpen, true);
     assert.equal(server.path, ':memory:');
     assert.deepEqual(server.limits, {
-      maxChangesPerPush: 1000,
+      maxChangesPerPush: 100000,
       maxPullLimit: 10000,
       defaultPullLimit: 1000,
+      maxResponseBytes: 4 * 1024 * 1024,
       maxDepth: 64,
       maxDocumentBytes: 1024 * 1024,
       maxBodyBytes: 10 * 1024 * 1024,
@@ -169,10 +170,11 @@ describe('argument validation of the operations', () => {
     }
     await server.push('u', 'w', Array.from({ length: 5 }, (_, i) => change(`c${i}`, 'CREATED', `n${i}`, { i }, { timestamp: T0 })));
     const page = await server.pull('u', { since: 1, limit: 2, deviceId: 'reader' });
-    assert.deepEqual(Object.keys(page), ['newChanges', 'latestServerVersion', 'hasMore']);
+    assert.deepEqual(Object.keys(page), ['newChanges', 'latestServerVersion', 'headVersion', 'hasMore']);
     assert.deepEqual(page.newChanges.map((c) => c.version), [2, 3]);
     assert.equal(page.hasMore, true);
-    assert.equal(page.latestServerVersion, 5);
+    assert.equal(page.latestServerVersion, 3, 'where this page brings the reader');
+    assert.equal(page.headVersion, 5);
     assert.deepEqual(page.newChanges[0], {
       version: 2,
       changeId: 'c1',

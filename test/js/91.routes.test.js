@@ -76,8 +76,8 @@ describe('authentication', () => {
       ['throw', /^Authentication failed: token expired$/],
       ['reject', /^Authentication failed: revoked$/],
       ['empty', /^Authentication required$/],
-      ['number', /^Authentication required$/],
-      ['long', /^Authentication required$/],
+      ['number', /^authenticate returned an invalid user id/],
+      ['long', /^authenticate returned an invalid user id/],
     ];
     for (const [mode, message] of cases) {
       const before = calls;
@@ -241,7 +241,7 @@ describe('POST /v2', () => {
       ],
     };
     const response = await app.sync(request);
-    assert.deepEqual(Object.keys(response), ['applied', 'conflicts', 'errors', 'newChanges', 'latestServerVersion', 'hasMore']);
+    assert.deepEqual(Object.keys(response), ['applied', 'conflicts', 'errors', 'newChanges', 'latestServerVersion', 'headVersion', 'hasMore']);
     assert.deepEqual(
       response.applied,
       request.changes.map((c, i) => ({ changeId: c.changeId, version: i + 1 })),
@@ -277,9 +277,11 @@ describe('POST /v2', () => {
     assert.equal(nulled.newChanges.length, 3);
     const after2 = await app.sync({ deviceId: 'd', lastKnownServerVersion: 2, changes: [] });
     assert.deepEqual(after2.newChanges.map((c) => c.version), [3]);
+    // A cursor ahead of the head: the server's history went back in time, so the page starts over.
     const ahead = await app.sync({ deviceId: 'd', lastKnownServerVersion: 99 });
-    assert.deepEqual(ahead.newChanges, []);
+    assert.deepEqual(ahead.newChanges.map((c) => c.version), [1, 2, 3]);
     assert.equal(ahead.latestServerVersion, 3);
+    assert.equal(ahead.resync, true);
   });
 
   test('a null in an UPDATED removes the field; a change without timestamp gets the server time', async (t) => {
@@ -406,7 +408,8 @@ describe('idempotency and concurrency', () => {
         response.json.applied,
         request.changes.map((c, i) => ({ changeId: c.changeId, version: i + 1 })),
       );
-      assert.equal(response.json.latestServerVersion, 40);
+      assert.equal(response.json.headVersion, 40);
+      assert.equal(response.json.latestServerVersion, 1, 'limit 1: the page brings the device to version 1');
     }
     const log = await logOf(app.server, 'alice');
     assert.equal(log.changes.length, 40);
@@ -452,7 +455,8 @@ describe('pagination', () => {
       const page = await app.sync({ deviceId: 'reader', lastKnownServerVersion: cursor, changes: [], limit: 100 });
       pages += 1;
       assert.ok(page.newChanges.length <= 100);
-      assert.equal(page.latestServerVersion, 2500);
+      assert.equal(page.headVersion, 2500);
+      assert.equal(page.latestServerVersion, page.hasMore ? page.newChanges.at(-1).version : 2500);
       seen.push(...page.newChanges);
       if (page.newChanges.length > 0) cursor = page.newChanges[page.newChanges.length - 1].version;
       if (!page.hasMore) break;
@@ -605,13 +609,16 @@ describe('bad input: a 4xx JSON error and nothing applied', () => {
     assert.equal(response.applied.length, 1);
   });
 
-  test('1,001 changes: 413 LIMIT_EXCEEDED; 1,000 are accepted', async (t) => {
+  test('over maxChangesPerPush: 413 LIMIT_EXCEEDED; exactly the limit is accepted', async (t) => {
     const changes = creates('many', 1001);
-    const response = await expectRejected(app, { deviceId: 'bad-device', changes }, 413, 'LIMIT_EXCEEDED');
+    const limited = await withApp(t, { serverOptions: { limits: { maxChangesPerPush: 1000 } } });
+    const response = await expectRejected(limited, { deviceId: 'bad-device', changes }, 413, 'LIMIT_EXCEEDED');
     assert.match(response.json.error.message, /1001 \(the limit is 1000\)/);
-    const ok = await withApp(t);
-    const accepted = await ok.sync({ deviceId: 'd', changes: changes.slice(0, 1000), limit: 1 });
+    const accepted = await limited.sync({ deviceId: 'd', changes: changes.slice(0, 1000), limit: 1 });
     assert.equal(accepted.applied.length, 1000);
+    // The default (100,000) takes a whole backlog in one request.
+    const ok = await withApp(t);
+    assert.equal((await ok.sync({ deviceId: 'd', changes, limit: 1 })).applied.length, 1001);
   });
 
   test('a document over 1 MiB: 413 LIMIT_EXCEEDED', async () => {

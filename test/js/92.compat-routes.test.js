@@ -380,7 +380,7 @@ describe('POST /push', () => {
   describe('bad input: 4xx JSON and nothing applied', () => {
     let app;
     before(async () => {
-      app = await startApp({ router: { limits: { maxBodyBytes: 3 * 1024 * 1024 } } });
+      app = await startApp({ router: { limits: { maxBodyBytes: 3 * 1024 * 1024 } }, serverOptions: { limits: { maxChangesPerPush: 1000 } } });
       await ok(app, '/push', { deviceId: 'seed', changes: { customers: [{ customer_id: 'S1', updated_at: '2025-01-15T11:00:00Z' }] } });
     });
     after(() => app.close());
@@ -402,7 +402,7 @@ describe('POST /push', () => {
       ['nesting deeper than 64', withBad({ order_id: 'D', deep: JSON.parse(`${'{"a":'.repeat(70)}1${'}'.repeat(70)}`) }), 413, 'LIMIT_EXCEEDED'],
       ['a record over 1 MiB', withBad({ order_id: 'B', blob: 'x'.repeat(1024 * 1024) }), 413, 'LIMIT_EXCEEDED'],
       [
-        '1,001 records',
+        '1,001 records (over maxChangesPerPush 1000)',
         { deviceId: 'bad-device', changes: { customers: Array.from({ length: 1001 }, (_, i) => ({ customer_id: `M${i}`, updated_at: 1 })) } },
         413,
         'LIMIT_EXCEEDED',
