@@ -1,6 +1,7 @@
 #include "core/apply.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 #include <unordered_set>
@@ -12,7 +13,8 @@ namespace deltasync {
 
 namespace {
 
-constexpr const char* kHasUnsynced = "SELECT EXISTS (SELECT 1 FROM changes WHERE status != 'synced')";
+constexpr const char* kHasUnsynced =
+    "SELECT EXISTS (SELECT 1 FROM changes WHERE status != 'synced' OR server_version > ?1)";
 constexpr const char* kLoadForApply =
     "SELECT data, base, version, deleted FROM documents WHERE entity_type = ?1 AND entity_id = ?2";
 // Writes a pulled state unless the stored document already has this version or a newer one.
@@ -32,9 +34,11 @@ constexpr const char* kWriteRolledBack =
     "version = max(coalesce(documents.version, 0), coalesce(excluded.version, 0)), deleted = excluded.deleted, "
     "updated_at = excluded.updated_at, last_synced_at = excluded.last_synced_at, "
     "deleted_at = CASE WHEN excluded.deleted THEN coalesce(documents.deleted_at, excluded.deleted_at) END";
+// The entity's local changes the server has not acknowledged, and those it acknowledged at a
+// version above ?3: a pulled change older than them must not take them back.
 constexpr const char* kLocalChanges =
     "SELECT id, change_id, type, data, timestamp, status FROM changes "
-    "WHERE entity_type = ?1 AND entity_id = ?2 AND status != 'synced' ORDER BY id";
+    "WHERE entity_type = ?1 AND entity_id = ?2 AND (status != 'synced' OR server_version > ?3) ORDER BY id";
 constexpr const char* kGetCursor = "SELECT value FROM meta WHERE key = 'server_version'";
 // After the server went back in time to `head` (?1): the client's acknowledged changes it lost
 // are sent again (their changeIds are new to it), and documents pulled above the head take the
@@ -564,6 +568,7 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
     Result<Statement*> stmt = db_.Cached(kHasUnsynced);
     if (!stmt.ok()) return stmt.status();
     Statement::Scope scope(*stmt.value());
+    scope->BindInt(1, end > begin ? page.changes[begin].version : std::numeric_limits<int64_t>::max());
     Result<bool> row = scope->Step();
     if (!row.ok()) return row.status();
     has_local = scope->Int(0) != 0;
@@ -589,12 +594,14 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
 }
 
 Result<std::vector<DeltaApplier::LocalChange>> DeltaApplier::LocalChanges(const std::string& entity_type,
-                                                                        const std::string& entity_id) {
+                                                                        const std::string& entity_id,
+                                                                        std::optional<int64_t> acknowledged_above) {
   Result<Statement*> stmt = db_.Cached(kLocalChanges);
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
   scope->BindText(1, entity_type);
   scope->BindText(2, entity_id);
+  scope->BindInt(3, acknowledged_above.value_or(std::numeric_limits<int64_t>::max()));
   std::vector<LocalChange> changes;
   for (;;) {
     Result<bool> row = scope->Step();
@@ -668,10 +675,15 @@ Status DeltaApplier::WriteDocument(const RemoteChange& change, const State& visi
 Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result) {
   std::vector<LocalChange> locals;
   if (queue_has_local_changes) {
-    Result<std::vector<LocalChange>> loaded = LocalChanges(change.entity_type, change.entity_id);
+    Result<std::vector<LocalChange>> loaded = LocalChanges(change.entity_type, change.entity_id, change.version);
     if (!loaded.ok()) return loaded.status();
     locals = std::move(loaded).value();
   }
+  // A change of ours the server acknowledged after this one: the server ordered it later, so
+  // it stays on top of the pulled state until its own version is pulled.
+  const bool acknowledged_later = std::any_of(locals.begin(), locals.end(), [](const LocalChange& local) {
+    return local.status == ChangeStatus::kSynced;
+  });
 
   // Fast path: no local changes, and the pulled state does not depend on the stored one.
   if (locals.empty() && change.type != ChangeType::kUpdated) {
@@ -736,8 +748,9 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
 
   Result<bool> own = queue_.IsKnownChangeId(change.change_id);
   if (!own.ok()) return own.status();
-  if (own.value()) {
-    // Our own change coming back: the local changes still apply on top of it.
+  if (own.value() || acknowledged_later) {
+    // Our own change coming back, or one the server ordered before a change of ours: the
+    // local changes still apply on top of it.
     Result<State> visible = Replay(server_after, locals, false);
     if (!visible.ok()) return visible.status();
     return WriteDocument(change, visible.value(), server_after, true);

@@ -158,7 +158,10 @@ class DeltaApplier {
   };
 
   Status ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result);
-  Result<std::vector<LocalChange>> LocalChanges(const std::string& entity_type, const std::string& entity_id);
+  // The entity's unacknowledged changes and, with `acknowledged_above`, also those the server
+  // acknowledged at a higher version.
+  Result<std::vector<LocalChange>> LocalChanges(const std::string& entity_type, const std::string& entity_id,
+                                                std::optional<int64_t> acknowledged_above = std::nullopt);
   // Applies local changes (all, or only those in flight) on top of `base`. With
   // created_merges a local CREATED sets its fields on the base instead of replacing it.
   Result<State> Replay(State base, const std::vector<LocalChange>& changes, bool only_in_flight,

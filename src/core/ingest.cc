@@ -209,8 +209,9 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
   for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
        !ec && it != end; it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
-    std::string relative = fs::relative(it->path(), root, ec).generic_string();
-    if (ec || !GlobMatch(options.pattern, relative)) continue;
+    // Lexically: the name in the directory, even when it is a link to somewhere else.
+    std::string relative = it->path().lexically_relative(root).generic_string();
+    if (relative.empty() || !GlobMatch(options.pattern, relative)) continue;
     FileEntry entry;
     entry.absolute = it->path();
     if (it->is_symlink(ec)) {

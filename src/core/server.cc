@@ -581,28 +581,33 @@ class SyncServerCore::Impl {
   }
 
   // The compatible routes derive a changeId from the record's content, so a record set back to
-  // an earlier value would look like a replay of the push that first sent that value. When
-  // that push's version is no longer the entity's current one, the entity changed since: this
-  // is a new change (a revert), keyed by the version it follows. A retry of the revert maps to
-  // the same key and is applied once.
+  // an earlier value would look like a replay of the push that first sent that value. A
+  // content key whose recorded version is not the entity's current one is followed by the
+  // key "<key>@<that version>": the first key along that chain that is unused names a new
+  // change (a revert), and one whose version is current is a replay. So a revert applies,
+  // and a retry of it (same content, nothing in between) is recognised.
   Status RekeyRevert(const std::string& user_id, ChangeInput* change) {
-    std::optional<int64_t> recorded_version;
-    {
-      Result<Statement*> stmt = db_.Cached(kFindResult);
-      if (!stmt.ok()) return stmt.status();
-      Statement::Scope scope(*stmt.value());
-      scope->BindText(1, user_id);
-      scope->BindText(2, *change->change_id);
-      Result<bool> row = scope->Step();
-      if (!row.ok()) return row.status();
-      if (!row.value()) return Status::Ok();
-      recorded_version = scope->OptionalInt(2);
-    }
-    if (!recorded_version) return Status::Ok();
     Result<EntityRow> current = LoadEntity(user_id, change->entity_type, change->entity_id);
     if (!current.ok()) return current.status();
-    if (!current.value().found || current.value().version == *recorded_version) return Status::Ok();
-    change->change_id = *change->change_id + "@" + std::to_string(current.value().version);
+    if (!current.value().found) return Status::Ok();
+    std::string key = *change->change_id;
+    for (int step = 0; step < 64; ++step) {
+      std::optional<int64_t> recorded_version;
+      {
+        Result<Statement*> stmt = db_.Cached(kFindResult);
+        if (!stmt.ok()) return stmt.status();
+        Statement::Scope scope(*stmt.value());
+        scope->BindText(1, user_id);
+        scope->BindText(2, key);
+        Result<bool> row = scope->Step();
+        if (!row.ok()) return row.status();
+        if (!row.value()) break;  // unused: a new change under this key
+        recorded_version = scope->OptionalInt(2);
+      }
+      if (!recorded_version || *recorded_version == current.value().version) break;  // a replay
+      key += "@" + std::to_string(*recorded_version);
+    }
+    change->change_id = std::move(key);
     return Status::Ok();
   }
 

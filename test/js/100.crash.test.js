@@ -12,8 +12,7 @@
 //   at all; the server's log plus the client's unsynced changes replay to exactly
 //   the documents the writes made; each dirty document equals its server base
 //   with its unacknowledged changes on top; pulled entities match the server's
-//   log up to the client's cursor (one known bug is tolerated here, narrowly, and
-//   counted in the diagnostics: see the todo test at the end);
+//   log up to the client's cursor;
 // then a new child continues on the same file. At the end of a trial, the
 // parent syncs the file to quiescence and the server must hold each change
 // exactly once (gapless versions, unique changeIds, one log entry per synced
@@ -203,7 +202,6 @@ class Trial {
     this.remoteCount = 0;
     this.kills = 0;
     this.history = []; // one line per child, for failure messages
-    this.regressions = []; // notes seen at an older server state after a kill (the known bug)
   }
 
   async run() {
@@ -345,20 +343,9 @@ class Trial {
     const unsynced = rows.filter((row) => row.status !== 'synced');
     const cursor = client.serverVersion;
     const of = (list, id) => list.filter((c) => c.entityType === 'note' && c.entityId === id);
-    // Changes the server acknowledged (synced) at a version the client has not pulled yet.
-    const ahead = rows.filter((row) => row.status === 'synced' && (row.serverVersion ?? 0) > cursor);
 
-    // Every committed store write is visible. Known bug (see the todo test at the end): a
-    // note with an acknowledged change that is not pulled yet can show an older pulled change
-    // of its own applied over it. Such notes (and only those) are not compared here; they are
-    // counted, the checks below still cover them, and the final check after a full sync is strict.
-    const unpulledAcks = new Set(ahead.filter((row) => row.entityType === 'note').map((row) => row.entityId));
-    const compared = NOTE_IDS.filter((id) => !unpulledAcks.has(id));
-    for (const id of NOTE_IDS) {
-      if (unpulledAcks.has(id) && !isDeepStrictEqual(client.get('note', id), this.notes.get(id))) {
-        this.regressions.push(`note ${id} after child ${this.kills - 1}`);
-      }
-    }
+    // Every committed store write is visible, including notes whose acknowledged change is not pulled yet.
+    const compared = NOTE_IDS;
     assert.deepEqual(plain(docsOf(client, 'note', compared)), plain(pick(this.notes, compared)), 'the notes are what the committed writes made');
     // Nothing half applied: the server's state plus the client's unsynced changes give the documents.
     assert.deepEqual(
@@ -371,14 +358,15 @@ class Trial {
       plain(this.events),
       'server log + queued event changes replay to the events',
     );
-    // Each dirty document is its server base with its unacknowledged changes on top (the notes
-    // of the known bug above excepted).
+    // Each dirty document is its server base with its local changes on top: the unacknowledged
+    // ones, and the ones acknowledged at a version above the one pulled for it.
     for (const id of compared) {
       const row = documents.get(id);
       const meta = client.get('note', id, { meta: true });
       if (!row || !meta || !meta.meta.dirty) continue;
+      const onTop = rows.filter((change) => change.status !== 'synced' || (change.serverVersion ?? 0) > (row.version ?? 0));
       assert.deepEqual(
-        plain(replayType(of(unsynced, id), 'note', single(id, row.base))),
+        plain(replayType(of(onTop, id), 'note', single(id, row.base))),
         plain(single(id, row.deleted ? null : row.data)),
         `note ${id}: its base ${row.base} with its local changes on top is not what it shows`,
       );
@@ -467,27 +455,16 @@ describe('SIGKILL at random moments', () => {
           `replay: ${replayCommand(seed)}${kept}\n${trial.history.join('\n')}`;
         throw error;
       }
-      const regressions = trial.regressions.length > 0 ? `, known bug seen ${trial.regressions.length} times (${trial.regressions.join(', ')})` : '';
-      t.diagnostic(`seed ${seed}: ${trial.kills} kills, ${Date.now() - started} ms${regressions}`);
+      t.diagnostic(`seed ${seed}: ${trial.kills} kills, ${Date.now() - started} ms`);
       if (process.env.CRASH_VERBOSE) for (const line of trial.history) t.diagnostic(line);
     });
   }
 });
 
-// The minimal sequence behind the regressions tolerated above (most default runs report
-// some: "known bug seen N times" in the trial diagnostics). A pulled change of an entity is
-// applied as if the entity had no local changes once they are all acknowledged, even when one
-// was acknowledged at a later version than the pulled one: a pulled CREATED or DELETED puts
-// the document back to that older state, a pulled UPDATED sets its older fields over the newer
-// ones, until the later version is pulled (later in the cycle, or, after a crash or an aborted
-// cycle, at the next sync). Suspect: src/core/apply.cc DeltaApplier::ApplyOne: its `locals`
-// come from kLocalChanges (`status != 'synced'`), so synced changes whose server_version is
-// above the pulled one are ignored, and both the fast path and the not-dirty merge overwrite
-// the newer visible state. A fix: count those changes as local ones (their state stays on top,
-// the pulled one goes to `base`), or skip the write when such a change exists.
-test('a pulled older echo does not take back a newer acknowledged local write', {
-  todo: 'known bug: an acknowledged local change is undone until its own version is pulled (src/core/apply.cc)',
-}, async () => {
+// The minimal sequence of a bug the crash trials once found: a pulled change older than a
+// change of ours that the server already acknowledged at a later version must not take the
+// document back (src/core/apply.cc DeltaApplier::ApplyOne keeps such changes on top).
+test('a pulled older echo does not take back a newer acknowledged local write', async () => {
   const server = new SyncServer({ path: ':memory:' });
   const hooks = [];
   const seen = [];

@@ -334,3 +334,130 @@ describe('the server going back in time is noticed', () => {
     assert.equal(laptop.serverVersion, log.changes.at(-1).version);
   });
 });
+
+describe('clock hygiene', () => {
+  const YEAR_9999 = Date.UTC(9999, 11, 31);
+
+  test('a record stamped 9999-12-31 cannot pin an entity: a later edit from another device wins', async (t) => {
+    const app = await withApp(t); // newest_wins, maxClockSkewMs 60 s
+    await app.sync({ deviceId: 'bad-clock', changes: [change('f1', 'CREATED', 'n', { by: 'bad-clock' }, { timestamp: YEAR_9999 })] });
+    const log = await logOf(app.server, 'alice');
+    assert.ok(log.changes[0].timestamp <= Date.now(), 'stored with the time the server received it');
+    const later = await app.sync({ deviceId: 'good-clock', changes: [change('g1', 'UPDATED', 'n', { by: 'good-clock' }, { timestamp: Date.now() + 5000 })] });
+    assert.deepEqual(later.applied.map((item) => item.changeId), ['g1']);
+    assert.equal(later.conflicts.length === 0 || later.conflicts[0].winner === 'client', true);
+    const state = (await app.server.pull('alice', { since: 0 })).newChanges.at(-1);
+    assert.deepEqual(state.data, { by: 'good-clock' });
+    // A replay of the far-future change is still recognised as the same change.
+    const replay = await app.sync({ deviceId: 'bad-clock', changes: [change('f1', 'CREATED', 'n', { by: 'bad-clock' }, { timestamp: YEAR_9999 })] });
+    assert.deepEqual(replay.applied, [{ changeId: 'f1', version: 1 }]);
+  });
+
+  test('the same on the compatible /push: updated_at 9999-12-31 is clamped', async (t) => {
+    const app = await withApp(t);
+    const push = (device, record) => app.post('/push', { deviceId: device, changes: { customers: [record] } });
+    assert.equal((await push('bad-clock', { customer_id: 'C1', name: 'pinned', updated_at: '9999-12-31T00:00:00Z' })).status, 200);
+    const later = await push('good-clock', { customer_id: 'C1', name: 'edited', updated_at: new Date(Date.now() + 5000).toISOString() });
+    assert.equal(later.status, 200, later.text);
+    assert.equal(later.json.applied.length, 1, later.text);
+  });
+});
+
+describe('limits hold after merging', () => {
+  test('two UPDATEDs of 600 KB each: the second is a per-change LIMIT_EXCEEDED and nothing of it is stored', async (t) => {
+    const app = await withApp(t);
+    const half = (field) => ({ [field]: 'm'.repeat(600 * 1024) });
+    await app.sync({ deviceId: 'd', changes: [change('m0', 'CREATED', 'big', { title: 't' })] });
+    const first = await app.sync({ deviceId: 'd', changes: [change('m1', 'UPDATED', 'big', half('a'))] });
+    assert.equal(first.applied.length, 1);
+    const second = await app.sync({ deviceId: 'd', changes: [change('m2', 'UPDATED', 'big', half('b')), change('m3', 'CREATED', 'small', { ok: 1 })] });
+    assert.deepEqual(second.errors.map((item) => [item.changeId, item.code]), [['m2', 'LIMIT_EXCEEDED']]);
+    assert.deepEqual(second.applied.map((item) => item.changeId), ['m3'], 'the other change goes on');
+    const log = await logOf(app.server, 'alice');
+    assertGapless(log.changes);
+    assert.equal(log.changes.length, 3);
+    // A new device pulls every version: no entity over the limit exists to block it.
+    const fresh = new SyncClient({ path: ':memory:', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
+    t.after(() => fresh.close());
+    await fresh.sync();
+    assert.equal(fresh.serverVersion, 3);
+    assert.equal(fresh.get('note', 'big').a.length, 600 * 1024);
+  });
+
+  test('on the client: put 900 KB then patch 900 KB is LIMIT_EXCEEDED with nothing stored or queued', async (t) => {
+    const client = new SyncClient({ path: path.join(tempDir(t), 'c.db') });
+    t.after(() => client.close());
+    client.put('note', 'n', { a: 'p'.repeat(900 * 1024) });
+    const before = client.queue.export().changes;
+    assert.throws(() => client.patch('note', 'n', { b: 'q'.repeat(900 * 1024) }), (error) => error.code === 'LIMIT_EXCEEDED' && /over the limit/.test(error.message));
+    assert.equal(client.get('note', 'n').b, undefined);
+    assert.deepEqual(client.queue.export().changes, before);
+    // The same through the queue: an UPDATED folded into a pending CREATED.
+    client.queue.enqueue({ type: 'CREATED', entityType: 'doc', entityId: 'd', data: { a: 'p'.repeat(600 * 1024) } });
+    assert.throws(() => client.queue.enqueue({ type: 'UPDATED', entityType: 'doc', entityId: 'd', data: { b: 'q'.repeat(600 * 1024) } }),
+      (error) => error.code === 'LIMIT_EXCEEDED');
+    assert.equal(client.queue.stats().pending, 2);
+  });
+});
+
+describe('Retry-After and going online', () => {
+  test('a Retry-After in year 9999 waits at most retry.maxRetryAfterMs, and notify("online") retries at once', async (t) => {
+    const { TransportError } = require('../..');
+    let calls = 0;
+    const client = new SyncClient({
+      path: path.join(tempDir(t), 'c.db'),
+      transport: async () => {
+        calls += 1;
+        throw new TransportError('overloaded', { status: 503, retryAfterMs: Date.UTC(9999, 0, 1) - Date.now() });
+      },
+      triggers: { periodicMs: 0, minIntervalMs: 0, localChangeDelayMs: 0 },
+    });
+    t.after(() => client.close());
+    client.put('note', 'n', { a: 1 });
+    client.start();
+    await assert.rejects(client.sync({ manual: true }), { code: 'TRANSPORT' });
+    const waitMs = client.status.nextSyncAt - Date.now();
+    assert.equal(client.status.state, 'backoff');
+    assert.ok(waitMs <= 3600000 && waitMs > 3500000, `waits ${waitMs} ms`);
+    client.notify('online');
+    assert.ok(client.status.nextSyncAt - Date.now() <= 1000, 'online ends the wait');
+    client.stop();
+    assert.equal(calls, 1);
+  });
+});
+
+describe('ingest stays in its directory', () => {
+  test('a symbolic link to a file outside is reported and not read; one inside is followed', async (t) => {
+    const dir = tempDir(t);
+    const data = path.join(dir, 'data');
+    const outside = path.join(dir, 'outside');
+    fs.mkdirSync(data);
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(data, 'a.jsonl'), '{"id":"a1","v":1}\n');
+    fs.writeFileSync(path.join(outside, 'secret.jsonl'), '{"id":"secret","password":"hunter2"}\n');
+    fs.symlinkSync(path.join(outside, 'secret.jsonl'), path.join(data, 'leak.jsonl'));
+    fs.symlinkSync(path.join(data, 'a.jsonl'), path.join(data, 'alias.jsonl'));
+    fs.symlinkSync('/etc/passwd', path.join(data, 'passwd'));
+    const client = new SyncClient({ path: path.join(dir, 'c.db') });
+    t.after(() => client.close());
+    const report = await client.ingest(data, { entityType: 'event', idField: 'id', pattern: '**' });
+    assert.deepEqual(report.errors.map((error) => error.file).sort(), ['leak.jsonl', 'passwd']);
+    for (const error of report.errors) assert.match(error.message, /outside the ingested directory/);
+    assert.equal(client.get('event', 'secret'), undefined);
+    assert.deepEqual(client.list('event').map((doc) => doc.id), ['a1']);
+    assert.ok(!JSON.stringify(client.queue.export().changes).includes('hunter2'));
+  });
+});
+
+describe('the compatible /push', () => {
+  test('a record set back to an earlier value is applied, and a retry of that revert applies once', async (t) => {
+    const app = await withApp(t);
+    const push = (name) => app.post('/push', { deviceId: 'legacy', changes: { customers: [{ customer_id: 'C1', name }] } });
+    for (const name of ['A', 'B', 'A']) assert.equal((await push(name)).status, 200);
+    const afterRevert = await logOf(app.server, 'alice');
+    assert.equal(afterRevert.changes.length, 3);
+    assert.equal(afterRevert.changes.at(-1).data.name, 'A');
+    assert.equal((await push('A')).status, 200, 'the same revert again (a retry)');
+    assert.equal((await logOf(app.server, 'alice')).changes.length, 3, 'applied once');
+  });
+});
