@@ -75,6 +75,7 @@ Status Client::Initialize() {
   db_ = std::move(opened).value();
   DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations(), kApplicationId, options_.must_exist));
   DS_RETURN_IF_ERROR(db_->EnableWal());
+  if (options_.path != ":memory:" && !options_.path.empty()) open_marker_ = OpenMarker::Acquire(options_.path);
 
   QueueOptions queue_options;
   queue_options.coalesce = options_.coalesce;
@@ -106,9 +107,13 @@ Status Client::Initialize() {
     scope->BindText(2, device_id_);
     DS_RETURN_IF_ERROR(scope->Run());
   }
-  Result<int64_t> recovered = queue_->RecoverInFlight();
-  if (!recovered.ok()) return recovered.status();
-  recovered_at_open_ = recovered.value();
+  // Changes in flight are a crash's leftovers only when no other live client has the file
+  // open: another one's sync in progress is left alone.
+  if (!open_marker_ || open_marker_->alone_at_open()) {
+    Result<int64_t> recovered = queue_->RecoverInFlight();
+    if (!recovered.ok()) return recovered.status();
+    recovered_at_open_ = recovered.value();
+  }
   return tx.Commit();
 }
 

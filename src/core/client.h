@@ -12,6 +12,7 @@
 #include "core/change_codec.h"
 #include "core/env.h"
 #include "core/json.h"
+#include "core/open_marker.h"
 #include "core/queue.h"
 #include "core/sqlite.h"
 #include "core/store.h"
@@ -35,8 +36,8 @@ struct ClientOptions {
 
 class Client {
  public:
-  // Opens or creates the database, upgrades its schema, settles the device id and
-  // returns changes left in flight by a crash to pending.
+  // Opens or creates the database, upgrades its schema, settles the device id and, when no
+  // other live client has the file open, returns changes left in flight by a crash to pending.
   static Result<std::unique_ptr<Client>> Open(const ClientOptions& options, std::shared_ptr<Clock> clock,
                                               std::shared_ptr<Random> random);
   Client(const Client&) = delete;
@@ -75,6 +76,8 @@ class Client {
   ClientOptions options_;
   std::shared_ptr<Clock> clock_;
   std::shared_ptr<Random> random_;
+  // Declared before db_, so released only after the database is closed.
+  std::unique_ptr<OpenMarker> open_marker_;
   std::unique_ptr<Database> db_;
   std::unique_ptr<ChangeQueue> queue_;
   std::unique_ptr<DocumentStore> store_;

@@ -104,6 +104,18 @@ CREATE TABLE conflicts (
 CREATE INDEX conflicts_by_user ON conflicts (user_id, status, id);
 )sql";
 
+// Version 2: conflict ids numbered per user (1, 2, 3 ... for each user), so that one user's
+// conflict ids say nothing about another user's activity. change_results keeps the number.
+constexpr const char* kServerV2 = R"sql(
+ALTER TABLE conflicts ADD COLUMN number INTEGER;
+UPDATE conflicts SET number =
+  (SELECT count(*) FROM conflicts AS earlier WHERE earlier.user_id = conflicts.user_id AND earlier.id <= conflicts.id);
+CREATE UNIQUE INDEX conflicts_by_user_number ON conflicts (user_id, number);
+UPDATE change_results SET conflict_id =
+  (SELECT number FROM conflicts WHERE conflicts.id = change_results.conflict_id)
+  WHERE conflict_id IS NOT NULL;
+)sql";
+
 constexpr const char* kFindResult =
     "SELECT fingerprint, outcome, version, conflict_id, reason, strategy, winner, error_code, error_message, action "
     "FROM change_results WHERE user_id = ?1 AND change_id = ?2";
@@ -135,7 +147,8 @@ constexpr const char* kUpsertEntity =
     "server_timestamp = excluded.server_timestamp";
 constexpr const char* kInsertConflict =
     "INSERT INTO conflicts (user_id, change_id, device_id, entity_type, entity_id, change_type, client_data, "
-    "base_version, client_timestamp, server_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    "base_version, client_timestamp, server_version, created_at, number) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+    "?10, ?11, (SELECT coalesce(max(number), 0) + 1 FROM conflicts WHERE user_id = ?1)) RETURNING number";
 constexpr const char* kTouchDevicePush =
     "INSERT INTO devices (user_id, device_id, last_push_at, changes_pushed, conflicts_reported) "
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, device_id) DO UPDATE SET last_push_at = excluded.last_push_at, "
@@ -153,15 +166,15 @@ constexpr const char* kDeviceStatus =
     "WHERE user_id = ?1 AND device_id = ?2";
 constexpr const char* kOpenConflictCount = "SELECT count(*) FROM conflicts WHERE user_id = ?1 AND status = 'open'";
 constexpr const char* kOpenConflicts =
-    "SELECT c.id, c.change_id, c.device_id, c.entity_type, c.entity_id, c.change_type, c.client_data, "
+    "SELECT c.number, c.change_id, c.device_id, c.entity_type, c.entity_id, c.change_type, c.client_data, "
     "c.base_version, c.client_timestamp, c.created_at, e.data, e.deleted, e.version FROM conflicts AS c "
     "LEFT JOIN entities AS e ON e.user_id = c.user_id AND e.entity_type = c.entity_type AND e.entity_id = c.entity_id "
-    "WHERE c.user_id = ?1 AND c.status = 'open' ORDER BY c.id";
+    "WHERE c.user_id = ?1 AND c.status = 'open' ORDER BY c.number";
 constexpr const char* kLoadConflict =
     "SELECT change_id, device_id, entity_type, entity_id, change_type, client_data, base_version, client_timestamp "
-    "FROM conflicts WHERE user_id = ?1 AND id = ?2 AND status = 'open'";
+    "FROM conflicts WHERE user_id = ?1 AND number = ?2 AND status = 'open'";
 constexpr const char* kCloseConflict =
-    "UPDATE conflicts SET status = 'resolved', resolution = ?3, resolved_at = ?4 WHERE user_id = ?1 AND id = ?2";
+    "UPDATE conflicts SET status = 'resolved', resolution = ?3, resolved_at = ?4 WHERE user_id = ?1 AND number = ?2";
 constexpr const char* kEntitiesSince =
     "SELECT entity_type, entity_id, data, deleted, server_timestamp FROM entities "
     "WHERE user_id = ?1 AND server_timestamp > ?2 ORDER BY server_timestamp LIMIT ?3";
@@ -291,6 +304,7 @@ bool IsDeletedFlag(std::string_view key) {
 const std::vector<Migration>& ServerMigrations() {
   static const std::vector<Migration> kMigrations = {
       {1, kServerV1},
+      {2, kServerV2},
   };
   return kMigrations;
 }
@@ -797,8 +811,9 @@ class SyncServerCore::Impl {
           scope->BindInt(9, *change.timestamp);
           scope->BindInt(10, entity.version);
           scope->BindInt(11, s_.clock_->NowMs());
-          DS_RETURN_IF_ERROR(scope->Run());
-          outcome.conflict_id = db_.LastInsertRowId();
+          Result<bool> inserted = scope->Step();
+          if (!inserted.ok()) return inserted.status();
+          outcome.conflict_id = scope->Int(0);
           break;
         }
       }

@@ -461,3 +461,34 @@ describe('the compatible /push', () => {
     assert.equal((await logOf(app.server, 'alice')).changes.length, 3, 'applied once');
   });
 });
+
+describe('opening a database beside a live client', () => {
+  test('leaves the other process\'s in-flight changes alone; after that process dies they are recovered', async (t) => {
+    const { spawn } = require('node:child_process');
+    const file = path.join(tempDir(t), 'shared.db');
+    // A child whose sync never gets an answer: its change stays in flight.
+    const child = spawn(process.execPath, ['-e', `
+      const { SyncClient } = require(${JSON.stringify(repoRoot)});
+      const client = new SyncClient({ path: ${JSON.stringify(file)}, transport: () => new Promise(() => {}) });
+      client.put('note', 'n', { v: 1 });
+      client.sync().catch(() => {});
+      setTimeout(() => console.log('in flight'), 50);
+      setInterval(() => {}, 1000);
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => child.kill('SIGKILL'));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+
+    const inspect = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'deltasync.js'), 'inspect', file, '--json'], { encoding: 'utf8' });
+    assert.equal(inspect.status, 0, inspect.stderr);
+    const other = new SyncClient({ path: file });
+    assert.equal(other.queue.stats().syncing, 1, 'still in flight in the live process');
+    other.close();
+
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const after = new SyncClient({ path: file });
+    t.after(() => after.close());
+    assert.equal(after.queue.stats().syncing, 0);
+    assert.equal(after.queue.stats().pending, 1, 'a dead process\'s in-flight change is pending again');
+  });
+});
