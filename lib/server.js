@@ -160,9 +160,20 @@ class SyncServer {
     return JSON.parse(await native.status(userIdArg(userId), deviceIdArg(deviceId)));
   }
 
-  /** Open conflicts kept by the 'manual' strategy. @returns {Promise<import('../types').ServerConflict[]>} */
-  async conflicts(userId) {
-    return JSON.parse(await this._native().conflicts(userIdArg(userId)));
+  /**
+   * Open conflicts kept by the 'manual' strategy, oldest first. The list stops at
+   * limits.maxResponseBytes (one conflict always comes): ask again with `after` set to the
+   * last id received until the list is empty.
+   * @param {string} userId
+   * @param {{ after?: number }} [options]
+   * @returns {Promise<import('../types').ServerConflict[]>}
+   */
+  async conflicts(userId, options) {
+    const native = this._native();
+    userIdArg(userId);
+    const { after = 0 } = is.optionsObject('options', options, ['after']);
+    if (!is.isNonNegativeInteger(after)) throw is.invalid('options.after', 'a non-negative integer', after);
+    return JSON.parse(await native.conflicts(userId, after));
   }
 
   /**

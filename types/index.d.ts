@@ -675,7 +675,8 @@ export class SyncServer {
   push(userId: string, deviceId: string, changes: WireChange[]): Promise<PushResponse>;
   pull(userId: string, options?: { since?: number; limit?: number; deviceId?: string }): Promise<PullResponse>;
   status(userId: string, deviceId: string): Promise<DeviceStatus>;
-  conflicts(userId: string): Promise<ServerConflict[]>;
+  /** Open conflicts with an id above `after`, oldest first, up to limits.maxResponseBytes (at least one). */
+  conflicts(userId: string, options?: { after?: number }): Promise<ServerConflict[]>;
   resolveConflict(userId: string, conflictId: number, resolution: ServerResolution): Promise<ResolveResult>;
   importSnapshot(
     userId: string,

@@ -239,10 +239,13 @@ Napi::Value NativeServer::Status(const Napi::CallbackInfo& info) {
   });
 }
 
+// conflicts(userId, after?) -> Promise<JSON text>
 Napi::Value NativeServer::Conflicts(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  return Run(info.Env(),
-             [user = std::move(user)](SyncServerCore& server, const std::string&) { return server.Conflicts(user); });
+  const int64_t after = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
+  return Run(info.Env(), [user = std::move(user), after](SyncServerCore& server, const std::string&) {
+    return server.Conflicts(user, after);
+  });
 }
 
 // resolveConflict(userId, conflictId, resolutionJson)

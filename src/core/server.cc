@@ -169,7 +169,7 @@ constexpr const char* kOpenConflicts =
     "SELECT c.number, c.change_id, c.device_id, c.entity_type, c.entity_id, c.change_type, c.client_data, "
     "c.base_version, c.client_timestamp, c.created_at, e.data, e.deleted, e.version FROM conflicts AS c "
     "LEFT JOIN entities AS e ON e.user_id = c.user_id AND e.entity_type = c.entity_type AND e.entity_id = c.entity_id "
-    "WHERE c.user_id = ?1 AND c.status = 'open' ORDER BY c.number";
+    "WHERE c.user_id = ?1 AND c.status = 'open' AND c.number > ?2 ORDER BY c.number";
 constexpr const char* kLoadConflict =
     "SELECT change_id, device_id, entity_type, entity_id, change_type, client_data, base_version, client_timestamp "
     "FROM conflicts WHERE user_id = ?1 AND number = ?2 AND status = 'open'";
@@ -1572,14 +1572,18 @@ Result<std::string> SyncServerCore::DeviceStatus(const std::string& user_id, con
   return out;
 }
 
-Result<std::string> SyncServerCore::Conflicts(const std::string& user_id) {
+Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_t after) {
   std::lock_guard<std::mutex> lock(mutex_);
   Result<Statement*> stmt = db_->Cached(kOpenConflicts);
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
   scope->BindText(1, user_id);
+  scope->BindInt(2, after);
   std::string out = "[";
   for (;;) {
+    // Past the response budget the list stops (one conflict always goes): the caller asks
+    // again after the last id it got.
+    if (out.size() > 1 && out.size() > options_.limits.max_response_bytes) break;
     Result<bool> row = scope->Step();
     if (!row.ok()) return row.status();
     if (!row.value()) break;

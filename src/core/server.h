@@ -91,8 +91,9 @@ class SyncServerCore {
                            std::optional<int64_t> limit);
   // {deviceId, lastPushAt, lastPullAt, changesPushed, conflictsReported, openConflicts, latestServerVersion, lastSeenVersion}
   Result<std::string> DeviceStatus(const std::string& user_id, const std::string& device_id);
-  // Open conflicts (manual strategy) of a user as a JSON array.
-  Result<std::string> Conflicts(const std::string& user_id);
+  // Open conflicts (manual strategy) of a user with an id above `after`, as a JSON array, oldest
+  // first, stopping past max_response_bytes (at least one): ask again after the last id.
+  Result<std::string> Conflicts(const std::string& user_id, int64_t after = 0);
   // `resolution`: {use: "client" | "server" | "merged", data?}. Returns {conflictId, resolution, version?, serverData}.
   Result<std::string> ResolveConflict(const std::string& user_id, int64_t conflict_id, const std::string& resolution);
   // `state`: {entityType: [records]} (a legacy full-state blob). Each record becomes a CREATED

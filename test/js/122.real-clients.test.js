@@ -492,3 +492,40 @@ describe('opening a database beside a live client', () => {
     assert.equal(after.queue.stats().pending, 1, 'a dead process\'s in-flight change is pending again');
   });
 });
+
+describe('conflict ids', () => {
+  test('are numbered per user: they say nothing about other users\' activity', async (t) => {
+    const app = await withApp(t, { serverOptions: { conflicts: 'manual' } });
+    const conflictFor = async (user, id, n) => {
+      await app.sync({ deviceId: 'a', changes: [change(`${user}-c${n}`, 'CREATED', id, { v: 0 }, { timestamp: 1 })] }, { user });
+      const response = await app.sync({ deviceId: 'b', changes: [change(`${user}-u${n}`, 'UPDATED', id, { v: n }, { timestamp: 2, baseVersion: 0 })] }, { user });
+      return response.conflicts[0].conflictId;
+    };
+    for (let n = 1; n <= 3; n += 1) await conflictFor('bob', `b${n}`, n);
+    assert.equal(await conflictFor('alice', 'a1', 1), 1, 'alice\'s first conflict is 1 whatever bob did');
+    assert.equal(await conflictFor('alice', 'a2', 2), 2);
+    assert.deepEqual((await app.server.conflicts('bob')).map((item) => item.id), [1, 2, 3]);
+    await app.server.resolveConflict('alice', 1, { use: 'server' });
+    assert.deepEqual((await app.server.conflicts('bob')).map((item) => item.id), [1, 2, 3], 'bob\'s conflict 1 is his own');
+    assert.deepEqual((await app.server.conflicts('alice')).map((item) => item.id), [2]);
+  });
+
+  test('the open-conflict list stops at maxResponseBytes and pages with after', async (t) => {
+    const app = await withApp(t, { serverOptions: { conflicts: 'manual', limits: { maxResponseBytes: 64 * 1024 } } });
+    const big = { body: 'c'.repeat(20 * 1024) };
+    const creates = Array.from({ length: 10 }, (_, i) => change(`c${i}`, 'CREATED', `n${i}`, big, { timestamp: 1 }));
+    await app.sync({ deviceId: 'a', changes: creates });
+    const updates = Array.from({ length: 10 }, (_, i) => change(`u${i}`, 'UPDATED', `n${i}`, big, { timestamp: 2, baseVersion: 0 }));
+    assert.equal((await app.sync({ deviceId: 'b', changes: updates })).conflicts.length, 10);
+    const seen = [];
+    let after = 0;
+    for (let page = 0; page < 20; page += 1) {
+      const list = await app.server.conflicts('alice', { after });
+      if (list.length === 0) break;
+      assert.ok(JSON.stringify(list).length < 64 * 1024 + 50 * 1024, 'bounded');
+      seen.push(...list.map((item) => item.id));
+      after = list.at(-1).id;
+    }
+    assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+});

@@ -109,16 +109,21 @@ syncing.notify('sleep');
 new SyncClient({ path: ':memory:', transport: async () => 42 });
 
 // ---- server
-const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000, perType: { goal: 'merge' } });
+const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000, maxClockSkewMs: 60_000, perType: { goal: 'merge' }, limits: { maxResponseBytes: 1 << 22 } });
 const app = express();
-app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null }));
+app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null, limits: { maxConcurrentRequests: 32 } }));
 async function serve(): Promise<number> {
   const response = await server.sync('u1', { deviceId: 'd1', lastKnownServerVersion: 0, changes: [] });
   const winner: 'client' | 'server' | 'merged' | 'manual' | undefined = response.conflicts[0]?.winner;
   const page = await server.pull('u1', { since: 0, limit: 100 });
   await server.resolveConflict('u1', 1, { use: 'merged', data: { title: 'x' } });
+  const open = await server.conflicts('u1', { after: 3 });
+  const omitted: true | undefined = response.conflicts[0]?.serverDataOmitted;
+  const resync: true | undefined = response.resync;
   void winner;
-  return page.latestServerVersion + response.newChanges.length;
+  void omitted;
+  void resync;
+  return page.latestServerVersion + page.headVersion + response.newChanges.length + open.length;
 }
 void serve;
 // @ts-expect-error authenticate is required
