@@ -1,7 +1,10 @@
 #include "binding/ingest_worker.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 namespace deltasync::binding {
@@ -15,6 +18,8 @@ IngestWorker::IngestWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr
       dir_(std::move(dir)),
       options_(std::move(options)) {
   if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
+  const char* hooks = std::getenv("DELTASYNC_TEST_HOOKS");
+  pause_after_first_progress_ = hooks != nullptr && std::strstr(hooks, "ingest-pause-after-first-progress") != nullptr;
 }
 
 void IngestWorker::Execute(const ExecutionProgress& progress) {
@@ -36,11 +41,22 @@ void IngestWorker::Execute(const ExecutionProgress& progress) {
   };
   using SteadyClock = std::chrono::steady_clock;
   auto last_report = SteadyClock::now() - std::chrono::milliseconds(16);
+  bool paused = false;
   auto report_progress = [&](const IngestProgress& state) {
     const auto now = SteadyClock::now();
     if (now - last_report < std::chrono::milliseconds(16) && state.files_done < state.files_total) return;
     last_report = now;
     progress.Send(&state, 1);
+    if (pause_after_first_progress_ && !paused && state.records > 0) {
+      paused = true;
+      for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
+        {
+          std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+          if (!slot_->client) break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
   };
   Result<IngestReport> report = ingester->Run(dir_, options_, lock, report_progress);
   if (!report.ok()) {

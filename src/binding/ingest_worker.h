@@ -34,6 +34,10 @@ class IngestWorker : public Napi::AsyncProgressWorker<IngestProgress> {
   Napi::FunctionReference on_progress_;
   Status status_;
   std::string report_json_;
+  // Test hook (DELTASYNC_TEST_HOOKS=ingest-pause-after-first-progress, read when the worker is
+  // made): after the first progress report with records, the worker waits until the client is
+  // closed, so a test interrupts a run at a known point instead of racing it.
+  bool pause_after_first_progress_ = false;
 };
 
 }  // namespace deltasync::binding

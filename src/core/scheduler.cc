@@ -62,17 +62,20 @@ void Scheduler::SchedulePeriodic() {
 void Scheduler::Notify(SchedulerEvent event) {
   const int64_t now = clock_.NowMs();
   switch (event) {
-    case SchedulerEvent::kOnline:
+    case SchedulerEvent::kOnline: {
+      const bool was_offline = !online_;
       online_ = true;
       if (auth_blocked_) {
         auth_blocked_ = false;
         failures_ = 0;
       }
-      // The app saw the network come back: try now rather than wait out a backoff or a
-      // Retry-After. The failure count stays, so a further failure backs off further.
-      backoff_until_.reset();
+      // The network came back: try now rather than wait out a backoff or a Retry-After. The
+      // failure count stays, so a further failure backs off further. An "online" while
+      // already online changes nothing, so an app repeating it cannot hammer a server.
+      if (was_offline) backoff_until_.reset();
       RequestAt(now);
       break;
+    }
     case SchedulerEvent::kOffline:
       online_ = false;
       break;

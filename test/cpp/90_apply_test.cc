@@ -306,8 +306,12 @@ TEST_F(ApplyTest, TheCursorNeverMovesBackAndAnEmptyPageCanAdvanceIt) {
   EXPECT_EQ(result.applied, 1);
   EXPECT_EQ(result.latest_server_version, 7);
   EXPECT_EQ(h_.Cursor(), 7);
-  h_.Pull(Page({}, 8, /*has_more=*/true));  // hasMore: latestServerVersion is not reached yet
-  EXPECT_EQ(h_.Cursor(), 7);
+  h_.Pull(Page({Remote(8, "CREATED", "n3", "{}")}, 20, /*has_more=*/true));  // hasMore: up to its last change only
+  EXPECT_EQ(h_.Cursor(), 8);
+  ApplyResult refused;
+  Status empty_with_more = h_.TryPull(Page({}, 30, /*has_more=*/true), &refused);  // would loop for ever
+  EXPECT_EQ(empty_with_more.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(h_.Cursor(), 8);
   h_.Pull("[" + Remote(9, "CREATED", "n2", "{}") + "]");  // a bare array: up to its last change
   EXPECT_EQ(h_.Cursor(), 9);
 }

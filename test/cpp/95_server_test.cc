@@ -151,7 +151,7 @@ class ServerHarness {
   int64_t Latest(const std::string& user = "u") {
     Result<std::string> pulled = server->Pull(user, std::nullopt, 0, 1);
     EXPECT_TRUE(IsOk(pulled));
-    return pulled.ok() ? Int(pulled.value(), "/latestServerVersion") : -1;
+    return pulled.ok() ? Int(pulled.value(), "/headVersion") : -1;
   }
 
   // The current document of an entity (its fields, without the id and updated_at that
@@ -209,11 +209,11 @@ TEST(SyncServerCore, OpensOnMemoryAndAnswersEmpty) {
   ASSERT_NE(h.server, nullptr);
   Result<std::string> pulled = h.server->Pull("u", std::nullopt, 0, std::nullopt);
   ASSERT_TRUE(IsOk(pulled));
-  EXPECT_EQ(pulled.value(), R"({"newChanges":[],"latestServerVersion":0,"hasMore":false})");
+  EXPECT_EQ(pulled.value(), R"({"newChanges":[],"latestServerVersion":0,"headVersion":0,"hasMore":false})");
   Result<std::string> synced = h.server->Sync("u", R"({"deviceId":"d","lastKnownServerVersion":0,"changes":[]})");
   ASSERT_TRUE(IsOk(synced));
   EXPECT_EQ(synced.value(),
-            R"({"applied":[],"conflicts":[],"errors":[],"newChanges":[],"latestServerVersion":0,"hasMore":false})");
+            R"({"applied":[],"conflicts":[],"errors":[],"newChanges":[],"latestServerVersion":0,"headVersion":0,"hasMore":false})");
   Result<std::string> conflicts = h.server->Conflicts("u");
   ASSERT_TRUE(IsOk(conflicts));
   EXPECT_EQ(conflicts.value(), "[]");

@@ -830,6 +830,7 @@ TEST(SchedulerSimulation, AutomaticCyclesKeepTheIntervalAndTheBackoff) {
           if (world.Next() % 5 == 0) {
             online = !online;
             scheduler.Notify(online ? SchedulerEvent::kOnline : SchedulerEvent::kOffline);
+            if (online) backoff_until.reset();  // coming back online ends a backoff
           }
           break;
         default: break;

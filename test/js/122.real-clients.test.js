@@ -420,7 +420,10 @@ describe('Retry-After and going online', () => {
     assert.equal(client.status.state, 'backoff');
     assert.ok(waitMs <= 3600000 && waitMs > 3500000, `waits ${waitMs} ms`);
     client.notify('online');
-    assert.ok(client.status.nextSyncAt - Date.now() <= 1000, 'online ends the wait');
+    assert.ok(client.status.nextSyncAt - Date.now() > 3500000, 'an "online" while online changes nothing');
+    client.notify('offline');
+    client.notify('online');
+    assert.ok(client.status.nextSyncAt - Date.now() <= 1000, 'coming back online ends the wait');
     client.stop();
     assert.equal(calls, 1);
   });
