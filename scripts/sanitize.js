@@ -2,7 +2,10 @@
 'use strict';
 
 // Builds the C++ core and its GoogleTest suite with sanitizers and runs it.
-//   node scripts/sanitize.js          ASan + UBSan, every test (build/asan)
+//   node scripts/sanitize.js          ASan + UBSan, every test (build/asan), then the addon
+//                                     itself built the same way and loaded into node with the
+//                                     ASan runtime preloaded, under the JS tests that exercise
+//                                     native lifetimes (close, worker threads, apply, ingest)
 //   node scripts/sanitize.js --tsan   ThreadSanitizer, the threaded tests (build/tsan):
 //                                     the server's concurrent syncs, the SQLite busy-wait
 //                                     writers, the scheduler and the worker-thread apply
@@ -31,8 +34,19 @@ function run(command, args) {
   execFileSync(command, args, { cwd: root, stdio: 'inherit' });
 }
 
-run('cmake', ['-S', '.', '-B', dir, '-DBUILD_TESTING=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo', flag]);
-run('cmake', ['--build', dir, '--target', 'core_tests', '-j2']);
+// The JS tests whose native objects outlive, cross or race one another.
+const ADDON_JS_TESTS = ['10.client', '40.worker-threads', '60.store', '70.apply', '95.engine', '97.ingest']
+  .map((name) => path.join('test', 'js', `${name}.test.js`));
+
+// Configured as cmake-js would (Node-API headers, the addon's output folder), so that the
+// ASan build makes the addon too, from the same instrumented core.
+const addonArgs = tsan ? [] : [
+  '-DCMAKE_JS_VERSION=8.0.0',
+  `-DCMAKE_JS_INC=${path.join(path.dirname(require.resolve('node-api-headers/package.json')), 'include')}`,
+  `-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=${path.join(dir, 'Release')}`,
+];
+run('cmake', ['-S', '.', '-B', dir, '-DBUILD_TESTING=ON', '-DCMAKE_BUILD_TYPE=RelWithDebInfo', flag, ...addonArgs]);
+run('cmake', ['--build', dir, '--target', 'core_tests', ...(tsan ? [] : ['deltasync']), '-j2']);
 
 fs.rmSync(junit, { force: true });
 const ctestArgs = ['--test-dir', dir, '--output-on-failure', '-j2', '--output-junit', junit,
@@ -61,4 +75,34 @@ if (ctest.status !== 0 || !xml) {
   console.error(`ctest failed (status ${ctest.status}, signal ${ctest.signal}).`);
   process.exit(1);
 }
+if (!tsan) runAddonTests();
 console.log(`\nNo sanitizer reports (${tsan ? 'ThreadSanitizer' : 'AddressSanitizer + UndefinedBehaviorSanitizer'}).`);
+
+/** The instrumented addon under the JS tests of native lifetimes; fails on any report. */
+function runAddonTests() {
+  const runtime = execFileSync('gcc', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
+  const addon = path.join(dir, 'Release', 'deltasync.node');
+  const args = ['--test', '--test-concurrency=1', ...ADDON_JS_TESTS];
+  console.log(`$ LD_PRELOAD=${runtime} DELTASYNC_NATIVE_MODULE=${path.relative(root, addon)} node ${args.join(' ')}`);
+  const result = spawnSync(process.execPath, args, {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    env: {
+      ...process.env,
+      LD_PRELOAD: runtime,
+      DELTASYNC_NATIVE_MODULE: addon,
+      // node itself is not instrumented and keeps memory until exit: leaks are not ours to judge here.
+      ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1',
+      UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
+    },
+  });
+  process.stdout.write(result.stdout.split('\n').filter((line) => /^# (tests|pass|fail|cancelled|todo)/.test(line)).join('\n') + '\n');
+  const output = `${result.stdout}\n${result.stderr}`;
+  if (REPORT.test(output) || result.status !== 0) {
+    const report = output.split('\n').filter((line) => REPORT.test(line) || /^not ok/.test(line)).slice(0, 20).join('\n');
+    console.error(`\nThe addon under ASan+UBSan failed (status ${result.status}, signal ${result.signal}):\n${report}\n` +
+      `${result.stderr.slice(-4000)}`);
+    process.exit(1);
+  }
+}

@@ -1,6 +1,10 @@
 #include "fault_vfs.h"
 
 #include <cstddef>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace deltasync {
 namespace testing_util {
@@ -12,6 +16,8 @@ struct FaultFile {
   sqlite3_file base;  // base.pMethods = &kMethods once the real file is open
   FaultVfs* owner;
   sqlite3_file* real;
+  std::string* path;   // set while durability is tracked (owned; freed at close)
+  int64_t generation;  // the owner's generation when opened: older handles are dead after a power cut
 };
 
 constexpr size_t kRealOffset = (sizeof(FaultFile) + 15) & ~size_t{15};
@@ -23,9 +29,14 @@ sqlite3_vfs* RealVfs(sqlite3_vfs* vfs) { return Owner(vfs)->real(); }
 
 // ---- file methods: the four counted ones, then plain forwarding
 
+// A handle opened before the last power cut: the process that held it is gone.
+bool Dead(sqlite3_file* file) { return Cast(file)->generation < Cast(file)->owner->generation(); }
+
 int FileClose(sqlite3_file* file) {
   sqlite3_file* real = Real(file);
   const int rc = real->pMethods ? real->pMethods->xClose(real) : SQLITE_OK;
+  delete Cast(file)->path;
+  Cast(file)->path = nullptr;
   file->pMethods = nullptr;
   return rc;
 }
@@ -36,18 +47,23 @@ int FileRead(sqlite3_file* file, void* buffer, int amount, sqlite3_int64 offset)
 }
 
 int FileWrite(sqlite3_file* file, const void* buffer, int amount, sqlite3_int64 offset) {
+  if (Dead(file)) return SQLITE_OK;
   if (Cast(file)->owner->ShouldFail(kFaultWrite)) return SQLITE_IOERR_WRITE;
   return Real(file)->pMethods->xWrite(Real(file), buffer, amount, offset);
 }
 
 int FileTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  if (Dead(file)) return SQLITE_OK;
   if (Cast(file)->owner->ShouldFail(kFaultTruncate)) return SQLITE_IOERR_TRUNCATE;
   return Real(file)->pMethods->xTruncate(Real(file), size);
 }
 
 int FileSync(sqlite3_file* file, int flags) {
+  if (Dead(file)) return SQLITE_OK;
   if (Cast(file)->owner->ShouldFail(kFaultSync)) return SQLITE_IOERR_FSYNC;
-  return Real(file)->pMethods->xSync(Real(file), flags);
+  const int rc = Real(file)->pMethods->xSync(Real(file), flags);
+  if (rc == SQLITE_OK && Cast(file)->path != nullptr) Cast(file)->owner->NoteSynced(*Cast(file)->path, Real(file));
+  return rc;
 }
 
 int FileSize(sqlite3_file* file, sqlite3_int64* size) { return Real(file)->pMethods->xFileSize(Real(file), size); }
@@ -113,16 +129,35 @@ int VfsOpen(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int fla
   wrapper->owner = Owner(vfs);
   wrapper->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
   wrapper->real->pMethods = nullptr;
+  wrapper->path = nullptr;
+  wrapper->generation = Owner(vfs)->generation();
   const int rc = RealVfs(vfs)->xOpen(RealVfs(vfs), name, wrapper->real, flags, out_flags);
   if (rc == SQLITE_OK && wrapper->real->pMethods != nullptr) {
     const int version = wrapper->real->pMethods->iVersion;
     wrapper->base.pMethods = &kMethods[version >= 3 ? 2 : version <= 1 ? 0 : 1];
+    if (name != nullptr && Owner(vfs)->tracking()) {
+      wrapper->path = new std::string(name);
+      Owner(vfs)->NoteOpened(*wrapper->path, wrapper->real);
+    }
   }
   return rc;
 }
 
 int VfsDelete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
+  if (Owner(vfs)->powered_off()) return SQLITE_OK;  // a dead process deletes nothing
+  if (name != nullptr && Owner(vfs)->tracking()) Owner(vfs)->NoteDeleted(name);
   return RealVfs(vfs)->xDelete(RealVfs(vfs), name, sync_dir);
+}
+
+// The whole content of an open file, read through its own handle.
+std::optional<std::string> ReadWhole(sqlite3_file* real) {
+  sqlite3_int64 size = 0;
+  if (real->pMethods->xFileSize(real, &size) != SQLITE_OK) return std::nullopt;
+  std::string content(static_cast<size_t>(size), '\0');
+  if (size > 0 && real->pMethods->xRead(real, content.data(), static_cast<int>(size), 0) != SQLITE_OK) {
+    return std::nullopt;
+  }
+  return content;
 }
 int VfsAccess(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
   return RealVfs(vfs)->xAccess(RealVfs(vfs), name, flags, out);
@@ -208,6 +243,49 @@ ScopedDefaultVfs::ScopedDefaultVfs() : previous_(sqlite3_vfs_find(nullptr)) {
 }
 
 ScopedDefaultVfs::~ScopedDefaultVfs() { sqlite3_vfs_register(previous_, /*makeDflt=*/1); }
+
+void FaultVfs::TrackDurability(bool on) {
+  std::lock_guard<std::mutex> lock(durable_mutex_);
+  durable_.clear();
+  tracking_ = on;
+}
+
+void FaultVfs::NoteOpened(const std::string& path, sqlite3_file* real) {
+  std::lock_guard<std::mutex> lock(durable_mutex_);
+  // A file that existed before it was first opened counts as synced, as it is.
+  if (durable_.count(path) == 0) durable_[path] = ReadWhole(real);
+}
+
+void FaultVfs::NoteSynced(const std::string& path, sqlite3_file* real) {
+  std::optional<std::string> content = ReadWhole(real);
+  std::lock_guard<std::mutex> lock(durable_mutex_);
+  durable_[path] = std::move(content);
+}
+
+void FaultVfs::NoteDeleted(const std::string& path) {
+  std::lock_guard<std::mutex> lock(durable_mutex_);
+  durable_[path] = std::nullopt;
+}
+
+void FaultVfs::PowerCut() {
+  powered_off_ = true;
+  ++generation_;
+}
+
+void FaultVfs::Restore() {
+  std::lock_guard<std::mutex> lock(durable_mutex_);
+  for (const auto& [path, content] : durable_) {
+    std::error_code ignored;
+    std::filesystem::remove(path + "-shm", ignored);  // shared memory does not survive a power cut
+    if (!content) {
+      std::filesystem::remove(path, ignored);
+      continue;
+    }
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content->data(), static_cast<std::streamsize>(content->size()));
+  }
+  powered_off_ = false;
+}
 
 }  // namespace testing_util
 }  // namespace deltasync

@@ -19,6 +19,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
 
 namespace deltasync {
 namespace testing_util {
@@ -56,6 +61,26 @@ class FaultVfs {
   // Called by the shim's file methods: true when this call must fail.
   bool ShouldFail(FaultOp op);
 
+  // ---- Power loss. While tracking, the shim remembers each file's content as of its last
+  // xSync (a file that existed when first opened counts as synced). PowerCut() stops the
+  // machine: every file handle open at that moment ignores its later writes, truncates, syncs
+  // and deletes (close the connections then, as a dead process would never write again).
+  // Restore() then puts every tracked file back to its last synced content (or removes one
+  // never synced), removes the shared-memory index files, and resumes normal work.
+  void TrackDurability(bool on);
+  void PowerCut();
+  void Restore();
+
+  // Called by the shim (REQUIRES: tracking): a file opened, synced or deleted.
+  void NoteOpened(const std::string& path, sqlite3_file* real);
+  void NoteSynced(const std::string& path, sqlite3_file* real);
+  void NoteDeleted(const std::string& path);
+  bool tracking() const { return tracking_.load(); }
+  // True while the machine is "off": nothing written after PowerCut() reaches the disk.
+  bool powered_off() const { return powered_off_.load(); }
+  // The generation of a handle: a handle opened before the last PowerCut() is dead.
+  int64_t generation() const { return generation_.load(); }
+
   // The name to open connections with (DatabaseOptions::vfs). Take it from Get(), so
   // that the shim is registered before SQLite looks it up.
   const char* name() const { return kName; }
@@ -73,6 +98,12 @@ class FaultVfs {
   std::atomic<int64_t> fail_at_{0};
   std::atomic<int64_t> operations_{0};
   std::atomic<int64_t> failures_{0};
+
+  std::atomic<bool> tracking_{false};
+  std::atomic<bool> powered_off_{false};
+  std::atomic<int64_t> generation_{0};
+  std::mutex durable_mutex_;
+  std::map<std::string, std::optional<std::string>> durable_;  // path -> content at its last sync
 };
 
 // Makes the shim SQLite's default VFS while it lives, and restores the previous default
