@@ -38,6 +38,17 @@ class SystemClock final : public Clock {
   int64_t NowMs() override;
 };
 
+// The system clock shifted by a fixed offset: a device whose clock is wrong (tests, simulations).
+class OffsetClock final : public Clock {
+ public:
+  explicit OffsetClock(int64_t offset_ms) : offset_ms_(offset_ms) {}
+  int64_t NowMs() override { return system_.NowMs() + offset_ms_; }
+
+ private:
+  SystemClock system_;
+  int64_t offset_ms_;
+};
+
 // Seeded once from std::random_device; each instance owns its generator.
 class SystemRandom final : public Random {
  public:

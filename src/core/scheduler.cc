@@ -24,7 +24,11 @@ int64_t FullJitterDelayMs(const RetryOptions& retry, int64_t failures, Random& r
   }
   ceiling = std::min(ceiling, retry.max_delay_ms);
   if (ceiling <= 0) return 0;
-  return static_cast<int64_t>(random.NextDouble() * static_cast<double>(ceiling));
+  // A ceiling near INT64_MAX rounds up to 2^63 as a double; a product that reached it would not
+  // convert back to int64 (undefined behaviour), so the top is the ceiling itself.
+  const double scaled = random.NextDouble() * static_cast<double>(ceiling);
+  if (!(scaled < static_cast<double>(ceiling))) return ceiling;
+  return static_cast<int64_t>(scaled);
 }
 
 Scheduler::Scheduler(Clock& clock, Random& random, SchedulerOptions options)

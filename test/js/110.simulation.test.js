@@ -14,11 +14,12 @@
 //   SIM_COALESCE=0  clients with coalesce: false (the seeds then take other paths)
 //   node scripts/replay-sim.js s   prints the whole trace of seed s
 
-const { test } = require('node:test');
+const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { SyncClient, SyncServer } = require('../..');
 const { Simulation, serverLog, replay } = require('./fixtures/sim-world');
+const { recordFigures } = require('./fixtures/figures');
 
 const STEPS = process.env.SIM_STEPS ? Number(process.env.SIM_STEPS) : undefined;
 const COALESCE = process.env.SIM_COALESCE !== '0';
@@ -26,44 +27,36 @@ const seeds = process.env.SIM_SEED
   ? [Number(process.env.SIM_SEED)]
   : Array.from({ length: Number(process.env.SIM_SEEDS ?? 100) }, (_, i) => Number(process.env.SIM_FIRST_SEED ?? 1) + i);
 
-// Seeds that find a real bug in src/ (reported, not fixed here), run as todo so that
-// the suite stays green and the bug visible. Both are the bug of the todo test below:
-// a DELETED folds an unsent CREATED into nothing although the server has the entity.
-// (Beyond the default range, about 1 seed in 100 meets it: 433, 570, 792, 843, 1110, 1246
-// among 1..1500; with SIM_COALESCE=0, 1..1200 all pass.)
-const CANCEL_BUG = 'known bug: CREATED + DELETED cancelled although the server has the entity (src/core/queue.cc)';
-// Fixed in src/core/queue.cc (a CREATED over an entity the server may know is folded into a
-// DELETED, not cancelled): no seed is known to fail now.
-const KNOWN = new Map();
-void CANCEL_BUG;
-
 function replayCommand(seed) {
   const env = `${STEPS !== undefined ? `SIM_STEPS=${STEPS} ` : ''}${COALESCE ? '' : 'SIM_COALESCE=0 '}`;
   return `${env}SIM_SEED=${seed} node --test test/js/110.simulation.test.js   (trace: ${env}node scripts/replay-sim.js ${seed})`;
 }
 
+let passedSeeds = 0;
+after(() => {
+  // Figures for the README (scripts/figures.js), from a full default run only.
+  if (!process.env.SIM_SEED && passedSeeds === seeds.length) recordFigures('simulation', { seeds: passedSeeds });
+});
+
 for (const seed of seeds) {
-  const todo = COALESCE ? KNOWN.get(seed) : undefined;
-  test(`simulation seed ${seed}`, { timeout: 60000, todo }, async () => {
+  test(`simulation seed ${seed}`, { timeout: 60000 }, async () => {
     const simulation = new Simulation(seed, { steps: STEPS, coalesce: COALESCE });
     try {
       await simulation.run();
+      passedSeeds += 1;
     } catch (error) {
       const tail = simulation.traceLines.slice(-40).join('\n');
-      const known = error.knownBug === 'cancel' ? '\n(every difference is on an entity where the known cancel bug struck: see the todo test)' : '';
-      error.message = `seed ${seed} failed: ${error.message}${known}\nreplay: ${replayCommand(seed)}\nlast steps:\n${tail}`;
+      error.message = `seed ${seed} failed: ${error.message}\nreplay: ${replayCommand(seed)}\nlast steps:\n${tail}`;
       throw error;
     }
   });
 }
 
-// The minimal sequence behind the seeds that found it (first: 1298 with SIM_FIRST_SEED runs
-// past the default range; see KNOWN). Client A holds a CREATED that it never sent, made
-// over an entity the server has (here: re-created after A's delete lost a conflict; in the
-// seeds also: kept over a pulled remote version by newest_wins). A then deletes the entity:
-// the queue folds CREATED + DELETED into nothing (src/core/queue.cc, the created_then_deleted
-// branch of ChangeQueue::EnqueueLocked), so the delete never reaches the server, while A's
-// document is a clean tombstone. A and the server disagree for good.
+// The minimal sequence of a bug the seeds once found (first: 1298, past the default range).
+// Client A holds a CREATED that it never sent, made over an entity the server has (here:
+// re-created after A's delete lost a conflict). A then deletes the entity: the queue must fold
+// CREATED + DELETED into a DELETED, not into nothing (src/core/queue.cc, the
+// created_then_deleted branch), or the delete never reaches the server and they disagree.
 test('a delete that meets an unsent CREATED of an entity the server has still reaches the server', async () => {
   const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000 });
   const hooks = [];
