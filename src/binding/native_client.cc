@@ -1,6 +1,8 @@
 #include "binding/native_client.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <utility>
@@ -137,6 +139,20 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
 
 // new NativeClient({ path, deviceId?, userId?, tenantId?, coalesce, durability, busyTimeoutMs,
 //                    maxDepth, maxDocumentBytes, conflicts, tombstoneRetentionMs, applyChunkSize })
+namespace {
+
+// The clock of a new client: the system's, or, under the test hook
+// DELTASYNC_TEST_HOOKS=clock-skew-ms=<n> (read when the client is made), the system's shifted by
+// n ms, so that simulations can give each device a wrong clock for its store writes too.
+std::shared_ptr<Clock> ClientClock() {
+  const char* hooks = std::getenv("DELTASYNC_TEST_HOOKS");
+  const char* skew = hooks != nullptr ? std::strstr(hooks, "clock-skew-ms=") : nullptr;
+  if (skew == nullptr) return std::make_shared<SystemClock>();
+  return std::make_shared<OffsetClock>(std::strtoll(skew + std::strlen("clock-skew-ms="), nullptr, 10));
+}
+
+}  // namespace
+
 NativeClient::NativeClient(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<NativeClient>(info),
       addon_(static_cast<DeltaSyncAddon*>(info.Data())),
@@ -164,11 +180,17 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
   if (auto value = number("tombstoneRetentionMs")) client_options.tombstone_retention_ms = *value;
   if (auto value = number("applyChunkSize")) client_options.apply_chunk_size = *value;
   client_options.must_exist = options.Get("mustExist").ToBoolean().Value();
+  // Test hook DELTASYNC_TEST_HOOKS=crash-at-commit=<n>: see DatabaseOptions::crash_at_commit.
+  if (const char* hooks = std::getenv("DELTASYNC_TEST_HOOKS")) {
+    if (const char* at = std::strstr(hooks, "crash-at-commit=")) {
+      client_options.crash_at_commit = std::strtoll(at + std::strlen("crash-at-commit="), nullptr, 10);
+    }
+  }
   if (auto strategy = OptionalString(options, "conflicts")) {
     client_options.conflicts = ParseConflictStrategy(*strategy).value_or(ConflictStrategy::kNewestWins);
   }
   Result<std::unique_ptr<Client>> opened =
-      Client::Open(client_options, std::make_shared<SystemClock>(), std::make_shared<SystemRandom>());
+      Client::Open(client_options, ClientClock(), std::make_shared<SystemRandom>());
   if (!opened.ok()) addon_->Throw(env, opened.status());
   slot_->client = std::move(opened).value();
   addon_->open_clients.insert(this);

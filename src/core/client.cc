@@ -70,6 +70,7 @@ Status Client::Initialize() {
   db_options.busy_timeout_ms = options_.busy_timeout_ms;
   db_options.enable_wal = false;  // not before Migrate has checked that the file is ours
   db_options.must_exist = options_.must_exist;
+  db_options.crash_at_commit = options_.crash_at_commit;
   Result<std::unique_ptr<Database>> opened = Database::Open(options_.path, db_options);
   if (!opened.ok()) return opened.status();
   db_ = std::move(opened).value();

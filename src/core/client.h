@@ -32,6 +32,7 @@ struct ClientOptions {
   int64_t tombstone_retention_ms = 30LL * 24 * 60 * 60 * 1000;  // synced tombstones older than this are purged
   int64_t apply_chunk_size = 1000;  // changes per transaction when applying a pulled page
   bool must_exist = false;          // fail with NOT_FOUND instead of creating a missing file
+  int64_t crash_at_commit = 0;      // test hook: DatabaseOptions::crash_at_commit
 };
 
 class Client {

@@ -1,5 +1,8 @@
 #include "core/sqlite.h"
 
+#include <csignal>
+#include <cstdlib>
+
 #include <string>
 
 namespace deltasync {
@@ -112,6 +115,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
     return Status::Error(CodeForSqlite(rc), std::move(message));
   }
   std::unique_ptr<Database> db(new Database(raw, path, options.busy_timeout_ms));
+  db->crash_at_commit_ = options.crash_at_commit;
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   sqlite3_extended_result_codes(raw, 1);
 
@@ -205,9 +209,21 @@ Transaction::~Transaction() {
   db_.transaction_depth_ = depth_ - 1;
 }
 
+void Database::CrashPoint(bool after_commit) {
+  if (crash_at_commit_ == 0) return;
+  if (!after_commit) ++commits_;
+  if ((after_commit ? -commits_ : commits_) != crash_at_commit_) return;
+#ifdef SIGKILL
+  std::raise(SIGKILL);
+#endif
+  std::abort();
+}
+
 Status Transaction::Commit() {
   if (!active_) return Status::Internal("Commit of a transaction that is not active");
+  if (depth_ == 1) db_.CrashPoint(false);
   Status status = depth_ == 1 ? db_.Exec("COMMIT") : db_.Exec("RELEASE ds_" + std::to_string(depth_));
+  if (status.ok() && depth_ == 1) db_.CrashPoint(true);
   if (!status.ok()) return status;  // the destructor rolls back
   active_ = false;
   db_.transaction_depth_ = depth_ - 1;

@@ -37,6 +37,9 @@ struct DatabaseOptions {
   // The name of a registered SQLite VFS to open the file through; empty: the default VFS.
   // (Tests use it to inject I/O faults.)
   std::string vfs;
+  // Test hook for crash tests: > 0 kills the process (SIGKILL) just before this connection's
+  // Nth COMMIT, < 0 just after its |N|th. 0: never. So a seed names its kill point exactly.
+  int64_t crash_at_commit = 0;
 };
 
 class Database;
@@ -129,10 +132,14 @@ class Database {
   friend class Transaction;
   Database(sqlite3* db, std::string path, int busy_timeout_ms)
       : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
+  // The crash-test hook around each outermost COMMIT (see DatabaseOptions::crash_at_commit).
+  void CrashPoint(bool after_commit);
   sqlite3* db_;
   std::string path_;
   int busy_timeout_ms_;
   int transaction_depth_ = 0;
+  int64_t crash_at_commit_ = 0;
+  int64_t commits_ = 0;
   std::unordered_map<const char*, std::unique_ptr<Statement>> cache_;
 };
 

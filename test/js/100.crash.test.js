@@ -4,8 +4,11 @@
 // (fixtures/crash-writer.js) writes through the store in transactions, queues
 // changes with enqueue / enqueueMany, applies pages pulled from the server and
 // runs sync cycles against a SyncServer that lives here, in the parent, behind
-// Express on 127.0.0.1, so it survives every kill. The child is killed with
-// SIGKILL after a delay drawn from the trial's seeded generator. After each kill:
+// Express on 127.0.0.1, so it survives every kill. The child kills itself with
+// SIGKILL at a commit of its database drawn from the trial's seeded generator: just
+// before or just after its Nth COMMIT (the test hook DELTASYNC_TEST_HOOKS=crash-at-commit,
+// src/core/sqlite.cc), so kills land on local writes, apply chunks, queue transitions and
+// crash recovery at open, and a seed reproduces its kills exactly. After each kill:
 // - the file passes PRAGMA integrity_check (better-sqlite3, read-only);
 // - reopened with SyncClient, every acknowledged write is there, with its queued
 //   (or already synced) change, and the operation in flight is all there or not
@@ -23,8 +26,7 @@
 //   CRASH_SEED=s        run only trial s (what a failure prints)
 //   CRASH_KEEP=1        on failure, keep a copy of the trial's files and print where
 //   CRASH_VERBOSE=1     print what each child did and where it was killed
-// Kill delays are wall-clock (a replay draws the same delays, the child may
-// reach a different point in them); the writes are the same for a seed.
+// The server's own commits are not kill points: the server lives in this process.
 
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -33,6 +35,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { isDeepStrictEqual } = require('node:util');
+const { recordFigures } = require('./fixtures/figures');
 const Database = require('better-sqlite3');
 
 const { SyncClient, SyncServer, httpTransport } = require('../..');
@@ -76,32 +79,33 @@ function assertExactlyOnce(log) {
 }
 
 /**
- * Starts the child on `planPath` and kills it with SIGKILL: usually `delay` ms after
- * it reported ready, sometimes (early) `delay` ms after it started opening the
- * database (schema migration, crash recovery). Resolves with { code, signal, output, ready }.
+ * Starts the child on `planPath` with its kill point, the `killAt`th commit of its database
+ * (> 0: just before it, < 0: just after it), and resolves when it has died: { code, signal,
+ * output, ready, reached }. A child that has not reached its kill point after a minute is
+ * killed from here and `reached` is false.
  */
-function runChild(planPath, { early, delay }) {
+function runChild(planPath, { killAt }) {
   return new Promise((resolve, reject) => {
-    const child = fork(CHILD, ['--deltasync-crash-writer', planPath], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(CHILD, ['--deltasync-crash-writer', planPath], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, DELTASYNC_TEST_HOOKS: `crash-at-commit=${killAt}` },
+    });
     let output = '';
     let ready = false;
-    let timer = null;
+    let reached = true;
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
-    const kill = () => {
-      timer = setTimeout(() => child.kill('SIGKILL'), delay);
-    };
+    const fallback = setTimeout(() => {
+      reached = false;
+      child.kill('SIGKILL');
+    }, 60000);
     child.on('message', (message) => {
-      if (message && message.type === 'opening' && early) kill();
-      if (message && message.type === 'ready') {
-        ready = true;
-        if (!early) kill();
-      }
+      if (message && message.type === 'ready') ready = true;
     });
     child.on('error', reject);
     child.on('exit', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve({ code, signal, output, ready });
+      clearTimeout(fallback);
+      resolve({ code, signal, output, ready, reached });
     });
   });
 }
@@ -249,15 +253,19 @@ class Trial {
       notes: Object.fromEntries(this.notes),
     };
     fs.writeFileSync(planPath, JSON.stringify(plan));
-    const early = random.chance(0.1);
-    const delay = early ? random.range(0, 20) : random.range(0, 60);
-    const outcome = await runChild(planPath, { early, delay });
+    // Mostly within the first few dozen commits (the child commits at least once per
+    // operation); a small N kills it while it opens the database.
+    const commit = 1 + random.int(random.chance(0.1) ? 4 : 40);
+    const killAt = random.chance(0.5) ? commit : -commit;
+    const outcome = await runChild(planPath, { killAt });
     assert.equal(outcome.signal, 'SIGKILL', `the child ended on its own (code ${outcome.code}):\n${outcome.output}`);
+    assert.ok(outcome.reached, `the child never reached its commit ${commit}:\n${outcome.output}`);
     this.kills += 1;
     const ops = readAcks(ackPath);
     const counts = {};
     for (const op of ops) counts[op.intent.kind] = (counts[op.intent.kind] ?? 0) + 1;
-    const line = `child ${k}: killed ${delay} ms after ${early ? 'it began to open the database' : 'ready'}, ${ops.length} operations ${JSON.stringify(counts)}`;
+    const line = `child ${k}: killed just ${killAt > 0 ? 'before' : 'after'} its commit ${commit}${outcome.ready ? '' : ' (while opening)'}, ` +
+      `${ops.length} operations ${JSON.stringify(counts)}`;
     this.history.push(line);
     const inFlight = ops.length > 0 && !ops[ops.length - 1].ack ? ops[ops.length - 1].intent.kind : null;
     const committed = await this.verify(ops);
@@ -431,12 +439,17 @@ class Trial {
   }
 }
 
-describe('SIGKILL at random moments', () => {
+describe('SIGKILL at seeded commits', () => {
   let app;
+  const passed = { trials: 0, kills: 0 };
   before(async () => {
     app = await startApp({ serverOptions: { conflicts: 'newest_wins', toleranceMs: 1000 } });
   });
-  after(() => app && app.close());
+  after(() => {
+    if (app) app.close();
+    // Figures for the README (scripts/figures.js), from a full default run only.
+    if (!process.env.CRASH_SEED && passed.trials === seeds.length) recordFigures('crash', passed);
+  });
 
   for (const seed of seeds) {
     test(`crash trial seed ${seed}`, { timeout: 120000 }, async (t) => {
@@ -456,6 +469,8 @@ describe('SIGKILL at random moments', () => {
         throw error;
       }
       t.diagnostic(`seed ${seed}: ${trial.kills} kills, ${Date.now() - started} ms`);
+      passed.trials += 1;
+      passed.kills += trial.kills;
       if (process.env.CRASH_VERBOSE) for (const line of trial.history) t.diagnostic(line);
     });
   }
