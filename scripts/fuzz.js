@@ -13,6 +13,7 @@
 // interesting go to build/fuzz/corpus/<target>/ and survive between runs. A crash, leak,
 // timeout or out-of-memory input is saved to fuzz/crashes/<target>/, which `npm test`
 // replays (test/cpp/98_corpus_test.cc); keep it there as a regression case once fixed.
+// Writes fuzz/log.json (commit it: the README's fuzzing figures come from it).
 // Exits 1 when any target found something.
 
 const { execFileSync, spawnSync } = require('node:child_process');
@@ -114,7 +115,8 @@ function fuzz(name, seconds) {
   if (result.status !== 0 && found.length === 0) {
     found.push(`(exit status ${result.status}, signal ${result.signal}; see ${path.join(buildDir, `${name}.log`)})`);
   }
-  return { name, seconds, execs, found };
+  const corpusFiles = listFiles(work).length + listFiles(seeds).length;
+  return { name, seconds, execs, corpusFiles, found };
 }
 
 function main() {
@@ -123,6 +125,16 @@ function main() {
   if (!options.run) return;
   const seconds = Math.max(1, Math.floor((options.minutes * 60) / options.targets.length));
   const results = options.targets.map((name) => fuzz(name, seconds));
+  // The log the README cites (scripts/figures.js): what was run, for how long, and what it found.
+  const log = {
+    date: new Date().toISOString(),
+    cpuSeconds: results.reduce((sum, r) => sum + r.seconds, 0),
+    executions: results.reduce((sum, r) => sum + r.execs, 0),
+    corpusFiles: results.reduce((sum, r) => sum + r.corpusFiles, 0),
+    found: results.reduce((sum, r) => sum + r.found.length, 0),
+    targets: results.map(({ name, seconds, execs, corpusFiles, found }) => ({ name, seconds, executions: execs, corpusFiles, found: found.length })),
+  };
+  fs.writeFileSync(path.join(root, 'fuzz', 'log.json'), `${JSON.stringify(log, null, 2)}\n`);
   console.log('\n== summary');
   for (const r of results) {
     console.log(`${r.name}: ${r.seconds} s, ${r.execs} executions, ` +

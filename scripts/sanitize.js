@@ -98,6 +98,8 @@ function runAddonTests() {
     },
   });
   process.stdout.write(result.stdout.split('\n').filter((line) => /^# (tests|pass|fail|cancelled|todo)/.test(line)).join('\n') + '\n');
+  const passed = Number((result.stdout.match(/^# pass (\d+)/m) || [])[1] || 0);
+  const cppTests = (xml.match(/<testcase /g) || []).length;
   const output = `${result.stdout}\n${result.stderr}`;
   if (REPORT.test(output) || result.status !== 0) {
     const report = output.split('\n').filter((line) => REPORT.test(line) || /^not ok/.test(line)).slice(0, 20).join('\n');
@@ -105,4 +107,8 @@ function runAddonTests() {
       `${result.stderr.slice(-4000)}`);
     process.exit(1);
   }
+  // For the README (scripts/figures.js).
+  const figures = path.join(root, 'build', 'figures');
+  fs.mkdirSync(figures, { recursive: true });
+  fs.writeFileSync(path.join(figures, 'sanitize.json'), `${JSON.stringify({ cppTests, jsTests: passed }, null, 2)}\n`);
 }

@@ -255,10 +255,13 @@ void RunAllSweeps(Subject& subject) {
   TempDir dir;
   subject.CreateTemplate(dir.File("template.db"));
   if (::testing::Test::HasFatalFailure()) return;
+  int64_t trials = 0;
   for (const SweepMode& mode : kModes) {
     SweepStats stats;
     RunSweep(subject, mode, dir, &stats);
     if (::testing::Test::HasFailure()) return;
+    trials += stats.trials;
+    testing_util::RecordFigures({{"faultTrials", trials}});
     // The sweep must have reached the operation's I/O, and some faults must have surfaced.
     EXPECT_GT(stats.trials, 0) << mode.name;
     EXPECT_GT(stats.failed, 0) << mode.name;

@@ -90,6 +90,7 @@ TEST(PowerLoss, FullDurabilityKeepsEveryAcknowledgedWrite) {
     SCOPED_TRACE("acknowledged " + std::to_string(acknowledged));
     EXPECT_EQ(RunAndCut(Durability::kFull, acknowledged), acknowledged);
   }
+  testing_util::RecordFigures({{"powerCuts", 3}});
 }
 
 TEST(PowerLoss, NormalDurabilityLosesAtMostTheLastCommitsAndNeverCorrupts) {
@@ -99,6 +100,7 @@ TEST(PowerLoss, NormalDurabilityLosesAtMostTheLastCommitsAndNeverCorrupts) {
     EXPECT_GE(surviving, 0);
     EXPECT_LE(surviving, acknowledged);
   }
+  testing_util::RecordFigures({{"powerCuts", 3}});
 }
 
 // The simulation itself: without a power cut, the same run keeps everything, so a loss above

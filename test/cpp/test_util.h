@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +31,23 @@
 
 namespace deltasync {
 namespace testing_util {
+
+// Records figures the README quotes (scripts/figures.js): writes figures/cpp-<test>.json in
+// the working directory (build/ under ctest) holding `values`, named after the running test.
+inline void RecordFigures(const std::map<std::string, int64_t>& values) {
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string name = test ? std::string(test->test_suite_name()) + "." + test->name() : "unknown";
+  std::error_code ec;
+  std::filesystem::create_directories("figures", ec);
+  std::ofstream out("figures/cpp-" + name + ".json", std::ios::trunc);
+  out << "{";
+  bool first = true;
+  for (const auto& [key, value] : values) {
+    out << (first ? "" : ",") << "\"" << key << "\":" << value;
+    first = false;
+  }
+  out << "}\n";
+}
 
 // A directory under the system temp dir, unique per process and per instance,
 // removed with everything in it when the object goes away.

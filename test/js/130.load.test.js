@@ -26,6 +26,7 @@ const { once } = require('node:events');
 const { SyncClient, tempDir } = require('./helpers');
 const { SyncServer, logOf, assertGapless, replay } = require('./fixtures/server-http');
 const { httpTransport } = require('../..');
+const { recordFigures } = require('./fixtures/figures');
 
 const LOAD_SECONDS = Number(process.env.LOAD_SECONDS ?? 5);
 const CLIENTS = Number(process.env.LOAD_CLIENTS ?? 32);
@@ -254,6 +255,7 @@ test(`load: ${CLIENTS} clients through one Express server for ${LOAD_SECONDS} s`
   };
   t.diagnostic(`load figures: ${JSON.stringify(figures)}`);
   console.log(`[130.load] ${JSON.stringify(figures)}`);
+  const loadFigures = { clients: CLIENTS, ...figures };
 
   // Nothing failed.
   for (const seen of clients) {
@@ -300,4 +302,5 @@ test(`load: ${CLIENTS} clients through one Express server for ${LOAD_SECONDS} s`
   }
   for (const { client } of clients) client.close();
   server.close();
+  recordFigures('load', loadFigures); // for the README (scripts/figures.js): every check above passed
 });

@@ -14,6 +14,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
+const { recordFigures } = require('../js/fixtures/figures');
 const { repoRoot, npm, run, INSTALL_FLAGS, emptyProject, readmeQuickStart, nodeOnlyPath, tempRoot, treeSize } =
   require('./helpers');
 
@@ -137,9 +138,7 @@ test('the linux-arm64 prebuild loads and syncs under qemu-user', (t) => {
 });
 
 test('report', () => {
-  const out = path.join(repoRoot, 'build', 'package-report.json');
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  recordFigures('package', report); // for the README (scripts/figures.js)
   console.log(JSON.stringify(report, null, 2));
   fs.rmSync(root, { recursive: true, force: true });
 });
