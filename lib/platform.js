@@ -7,11 +7,24 @@ const path = require('node:path');
 
 const packageRoot = path.join(__dirname, '..');
 
-/** 'glibc' or 'musl' on Linux (as Node's own process report tells it), otherwise '' */
+let libc;
+
+/** 'glibc' or 'musl' on Linux (as Node's own process report tells it), otherwise ''. Asked once. */
 function libcFamily() {
-  if (process.platform !== 'linux') return '';
-  const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null;
-  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  if (libc !== undefined) return libc;
+  if (process.platform !== 'linux') return (libc = '');
+  let report = null;
+  if (typeof process.report?.getReport === 'function') {
+    // The report lists every open handle unless told not to; only its header is needed here.
+    const excluded = process.report.excludeNetwork;
+    process.report.excludeNetwork = true;
+    try {
+      report = process.report.getReport();
+    } finally {
+      process.report.excludeNetwork = excluded;
+    }
+  }
+  return (libc = report?.header?.glibcVersionRuntime ? 'glibc' : 'musl');
 }
 
 /** The prebuild folder for this process: linux-x64, linux-arm64, linux-x64-musl, darwin-arm64, win32-x64 ... */

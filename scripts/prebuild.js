@@ -37,8 +37,12 @@ function publish(built, tag, tools) {
   fs.copyFileSync(built, staged);
   try {
     if (process.platform === 'linux') {
-      if (has(tools.strip)) run(tools.strip, ['--strip-unneeded', staged]);
-      if (has(tools.objdump)) checkLinuxBinary(staged, tag, tools.objdump);
+      // An unchecked binary never ships: without these tools the build stops.
+      for (const tool of [tools.strip, tools.objdump]) {
+        if (!has(tool)) throw new Error(`${tool} is not installed: it is needed to strip and check ${tag}'s binary (Debian: binutils)`);
+      }
+      run(tools.strip, ['--strip-unneeded', staged]);
+      checkLinuxBinary(staged, tag, tools.objdump);
     }
     fs.renameSync(staged, target);
   } finally {

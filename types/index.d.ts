@@ -623,6 +623,8 @@ export interface PullResponse {
   hasMore: boolean;
   /** lastKnownServerVersion was ahead of the server's history: this page starts from 0. */
   resync?: true;
+  /** With resync: the server's head before this request's own changes. */
+  resyncFrom?: number;
 }
 
 export type SyncResponse = Omit<PushResponse, 'latestServerVersion'> & PullResponse;

@@ -61,7 +61,13 @@ function readTokensFile(file) {
 function authenticator(auth) {
   const devUser = (req, fallback) => {
     const user = req.headers['x-user-id'];
-    return auth.insecureDevUsers && typeof user === 'string' && user.length > 0 ? user : fallback;
+    if (user === undefined) return fallback;
+    if (!auth.insecureDevUsers) {
+      // Refused, not ignored: a deployment that relied on it must not quietly merge every
+      // user into one.
+      throw new Error('the x-user-id header is honoured only with --insecure-dev-users; the user comes from the credentials');
+    }
+    return typeof user === 'string' && user.length > 0 ? user : fallback;
   };
   if (auth.kind === 'tokens') {
     return (req) => {
@@ -80,6 +86,7 @@ function authenticator(auth) {
         ...(auth.issuer ? { issuer: auth.issuer } : {}),
         ...(auth.audience ? { audience: auth.audience } : {}),
       });
+      if (typeof payload.exp !== 'number') throw new Error('the token has no expiry (exp)');
       const user = payload[auth.claim];
       return typeof user === 'string' && user.length > 0 ? devUser(req, user) : undefined;
     };

@@ -376,6 +376,12 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
                                        : key == "conflicts" ? PushVerdict::Kind::kConflict
                                                             : PushVerdict::Kind::kError;
         DS_RETURN_IF_ERROR(DecodeVerdicts(items, kind, limits, "page." + std::string(key), &out->verdicts));
+      } else if (key == "resyncFrom") {
+        int64_t version = 0;
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
+          return ExpectedError("a non-negative integer", "page.resyncFrom", DescribeReceived(value));
+        }
+        out->resync_from = version;
       } else if (key == "headVersion") {
         int64_t version = 0;
         if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
@@ -560,7 +566,7 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
   if (page.resync && begin == 0) {
-    DS_RETURN_IF_ERROR(ResetToServerHistory(page.head_version.value_or(0)));
+    DS_RETURN_IF_ERROR(ResetToServerHistory(page.resync_from.value_or(page.head_version.value_or(0))));
     result->resynced = true;
   }
   bool has_local = false;

@@ -62,6 +62,7 @@ struct PullPage {
   std::optional<int64_t> head_version;           // the server's newest version
   bool has_more = false;
   bool resync = false;  // the server's history is behind the client's cursor: the page starts from 0
+  std::optional<int64_t> resync_from;  // with resync: the server's head before the request
   size_t bytes = 0;
   std::vector<PushVerdict> verdicts;  // when the page is a whole sync response
 };

@@ -1,5 +1,8 @@
 #include "core/open_marker.h"
 
+#include <filesystem>
+#include <system_error>
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
 #include <sys/file.h>
@@ -34,7 +37,10 @@ int FlockRetrying(int fd, int operation) {
 }  // namespace
 
 std::unique_ptr<OpenMarker> OpenMarker::Acquire(const std::string& path) {
-  const std::string marker = path + "-open";
+  // Named after the file's canonical path, so "./a.db", "a.db" and a link to it share one marker.
+  std::error_code ec;
+  const std::filesystem::path canonical = std::filesystem::weakly_canonical(path, ec);
+  const std::string marker = (ec ? path : canonical.string()) + "-open";
   for (int attempt = 0; attempt < 8; ++attempt) {
     const int fd = open(marker.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return std::unique_ptr<OpenMarker>(new OpenMarker(marker, -1, true));

@@ -605,7 +605,9 @@ class SyncServerCore::Impl {
     if (!current.ok()) return current.status();
     if (!current.value().found) return Status::Ok();
     std::string key = *change->change_id;
-    for (int step = 0; step < 64; ++step) {
+    // Each step follows a recorded outcome with a version below the entity's, so the chain is
+    // at most as long as the entity's history; the bound only guards against a corrupt file.
+    for (int64_t step = 0; step <= current.value().version; ++step) {
       std::optional<int64_t> recorded_version;
       {
         Result<Statement*> stmt = db_.Cached(kFindResult);
@@ -968,12 +970,15 @@ class SyncServerCore::Impl {
   // latestServerVersion is where this page brings the device (its next cursor), headVersion
   // the user's newest version. A cursor ahead of the head means the database went back in
   // time (a restored backup, a lost WAL): the page then starts from 0 and says "resync".
+  // `history_head`: the head before this request's own pushes (they must not hide a cursor
+  // that is ahead of the server's history); the head now when absent.
   Status AppendPull(const std::string& user_id, const std::optional<std::string>& device_id, int64_t since,
-                    int64_t limit, size_t max_bytes, std::string* out) {
+                    int64_t limit, size_t max_bytes, std::string* out, std::optional<int64_t> history_head = {}) {
     Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
     if (!latest.ok()) return latest.status();
     const int64_t head = latest.value().first;
-    const bool resync = since > head;
+    const int64_t known_head = history_head.value_or(head);
+    const bool resync = since > known_head;
     if (resync) since = 0;
     Result<Statement*> stmt = db_.Cached(kPullChanges);
     if (!stmt.ok()) return stmt.status();
@@ -1029,7 +1034,7 @@ class SyncServerCore::Impl {
     out->append("],\"latestServerVersion\":").append(std::to_string(cursor));
     out->append(",\"headVersion\":").append(std::to_string(head));
     out->append(",\"hasMore\":").append(has_more ? "true" : "false");
-    if (resync) out->append(",\"resync\":true");
+    if (resync) out->append(",\"resync\":true,\"resyncFrom\":").append(std::to_string(known_head));
     if (device_id) {
       Result<Statement*> touch = db_.Cached(kTouchDevicePull);
       if (!touch.ok()) return touch.status();
@@ -1482,6 +1487,8 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
   DS_RETURN_IF_ERROR(impl.DecodePush(request, true, context, &push));
   Transaction tx(*db_);
   DS_RETURN_IF_ERROR(tx.status());
+  Result<std::pair<int64_t, int64_t>> before = impl.UserVersion(user_id);
+  if (!before.ok()) return before.status();
   std::vector<Outcome> outcomes;
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
   std::string out = "{";
@@ -1489,7 +1496,7 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
   out.push_back(',');
   DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
                                      push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
-                                     impl.RemainingBudget(out.size()), &out));
+                                     impl.RemainingBudget(out.size()), &out, before.value().first));
   out.push_back('}');
   DS_RETURN_IF_ERROR(tx.Commit());
   return out;

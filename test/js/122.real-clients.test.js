@@ -4,7 +4,7 @@
 // the Sync V2 design with its own habits, a host process whose sync fails, and requests
 // built to crash or stall the server. Each test failed before its fix.
 
-const { test, describe } = require('node:test');
+const { test, describe, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -13,7 +13,17 @@ const { SyncClient, SyncServer, httpTransport } = require('../..');
 const { tempDir } = require('./helpers');
 const { withApp, startApp, assertHttpError, change, logOf, assertGapless } = require('./fixtures/server-http');
 
+const { recordFigures } = require('./fixtures/figures');
+
 const repoRoot = path.join(__dirname, '..', '..');
+
+// For the README (scripts/figures.js): how many of these tests ran and passed.
+let passedTests = 0;
+const countedTest = (name, ...rest) => test(name, ...rest.slice(0, -1), async (t) => {
+  await rest.at(-1)(t);
+  passedTests += 1;
+});
+after(() => recordFigures('real-clients', { tests: passedTests }));
 
 /** `count` CREATED changes of notes n0..n{count-1}, as a Sync V2 client queues them. */
 function createdChanges(count, prefix = 'c', data = (i) => ({ title: `note ${i}` })) {
@@ -21,7 +31,7 @@ function createdChanges(count, prefix = 'c', data = (i) => ({ title: `note ${i}`
 }
 
 describe('an independent Sync V2 client', () => {
-  test('the device id comes from the X-Device-ID header when the body has none', async (t) => {
+  countedTest('the device id comes from the X-Device-ID header when the body has none', async (t) => {
     const app = await withApp(t);
     const body = { lastKnownServerVersion: 0, changes: createdChanges(2) };
     const response = await app.sync(body, { headers: { 'x-device-id': 'browser-1' } });
@@ -37,7 +47,7 @@ describe('an independent Sync V2 client', () => {
       400, 'INVALID_ARGUMENT', /X-Device-ID/);
   });
 
-  test('a client that stores latestServerVersion as its cursor and ignores hasMore receives every change', async (t) => {
+  countedTest('a client that stores latestServerVersion as its cursor and ignores hasMore receives every change', async (t) => {
     const app = await withApp(t);
     for (let start = 0; start < 1200; start += 400) {
       await app.sync({ deviceId: 'writer', changes: createdChanges(400, `w${start}-`).map((item, i) => ({ ...item, entityId: `n${start + i}` })) });
@@ -54,14 +64,14 @@ describe('an independent Sync V2 client', () => {
     assert.equal(cursor, 1200);
   });
 
-  test('a backlog of 5,000 changes sent in one request gets through (the body limit is the guard)', async (t) => {
+  countedTest('a backlog of 5,000 changes sent in one request gets through (the body limit is the guard)', async (t) => {
     const app = await withApp(t);
     const response = await app.sync({ deviceId: 'd1', lastKnownServerVersion: 0, changes: createdChanges(5000) });
     assert.equal(response.applied.length, 5000);
     assert.equal(response.errors.length, 0);
   });
 
-  test('GET /v2/status and POST /v2/migrate (the Sync V2 design\'s routes)', async (t) => {
+  countedTest('GET /v2/status and POST /v2/migrate (the Sync V2 design\'s routes)', async (t) => {
     const app = await withApp(t);
     await app.sync({ deviceId: 'd1', changes: createdChanges(3) });
     const status = await app.get('/v2/status', { headers: { 'x-device-id': 'd1' } });
@@ -88,7 +98,7 @@ describe('an independent Sync V2 client', () => {
 });
 
 describe('failures never crash the host', () => {
-  test('a started client with no error listener survives a failing server; status.lastError carries the failure', () => {
+  countedTest('a started client with no error listener survives a failing server; status.lastError carries the failure', () => {
     // In a child process: an unheard 'error' event would exit it with code 1.
     const script = `
       const { SyncClient, TransportError } = require(${JSON.stringify(repoRoot)});
@@ -120,7 +130,7 @@ describe('failures never crash the host', () => {
     assert.match(out.lastError.message, /service unavailable/);
   });
 
-  test('an error listener still receives every failure', async (t) => {
+  countedTest('an error listener still receives every failure', async (t) => {
     const dir = tempDir(t);
     let calls = 0;
     const client = new SyncClient({
@@ -142,7 +152,7 @@ describe('failures never crash the host', () => {
 });
 
 describe('responses are bounded by bytes', () => {
-  test('600 conflicting UPDATEDs against one 1 MB document: its data is sent once, not 600 times', async (t) => {
+  countedTest('600 conflicting UPDATEDs against one 1 MB document: its data is sent once, not 600 times', async (t) => {
     const app = await withApp(t, { serverOptions: { conflicts: 'server_wins' } });
     const big = { blob: 'x'.repeat(1024 * 1024 - 64) };
     await app.sync({ deviceId: 'd1', changes: [change('c0', 'CREATED', 'big', big, { timestamp: 1 })] });
@@ -159,7 +169,7 @@ describe('responses are bounded by bytes', () => {
     assert.equal((await app.sync({ deviceId: 'd3', changes: [] }, { user: 'bob' })).headVersion, 0);
   });
 
-  test('pull pages and conflict data stop at maxResponseBytes; hasMore tells the rest and a client gets everything', async (t) => {
+  countedTest('pull pages and conflict data stop at maxResponseBytes; hasMore tells the rest and a client gets everything', async (t) => {
     const maxResponseBytes = 64 * 1024;
     const app = await withApp(t, { serverOptions: { limits: { maxResponseBytes } } });
     const doc = (i) => ({ i, body: 'y'.repeat(10 * 1024) });
@@ -188,7 +198,7 @@ describe('responses are bounded by bytes', () => {
     assert.equal(client.serverVersion, 60);
   });
 
-  test('a lost conflict whose data was over the budget stays queued and settles on a later request', async (t) => {
+  countedTest('a lost conflict whose data was over the budget stays queued and settles on a later request', async (t) => {
     const app = await withApp(t, { serverOptions: { conflicts: 'server_wins', limits: { maxResponseBytes: 32 * 1024 } } });
     const doc = (i) => ({ i, body: 'z'.repeat(20 * 1024) });
     const other = new SyncClient({ path: ':memory:', deviceId: 'other', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
@@ -209,7 +219,7 @@ describe('responses are bounded by bytes', () => {
 });
 
 describe('the router answers JSON, checks identities and bounds its work', () => {
-  test('a malformed %-escape in a path is a JSON 400, not an HTML page with a stack trace', async (t) => {
+  countedTest('a malformed %-escape in a path is a JSON 400, not an HTML page with a stack trace', async (t) => {
     const app = await withApp(t);
     for (const target of ['/status/%ff', '/v2/status/%E0%A4%A']) {
       const response = await app.get(target);
@@ -220,7 +230,7 @@ describe('the router answers JSON, checks identities and bounds its work', () =>
     assertHttpError(await app.get('/status/%ff'), 400, 'INVALID_ARGUMENT');
   });
 
-  test('the user id authenticate returns must be well-formed: two ill-formed ids never collapse into one user', async (t) => {
+  countedTest('the user id authenticate returns must be well-formed: two ill-formed ids never collapse into one user', async (t) => {
     const ids = { lone: 'u\uD800', other: 'u\uDBFF', control: 'a\u0000b', long: 'x'.repeat(257), number: 42 };
     const app = await withApp(t, { authenticate: (req) => ids[req.get('x-user')] ?? req.get('x-user') });
     for (const name of Object.keys(ids)) {
@@ -230,7 +240,7 @@ describe('the router answers JSON, checks identities and bounds its work', () =>
     assert.equal((await app.sync({ deviceId: 'd', changes: createdChanges(1) }, { user: 'ok' })).applied.length, 1);
   });
 
-  test('requests in flight are bounded: past the bound, 503 OVERLOADED with Retry-After, and nothing is lost', async (t) => {
+  countedTest('requests in flight are bounded: past the bound, 503 OVERLOADED with Retry-After, and nothing is lost', async (t) => {
     let release;
     const gate = new Promise((resolve) => { release = resolve; });
     let waiting = 0;
@@ -255,7 +265,7 @@ describe('the router answers JSON, checks identities and bounds its work', () =>
 });
 
 describe('a page must agree with itself', () => {
-  test('applyRemote refuses a page whose cursor contradicts its changes, and changes nothing', async (t) => {
+  countedTest('applyRemote refuses a page whose cursor contradicts its changes, and changes nothing', async (t) => {
     const dir = tempDir(t);
     const client = new SyncClient({ path: path.join(dir, 'c.db') });
     t.after(() => client.close());
@@ -271,7 +281,7 @@ describe('a page must agree with itself', () => {
     assert.equal(client.get('note', 'n5'), undefined);
   });
 
-  test('a cursor pushed to 2^53-1 by a hostile page is healed by the next sync (the server says resync)', async (t) => {
+  countedTest('a cursor pushed to 2^53-1 by a hostile page is healed by the next sync (the server says resync)', async (t) => {
     const app = await withApp(t);
     await app.sync({ deviceId: 'w', changes: createdChanges(3) });
     const client = new SyncClient({ path: ':memory:', transport: httpTransport({ url: app.base, headers: { 'x-user': 'alice' } }) });
@@ -285,7 +295,17 @@ describe('a page must agree with itself', () => {
 });
 
 describe('the server going back in time is noticed', () => {
-  test('a server restored from an older copy: clients re-pull, re-send what it lost, and converge with nothing lost', async (t) => {
+  countedTest('a cursor ahead of the history is noticed even when the same request pushes past it', async (t) => {
+    const app = await withApp(t);
+    await app.sync({ deviceId: 'w', changes: createdChanges(3) });
+    // The device's cursor is 5, the server's history ends at 3, and the device pushes 4 changes.
+    const response = await app.sync({ deviceId: 'd', lastKnownServerVersion: 5, changes: createdChanges(4, 'p', (i) => ({ p: i })).map((c, i) => ({ ...c, entityId: `p${i}` })) });
+    assert.equal(response.resync, true);
+    assert.equal(response.resyncFrom, 3, 'the head before this request\'s own changes');
+    assert.deepEqual(response.newChanges.map((c) => c.version), [1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  countedTest('a server restored from an older copy: clients re-pull, re-send what it lost, and converge with nothing lost', async (t) => {
     const dir = tempDir(t);
     const serverPath = path.join(dir, 'server.db');
     let app = await startApp({ server: new SyncServer({ path: serverPath }) });
@@ -338,7 +358,7 @@ describe('the server going back in time is noticed', () => {
 describe('clock hygiene', () => {
   const YEAR_9999 = Date.UTC(9999, 11, 31);
 
-  test('a record stamped 9999-12-31 cannot pin an entity: a later edit from another device wins', async (t) => {
+  countedTest('a record stamped 9999-12-31 cannot pin an entity: a later edit from another device wins', async (t) => {
     const app = await withApp(t); // newest_wins, maxClockSkewMs 60 s
     await app.sync({ deviceId: 'bad-clock', changes: [change('f1', 'CREATED', 'n', { by: 'bad-clock' }, { timestamp: YEAR_9999 })] });
     const log = await logOf(app.server, 'alice');
@@ -353,7 +373,7 @@ describe('clock hygiene', () => {
     assert.deepEqual(replay.applied, [{ changeId: 'f1', version: 1 }]);
   });
 
-  test('the same on the compatible /push: updated_at 9999-12-31 is clamped', async (t) => {
+  countedTest('the same on the compatible /push: updated_at 9999-12-31 is clamped', async (t) => {
     const app = await withApp(t);
     const push = (device, record) => app.post('/push', { deviceId: device, changes: { customers: [record] } });
     assert.equal((await push('bad-clock', { customer_id: 'C1', name: 'pinned', updated_at: '9999-12-31T00:00:00Z' })).status, 200);
@@ -364,7 +384,7 @@ describe('clock hygiene', () => {
 });
 
 describe('limits hold after merging', () => {
-  test('two UPDATEDs of 600 KB each: the second is a per-change LIMIT_EXCEEDED and nothing of it is stored', async (t) => {
+  countedTest('two UPDATEDs of 600 KB each: the second is a per-change LIMIT_EXCEEDED and nothing of it is stored', async (t) => {
     const app = await withApp(t);
     const half = (field) => ({ [field]: 'm'.repeat(600 * 1024) });
     await app.sync({ deviceId: 'd', changes: [change('m0', 'CREATED', 'big', { title: 't' })] });
@@ -384,7 +404,7 @@ describe('limits hold after merging', () => {
     assert.equal(fresh.get('note', 'big').a.length, 600 * 1024);
   });
 
-  test('on the client: put 900 KB then patch 900 KB is LIMIT_EXCEEDED with nothing stored or queued', async (t) => {
+  countedTest('on the client: put 900 KB then patch 900 KB is LIMIT_EXCEEDED with nothing stored or queued', async (t) => {
     const client = new SyncClient({ path: path.join(tempDir(t), 'c.db') });
     t.after(() => client.close());
     client.put('note', 'n', { a: 'p'.repeat(900 * 1024) });
@@ -401,7 +421,7 @@ describe('limits hold after merging', () => {
 });
 
 describe('Retry-After and going online', () => {
-  test('a Retry-After in year 9999 waits at most retry.maxRetryAfterMs, and notify("online") retries at once', async (t) => {
+  countedTest('a Retry-After in year 9999 waits at most retry.maxRetryAfterMs, and notify("online") retries at once', async (t) => {
     const { TransportError } = require('../..');
     let calls = 0;
     const client = new SyncClient({
@@ -430,7 +450,7 @@ describe('Retry-After and going online', () => {
 });
 
 describe('ingest stays in its directory', () => {
-  test('a symbolic link to a file outside is reported and not read; one inside is followed', async (t) => {
+  countedTest('a symbolic link to a file outside is reported and not read; one inside is followed', async (t) => {
     const dir = tempDir(t);
     const data = path.join(dir, 'data');
     const outside = path.join(dir, 'outside');
@@ -453,7 +473,7 @@ describe('ingest stays in its directory', () => {
 });
 
 describe('the compatible /push', () => {
-  test('a record set back to an earlier value is applied, and a retry of that revert applies once', async (t) => {
+  countedTest('a record set back to an earlier value is applied, and a retry of that revert applies once', async (t) => {
     const app = await withApp(t);
     const push = (name) => app.post('/push', { deviceId: 'legacy', changes: { customers: [{ customer_id: 'C1', name }] } });
     for (const name of ['A', 'B', 'A']) assert.equal((await push(name)).status, 200);
@@ -466,7 +486,7 @@ describe('the compatible /push', () => {
 });
 
 describe('opening a database beside a live client', () => {
-  test('leaves the other process\'s in-flight changes alone; after that process dies they are recovered', async (t) => {
+  countedTest('leaves the other process\'s in-flight changes alone; after that process dies they are recovered', async (t) => {
     const { spawn } = require('node:child_process');
     const file = path.join(tempDir(t), 'shared.db');
     // A child whose sync never gets an answer: its change stays in flight.
@@ -497,7 +517,7 @@ describe('opening a database beside a live client', () => {
 });
 
 describe('conflict ids', () => {
-  test('are numbered per user: they say nothing about other users\' activity', async (t) => {
+  countedTest('are numbered per user: they say nothing about other users\' activity', async (t) => {
     const app = await withApp(t, { serverOptions: { conflicts: 'manual' } });
     const conflictFor = async (user, id, n) => {
       await app.sync({ deviceId: 'a', changes: [change(`${user}-c${n}`, 'CREATED', id, { v: 0 }, { timestamp: 1 })] }, { user });
@@ -513,7 +533,7 @@ describe('conflict ids', () => {
     assert.deepEqual((await app.server.conflicts('alice')).map((item) => item.id), [2]);
   });
 
-  test('the open-conflict list stops at maxResponseBytes and pages with after', async (t) => {
+  countedTest('the open-conflict list stops at maxResponseBytes and pages with after', async (t) => {
     const app = await withApp(t, { serverOptions: { conflicts: 'manual', limits: { maxResponseBytes: 64 * 1024 } } });
     const big = { body: 'c'.repeat(20 * 1024) };
     const creates = Array.from({ length: 10 }, (_, i) => change(`c${i}`, 'CREATED', `n${i}`, big, { timestamp: 1 }));
@@ -530,5 +550,29 @@ describe('conflict ids', () => {
       after = list.at(-1).id;
     }
     assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+});
+
+describe('request bodies', () => {
+  countedTest('memory grows with the bytes that arrive, not with the Content-Length a client declares', async (t) => {
+    const http = require('node:http');
+    const app = await withApp(t);
+    const url = new URL(`${app.base}/v2`);
+    const declared = 9 * 1024 * 1024;
+    const held = [];
+    const baseline = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 20; i += 1) {
+      const req = http.request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': String(declared), 'x-user': 'alice' } });
+      req.on('error', () => {});
+      req.write('{"deviceId":"d",');
+      held.push(req);
+    }
+    // Let every request reach the router and start reading.
+    for (let i = 0; i < 50; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const grown = process.memoryUsage().arrayBuffers - baseline;
+    for (const req of held) req.destroy();
+    // Reserving the declared length would take 20 x 9 MiB = 180 MiB here.
+    assert.ok(grown < 32 * 1024 * 1024, `array buffers grew by ${(grown / 1024 / 1024).toFixed(1)} MiB`);
   });
 });

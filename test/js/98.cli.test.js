@@ -456,10 +456,13 @@ describe('deltasync serve', () => {
     assert.equal((await post({})).status, 401);
     assert.equal((await post({ authorization: 'Bearer wrong-token-0123456789' })).status, 401);
     assert.equal((await post({ authorization: 'alice-token-0123456789' })).status, 401);
-    // The x-user-id header is not honoured: bob's token is bob, whatever the header says.
+    // The x-user-id header is refused without --insecure-dev-users: bob cannot claim to be alice.
     const spoof = await fetch(`${server.url}/status/d1`, { headers: { ...bob, 'x-user-id': 'alice' } });
-    assert.equal(spoof.status, 404, 'bob has no device d1, and cannot claim to be alice');
-    await spoof.arrayBuffer();
+    assert.equal(spoof.status, 401);
+    assert.match((await spoof.json()).error.message, /x-user-id header is honoured only with --insecure-dev-users/);
+    const bobStatus = await fetch(`${server.url}/status/d1`, { headers: bob });
+    assert.equal(bobStatus.status, 404, 'bob has no device d1');
+    await bobStatus.arrayBuffer();
     const status = await fetch(`${server.url}/status/d1`, { headers: alice });
     assert.equal(status.status, 200);
     assert.equal((await status.json()).changesPushed, 1);
@@ -516,6 +519,8 @@ describe('deltasync serve', () => {
       await sign({ sub: 'carol' }, secret, 'https://evil.example.test'),
       await sign({ sub: 'carol' }, secret, 'https://auth.example.test', Math.floor(Date.now() / 1000) - 120),
       await sign({ name: 'no subject' }),
+      await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://auth.example.test')
+        .sign(new TextEncoder().encode(secret)), // no expiry
       'not.a.jwt',
     ]) {
       const refused = await status(token);
@@ -557,11 +562,18 @@ describe('deltasync serve', () => {
     const body = { deviceId: 'd1', lastKnownServerVersion: 0, changes: [{ changeId: 'c1', type: 'CREATED', entityType: 'note', entityId: 'n1', data: {}, timestamp: 1 }] };
     const response = await fetch(`${server.url}/v2`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-user-id': 'ignored' },
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
     assert.equal(response.status, 200);
     await response.json();
+    const claimed = await fetch(`${server.url}/v2`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-user-id': 'someone' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(claimed.status, 401, 'a user named in x-user-id is refused, never silently merged into "default"');
+    await claimed.arrayBuffer();
     const outside = await fetch(new URL('/elsewhere', server.url));
     assert.equal(outside.status, 404);
     assert.equal((await outside.json()).error.code, 'NOT_FOUND');
@@ -572,7 +584,7 @@ describe('deltasync serve', () => {
     const reopened = new SyncServer({ path: db });
     t.after(() => reopened.close());
     assert.equal((await reopened.pull('default', { since: 0 })).newChanges.length, 1);
-    assert.equal((await reopened.pull('ignored', { since: 0 })).newChanges.length, 0);
+    assert.equal((await reopened.pull('someone', { since: 0 })).newChanges.length, 0);
     reopened.close();
 
     const dev = await startServe(t, ['--db', path.join(dir, 'dev.db'), '--port', '0', '--token', 'shared-token', '--insecure-dev-users']);
