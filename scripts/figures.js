@@ -30,12 +30,12 @@ const FUZZ_LOG = path.join(root, 'fuzz', 'log.json');
 
 // What a reader must know to read a trial's figure honestly; one line each, keyed by trial.
 const CAVEATS = {
-  b: 'both targets sit above the raw SQLite ceiling (c) measured in the same run',
+  b: 'both goals sit above the raw SQLite ceiling (c) measured in the same run',
   e: 'both sides spend most of their time in the same SQLite statements',
-  g: 'a put() waits for the apply chunk in progress',
-  l2: 'with 4 of the 8 clients on the compatible routes',
-  o2: 'a client with a long acknowledged history: each cycle re-reads it',
-  q: 'an unchanged re-run skips by manifest (unchangedVsPeer)',
+  g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
+  l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
+  o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
+  q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
 };
 
 const readJson = (file, fallback) => (fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : fallback);
