@@ -6,14 +6,11 @@
 //
 // Bodies are read as bytes and handed to C++; nothing is parsed on the main thread.
 
-const { SyncServer, idFieldsArg } = require('./server');
+const { SyncServer, idFieldsArg, isUserId, USER_ID_RULE } = require('./server');
 const { SyncError } = require('./errors');
 const is = require('./is');
 
 const ROUTER_OPTIONS = ['authenticate', 'limits', 'idFields'];
-const MAX_USER_ID_BYTES = 256;
-// Control characters are never part of a user id an identity provider issues.
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 const STATUS_BY_CODE = {
   INVALID_ARGUMENT: 400,
   UNAUTHENTICATED: 401,
@@ -162,11 +159,8 @@ function createSyncRouter(server, options) {
       sendError(res, new SyncError('Authentication required', 'UNAUTHENTICATED'));
       return;
     }
-    if (typeof userId !== 'string' || Buffer.byteLength(userId) > MAX_USER_ID_BYTES ||
-        !is.isWellFormedString(userId) || CONTROL_CHARACTER.test(userId)) {
-      // Two ill-formed ids could otherwise collapse into one user on their way to UTF-8.
-      sendError(res, new SyncError(`authenticate returned an invalid user id: expected a string of 1-${MAX_USER_ID_BYTES} ` +
-        'bytes of well-formed text without control characters', 'UNAUTHENTICATED'));
+    if (!isUserId(userId)) {
+      sendError(res, new SyncError(`authenticate returned an invalid user id: expected ${USER_ID_RULE}`, 'UNAUTHENTICATED'));
       return;
     }
     req.deltasyncUserId = userId;

@@ -12,16 +12,19 @@ const MAX_ID_BYTES = 256;
 
 const strategyList = STRATEGIES.map((name) => `"${name}"`).join(', ');
 
+// Control characters are never part of a user id an identity provider issues.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+const USER_ID_RULE = `a string of 1-${MAX_ID_BYTES} bytes of well-formed text without control characters`;
+
+/** The one rule for user ids, here and in the router: two ill-formed ids could otherwise
+ *  collapse into one user on their way to UTF-8. */
+function isUserId(userId) {
+  return typeof userId === 'string' && userId.length > 0 && Buffer.byteLength(userId) <= MAX_ID_BYTES &&
+    !CONTROL_CHARACTER.test(userId) && is.isWellFormedString(userId);
+}
+
 function userIdArg(userId) {
-  if (
-    typeof userId !== 'string' ||
-    userId.length === 0 ||
-    Buffer.byteLength(userId) > MAX_ID_BYTES ||
-    userId.includes('\0') ||
-    !is.isWellFormedString(userId)
-  ) {
-    throw is.invalid('userId', `a non-empty string of at most ${MAX_ID_BYTES} bytes`, userId);
-  }
+  if (!isUserId(userId)) throw is.invalid('userId', USER_ID_RULE, userId);
   return userId;
 }
 
@@ -221,4 +224,4 @@ class SyncServer {
   }
 }
 
-module.exports = { SyncServer, idFieldsArg };
+module.exports = { SyncServer, idFieldsArg, isUserId, USER_ID_RULE };

@@ -97,7 +97,7 @@ describe('new SyncServer(options)', () => {
 });
 
 describe('argument validation of the operations', () => {
-  const badUsers = [undefined, null, '', 42, 'u'.repeat(257), {}];
+  const badUsers = ['a\u0001b', undefined, null, '', 42, 'u'.repeat(257), {}];
 
   test('userId must be a non-empty string of at most 256 bytes, on every operation', async (t) => {
     const server = memoryServer(t);
