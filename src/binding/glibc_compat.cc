@@ -4,19 +4,14 @@
 // 2.34/2.35 (Ubuntu 22.04, RHEL 9). This local definition satisfies it inside the addon;
 // the version script keeps it out of the exported symbols.
 #include <cstdint>
+#include <cstdlib>
 
 #if defined(__linux__) && defined(__GLIBC__)
-#include <sys/random.h>
+#include "core/env.h"
 
 extern "C" uint32_t arc4random(void) {
   uint32_t value = 0;
-  auto* bytes = reinterpret_cast<char*>(&value);
-  size_t filled = 0;
-  while (filled < sizeof(value)) {
-    const ssize_t got = getrandom(bytes + filled, sizeof(value) - filled, 0);
-    if (got <= 0) continue;
-    filled += static_cast<size_t>(got);
-  }
+  if (!deltasync::FillFromSystemEntropy(&value, sizeof(value))) std::abort();  // never unrandom
   return value;
 }
 #endif

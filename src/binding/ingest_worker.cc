@@ -1,11 +1,11 @@
 #include "binding/ingest_worker.h"
 
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <thread>
 #include <utility>
+
+#include "binding/test_hooks.h"
 
 namespace deltasync::binding {
 
@@ -18,8 +18,7 @@ IngestWorker::IngestWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr
       dir_(std::move(dir)),
       options_(std::move(options)) {
   if (on_progress.IsFunction()) on_progress_ = Napi::Persistent(on_progress.As<Napi::Function>());
-  const char* hooks = std::getenv("DELTASYNC_TEST_HOOKS");
-  pause_after_first_progress_ = hooks != nullptr && std::strstr(hooks, "ingest-pause-after-first-progress") != nullptr;
+  pause_after_first_progress_ = TestHook("ingest-pause-after-first-progress").has_value();
 }
 
 void IngestWorker::Execute(const ExecutionProgress& progress) {
@@ -51,7 +50,7 @@ void IngestWorker::Execute(const ExecutionProgress& progress) {
       paused = true;
       for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
         {
-          std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+          std::lock_guard<std::recursive_mutex> guard(slot_->mutex);
           if (!slot_->client) break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -1,8 +1,7 @@
 #include "binding/native_client.h"
 
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -10,6 +9,7 @@
 
 #include "binding/apply_worker.h"
 #include "binding/ingest_worker.h"
+#include "binding/test_hooks.h"
 
 namespace deltasync::binding {
 
@@ -145,10 +145,9 @@ namespace {
 // DELTASYNC_TEST_HOOKS=clock-skew-ms=<n> (read when the client is made), the system's shifted by
 // n ms, so that simulations can give each device a wrong clock for its store writes too.
 std::shared_ptr<Clock> ClientClock() {
-  const char* hooks = std::getenv("DELTASYNC_TEST_HOOKS");
-  const char* skew = hooks != nullptr ? std::strstr(hooks, "clock-skew-ms=") : nullptr;
-  if (skew == nullptr) return std::make_shared<SystemClock>();
-  return std::make_shared<OffsetClock>(std::strtoll(skew + std::strlen("clock-skew-ms="), nullptr, 10));
+  const std::optional<int64_t> skew = TestHook("clock-skew-ms");
+  if (!skew) return std::make_shared<SystemClock>();
+  return std::make_shared<OffsetClock>(*skew);
 }
 
 }  // namespace
@@ -181,11 +180,7 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
   if (auto value = number("applyChunkSize")) client_options.apply_chunk_size = *value;
   client_options.must_exist = options.Get("mustExist").ToBoolean().Value();
   // Test hook DELTASYNC_TEST_HOOKS=crash-at-commit=<n>: see DatabaseOptions::crash_at_commit.
-  if (const char* hooks = std::getenv("DELTASYNC_TEST_HOOKS")) {
-    if (const char* at = std::strstr(hooks, "crash-at-commit=")) {
-      client_options.crash_at_commit = std::strtoll(at + std::strlen("crash-at-commit="), nullptr, 10);
-    }
-  }
+  client_options.crash_at_commit = TestHook("crash-at-commit").value_or(0);
   if (auto strategy = OptionalString(options, "conflicts")) {
     client_options.conflicts = ParseConflictStrategy(*strategy).value_or(ConflictStrategy::kNewestWins);
   }

@@ -1,6 +1,7 @@
 #include "core/env.h"
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 
@@ -47,33 +48,38 @@ int64_t SystemClock::NowMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-SystemRandom::SystemRandom() {
-  std::array<uint32_t, 8> words{};
+bool FillFromSystemEntropy(void* out, size_t size) {
+  auto* bytes = static_cast<char*>(out);
+  size_t filled = 0;
 #if defined(__linux__)
   // getrandom(2) directly: std::random_device in a statically linked libstdc++ would pin the
   // prebuilt addon to glibc >= 2.36 (arc4random).
-  size_t filled = 0;
-  auto* bytes = reinterpret_cast<char*>(words.data());
-  while (filled < sizeof(words)) {
-    const ssize_t got = getrandom(bytes + filled, sizeof(words) - filled, 0);
+  while (filled < size) {
+    const ssize_t got = getrandom(bytes + filled, size - filled, 0);
+    if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;
     filled += static_cast<size_t>(got);
   }
-  if (filled < sizeof(words)) {
+  if (filled < size) {
     if (std::FILE* urandom = std::fopen("/dev/urandom", "rb")) {
-      filled += std::fread(bytes + filled, 1, sizeof(words) - filled, urandom);
+      filled += std::fread(bytes + filled, 1, size - filled, urandom);
       std::fclose(urandom);
     }
   }
-  if (filled < sizeof(words)) {
-    // Neither source answered: fall back to the time, which still keeps instances apart.
+#else
+  std::random_device device;
+  for (; filled < size; ++filled) bytes[filled] = static_cast<char>(device());
+#endif
+  return filled == size;
+}
+
+SystemRandom::SystemRandom() {
+  std::array<uint32_t, 8> words{};
+  if (!FillFromSystemEntropy(words.data(), sizeof(words))) {
+    // No entropy source answered: the time still keeps instances apart.
     words[0] ^= static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     words[1] ^= static_cast<uint32_t>(std::chrono::system_clock::now().time_since_epoch().count());
   }
-#else
-  std::random_device device;
-  for (uint32_t& word : words) word = device();
-#endif
   std::seed_seq seed(words.begin(), words.end());
   engine_.seed(seed);
 }

@@ -49,7 +49,11 @@ class OffsetClock final : public Clock {
   int64_t offset_ms_;
 };
 
-// Seeded once from std::random_device; each instance owns its generator.
+// Fills `size` bytes from the operating system's entropy (getrandom, /dev/urandom, or
+// std::random_device off Linux). Returns false when no source could fill them.
+bool FillFromSystemEntropy(void* out, size_t size);
+
+// Seeded once from FillFromSystemEntropy; each instance owns its generator.
 class SystemRandom final : public Random {
  public:
   SystemRandom();

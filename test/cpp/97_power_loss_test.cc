@@ -41,7 +41,9 @@ int SurvivingPrefix(Client& client) {
   if (integrity.ok()) {
     Result<bool> row = integrity.value()->Step();
     EXPECT_TRUE(row.ok() && row.value());
-    if (row.ok() && row.value()) EXPECT_EQ(integrity.value()->Text(0), "ok");
+    if (row.ok() && row.value()) {
+      EXPECT_EQ(integrity.value()->Text(0), "ok");
+    }
   }
   int surviving = 0;
   bool gap = false;
@@ -58,7 +60,9 @@ int SurvivingPrefix(Client& client) {
   }
   Result<QueueStats> stats = client.queue().Stats();
   EXPECT_TRUE(stats.ok());
-  if (stats.ok()) EXPECT_EQ(stats.value().pending, surviving) << "each surviving write has its queued change";
+  if (stats.ok()) {
+    EXPECT_EQ(stats.value().pending, surviving) << "each surviving write has its queued change";
+  }
   return surviving;
 }
 
