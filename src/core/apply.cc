@@ -361,12 +361,14 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
         }
         DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, "newChanges", out));
         has_changes = true;
-      } else if (key == "latestServerVersion") {
+      } else if (key == "latestServerVersion" || key == "headVersion" || key == "resyncFrom") {
         int64_t version = 0;
         if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
-          return ExpectedError("a non-negative integer", "page.latestServerVersion", DescribeReceived(value));
+          return ExpectedError("a non-negative integer", "page." + std::string(key), DescribeReceived(value));
         }
-        out->latest_server_version = version;
+        (key == "latestServerVersion" ? out->latest_server_version
+         : key == "headVersion"       ? out->head_version
+                                      : out->resync_from) = version;
       } else if (key == "applied" || key == "conflicts" || key == "errors") {
         simdjson::ondemand::array items;
         if (value.get_array().get(items) != simdjson::SUCCESS) {
@@ -376,18 +378,6 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
                                        : key == "conflicts" ? PushVerdict::Kind::kConflict
                                                             : PushVerdict::Kind::kError;
         DS_RETURN_IF_ERROR(DecodeVerdicts(items, kind, limits, "page." + std::string(key), &out->verdicts));
-      } else if (key == "resyncFrom") {
-        int64_t version = 0;
-        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
-          return ExpectedError("a non-negative integer", "page.resyncFrom", DescribeReceived(value));
-        }
-        out->resync_from = version;
-      } else if (key == "headVersion") {
-        int64_t version = 0;
-        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
-          return ExpectedError("a non-negative integer", "page.headVersion", DescribeReceived(value));
-        }
-        out->head_version = version;
       } else if (key == "hasMore" || key == "resync") {
         bool flag = false;
         if (value.get_bool().get(flag) != simdjson::SUCCESS) {
