@@ -3,6 +3,8 @@
 #include <string>
 #include <utility>
 
+#include "binding/test_hooks.h"
+
 namespace deltasync::binding {
 
 namespace {
@@ -148,6 +150,8 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   if (auto value = number("maxResponseBytes")) server_options.limits.max_response_bytes = static_cast<size_t>(*value);
   if (auto value = number("maxDepth")) server_options.limits.json.max_depth = static_cast<int>(*value);
   if (auto value = number("maxDocumentBytes")) server_options.limits.json.max_document_bytes = static_cast<size_t>(*value);
+  // Test hook DELTASYNC_TEST_HOOKS=server-crash-at-commit=<n>: see DatabaseOptions::crash_at_commit.
+  server_options.crash_at_commit = TestHook("server-crash-at-commit").value_or(0);
   if (options.Get("durability").IsString() && options.Get("durability").As<Napi::String>().Utf8Value() == "full") {
     server_options.durability = Durability::kFull;
   }

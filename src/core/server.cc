@@ -1471,6 +1471,7 @@ Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions
   db_options.durability = options.durability;
   db_options.busy_timeout_ms = options.busy_timeout_ms;
   db_options.enable_wal = false;
+  db_options.crash_at_commit = options.crash_at_commit;
   Result<std::unique_ptr<Database>> db = Database::Open(options.path, db_options);
   if (!db.ok()) return db.status();
   server->db_ = std::move(db).value();

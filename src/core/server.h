@@ -59,6 +59,7 @@ struct ServerOptions {
   Durability durability = Durability::kNormal;
   int busy_timeout_ms = 10000;
   ServerLimits limits;
+  int64_t crash_at_commit = 0;  // test hook: DatabaseOptions::crash_at_commit
 };
 
 // Options of the compatible (older-design) routes.
