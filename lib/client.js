@@ -39,6 +39,8 @@ const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const LIMIT_OPTIONS = ['maxDepth', 'maxDocumentBytes'];
 const MAX_ID_LENGTH = 256;
+const MAX_BATCH_OPS = 10000;
+const BATCH_OPS = { put: 'doc', patch: 'fields', delete: null };
 
 function optionalId(name, value) {
   if (
@@ -261,6 +263,28 @@ class SyncClient extends EventEmitter {
     this._transactionMarks.pop();
     if (this._transactionMarks.length === 0) this._flushEvents();
     return result;
+  }
+
+  /**
+   * Runs several writes in one transaction, all or none, and returns their results in order
+   * (a WriteResult, or for a delete whether there was a document). The data form of
+   * transaction(): it can cross IPC, where a callback cannot.
+   * @param {import('../types').BatchOp[]} ops
+   * @returns {Array<import('../types').WriteResult | boolean>}
+   */
+  batch(ops) {
+    this._native();
+    if (!Array.isArray(ops) || ops.length > MAX_BATCH_OPS) {
+      throw is.invalid('ops', `an array of at most ${MAX_BATCH_OPS} operations`, ops);
+    }
+    const checked = ops.map((op, index) => batchOp(op, index));
+    return this.transaction(() =>
+      checked.map(({ op, entityType, entityId, body }) => {
+        if (op === 'put') return this.put(entityType, entityId, body);
+        if (op === 'patch') return this.patch(entityType, entityId, body);
+        return this.delete(entityType, entityId);
+      }),
+    );
   }
 
   /**
@@ -517,6 +541,17 @@ function engineOptions(options) {
   if (!(is.isPositiveInteger(batch.push) && batch.push <= 1000)) throw is.invalid('options.batch.push', 'an integer from 1 to 1000', batch.push);
   if (!(is.isPositiveInteger(batch.pull) && batch.pull <= 10000)) throw is.invalid('options.batch.pull', 'an integer from 1 to 10000', batch.pull);
   return { transport, triggers, retry, batch, keepAlive };
+}
+
+/** One batch() operation checked for its shape; the store methods check its values. */
+function batchOp(op, index) {
+  const name = `ops[${index}]`;
+  if (!is.isPlainObject(op) || typeof op.op !== 'string' || !Object.hasOwn(BATCH_OPS, op.op)) {
+    throw is.invalid(name, 'an object with op "put", "patch" or "delete"', op);
+  }
+  const bodyKey = BATCH_OPS[op.op];
+  is.optionsObject(name, op, bodyKey ? ['op', 'entityType', 'entityId', bodyKey] : ['op', 'entityType', 'entityId']);
+  return { op: op.op, entityType: op.entityType, entityId: op.entityId, body: bodyKey ? op[bodyKey] : undefined };
 }
 
 /** JSON.stringify turns NaN and Infinity into null, which would match missing fields: refuse them. */

@@ -115,7 +115,8 @@ function renderGuarantees(checks) {
     row('hostile input (`test/js/120.hostile`, `122.real-clients`)',
       '100,000-deep nesting, 100 MB bodies, 10^6-element arrays, duplicate keys, invalid UTF-8, lone surrogates, NUL, `__proto__`, `1e400`, 2^53+1, other users\' ids, clients with other habits, far-future clocks, restored servers… at the JS API and over HTTP',
       c.hostile ? `${number(c.hostile.coded)} cases each a coded error (or 4xx JSON) with the whole database unchanged; ${c.hostile.isolation} cases of another user's ids, each with its outcome stated and the other user unchanged` +
-        `${c['real-clients'] ? `; ${c['real-clients'].tests} tests of real clients and attacks` : ''}` : 'not run'),
+        `${c['real-clients'] ? `; ${c['real-clients'].tests} tests of real clients and attacks` : ''}` +
+        `${c['electron-hostile'] ? `; ${c['electron-hostile'].cases} hostile IPC requests from an Electron renderer, each a coded reply with the database unchanged` : ''}` : 'not run'),
     row('load (`test/js/130.load`)',
       `${c.load?.clients ?? 32} clients syncing through one Express server`,
       c.load ? `${number(c.load.loadSeconds, 0)} s: ${number(c.load.logged)} changes, 0 errors, 0 lost or duplicated, gapless versions, server event loop p99 ${number(c.load.serverEventLoopMs?.p99 ?? 0, 1)} ms (\`LOAD_SECONDS\` for longer)` : 'not run'),

@@ -17,6 +17,7 @@ export type SyncErrorCode =
   | 'ABORTED'
   | 'UNAUTHENTICATED'
   | 'NATIVE_MODULE'
+  | 'FORBIDDEN'
   | 'INTERNAL';
 
 /** The error every deltasync operation throws: a message for people, a stable code for programs. */
@@ -177,6 +178,12 @@ export interface WriteResult {
   changeId: string;
   outcome: 'queued' | 'coalesced' | 'cancelled';
 }
+
+/** One write of SyncClient.batch(): the data form of put, patch and delete. */
+export type BatchOp =
+  | { op: 'put'; entityType: string; entityId: string; doc: JsonObject }
+  | { op: 'patch'; entityType: string; entityId: string; fields: JsonObject }
+  | { op: 'delete'; entityType: string; entityId: string };
 
 export type JsonScalar = string | number | boolean;
 
@@ -480,6 +487,8 @@ export class SyncClient extends EventEmitter {
   list<T = JsonObject>(entityType: string, options?: ListOptions): T[];
   createIndex(entityType: string, field: string): void;
   transaction<T>(fn: (client: this) => T extends PromiseLike<unknown> ? never : T): T;
+  /** Several writes in one transaction, all or none; results in order (a delete: whether there was a document). */
+  batch(ops: BatchOp[]): Array<WriteResult | boolean>;
   purgeTombstones(retentionMs?: number): number;
 
   applyRemote(page: Buffer | Uint8Array | ArrayBuffer | DataView | string): Promise<ApplyResult>;
