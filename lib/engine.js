@@ -80,7 +80,7 @@ class SyncEngine {
   status() {
     const client = this._client;
     const sched = this._native().schedStatus();
-    const stats = client.queue.stats();
+    const stats = JSON.parse(this._native().stats(false)); // the unsynced counts only: O(queue), not O(history)
     return {
       state: sched.state,
       pendingChanges: stats.pending + stats.syncing,

@@ -206,6 +206,8 @@ CREATE TABLE changes (
 );
 CREATE INDEX changes_by_entity ON changes (entity_type, entity_id, id);
 CREATE INDEX changes_by_status ON changes (status, id);
+CREATE INDEX changes_synced_by_time ON changes (synced_at) WHERE status = 'synced';
+CREATE INDEX changes_synced_by_version ON changes (server_version) WHERE status = 'synced';
 `;
 
 const DOCUMENTS_SCHEMA = `

@@ -14,7 +14,8 @@ namespace deltasync {
 namespace {
 
 constexpr const char* kHasUnsynced =
-    "SELECT EXISTS (SELECT 1 FROM changes WHERE status != 'synced' OR server_version > ?1)";
+    "SELECT EXISTS (SELECT 1 FROM changes WHERE status IN ('pending', 'syncing', 'failed')) "
+    "OR EXISTS (SELECT 1 FROM changes INDEXED BY changes_synced_by_version WHERE status = 'synced' AND server_version > ?1)";
 constexpr const char* kLoadForApply =
     "SELECT data, base, version, deleted FROM documents WHERE entity_type = ?1 AND entity_id = ?2";
 // Writes a pulled state unless the stored document already has this version or a newer one.

@@ -41,7 +41,8 @@ constexpr const char* kAll = "SELECT " DS_CHANGE_COLUMNS " FROM changes ORDER BY
 constexpr const char* kStats =
     "SELECT entity_type, status, count(*), min(created_at) FROM changes "
     "WHERE status IN ('pending', 'syncing', 'failed') GROUP BY entity_type, status";
-constexpr const char* kSyncedCount = "SELECT count(*) FROM changes WHERE status = 'synced'";
+constexpr const char* kSyncedCount =
+    "SELECT count(*) FROM changes INDEXED BY changes_synced_by_time WHERE status = 'synced'";
 constexpr const char* kLastSyncTime = "SELECT value FROM meta WHERE key = 'last_sync_time'";
 constexpr const char* kSetLastSyncTime =
     "INSERT INTO meta (key, value) VALUES ('last_sync_time', ?1) "
@@ -73,7 +74,8 @@ constexpr const char* kMarkFailed =
     "WHERE change_id = ?1 AND status = 'syncing' RETURNING status";
 constexpr const char* kReleaseInFlight =
     "UPDATE changes SET status = 'pending', updated_at = ?1 WHERE status = 'syncing'";
-constexpr const char* kPurgeSynced = "DELETE FROM changes WHERE status = 'synced' AND synced_at < ?1";
+constexpr const char* kPurgeSynced =
+    "DELETE FROM changes INDEXED BY changes_synced_by_time WHERE status = 'synced' AND synced_at < ?1";
 
 #undef DS_CHANGE_COLUMNS
 
@@ -323,7 +325,7 @@ Result<std::vector<Change>> ChangeQueue::Failed() { return Query(kFailedAll, std
 
 Result<std::vector<Change>> ChangeQueue::All() { return Query(kAll, std::nullopt, std::nullopt); }
 
-Result<QueueStats> ChangeQueue::Stats() {
+Result<QueueStats> ChangeQueue::Stats(bool count_synced) {
   QueueStats stats;
   Result<Statement*> stmt = db_.Cached(kStats);
   if (!stmt.ok()) return stmt.status();
@@ -359,7 +361,7 @@ Result<QueueStats> ChangeQueue::Stats() {
       }
     }
   }
-  {
+  if (count_synced) {
     Result<Statement*> synced = db_.Cached(kSyncedCount);
     if (!synced.ok()) return synced.status();
     Statement::Scope scope(*synced.value());

@@ -96,7 +96,9 @@ class ChangeQueue {
   Result<std::vector<Change>> Failed();
   // Every row in the queue, oldest first (for export).
   Result<std::vector<Change>> All();
-  Result<QueueStats> Stats();
+  // count_synced = false leaves `synced` at 0 and skips counting the synced history, which
+  // grows with use (the sync engine's status needs only the unsynced counts).
+  Result<QueueStats> Stats(bool count_synced = true);
   // Failed changes become pending again with their retry count reset. Returns how many.
   Result<int64_t> RetryFailed();
   // Removes a pending, failed or synced change. In flight: CONFLICT. Unknown: NOT_FOUND.

@@ -173,6 +173,12 @@ Result<std::unique_ptr<Statement>> Database::Prepare(std::string_view sql) {
   return std::unique_ptr<Statement>(new Statement(this, stmt));
 }
 
+int64_t Database::CachedVmSteps() const {
+  int64_t steps = 0;
+  for (const auto& [sql, statement] : cache_) steps += sqlite3_stmt_status(statement->handle(), SQLITE_STMTSTATUS_VM_STEP, 0);
+  return steps;
+}
+
 Result<Statement*> Database::Cached(const char* sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) return it->second.get();

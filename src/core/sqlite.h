@@ -118,6 +118,9 @@ class Database {
   // the pointer. REQUIRES: `sql` has static storage (a constant). The statement stays
   // valid until the Database is destroyed. Wrap uses in Statement::Scope.
   Result<Statement*> Cached(const char* sql);
+  // The virtual-machine steps every cached statement has run so far: a count of the work
+  // done that, unlike time, does not depend on the machine (tests check how it scales).
+  int64_t CachedVmSteps() const;
 
   int64_t LastInsertRowId() const;
   int Changes() const;

@@ -19,6 +19,7 @@ namespace {
 using testing_util::HasCode;
 using testing_util::IsOk;
 using testing_util::kTestStartMs;
+using testing_util::Created;
 using testing_util::Page;
 using testing_util::QueryInt;
 using testing_util::Remote;
@@ -761,6 +762,41 @@ TEST_F(ConflictTest, ManualResolveLocalKeepsTheInFlightChange) {
   EXPECT_EQ(Data(h->Changes()),
             (Strings{R"(UPDATED {"title":"S"} syncing)", R"(UPDATED {"title":"S","body":"x"} pending)"}));
   EXPECT_EQ(h->Changes()[1].base_version, 2);
+}
+
+// The work of one sync cycle on the client (a local write, taking it into a request, its
+// acknowledgement, the purge of old synced changes, the engine's status counts, and the pull of
+// the change back) as SQLite VM steps, on a queue that already holds `history` synced changes.
+int64_t SyncCycleSteps(int64_t history) {
+  StoreHarness h;
+  std::vector<ChangeInput> inputs;
+  for (int64_t i = 1; i <= history; ++i) inputs.push_back(Created("h" + std::to_string(i), R"({"i":1})", "h" + std::to_string(i)));
+  EXPECT_TRUE(IsOk(h.queue->EnqueueMany(inputs)));
+  Result<std::vector<Change>> taken = h.queue->TakeBatch(history);
+  EXPECT_TRUE(IsOk(taken));
+  for (const Change& change : taken.value()) EXPECT_TRUE(IsOk(h.queue->MarkSynced(change.change_id, change.id)));
+  h.Pull(Page({}, history));
+
+  const int64_t before = h.db->CachedVmSteps();
+  EXPECT_TRUE(IsOk(h.store->Put("note", "fresh", R"({"t":1})")));
+  Result<std::vector<Change>> batch = h.queue->TakeBatch(100);
+  EXPECT_TRUE(IsOk(batch));
+  EXPECT_EQ(batch.value().size(), 1u);
+  const std::string own = batch.value().at(0).change_id;
+  EXPECT_TRUE(IsOk(h.queue->MarkSynced(own, history + 1)));
+  EXPECT_TRUE(IsOk(h.queue->PurgeSynced(24LL * 60 * 60 * 1000)));
+  EXPECT_TRUE(IsOk(h.queue->Stats(/*count_synced=*/false)));
+  h.PullOne(Remote(history + 1, "CREATED", "fresh", R"({"t":1})", kTestStartMs, own));
+  return h.db->CachedVmSteps() - before;
+}
+
+TEST(SyncCycleCost, DoesNotGrowWithTheSyncedHistory) {
+  const int64_t small = SyncCycleSteps(100);
+  const int64_t large = SyncCycleSteps(20000);
+  EXPECT_GT(small, 0);
+  // Flat up to noise in index depth: a scan of the synced history would be 200 times larger.
+  EXPECT_LE(large, small * 2) << "VM steps of one cycle: " << small << " with 100 synced changes, " << large
+                              << " with 20,000";
 }
 
 }  // namespace
