@@ -56,9 +56,9 @@ function optionalId(name, value) {
  * every write queues its change in the same transaction, the durable change
  * queue (`client.queue`), and native application of pulled changes.
  *
- * Events: 'change' ({ source: 'local', changes } once per transaction, or
+ * Events: 'change' ({ source: 'local', changes } once per transaction,
  * { source: 'remote', applied, skipped, latestServerVersion } once per applied
- * page), 'conflict' (one per pulled change that met local changes), 'progress'
+ * page, or { source: 'resolution', conflictId, entityType, entityId } once per resolved conflict), 'conflict' (one per pulled change that met local changes), 'progress'
  * ({ applied, total, bytesParsed } while a page is applied, at most every 16 ms).
  */
 class SyncClient extends EventEmitter {
@@ -361,7 +361,12 @@ class SyncClient extends EventEmitter {
     if (use !== 'merged' && data !== undefined) {
       throw is.invalid('resolution.data', `nothing with use "${use}"`, data);
     }
+    const open = JSON.parse(native.conflicts()).find((conflict) => conflict.id === conflictId);
     const visible = native.resolveConflict(conflictId, use, use === 'merged' ? is.toJson('resolution.data', data) : null);
+    if (open) {
+      this._queued();
+      this.emit('change', { source: 'resolution', conflictId, entityType: open.entityType, entityId: open.entityId });
+    }
     return visible === null ? undefined : JSON.parse(visible);
   }
 

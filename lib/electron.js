@@ -112,6 +112,8 @@ function exposeToRenderer(client, options) {
 
   /** webContents -> the events it subscribed to */
   const subscribers = new Map();
+  /** the webContents whose 'destroyed' event is listened to (once each, however often it resubscribes) */
+  const watched = new WeakSet();
   /** event name -> the client listener forwarding it, while anyone subscribes */
   const forwarders = new Map();
   let disposed = false;
@@ -149,7 +151,10 @@ function exposeToRenderer(client, options) {
     if (on) {
       if (!subscribers.has(sender)) {
         subscribers.set(sender, new Set());
-        if (typeof sender.once === 'function') sender.once('destroyed', () => forget(sender));
+        if (!watched.has(sender) && typeof sender.once === 'function') {
+          watched.add(sender);
+          sender.once('destroyed', () => forget(sender));
+        }
       }
       subscribers.get(sender).add(name);
     } else if (subscribers.has(sender)) {

@@ -117,6 +117,10 @@ function renderGuarantees(checks) {
       c.hostile ? `${number(c.hostile.coded)} cases each a coded error (or 4xx JSON) with the whole database unchanged; ${c.hostile.isolation} cases of another user's ids, each with its outcome stated and the other user unchanged` +
         `${c['real-clients'] ? `; ${c['real-clients'].tests} tests of real clients and attacks` : ''}` +
         `${c['electron-hostile'] ? `; ${c['electron-hostile'].cases} hostile IPC requests from an Electron renderer, each a coded reply with the database unchanged` : ''}` : 'not run'),
+    row('Electron bridge and React hooks (`test/js/140.electron`, `150.react`)',
+      'main and two renderers as worker threads with stand-ins of Electron\'s IPC (structured clone); the hooks in headless Chromium over the same bridge, counting renders per component',
+      c.electron && c.react ? `IPC round trip (median): \`get\` ${number(c.electron.getMedianMs, 3)} ms, \`list\` of 100 documents ${number(c.electron.list100MedianMs, 3)} ms; ` +
+        `re-renders of a note list on a write to another type: ${c.react.localWriteOfAnotherType.NoteList}, of a state badge on two progress ticks and the end of the page: ${c.react.twoProgressTicksAndTheEnd.StateBadge}` : 'not run'),
     row('load (`test/js/130.load`)',
       `${c.load?.clients ?? 32} clients syncing through one Express server`,
       c.load ? `${number(c.load.loadSeconds, 0)} s: ${number(c.load.logged)} changes, 0 errors, 0 lost or duplicated, gapless versions, server event loop p99 ${number(c.load.serverEventLoopMs?.p99 ?? 0, 1)} ms (\`LOAD_SECONDS\` for longer)` : 'not run'),

@@ -345,6 +345,22 @@ describe('exposeToRenderer arguments', () => {
     client.close();
   });
 
+  test("a window that subscribes again and again is watched for 'destroyed' once", async () => {
+    const client = new SyncClient({ path: ':memory:' });
+    const ipcMain = new IpcMainStandIn();
+    exposeToRenderer(client, { ipcMain });
+    const handler = ipcMain._handlers.get('deltasync');
+    const sender = new EventEmitter();
+    sender.send = () => {};
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await handler({ sender }, 'subscribe', 'change')).ok, true);
+      assert.equal((await handler({ sender }, 'unsubscribe', 'change')).ok, true);
+    }
+    assert.equal(sender.listenerCount('destroyed'), 1);
+    assert.equal(client.listenerCount('change'), 0);
+    client.close();
+  });
+
   test('isAllowedSender refuses other senders with FORBIDDEN', async () => {
     const client = new SyncClient({ path: ':memory:' });
     const ipcMain = new IpcMainStandIn();

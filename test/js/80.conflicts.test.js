@@ -438,6 +438,17 @@ describe('manual', () => {
     assert.deepEqual(client.conflicts(), []);
   });
 
+  test("a resolution emits 'change' with the entity, once, and nothing when it fails", async (t) => {
+    const { client, result } = await manualConflict(t);
+    const events = [];
+    client.on('change', (event) => events.push(event));
+    const id = result.conflicts[0].conflictId;
+    client.resolveConflict(id, { use: 'local' });
+    assert.deepEqual(events, [{ source: 'resolution', conflictId: id, entityType: 'note', entityId: 'a' }]);
+    assertSyncError(() => client.resolveConflict(id, { use: 'local' }), 'NOT_FOUND');
+    assert.equal(events.length, 1);
+  });
+
   test('resolving twice, or an unknown id, is NOT_FOUND and changes nothing', async (t) => {
     const { client, result } = await manualConflict(t);
     const id = result.conflicts[0].conflictId;

@@ -64,6 +64,15 @@ test('a normal install uses the prebuild: no compiler runs, and the quick start 
   // The CLI ships too.
   const help = run(process.execPath, [path.join(installed, 'bin', 'deltasync.js'), '--help'], { cwd: prebuiltProject });
   assert.match(help.stdout + help.stderr, /serve/);
+  // Every entry point of the export map loads from the install (React is an optional peer: absent here).
+  const entries = run(process.execPath, ['-e', [
+    "const { exposeToRenderer, attachToElectron } = require('deltasync/electron');",
+    "const { exposeSyncClient } = require('deltasync/electron-preload');",
+    "require('deltasync/express');",
+    "let react = 'loaded'; try { require('deltasync/react'); } catch (error) { react = error.code; }",
+    "console.log(typeof exposeToRenderer, typeof attachToElectron, typeof exposeSyncClient, react);",
+  ].join('\n')], { cwd: prebuiltProject });
+  assert.equal(entries.stdout.trim(), 'function function function MODULE_NOT_FOUND');
 });
 
 test('--ignore-scripts with no compiler, cmake or make on PATH still works', () => {
