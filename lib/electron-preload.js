@@ -73,7 +73,13 @@ function createRendererClient(ipcRenderer, options = {}) {
     const set = listeners.get(event);
     if (!set) throw bridgeError({ code: 'INVALID_ARGUMENT', message: `Expected one of ${EVENTS.join(', ')} for event but received ${String(event)}` });
     if (typeof listener !== 'function') throw bridgeError({ code: 'INVALID_ARGUMENT', message: 'Expected a function for listener' });
-    if (set.size === 0) call('subscribe', [event]).catch(() => {});
+    if (set.size === 0) {
+      call('subscribe', [event]).catch((error) => {
+        // Main refused (an event not served, a sender not allowed, the bridge removed): say so
+        // where a developer looks, since no event will ever reach this listener.
+        if (typeof console !== 'undefined') console.warn(`deltasync: subscribe('${event}') failed: ${error.message}`);
+      });
+    }
     set.add(listener);
     let subscribed = true;
     return () => {

@@ -30,7 +30,8 @@ const CALLS = {
 /** A coded reply for any failure: the renderer gets { code, message }, main never throws. */
 function failure(error) {
   if (error instanceof SyncError) return { ok: false, error: { code: error.code, message: error.message } };
-  return { ok: false, error: { code: 'INTERNAL', message: error && error.message ? String(error.message) : String(error) } };
+  const message = error && typeof error.message === 'string' ? error.message : 'unknown error';
+  return { ok: false, error: { code: 'INTERNAL', message: message.slice(0, 500) } };
 }
 
 /**
@@ -95,8 +96,8 @@ function requireClient(client) {
 function exposeToRenderer(client, options) {
   requireClient(client);
   if (!is.isPlainObject(options)) throw is.invalid('options', 'an object with ipcMain', options);
-  is.optionsObject('options', options, ['ipcMain', 'channel', 'allow', 'limits', 'isAllowedSender']);
-  const { ipcMain, channel = DEFAULT_CHANNEL, allow = METHODS, isAllowedSender } = options;
+  is.optionsObject('options', options, ['ipcMain', 'channel', 'allow', 'events', 'limits', 'isAllowedSender']);
+  const { ipcMain, channel = DEFAULT_CHANNEL, allow = METHODS, events = EVENTS, isAllowedSender } = options;
   if (!ipcMain || typeof ipcMain.handle !== 'function' || typeof ipcMain.removeHandler !== 'function') {
     throw is.invalid('options.ipcMain', "Electron's ipcMain (handle and removeHandler)", ipcMain);
   }
@@ -104,34 +105,42 @@ function exposeToRenderer(client, options) {
   if (!Array.isArray(allow) || allow.some((method) => !METHODS.includes(method))) {
     throw is.invalid('options.allow', `an array of method names among ${METHODS.join(', ')}`, allow);
   }
+  if (!Array.isArray(events) || events.some((name) => !EVENTS.includes(name))) {
+    throw is.invalid('options.events', `an array of event names among ${EVENTS.join(', ')}`, events);
+  }
   if (isAllowedSender !== undefined && typeof isAllowedSender !== 'function') {
-    throw is.invalid('options.isAllowedSender', 'a function (event) => boolean', isAllowedSender);
+    throw is.invalid('options.isAllowedSender', 'a function (event) => boolean | Promise<boolean>', isAllowedSender);
   }
   const limits = checkLimits(options.limits);
   const allowed = new Set(allow);
+  const allowedEvents = new Set(events);
 
   /** webContents -> the events it subscribed to */
   const subscribers = new Map();
-  /** the webContents whose 'destroyed' event is listened to (once each, however often it resubscribes) */
-  const watched = new WeakSet();
+  /** webContents -> the function removing the listeners that end its subscriptions */
+  const watched = new Map();
   /** event name -> the client listener forwarding it, while anyone subscribes */
   const forwarders = new Map();
   let disposed = false;
 
   const send = (name, payload) => {
-    for (const [sender, events] of subscribers) {
-      if (!events.has(name)) continue;
+    for (const [sender, names] of subscribers) {
+      if (!names.has(name)) continue;
+      if (typeof sender.isDestroyed === 'function' && sender.isDestroyed()) {
+        forget(sender);
+        continue;
+      }
       try {
-        if (typeof sender.isDestroyed === 'function' && sender.isDestroyed()) forget(sender);
-        else sender.send(eventChannel(channel), name, payload);
+        sender.send(eventChannel(channel), name, payload);
       } catch {
-        forget(sender); // a window that cannot be reached is one that went away
+        // This one event could not reach the window (it went away meanwhile, or the payload
+        // could not be copied); its subscriptions stay until it is destroyed or navigates.
       }
     }
   };
   const refreshForwarders = () => {
     for (const name of EVENTS) {
-      const wanted = !disposed && [...subscribers.values()].some((events) => events.has(name));
+      const wanted = !disposed && [...subscribers.values()].some((names) => names.has(name));
       if (wanted && !forwarders.has(name)) {
         const forward = (payload) => send(name, payload);
         forwarders.set(name, forward);
@@ -146,17 +155,37 @@ function exposeToRenderer(client, options) {
     if (!subscribers.delete(sender)) return;
     refreshForwarders();
   };
-  const subscribe = (sender, name, on) => {
-    if (!EVENTS.includes(name)) throw is.invalid('event', `one of ${EVENTS.join(', ')}`, name);
+  /** A window's subscriptions end when it is destroyed, and when it navigates (its new page subscribes itself). */
+  const watch = (sender) => {
+    if (watched.has(sender) || typeof sender.on !== 'function') return;
+    const end = () => forget(sender);
+    const destroyed = () => {
+      end();
+      unwatch(sender);
+    };
+    sender.on('destroyed', destroyed);
+    sender.on('did-navigate', end);
+    watched.set(sender, () => {
+      sender.removeListener('destroyed', destroyed);
+      sender.removeListener('did-navigate', end);
+    });
+  };
+  const unwatch = (sender) => {
+    const remove = watched.get(sender);
+    if (!remove) return;
+    watched.delete(sender);
+    remove();
+  };
+  const subscribe = (event, name, on) => {
+    const sender = event && event.sender;
+    if (!sender || typeof sender.send !== 'function') throw is.invalid('event.sender', 'a webContents', sender);
+    if (typeof name !== 'string' || !EVENTS.includes(name)) throw is.invalid('event', `one of ${EVENTS.join(', ')}`, name);
+    if (!allowedEvents.has(name)) throw new SyncError(`The event ${JSON.stringify(name)} is not served to renderers`, 'FORBIDDEN');
+    if (!isMainFrame(event)) throw new SyncError('Only a window\'s main frame can subscribe (events go to the main frame)', 'FORBIDDEN');
     if (on) {
-      if (!subscribers.has(sender)) {
-        subscribers.set(sender, new Set());
-        if (!watched.has(sender) && typeof sender.once === 'function') {
-          watched.add(sender);
-          sender.once('destroyed', () => forget(sender));
-        }
-      }
+      if (!subscribers.has(sender)) subscribers.set(sender, new Set());
       subscribers.get(sender).add(name);
+      watch(sender);
     } else if (subscribers.has(sender)) {
       subscribers.get(sender).delete(name);
       if (subscribers.get(sender).size === 0) subscribers.delete(sender);
@@ -167,12 +196,12 @@ function exposeToRenderer(client, options) {
   const handle = async (event, method, ...args) => {
     try {
       if (disposed) throw new SyncError('The deltasync bridge was removed', 'CLOSED');
-      if (isAllowedSender && !isAllowedSender(event)) throw new SyncError('This sender may not use deltasync', 'FORBIDDEN');
-      const sender = event && event.sender;
+      if (isAllowedSender && (await isAllowedSender(event)) !== true) {
+        throw new SyncError('This sender may not use deltasync (isAllowedSender)', 'FORBIDDEN');
+      }
       if (method === 'subscribe' || method === 'unsubscribe') {
-        if (args.length !== 1) throw is.invalid('arguments', 'one event name', args);
-        if (!sender || typeof sender.send !== 'function') throw is.invalid('event.sender', 'a webContents', sender);
-        subscribe(sender, args[0], method === 'subscribe');
+        if (args.length !== 1) throw is.invalid('arguments', 'one event name', args.length);
+        subscribe(event, args[0], method === 'subscribe');
         return { ok: true, value: undefined };
       }
       if (typeof method !== 'string' || !Object.hasOwn(METHOD_ARITY, method) || !allowed.has(method)) {
@@ -180,9 +209,14 @@ function exposeToRenderer(client, options) {
         throw new SyncError(`The method ${named} is not served to renderers`, 'FORBIDDEN');
       }
       if (args.length > METHOD_ARITY[method]) {
-        throw is.invalid('arguments', `at most ${METHOD_ARITY[method]} arguments for ${method}`, args);
+        throw is.invalid('arguments', `at most ${METHOD_ARITY[method]} arguments for ${method}`, args.length);
       }
       checkPlainData(args, limits);
+      if (method === 'sync' && is.isPlainObject(args[0]) && args[0].manual === false) {
+        // A non-manual call waits for the scheduler's next cycle, which may never come (offline,
+        // stopped): a renderer could pile up waiting replies in main.
+        throw is.invalid('options.manual', 'true or absent: renderers run manual syncs', false);
+      }
       const value = await CALLS[method](client, args);
       return { ok: true, value };
     } catch (error) {
@@ -196,16 +230,27 @@ function exposeToRenderer(client, options) {
     disposed = true;
     ipcMain.removeHandler(channel);
     subscribers.clear();
+    for (const sender of [...watched.keys()]) unwatch(sender);
     refreshForwarders();
   };
 }
 
-const NOTIFY_POWER = { suspend: 'offline', resume: 'online', 'lock-screen': 'hidden', 'unlock-screen': 'visible' };
+/** False only when Electron says the request came from a subframe (events are sent to the main frame). */
+function isMainFrame(event) {
+  const frame = event.senderFrame;
+  const main = event.sender && event.sender.mainFrame;
+  if (!frame || !main) return true;
+  if (frame === main) return true;
+  return frame.routingId === main.routingId && frame.processId === main.processId;
+}
+
+const NOTIFY_POWER = { suspend: 'offline', 'lock-screen': 'hidden', 'unlock-screen': 'visible' };
 
 /**
- * Wires what Electron observes to client.notify(): connectivity (net.isOnline(), checked every
- * onlineCheckMs), suspend/resume and lock/unlock (powerMonitor), window focus/blur and
- * visibility (app's browser-window events and each window's show/hide/minimize/restore).
+ * Wires what Electron observes to client.notify(): connectivity (net.isOnline(), checked at
+ * attach, on resume and every onlineCheckMs), suspend (offline) and resume (net's answer),
+ * lock/unlock (hidden/visible), window focus/blur (app's browser-window events) and visibility
+ * (each window's show/restore and hide/minimize, hidden only once no window is visible).
  * Every module is optional; the client needs a transport.
  * @param {import('./client').SyncClient} client
  * @param {import('../types/electron').AttachToElectronOptions} modules
@@ -218,57 +263,88 @@ function attachToElectron(client, modules) {
   const { app, powerMonitor, net, BrowserWindow, onlineCheckMs = 5000 } = modules;
   if (!is.isPositiveInteger(onlineCheckMs)) throw is.invalid('modules.onlineCheckMs', 'a positive integer of milliseconds', onlineCheckMs);
   client._requireEngine('attachToElectron'); // INVALID_ARGUMENT now, not at the first event, without a transport
-  const undo = [];
-  const notify = (event) => {
+  const undo = new Set();
+  /** Runs an Electron callback's work: a throw (a closed client, a destroyed window) never reaches Electron. */
+  const guarded = (fn) => (...args) => {
     try {
-      if (client.isOpen) client.notify(event);
+      fn(...args);
     } catch {
-      // closed meanwhile: nothing to tell
+      // nothing to tell, or no one to tell it to
     }
   };
+  const notify = (event) => {
+    if (client.isOpen) client.notify(event);
+  };
   const listen = (emitter, name, listener) => {
-    if (!emitter || typeof emitter.on !== 'function') return;
-    emitter.on(name, listener);
-    undo.push(() => emitter.removeListener(name, listener));
+    if (!emitter || typeof emitter.on !== 'function') return () => {};
+    const wrapped = guarded(listener);
+    emitter.on(name, wrapped);
+    const remove = () => {
+      emitter.removeListener(name, wrapped);
+      undo.delete(remove);
+    };
+    undo.add(remove);
+    return remove;
   };
 
+  let online = null;
+  const checkOnline = guarded(() => {
+    if (!net || typeof net.isOnline !== 'function') return;
+    const now = net.isOnline() !== false;
+    if (now !== online) {
+      online = now;
+      notify(now ? 'online' : 'offline');
+    }
+  });
+  checkOnline();
   if (net && typeof net.isOnline === 'function') {
-    let online = null;
-    const check = () => {
-      let now;
-      try {
-        now = net.isOnline() !== false;
-      } catch {
-        return;
-      }
-      if (now !== online) {
-        online = now;
-        notify(now ? 'online' : 'offline');
-      }
-    };
-    check();
-    const timer = setInterval(check, onlineCheckMs);
+    const timer = setInterval(checkOnline, onlineCheckMs);
     if (typeof timer.unref === 'function') timer.unref();
-    undo.push(() => clearInterval(timer));
+    undo.add(() => clearInterval(timer));
   }
-  for (const [name, event] of Object.entries(NOTIFY_POWER)) listen(powerMonitor, name, () => notify(event));
+  for (const [name, event] of Object.entries(NOTIFY_POWER)) {
+    listen(powerMonitor, name, () => {
+      if (name === 'suspend') online = false;
+      notify(event);
+    });
+  }
+  listen(powerMonitor, 'resume', () => {
+    if (net && typeof net.isOnline === 'function') {
+      online = null; // ask again: the network may not have come back with the machine
+      checkOnline();
+    } else {
+      notify('online');
+    }
+  });
 
   const focused = () => (BrowserWindow && typeof BrowserWindow.getFocusedWindow === 'function' ? BrowserWindow.getFocusedWindow() : null);
   const windows = () => (BrowserWindow && typeof BrowserWindow.getAllWindows === 'function' ? BrowserWindow.getAllWindows() : []);
-  const anyVisible = () => windows().some((window) => window.isVisible() && !window.isMinimized());
+  const visible = (window) => {
+    try {
+      return window.isVisible() && !window.isMinimized();
+    } catch {
+      return false; // destroyed
+    }
+  };
   listen(app, 'browser-window-focus', () => notify('focus'));
   listen(app, 'browser-window-blur', () => {
     if (!focused()) notify('blur');
   });
   const watchWindow = (window) => {
-    const shown = () => notify('visible');
-    const hidden = () => {
-      if (!anyVisible()) notify('hidden');
-    };
-    listen(window, 'show', shown);
-    listen(window, 'restore', shown);
-    listen(window, 'hide', hidden);
-    listen(window, 'minimize', hidden);
+    const removers = [
+      listen(window, 'show', () => notify('visible')),
+      listen(window, 'restore', () => notify('visible')),
+      listen(window, 'hide', () => {
+        if (!windows().some(visible)) notify('hidden');
+      }),
+      listen(window, 'minimize', () => {
+        if (!windows().some(visible)) notify('hidden');
+      }),
+    ];
+    const closed = listen(window, 'closed', () => {
+      for (const remove of removers) remove();
+      closed();
+    });
   };
   for (const window of windows()) watchWindow(window);
   listen(app, 'browser-window-created', (_event, window) => watchWindow(window));
@@ -277,7 +353,7 @@ function attachToElectron(client, modules) {
   return function dispose() {
     if (disposed) return;
     disposed = true;
-    for (const step of undo.reverse()) step();
+    for (const remove of [...undo]) remove();
   };
 }
 

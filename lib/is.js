@@ -58,7 +58,7 @@ function optionsObject(name, options, known) {
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       throw new SyncError(
-        `Unknown option ${JSON.stringify(key)} in ${name} (expected one of: ${known.join(', ')})`,
+        `Unknown option ${JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key)} in ${name} (expected one of: ${known.join(', ')})`,
         'INVALID_ARGUMENT',
       );
     }

@@ -38,10 +38,12 @@ export interface ExposeToRendererOptions {
   channel?: string;
   /** The methods served; default all of them. A refused method answers FORBIDDEN. */
   allow?: RendererMethod[];
+  /** The events renderers may subscribe to; default all of change, status, conflict, progress. */
+  events?: Array<'change' | 'status' | 'conflict' | 'progress'>;
   /** maxRequestBytes (default 8 MiB) and maxDepth (default 100) of one request's arguments. */
   limits?: { maxRequestBytes?: number; maxDepth?: number };
-  /** Decides per request whether its sender may use the bridge (e.g. check event.senderFrame.url); refused: FORBIDDEN. */
-  isAllowedSender?: (event: any) => boolean;
+  /** Decides per request whether its sender may use the bridge (e.g. check event.senderFrame.url); anything but true: FORBIDDEN. */
+  isAllowedSender?: (event: any) => boolean | Promise<boolean>;
 }
 
 /** Serves a safe subset of the client to every renderer; returns the function that removes it. */
@@ -60,7 +62,7 @@ interface WindowLike extends EmitterLike {
 export interface AttachToElectronOptions {
   /** browser-window-focus, browser-window-blur and browser-window-created. */
   app?: EmitterLike;
-  /** suspend/resume (offline/online) and lock-screen/unlock-screen (hidden/visible). */
+  /** suspend (offline), resume (net.isOnline() asked again, else online) and lock-screen/unlock-screen (hidden/visible). */
   powerMonitor?: EmitterLike;
   /** net.isOnline(), checked at attach and every onlineCheckMs. */
   net?: { isOnline(): boolean };

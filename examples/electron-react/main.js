@@ -17,7 +17,9 @@ app.whenReady().then(() => {
     conflicts: 'manual',
     transport: httpTransport({ url: SYNC_URL, headers: { 'x-user-id': 'demo-user' } }),
   });
-  const unexpose = exposeToRenderer(client, { ipcMain });
+  // Only this app's own page may use the client: not a page a window navigated to or opened.
+  const isAllowedSender = (/** @type {any} */ event) => event.senderFrame?.url?.startsWith('file://') === true;
+  const unexpose = exposeToRenderer(client, { ipcMain, isAllowedSender });
   const detach = attachToElectron(client, { app, powerMonitor, net, BrowserWindow });
   client.start();
 
@@ -31,6 +33,8 @@ app.whenReady().then(() => {
       nodeIntegration: false,
     },
   });
+  window.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  window.webContents.on('will-navigate', (event) => event.preventDefault());
   window.loadFile(path.join(__dirname, 'index.html'));
 
   app.on('before-quit', () => {

@@ -74,10 +74,16 @@ async function startElectron(t, { count = 2, example = false } = {}) {
   return { main, renderers };
 }
 
-/** Calls window.deltasync[method] in a renderer; resolves with the value or rejects with the error's { code, message, ... }. */
+/**
+ * Calls window.deltasync[method] in a renderer; resolves with the value or rejects with the
+ * error, its code read from the message as a page must (contextBridge drops error.code).
+ */
 async function call(renderer, method, ...args) {
   const { value, error } = await renderer.run('call', { method, args });
-  if (error) throw Object.assign(new Error(error.message), error);
+  if (error) {
+    assert.equal(error.code, undefined, 'the stand-in contextBridge drops custom error properties, as Electron does');
+    throw Object.assign(new Error(error.message), { code: /^([A-Z_]+): /.exec(error.message)?.[1] });
+  }
   return value;
 }
 
@@ -176,13 +182,24 @@ describe('exposeToRenderer and exposeSyncClient between worker threads', () => {
   test('the renderer reports its window to the client as notify events', async (t) => {
     const { main, renderers: [r1] } = await startElectron(t, { count: 1 });
     await main.run('start');
-    await r1.run('dispatch', { target: 'window', type: 'offline' });
-    await eventually(async () => (await main.run('status')).state === 'offline', 'offline reached the client');
-    await r1.run('dispatch', { target: 'window', type: 'online' });
-    await eventually(async () => (await main.run('status')).state !== 'offline', 'online reached the client');
-    await r1.run('dispatch', { target: 'document', type: 'visibilitychange', visibilityState: 'hidden' });
-    await r1.run('dispatch', { target: 'window', type: 'focus' });
-    assert.equal((await call(r1, 'status')).state !== 'offline', true);
+    const sequence = [
+      [{ target: 'window', type: 'offline' }, 'offline'],
+      [{ target: 'window', type: 'online' }, 'online'],
+      [{ target: 'document', type: 'visibilitychange', visibilityState: 'hidden' }, 'hidden'],
+      [{ target: 'document', type: 'visibilitychange', visibilityState: 'visible' }, 'visible'],
+      [{ target: 'window', type: 'blur' }, 'blur'],
+      [{ target: 'window', type: 'focus' }, 'focus'],
+    ];
+    for (const [dispatch, expected] of sequence) {
+      await r1.run('dispatch', dispatch);
+      const told = await eventually(async () => {
+        const events = await main.run('notified');
+        return events.length > 0 && events;
+      }, `${expected} reached the client`);
+      assert.deepEqual(told, [expected]);
+      if (expected === 'offline') assert.equal((await main.run('status')).state, 'offline');
+    }
+    assert.notEqual((await main.run('status')).state, 'offline');
   });
 
   test('a renderer that goes away loses its subscriptions', async (t) => {
@@ -316,10 +333,11 @@ describe('the preload in the renderer', () => {
     ipcMain.connect(port1);
     const page = {};
     const api = exposeSyncClient({ contextBridge: createContextBridge(page), ipcRenderer: createIpcRenderer(port2) }, { window: null });
-    assert.equal(page.deltasync.put, api.put);
+    const direct = await api.put('note', 'a', 'not a document').catch((e) => e);
+    assert.equal(direct.code, 'INVALID_ARGUMENT', 'the preload sets code');
     const error = await page.deltasync.put('note', 'a', 'not a document').catch((e) => e);
     assert.ok(error instanceof Error);
-    assert.equal(error.code, 'INVALID_ARGUMENT');
+    assert.equal(error.code, undefined, 'contextBridge keeps only the message');
     assert.match(error.message, /^INVALID_ARGUMENT: Expected a plain object for doc/);
     assert.throws(() => page.deltasync.subscribe('nope', () => {}), /INVALID_ARGUMENT/);
     dispose();
@@ -361,6 +379,97 @@ describe('exposeToRenderer arguments', () => {
     client.close();
   });
 
+  /** The handler exposeToRenderer registered, called as Electron would, with a stand-in webContents. */
+  function directBridge(options = {}) {
+    const client = new SyncClient({ path: ':memory:', transport: async () => new Promise(() => {}) });
+    const ipcMain = new IpcMainStandIn();
+    const dispose = exposeToRenderer(client, { ipcMain, ...options });
+    const handler = ipcMain._handlers.get('deltasync');
+    const webContents = () => {
+      const sender = new EventEmitter();
+      sender.sent = [];
+      sender.send = (...args) => sender.sent.push(args);
+      sender.mainFrame = { routingId: 1, processId: 7 };
+      return sender;
+    };
+    return { client, dispose, handler, webContents };
+  }
+
+  test('isAllowedSender may be async; only true lets a request in', async () => {
+    for (const verdict of [false, 'yes', 1, undefined]) {
+      const { client, handler, webContents } = directBridge({ isAllowedSender: async () => verdict });
+      const sender = webContents();
+      assert.equal((await handler({ sender }, 'put', 'note', 'a', {})).error.code, 'FORBIDDEN', String(verdict));
+      assert.equal((await handler({ sender }, 'subscribe', 'change')).error.code, 'FORBIDDEN');
+      assert.deepEqual(client.list('note'), []);
+      client.close();
+    }
+    const { client, handler, webContents } = directBridge({ isAllowedSender: async () => true });
+    assert.equal((await handler({ sender: webContents() }, 'put', 'note', 'a', {})).ok, true);
+    client.close();
+  });
+
+  test('events limits the subscriptions; a subframe cannot subscribe', async () => {
+    const { client, handler, webContents } = directBridge({ allow: ['get'], events: ['status'] });
+    const sender = webContents();
+    assert.equal((await handler({ sender }, 'subscribe', 'conflict')).error.code, 'FORBIDDEN');
+    assert.equal((await handler({ sender }, 'subscribe', 'change')).error.code, 'FORBIDDEN');
+    assert.equal((await handler({ sender }, 'subscribe', 'status')).ok, true);
+    const subframe = { routingId: 9, processId: 7 };
+    assert.equal((await handler({ sender, senderFrame: subframe }, 'subscribe', 'status')).error.code, 'FORBIDDEN');
+    assert.equal(client.listenerCount('conflict') + client.listenerCount('change'), 0);
+    assert.equal(client.listenerCount('status'), 1);
+    client.close();
+  });
+
+  test('a renderer cannot leave non-manual syncs waiting in main', async () => {
+    const { client, handler, webContents } = directBridge();
+    const reply = await handler({ sender: webContents() }, 'sync', { manual: false });
+    assert.equal(reply.error.code, 'INVALID_ARGUMENT');
+    assert.match(reply.error.message, /manual/);
+    client.close();
+  });
+
+  test('navigation and destruction end a window\'s subscriptions; dispose removes every listener', async () => {
+    const { client, dispose, handler, webContents } = directBridge();
+    const a = webContents();
+    const b = webContents();
+    for (const sender of [a, b]) assert.equal((await handler({ sender }, 'subscribe', 'change')).ok, true);
+    client.put('note', 'x', { t: 1 });
+    assert.equal(a.sent.length, 1);
+    assert.equal(b.sent.length, 1);
+    a.emit('did-navigate');
+    client.put('note', 'y', { t: 1 });
+    assert.equal(a.sent.length, 1, 'the page that navigated away gets nothing until it subscribes again');
+    assert.equal(b.sent.length, 2);
+    b.emit('destroyed');
+    assert.equal(b.listenerCount('destroyed'), 0);
+    assert.equal(client.listenerCount('change'), 0, 'no window subscribes: the client is not listened to');
+    assert.equal((await handler({ sender: a }, 'subscribe', 'change')).ok, true);
+    assert.equal(client.listenerCount('change'), 1);
+    dispose();
+    assert.equal(client.listenerCount('change'), 0);
+    assert.deepEqual([a.listenerCount('destroyed'), a.listenerCount('did-navigate')], [0, 0]);
+    assert.equal((await handler({ sender: a }, 'get', 'note', 'x')).error.code, 'CLOSED');
+    client.close();
+  });
+
+  test('a window that cannot take one event keeps its subscriptions', async () => {
+    const { client, handler, webContents } = directBridge();
+    const sender = webContents();
+    let fail = true;
+    sender.send = (...args) => {
+      if (fail) throw new Error('An object could not be cloned.');
+      sender.sent.push(args);
+    };
+    await handler({ sender }, 'subscribe', 'change');
+    client.put('note', 'x', { t: 1 });
+    fail = false;
+    client.put('note', 'y', { t: 1 });
+    assert.equal(sender.sent.length, 1);
+    client.close();
+  });
+
   test('isAllowedSender refuses other senders with FORBIDDEN', async () => {
     const client = new SyncClient({ path: ':memory:' });
     const ipcMain = new IpcMainStandIn();
@@ -386,6 +495,10 @@ describe('examples/electron-react', () => {
     );
     assert.match(window.options.webPreferences.preload, /dist[\\/]preload\.js$/);
     assert.match(window.loaded, /index\.html$/);
+    assert.equal(window.opens, 'deny', 'window.open is denied');
+    assert.equal(window.navigationPrevented, true, 'navigating away is prevented');
+    assert.equal(await main.run('exampleAllowsSender', { url: 'https://elsewhere.example/' }), false);
+    assert.equal(await main.run('exampleAllowsSender', { url: 'file:///app/index.html' }), true);
     await r2.run('subscribe', { event: 'change' });
     await call(r1, 'put', 'note', 'n1', { id: 'n1', title: 'from window 1' });
     assert.deepEqual(await call(r2, 'list', 'note'), [{ id: 'n1', title: 'from window 1' }]);
@@ -481,36 +594,70 @@ describe('attachToElectron', () => {
     return { client, requests };
   }
 
-  test('connectivity, power and windows reach client.notify; the disposer removes every listener', async (t) => {
-    const { client, requests } = clientWithTransport(t);
+  test('each Electron event reaches client.notify as documented; the disposer removes every listener', async (t) => {
+    const { client } = clientWithTransport(t);
     const electron = electronModules();
-    client.start();
+    const told = [];
+    const notify = client.notify.bind(client);
+    client.notify = (event) => {
+      told.push(event);
+      notify(event);
+    };
+    const take = () => told.splice(0);
     electron.setOnline(false);
     const dispose = attachToElectron(client, { ...electron.modules, onlineCheckMs: 1 });
-    assert.equal(client.status.state, 'offline', 'net.isOnline() false at attach: offline');
+    assert.deepEqual(take(), ['offline'], 'net.isOnline() at attach');
     electron.setOnline(true);
-    await eventually(() => client.status.state !== 'offline', 'net back online');
-    electron.modules.powerMonitor.emit('suspend');
-    assert.equal(client.status.state, 'offline', 'suspend is offline');
-    electron.modules.powerMonitor.emit('resume');
-    assert.notEqual(client.status.state, 'offline', 'resume is online');
-    const before = requests.length;
-    electron.modules.app.emit('browser-window-focus', {}, electron.windows[0]);
-    await eventually(() => requests.length > before, 'focus triggered a sync');
-    // Visibility: a new window is watched, and hidden is only reported when no window is visible.
+    await eventually(() => told.length > 0, 'the online check');
+    assert.deepEqual(take(), ['online']);
+    const { app, powerMonitor } = electron.modules;
+    powerMonitor.emit('suspend');
+    electron.setOnline(false);
+    powerMonitor.emit('resume');
+    assert.deepEqual(take(), ['offline', 'offline'], 'suspend is offline; resume asks net again, which says offline');
+    electron.setOnline(true);
+    powerMonitor.emit('resume');
+    assert.deepEqual(take(), ['online']);
+    powerMonitor.emit('lock-screen');
+    powerMonitor.emit('unlock-screen');
+    assert.deepEqual(take(), ['hidden', 'visible']);
+    app.emit('browser-window-focus', {}, electron.windows[0]);
+    electron.setFocused(electron.windows[0]);
+    app.emit('browser-window-blur', {}, electron.windows[0]);
+    electron.setFocused(null);
+    app.emit('browser-window-blur', {}, electron.windows[0]);
+    assert.deepEqual(take(), ['focus', 'blur'], 'blur only once no window has the focus');
+
     const second = new electron.Window();
     electron.windows.push(second);
-    electron.modules.app.emit('browser-window-created', {}, second);
-    for (const emitter of [electron.modules.app, electron.modules.powerMonitor, electron.windows[0], second]) {
-      assert.ok(emitter.eventNames().length > 0);
-    }
+    app.emit('browser-window-created', {}, second);
+    electron.windows[0].visible = false;
+    electron.windows[0].emit('hide');
+    assert.deepEqual(take(), [], 'another window is still visible');
+    second.minimized = true;
+    second.emit('minimize');
+    assert.deepEqual(take(), ['hidden']);
+    second.minimized = false;
+    second.emit('restore');
+    electron.windows[0].visible = true;
+    electron.windows[0].emit('show');
+    assert.deepEqual(take(), ['visible', 'visible']);
+    second.isVisible = () => {
+      throw new Error('Object has been destroyed');
+    };
+    electron.windows[0].visible = false;
+    assert.doesNotThrow(() => electron.windows[0].emit('hide'), 'a destroyed window never throws into Electron');
+    second.emit('closed');
+    assert.deepEqual(second.eventNames(), [], "a closed window's listeners are removed");
+
     dispose();
-    for (const emitter of [electron.modules.app, electron.modules.powerMonitor, electron.windows[0], second]) {
+    for (const emitter of [app, powerMonitor, electron.windows[0]]) {
       assert.deepEqual(emitter.eventNames(), [], 'every listener removed');
     }
+    take();
     electron.setOnline(false);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.notEqual(client.status.state, 'offline', 'the online check stopped');
+    assert.deepEqual(told, [], 'the online check stopped');
   });
 
   test('needs a client with a transport', () => {

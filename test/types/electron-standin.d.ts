@@ -10,8 +10,13 @@ declare module 'electron' {
     sandbox?: boolean;
     nodeIntegration?: boolean;
   }
+  interface WebContents extends EventEmitter {
+    setWindowOpenHandler(handler: (details: { url: string }) => { action: 'allow' | 'deny' }): void;
+    on(event: 'will-navigate', listener: (event: { preventDefault(): void }, url: string) => void): this;
+  }
   export class BrowserWindow extends EventEmitter {
     constructor(options?: { width?: number; height?: number; webPreferences?: WebPreferences });
+    webContents: WebContents;
     loadFile(filePath: string): Promise<void>;
     isVisible(): boolean;
     isMinimized(): boolean;

@@ -11,7 +11,10 @@ const client = new SyncClient({ path: 'app.db', transport: httpTransport({ url: 
 const ipcMain = { handle(_channel: string, _listener: (event: any, ...args: any[]) => unknown) {}, removeHandler(_channel: string) {} };
 
 const unexpose: () => void = exposeToRenderer(client, { ipcMain });
-exposeToRenderer(client, { ipcMain, channel: 'sync', allow: ['get', 'list'], limits: { maxRequestBytes: 1024 } });
+exposeToRenderer(client, { ipcMain, channel: 'sync', allow: ['get', 'list'], events: ['status'], limits: { maxRequestBytes: 1024 } });
+exposeToRenderer(client, { ipcMain, isAllowedSender: async (event) => event.senderFrame.url.startsWith('file://') });
+// @ts-expect-error no such event
+exposeToRenderer(client, { ipcMain, events: ['error'] });
 // @ts-expect-error applyRemote is not a method a renderer can be served
 exposeToRenderer(client, { ipcMain, allow: ['applyRemote'] });
 // @ts-expect-error ipcMain is required

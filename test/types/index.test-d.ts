@@ -42,7 +42,8 @@ const count: number = store.transaction(() => {
 const removed: boolean = store.delete('note', 'n2');
 store.on('change', (event) => {
   if (event.source === 'local') void event.changes[0].changeId;
-  else void event.applied;
+  else if (event.source === 'remote') void event.applied;
+  else void event.entityId;
 });
 store.on('conflict', (conflict) => void conflict.winner);
 store.on('progress', (progress) => void progress.bytesParsed);
