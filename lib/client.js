@@ -8,6 +8,7 @@ const is = require('./is');
 
 const args = require('./store-args');
 const { SyncEngine } = require('./engine');
+const { probeServer } = require('./transport');
 
 const CLIENT_OPTIONS = [
   'path',
@@ -27,10 +28,12 @@ const CLIENT_OPTIONS = [
   'batch',
   'keepAlive',
   'mustExist',
+  'healthCheck',
 ];
 const TRIGGER_OPTIONS = ['periodicMs', 'minIntervalMs', 'localChangeDelayMs'];
 const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'];
 const BATCH_OPTIONS = ['push', 'pull'];
+const HEALTH_OPTIONS = ['url', 'intervalMs', 'timeoutMs', 'unreachableAfter'];
 const NOTIFY_EVENTS = ['online', 'offline', 'focus', 'blur', 'visible', 'hidden'];
 const CONFLICT_STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
 const RESOLVE_USES = ['local', 'remote', 'merged'];
@@ -469,7 +472,7 @@ class SyncClient extends EventEmitter {
     engine.notify(event);
   }
 
-  /** { state, pendingChanges, failedChanges, lastSyncTime, lastError, nextSyncAt, serverVersion } */
+  /** { state, pendingChanges, failedChanges, lastSyncTime, lastError, nextSyncAt, serverVersion, offlineReason } */
   get status() {
     this._native();
     if (this._engine) return this._engine.status();
@@ -482,6 +485,7 @@ class SyncClient extends EventEmitter {
       lastError: null,
       nextSyncAt: null,
       serverVersion: this.serverVersion,
+      offlineReason: null,
     };
   }
 
@@ -545,7 +549,31 @@ function engineOptions(options) {
   if (retry.maxRetries < 1) throw is.invalid('options.retry.maxRetries', 'a positive integer', retry.maxRetries);
   if (!(is.isPositiveInteger(batch.push) && batch.push <= 1000)) throw is.invalid('options.batch.push', 'an integer from 1 to 1000', batch.push);
   if (!(is.isPositiveInteger(batch.pull) && batch.pull <= 10000)) throw is.invalid('options.batch.pull', 'an integer from 1 to 10000', batch.pull);
-  return { transport, triggers, retry, batch, keepAlive };
+  return { transport, triggers, retry, batch, keepAlive, healthCheck: healthCheckOptions(options.healthCheck, transport) };
+}
+
+/** The health check's options, with the probe it runs; null when off. */
+function healthCheckOptions(value, transport) {
+  if (value === undefined || value === false) return null;
+  const options = is.optionsObject('options.healthCheck', value === true ? {} : value, HEALTH_OPTIONS);
+  const { url, intervalMs = 5000, timeoutMs = 5000, unreachableAfter = 3 } = options;
+  for (const [key, number] of Object.entries({ intervalMs, timeoutMs, unreachableAfter })) {
+    if (!is.isPositiveInteger(number)) throw is.invalid(`options.healthCheck.${key}`, 'a positive integer', number);
+  }
+  if (url !== undefined) {
+    let valid = false;
+    try {
+      valid = typeof url === 'string' && /^https?:$/.test(new URL(url).protocol);
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw is.invalid('options.healthCheck.url', 'an absolute http(s) URL', url);
+  }
+  let probe;
+  if (typeof transport.probe === 'function') probe = (args) => transport.probe(url === undefined ? args : { ...args, probeUrl: url });
+  else if (url !== undefined) probe = (args) => probeServer({ ...args, url });
+  else throw is.invalid('options.healthCheck.url', 'the URL to probe (required with a transport other than httpTransport)', url);
+  return { intervalMs, timeoutMs, unreachableAfter, probe };
 }
 
 /** One batch() operation checked for its shape; the store methods check its values. */

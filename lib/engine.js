@@ -22,7 +22,7 @@ function classify(error) {
 class SyncEngine {
   /**
    * @param {import('./client').SyncClient} client
-   * @param {object} options resolved options: transport, triggers, retry, batch, keepAlive
+   * @param {object} options resolved options: transport, triggers, retry, batch, keepAlive, healthCheck
    */
   constructor(client, options) {
     this._client = client;
@@ -30,12 +30,15 @@ class SyncEngine {
     this._timer = null;
     this._cycle = null; // the running cycle's promise
     this._abort = null;
+    this._probe = null; // the running health probe's promise
+    this._probeAbort = null;
     this._waiters = []; // sync() calls waiting for the next cycle to end
     this._lastError = null;
     this._lastState = null;
     this._closed = false;
-    const { triggers, retry } = options;
-    client._handle.schedConfigure({ ...triggers, ...retry });
+    const { triggers, retry, healthCheck } = options;
+    const health = healthCheck ? { healthIntervalMs: healthCheck.intervalMs, unreachableAfter: healthCheck.unreachableAfter } : {};
+    client._handle.schedConfigure({ ...triggers, ...retry, ...health });
   }
 
   start() {
@@ -48,6 +51,7 @@ class SyncEngine {
     this._native().schedStop();
     this._disarm();
     if (this._abort) this._abort.abort();
+    if (this._probeAbort) this._probeAbort.abort();
     this._emitStatus();
   }
 
@@ -89,6 +93,7 @@ class SyncEngine {
       lastError: this._lastError,
       nextSyncAt: sched.state === 'syncing' ? null : sched.nextSyncAt,
       serverVersion: client.serverVersion,
+      offlineReason: sched.offlineReason,
     };
   }
 
@@ -96,6 +101,7 @@ class SyncEngine {
     this._closed = true;
     this._disarm();
     if (this._abort) this._abort.abort();
+    if (this._probeAbort) this._probeAbort.abort();
     const error = new SyncError('The client was closed', 'CLOSED');
     for (const waiter of this._waiters.splice(0)) waiter.reject(error);
   }
@@ -124,7 +130,18 @@ class SyncEngine {
   }
 
   _tick() {
-    if (this._closed || this._cycle) return;
+    if (this._closed || this._cycle || this._probe) return;
+    if (this._client._handle.schedTryProbe()) {
+      this._probe = this._runProbe().finally(() => {
+        this._probe = null;
+        if (!this._closed) {
+          this._emitStatus();
+          this._arm();
+          this._tick();
+        }
+      });
+      return;
+    }
     if (!this._client._handle.schedTryStart()) {
       this._arm();
       return;
@@ -136,6 +153,23 @@ class SyncEngine {
         this._tick();
       }
     });
+  }
+
+  /** One health probe: does the server answer at all? */
+  async _runProbe() {
+    const { probe, timeoutMs } = this._options.healthCheck;
+    this._probeAbort = new AbortController();
+    let reached = false;
+    try {
+      reached = (await probe({ deviceId: this._client.deviceId, signal: this._probeAbort.signal, timeoutMs })) === true;
+    } catch {
+      reached = false;
+    } finally {
+      this._probeAbort = null;
+    }
+    if (this._closed) return;
+    if (reached) this._lastError = null;
+    this._client._handle.schedProbeFinished(reached);
   }
 
   async _runCycle() {
@@ -220,6 +254,7 @@ class SyncEngine {
       if (kind === 'auth') outcome = 'auth';
       else if (kind === 'aborted') outcome = 'aborted';
       else if (kind === 'rejected') outcome = 'success';
+      else if (kind === 'transient' && error && error.status === undefined) outcome = 'unreachable'; // no answer at all
       else outcome = 'transient';
       retryAfterMs = error && Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : null;
     } finally {
@@ -273,7 +308,7 @@ class SyncEngine {
   _emitStatus() {
     if (this._closed) return;
     const status = this.status();
-    const key = `${status.state}|${status.nextSyncAt}|${status.pendingChanges}|${status.failedChanges}`;
+    const key = `${status.state}|${status.nextSyncAt}|${status.pendingChanges}|${status.failedChanges}|${status.offlineReason}`;
     if (key === this._lastState) return;
     this._lastState = key;
     this._client.emit('status', status);

@@ -66,7 +66,12 @@ function httpTransport(options) {
   if (typeof fetchImpl !== 'function') throw is.invalid('options.fetch', 'a fetch function', fetchImpl);
   const endpoint = `${url.replace(/\/+$/, '')}/v2`;
 
-  return async function transport(request, { signal } = {}) {
+  /** The health check's probe of this transport's server: see probeServer. */
+  const probe = ({ probeUrl = `${endpoint}/status`, ...rest }) => probeServer({ ...rest, url: probeUrl, headers, fetchImpl });
+
+  return Object.assign(transport, { probe });
+
+  async function transport(request, { signal } = {}) {
     const extra = typeof headers === 'function' ? await headers() : headers;
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? eitherSignal(signal, timeout) : timeout;
@@ -100,7 +105,28 @@ function httpTransport(options) {
       });
     }
     return body;
-  };
+  }
 }
 
-module.exports = { httpTransport, TransportError, parseRetryAfter };
+/**
+ * The health check's probe: GET `url` (with `headers` and X-Device-ID). Resolves true when the
+ * server answered below 500 (even 401: it is there), false when it answered 5xx or nothing at
+ * all within `timeoutMs`. Never rejects.
+ */
+async function probeServer({ url, headers, fetchImpl = globalThis.fetch, deviceId, signal, timeoutMs }) {
+  try {
+    const extra = typeof headers === 'function' ? await headers() : headers;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const response = await fetchImpl(url, {
+      method: 'GET',
+      headers: { ...extra, 'x-device-id': deviceId },
+      signal: signal ? eitherSignal(signal, timeout) : timeout,
+    });
+    await response.arrayBuffer().catch(() => {});
+    return response.status < 500;
+  } catch {
+    return false;
+  }
+}
+
+module.exports = { httpTransport, TransportError, parseRetryAfter, probeServer };

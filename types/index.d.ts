@@ -308,7 +308,30 @@ export interface HttpTransportOptions {
   fetch?: typeof fetch;
 }
 
-export function httpTransport(options: HttpTransportOptions): Transport;
+/**
+ * The health check: after `unreachableAfter` consecutive cycles that got no answer from the
+ * server (and while offline was notified), the client counts as offline and probes instead
+ * of syncing, `intervalMs` later and then with backoff. A probe the server answers (below 500)
+ * marks it online and syncs at once.
+ */
+export interface HealthCheckOptions {
+  /** What to GET. Default: httpTransport's {url}/v2/status; required with another transport. */
+  url?: string;
+  /** Default 5000. */
+  intervalMs?: number;
+  /** Default 5000. */
+  timeoutMs?: number;
+  /** Default 3. */
+  unreachableAfter?: number;
+}
+
+/** httpTransport's transport, which also carries the health check's probe. */
+export interface HttpTransport extends Transport {
+  /** GETs probeUrl (default {url}/v2/status); true when the server answered below 500. Never rejects. */
+  probe(options: { deviceId: string; timeoutMs: number; signal?: AbortSignal; probeUrl?: string }): Promise<boolean>;
+}
+
+export function httpTransport(options: HttpTransportOptions): HttpTransport;
 
 /** A transport failure: `status` when the server answered, `retryAfterMs` when it sent Retry-After. code is 'AUTH' for 401/403. */
 export class TransportError extends SyncError {
@@ -326,6 +349,8 @@ export interface SyncStatus {
   lastError: { code: string; message: string; at: number } | null;
   nextSyncAt: number | null;
   serverVersion: number;
+  /** Why state is 'offline': notify('offline') was told, or the health check found the server unreachable; null otherwise. */
+  offlineReason: 'notified' | 'unreachable' | null;
 }
 
 export interface SyncSummary {
@@ -467,6 +492,8 @@ export interface SyncClientOptions {
   };
   /** Keep the process alive while started. Default false. */
   keepAlive?: boolean;
+  /** Checks connectivity itself: true for the defaults, or its options. Off by default. */
+  healthCheck?: boolean | HealthCheckOptions;
   /** Open an existing database only: a missing file is NOT_FOUND and is not created. Default false. */
   mustExist?: boolean;
 }

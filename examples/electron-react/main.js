@@ -16,6 +16,7 @@ app.whenReady().then(() => {
     path: path.join(app.getPath('userData'), 'notes.db'),
     conflicts: 'manual',
     transport: httpTransport({ url: SYNC_URL, headers: { 'x-user-id': 'demo-user' } }),
+    healthCheck: true, // "online" from the OS is not "the server answers": probe it when in doubt
   });
   // Only this app's own page may use the client: not a page a window navigated to or opened.
   const isAllowedSender = (/** @type {any} */ event) => event.senderFrame?.url?.startsWith('file://') === true;

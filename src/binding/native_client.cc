@@ -131,6 +131,8 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
           InstanceMethod("schedTryStart", &NativeClient::SchedTryStart),
           InstanceMethod("schedFinished", &NativeClient::SchedFinished),
           InstanceMethod("schedStatus", &NativeClient::SchedStatus),
+          InstanceMethod("schedTryProbe", &NativeClient::SchedTryProbe),
+          InstanceMethod("schedProbeFinished", &NativeClient::SchedProbeFinished),
       },
       addon);
   addon->native_client_constructor = Napi::Persistent(ctor);
@@ -684,7 +686,8 @@ Napi::Value NativeClient::ResetIngest(const Napi::CallbackInfo& info) {
 
 // ---- scheduler (see core/scheduler.h); lib/engine.js arms the timers and runs the cycles
 
-// schedConfigure({ periodicMs, minIntervalMs, localChangeDelayMs, maxRetries, baseDelayMs, maxDelayMs, maxRetryAfterMs })
+// schedConfigure({ periodicMs, minIntervalMs, localChangeDelayMs, maxRetries, baseDelayMs, maxDelayMs, maxRetryAfterMs,
+//                  healthIntervalMs, unreachableAfter })
 Napi::Value NativeClient::SchedConfigure(const Napi::CallbackInfo& info) {
   Napi::Object options = info[0].As<Napi::Object>();
   auto number = [&](const char* key, int64_t fallback) {
@@ -699,6 +702,8 @@ Napi::Value NativeClient::SchedConfigure(const Napi::CallbackInfo& info) {
   scheduler_options.retry.base_delay_ms = number("baseDelayMs", scheduler_options.retry.base_delay_ms);
   scheduler_options.retry.max_delay_ms = number("maxDelayMs", scheduler_options.retry.max_delay_ms);
   scheduler_options.retry.max_retry_after_ms = number("maxRetryAfterMs", scheduler_options.retry.max_retry_after_ms);
+  scheduler_options.health.interval_ms = number("healthIntervalMs", scheduler_options.health.interval_ms);
+  scheduler_options.health.unreachable_after = number("unreachableAfter", scheduler_options.health.unreachable_after);
   scheduler_ = std::make_unique<Scheduler>(scheduler_clock_, scheduler_random_, scheduler_options);
   return info.Env().Undefined();
 }
@@ -745,7 +750,7 @@ Napi::Value NativeClient::SchedTryStart(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), RequireScheduler(info.Env()).TryStartCycle());
 }
 
-// schedFinished("success" | "transient" | "auth" | "aborted", retryAfterMs | null)
+// schedFinished("success" | "transient" | "unreachable" | "auth" | "aborted", retryAfterMs | null)
 Napi::Value NativeClient::SchedFinished(const Napi::CallbackInfo& info) {
   Scheduler& scheduler = RequireScheduler(info.Env());
   const std::string outcome = info[0].As<Napi::String>().Utf8Value();
@@ -753,6 +758,7 @@ Napi::Value NativeClient::SchedFinished(const Napi::CallbackInfo& info) {
   if (info[1].IsNumber()) retry_after = info[1].As<Napi::Number>().Int64Value();
   scheduler.OnCycleFinished(outcome == "success"     ? CycleOutcome::kSuccess
                             : outcome == "transient" ? CycleOutcome::kTransient
+                            : outcome == "unreachable" ? CycleOutcome::kUnreachable
                             : outcome == "auth"      ? CycleOutcome::kAuthFailed
                                                      : CycleOutcome::kAborted,
                             retry_after);
@@ -769,7 +775,21 @@ Napi::Value NativeClient::SchedStatus(const Napi::CallbackInfo& info) {
   out.Set("failures", Napi::Number::New(env, static_cast<double>(scheduler.consecutive_failures())));
   out.Set("online", scheduler.online());
   out.Set("authBlocked", scheduler.auth_blocked());
+  const char* reason = OfflineReasonName(scheduler.offline_reason());
+  out.Set("offlineReason", reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
+  std::optional<int64_t> probe = scheduler.next_probe_at();
+  out.Set("nextProbeAt", probe ? Napi::Value(Napi::Number::New(env, static_cast<double>(*probe))) : env.Null());
   return out;
+}
+
+Napi::Value NativeClient::SchedTryProbe(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RequireScheduler(info.Env()).TryStartProbe());
+}
+
+// schedProbeFinished(reached: boolean)
+Napi::Value NativeClient::SchedProbeFinished(const Napi::CallbackInfo& info) {
+  RequireScheduler(info.Env()).OnProbeFinished(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
 }
 
 #undef DS_REQUIRE_CLIENT

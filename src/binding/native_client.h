@@ -96,6 +96,8 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   Napi::Value SchedTryStart(const Napi::CallbackInfo& info);
   Napi::Value SchedFinished(const Napi::CallbackInfo& info);
   Napi::Value SchedStatus(const Napi::CallbackInfo& info);
+  Napi::Value SchedTryProbe(const Napi::CallbackInfo& info);
+  Napi::Value SchedProbeFinished(const Napi::CallbackInfo& info);
 
   DeltaSyncAddon* addon_;
   std::shared_ptr<ClientSlot> slot_;

@@ -15,6 +15,15 @@ const char* SchedulerStateName(SchedulerState state) {
   return "idle";
 }
 
+const char* OfflineReasonName(OfflineReason reason) {
+  switch (reason) {
+    case OfflineReason::kNone: return nullptr;
+    case OfflineReason::kNotified: return "notified";
+    case OfflineReason::kUnreachable: return "unreachable";
+  }
+  return nullptr;
+}
+
 int64_t FullJitterDelayMs(const RetryOptions& retry, int64_t failures, Random& random) {
   if (failures <= 0) return 0;
   // base * 2^(failures-1), capped without overflowing.
@@ -38,6 +47,7 @@ void Scheduler::Start() {
   if (started_) return;
   started_ = true;
   RequestAt(clock_.NowMs());  // a first cycle as soon as allowed
+  if (!online()) ScheduleProbe();
 }
 
 void Scheduler::Stop() {
@@ -45,6 +55,7 @@ void Scheduler::Stop() {
   due_at_.reset();
   manual_pending_ = false;
   rerun_after_cycle_ = false;
+  probe_due_at_.reset();
 }
 
 void Scheduler::RequestAt(int64_t at) {
@@ -59,6 +70,23 @@ void Scheduler::RequestAt(int64_t at) {
   if (!due_at_ || at < *due_at_) due_at_ = at;
 }
 
+void Scheduler::ScheduleProbe() {
+  if (!started_ || !HealthEnabled()) return;
+  const int64_t interval = options_.health.interval_ms;
+  int64_t delay = interval;
+  if (failed_probes_ > 0) {
+    const int64_t cap = std::max(options_.retry.max_delay_ms, interval);
+    int64_t ceiling = interval;
+    for (int64_t i = 0; i < failed_probes_ && ceiling < cap; ++i) ceiling = ceiling > cap / 2 ? cap : ceiling * 2;
+    ceiling = std::min(ceiling, cap);
+    // The upper half jittered: probes of many devices after one outage spread out, and never
+    // come sooner than half the backoff.
+    const int64_t half = ceiling / 2;
+    delay = half + static_cast<int64_t>(random_.NextDouble() * static_cast<double>(ceiling - half));
+  }
+  probe_due_at_ = clock_.NowMs() + delay;
+}
+
 void Scheduler::SchedulePeriodic() {
   if (options_.periodic_ms > 0) RequestAt(clock_.NowMs() + options_.periodic_ms);
 }
@@ -67,8 +95,12 @@ void Scheduler::Notify(SchedulerEvent event) {
   const int64_t now = clock_.NowMs();
   switch (event) {
     case SchedulerEvent::kOnline: {
-      const bool was_offline = !online_;
+      const bool was_offline = !online();
       online_ = true;
+      unreachable_ = false;
+      unreachable_cycles_ = 0;
+      failed_probes_ = 0;
+      probe_due_at_.reset();
       if (auth_blocked_) {
         auth_blocked_ = false;
         failures_ = 0;
@@ -82,6 +114,7 @@ void Scheduler::Notify(SchedulerEvent event) {
     }
     case SchedulerEvent::kOffline:
       online_ = false;
+      if (!probe_due_at_ && !probing_) ScheduleProbe();
       break;
     case SchedulerEvent::kFocus:
     case SchedulerEvent::kVisible:
@@ -105,18 +138,20 @@ bool Scheduler::RequestManual() {
 }
 
 std::optional<int64_t> Scheduler::NextWakeAt() const {
-  if (running_) return std::nullopt;
+  if (running_ || probing_) return std::nullopt;
   if (manual_pending_) return clock_.NowMs();
-  if (!started_ || !online_ || auth_blocked_) return std::nullopt;
+  if (!started_) return std::nullopt;
+  if (!online()) return probe_due_at_;
+  if (auth_blocked_) return std::nullopt;
   return due_at_;
 }
 
 bool Scheduler::TryStartCycle() {
-  if (running_) return false;
+  if (running_ || probing_) return false;
   const int64_t now = clock_.NowMs();
   const bool manual = manual_pending_;
   if (!manual) {
-    if (!started_ || !online_ || auth_blocked_ || !due_at_ || *due_at_ > now) return false;
+    if (!started_ || !online() || auth_blocked_ || !due_at_ || *due_at_ > now) return false;
   }
   manual_pending_ = false;
   running_ = true;
@@ -135,10 +170,27 @@ void Scheduler::OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> ret
     case CycleOutcome::kSuccess:
       failures_ = 0;
       backoff_until_.reset();
+      unreachable_cycles_ = 0;
+      if (unreachable_) {  // a manual cycle got through: the server is back
+        unreachable_ = false;
+        failed_probes_ = 0;
+        probe_due_at_.reset();
+      }
       SchedulePeriodic();
       if (rerun) RequestAt(now);
       break;
-    case CycleOutcome::kTransient: {
+    case CycleOutcome::kTransient:
+    case CycleOutcome::kUnreachable: {
+      if (outcome == CycleOutcome::kUnreachable) {
+        ++unreachable_cycles_;
+        if (HealthEnabled() && !unreachable_ && unreachable_cycles_ >= options_.health.unreachable_after) {
+          unreachable_ = true;
+          failed_probes_ = 0;
+          if (!probe_due_at_) ScheduleProbe();
+        }
+      } else {
+        unreachable_cycles_ = 0;  // the server answered
+      }
       ++failures_;
       int64_t delay = FullJitterDelayMs(options_.retry, failures_, random_);
       if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, options_.retry.max_retry_after_ms));
@@ -157,10 +209,37 @@ void Scheduler::OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> ret
   }
 }
 
+bool Scheduler::TryStartProbe() {
+  if (running_ || probing_ || !started_ || !probe_due_at_ || *probe_due_at_ > clock_.NowMs()) return false;
+  probing_ = true;
+  probe_due_at_.reset();
+  return true;
+}
+
+void Scheduler::OnProbeFinished(bool reached) {
+  probing_ = false;
+  if (!reached) {
+    ++failed_probes_;
+    if (!online()) ScheduleProbe();
+    return;
+  }
+  online_ = true;
+  unreachable_ = false;
+  unreachable_cycles_ = 0;
+  failed_probes_ = 0;
+  backoff_until_.reset();
+  RequestAt(clock_.NowMs());
+}
+
+OfflineReason Scheduler::offline_reason() const {
+  if (!started_ || online()) return OfflineReason::kNone;
+  return unreachable_ && online_ ? OfflineReason::kUnreachable : OfflineReason::kNotified;
+}
+
 SchedulerState Scheduler::state() const {
   if (running_) return SchedulerState::kSyncing;
   if (!started_) return SchedulerState::kStopped;
-  if (!online_) return SchedulerState::kOffline;
+  if (!online()) return SchedulerState::kOffline;
   if (backoff_until_ && *backoff_until_ > clock_.NowMs()) return SchedulerState::kBackoff;
   return SchedulerState::kIdle;
 }

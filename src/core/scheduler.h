@@ -17,6 +17,12 @@
 // - An authentication failure stops automatic cycles until online is notified or a
 //   manual sync runs.
 // - A manual sync bypasses the interval and the backoff, and resets the backoff.
+// - Health check (health.interval_ms > 0): after health.unreachable_after consecutive cycles
+//   that failed without reaching the server (kUnreachable), and while offline was notified,
+//   the client is offline and probes the server instead of syncing: the first probe
+//   interval_ms later, then with backoff (interval * 2^(n-1) after n failed probes, capped at
+//   retry.max_delay_ms, the upper half jittered). A probe that reaches the server marks it
+//   online and asks for a cycle at once.
 //
 // Thread safety: not thread-safe; one thread at a time.
 #pragma once
@@ -37,11 +43,17 @@ struct RetryOptions {
   int64_t max_retry_after_ms = 3600000;
 };
 
+struct HealthOptions {
+  int64_t interval_ms = 0;        // 0: no health check
+  int64_t unreachable_after = 3;  // consecutive unreachable cycles before the client counts as offline
+};
+
 struct SchedulerOptions {
   int64_t periodic_ms = 30000;        // 0: no periodic trigger
   int64_t min_interval_ms = 5000;
   int64_t local_change_delay_ms = 1000;
   RetryOptions retry;
+  HealthOptions health;
 };
 
 enum class SchedulerEvent { kOnline, kOffline, kFocus, kBlur, kVisible, kHidden, kLocalChange };
@@ -49,9 +61,15 @@ enum class SchedulerEvent { kOnline, kOffline, kFocus, kBlur, kVisible, kHidden,
 enum class SchedulerState { kStopped, kIdle, kSyncing, kBackoff, kOffline };
 const char* SchedulerStateName(SchedulerState state);  // "stopped", "idle", "syncing", "backoff", "offline"
 
+// Why the client counts as offline.
+enum class OfflineReason { kNone, kNotified, kUnreachable };
+const char* OfflineReasonName(OfflineReason reason);  // nullptr, "notified", "unreachable"
+
 enum class CycleOutcome {
   kSuccess,         // everything sent and pulled
-  kTransient,       // network error, timeout, 408, 429, 5xx: back off
+  kTransient,       // the server answered 408, 429 or 5xx: back off
+  kUnreachable,     // the server was not reached (network error, timeout): back off, and counts
+                    // towards the health check's unreachable_after
   kAuthFailed,      // 401/403: stop automatic cycles
   kAborted,         // stopped or closed mid-cycle: nothing to learn
 };
@@ -77,9 +95,16 @@ class Scheduler {
   bool TryStartCycle();
   // Reports the end of the running cycle. `retry_after_ms`: the server's Retry-After, if any.
   void OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> retry_after_ms = std::nullopt);
+  // True when a health probe should start now (never during a cycle or another probe).
+  bool TryStartProbe();
+  // Reports the end of the running probe: `reached` when the server answered at all.
+  void OnProbeFinished(bool reached);
 
   SchedulerState state() const;
-  bool online() const { return online_; }
+  OfflineReason offline_reason() const;
+  bool online() const { return online_ && !unreachable_; }
+  // When the next health probe is due, while one is scheduled.
+  std::optional<int64_t> next_probe_at() const { return probing_ ? std::nullopt : probe_due_at_; }
   bool auth_blocked() const { return auth_blocked_; }
   int64_t consecutive_failures() const { return failures_; }
   // When the next automatic (or queued manual) cycle is due, if one is.
@@ -90,6 +115,9 @@ class Scheduler {
   // Asks for an automatic cycle no earlier than `at` (clamped to the interval and backoff).
   void RequestAt(int64_t at);
   void SchedulePeriodic();
+  bool HealthEnabled() const { return options_.health.interval_ms > 0; }
+  // Schedules the next probe after `failed_probes_` failed ones (none: interval_ms from now).
+  void ScheduleProbe();
 
   Clock& clock_;
   Random& random_;
@@ -101,6 +129,11 @@ class Scheduler {
   bool manual_pending_ = false;      // a manual cycle waits for the running one
   bool rerun_after_cycle_ = false;   // a trigger arrived during the running cycle
   int64_t failures_ = 0;
+  bool unreachable_ = false;         // the health check judged the server unreachable
+  int64_t unreachable_cycles_ = 0;   // consecutive kUnreachable cycles
+  bool probing_ = false;
+  int64_t failed_probes_ = 0;
+  std::optional<int64_t> probe_due_at_;
   std::optional<int64_t> due_at_;
   std::optional<int64_t> backoff_until_;
   std::optional<int64_t> last_start_;

@@ -848,5 +848,143 @@ TEST(SchedulerSimulation, AutomaticCyclesKeepTheIntervalAndTheBackoff) {
   }
 }
 
+// ---- the health check
+
+SchedulerOptions HealthOptions(int64_t interval = 1000, int64_t unreachable_after = 3) {
+  SchedulerOptions options = Options(/*periodic=*/0, /*min_interval=*/0, /*local_delay=*/0, /*base=*/100, /*max=*/16000);
+  options.health.interval_ms = interval;
+  options.health.unreachable_after = unreachable_after;
+  return options;
+}
+
+class HealthCheckTest : public SchedulerTest {
+ protected:
+  HealthCheckTest() : SchedulerTest(HealthOptions()) {}
+
+  // Runs cycles that do not reach the server until none is due (the client went offline).
+  int FailUntilUnreachable() {
+    int cycles = 0;
+    for (int i = 0; i < 20 && scheduler_.online(); ++i) {
+      std::optional<int64_t> wake = scheduler_.NextWakeAt();
+      if (!wake) break;
+      AdvanceTo(std::max(Now(), *wake));
+      if (!scheduler_.TryStartCycle()) continue;
+      scheduler_.OnCycleFinished(CycleOutcome::kUnreachable);
+      ++cycles;
+    }
+    return cycles;
+  }
+};
+
+TEST_F(HealthCheckTest, UnreachableCyclesMakeTheClientOfflineAndItProbesInstead) {
+  scheduler_.Start();
+  EXPECT_EQ(FailUntilUnreachable(), 3);
+  EXPECT_EQ(scheduler_.state(), SchedulerState::kOffline);
+  EXPECT_EQ(scheduler_.offline_reason(), OfflineReason::kUnreachable);
+  ASSERT_TRUE(scheduler_.next_probe_at().has_value());
+  EXPECT_EQ(*scheduler_.next_probe_at(), Now() + 1000);
+  EXPECT_EQ(scheduler_.NextWakeAt(), scheduler_.next_probe_at());
+  scheduler_.Notify(SchedulerEvent::kLocalChange);
+  AdvanceTo(Now() + 999);
+  EXPECT_FALSE(scheduler_.TryStartCycle()) << "no automatic cycle while unreachable";
+  EXPECT_FALSE(scheduler_.TryStartProbe()) << "not due yet";
+  AdvanceTo(Now() + 1);
+  ASSERT_TRUE(scheduler_.TryStartProbe());
+  EXPECT_FALSE(scheduler_.TryStartProbe()) << "one probe at a time";
+  EXPECT_FALSE(scheduler_.TryStartCycle()) << "no cycle during a probe";
+  EXPECT_EQ(scheduler_.NextWakeAt(), std::nullopt);
+  scheduler_.OnProbeFinished(true);
+  EXPECT_TRUE(scheduler_.online());
+  EXPECT_EQ(scheduler_.offline_reason(), OfflineReason::kNone);
+  EXPECT_TRUE(Due()) << "a probe that reached the server asks for a cycle at once";
+  EXPECT_TRUE(scheduler_.TryStartCycle());
+  scheduler_.OnCycleFinished(CycleOutcome::kSuccess);
+  EXPECT_EQ(scheduler_.next_probe_at(), std::nullopt);
+}
+
+TEST_F(HealthCheckTest, FailedProbesBackOffWithTheUpperHalfJittered) {
+  scheduler_.Start();
+  FailUntilUnreachable();
+  std::vector<int64_t> gaps;
+  for (int probe = 0; probe < 8; ++probe) {
+    const int64_t at = *scheduler_.next_probe_at();
+    gaps.push_back(at - Now());
+    AdvanceTo(at);
+    ASSERT_TRUE(scheduler_.TryStartProbe());
+    scheduler_.OnProbeFinished(false);
+    EXPECT_EQ(scheduler_.state(), SchedulerState::kOffline);
+  }
+  EXPECT_EQ(gaps[0], 1000);
+  // After n failed probes: in [c/2, c] with c = min(16000, 1000 * 2^n).
+  for (size_t n = 1; n < gaps.size(); ++n) {
+    const int64_t ceiling = std::min<int64_t>(16000, int64_t{1000} << n);
+    EXPECT_GE(gaps[n], ceiling / 2) << "after " << n << " failed probes";
+    EXPECT_LE(gaps[n], ceiling) << "after " << n << " failed probes";
+  }
+}
+
+TEST_F(HealthCheckTest, AnAnsweringServerResetsTheCount) {
+  scheduler_.Start();
+  for (CycleOutcome outcome : {CycleOutcome::kUnreachable, CycleOutcome::kUnreachable, CycleOutcome::kTransient,
+                               CycleOutcome::kUnreachable, CycleOutcome::kUnreachable}) {
+    AdvanceTo(std::max(Now(), *scheduler_.NextWakeAt()));
+    ASSERT_TRUE(scheduler_.TryStartCycle());
+    scheduler_.OnCycleFinished(outcome);
+  }
+  EXPECT_TRUE(scheduler_.online()) << "a 5xx means the server is there: the count starts again";
+  EXPECT_EQ(scheduler_.state(), SchedulerState::kBackoff);
+}
+
+TEST_F(HealthCheckTest, NotifiedOfflineProbesTooAndOnlineEndsProbing) {
+  scheduler_.Start();
+  ASSERT_TRUE(scheduler_.TryStartCycle());
+  scheduler_.OnCycleFinished(CycleOutcome::kSuccess);
+  scheduler_.Notify(SchedulerEvent::kOffline);
+  EXPECT_EQ(scheduler_.offline_reason(), OfflineReason::kNotified);
+  EXPECT_EQ(scheduler_.next_probe_at(), Now() + 1000);
+  AdvanceTo(Now() + 1000);
+  ASSERT_TRUE(scheduler_.TryStartProbe());
+  scheduler_.OnProbeFinished(true);
+  EXPECT_EQ(scheduler_.state(), SchedulerState::kIdle) << "the server answered: online, whatever the OS said";
+  scheduler_.Notify(SchedulerEvent::kOffline);
+  scheduler_.Notify(SchedulerEvent::kOnline);
+  EXPECT_EQ(scheduler_.next_probe_at(), std::nullopt);
+  scheduler_.Stop();
+  scheduler_.Notify(SchedulerEvent::kOffline);
+  EXPECT_EQ(scheduler_.next_probe_at(), std::nullopt) << "a stopped client does not probe";
+}
+
+TEST_F(HealthCheckTest, AManualCycleThatGetsThroughEndsProbing) {
+  scheduler_.Start();
+  FailUntilUnreachable();
+  ASSERT_TRUE(scheduler_.RequestManual());
+  ASSERT_TRUE(scheduler_.TryStartCycle());
+  scheduler_.OnCycleFinished(CycleOutcome::kSuccess);
+  EXPECT_TRUE(scheduler_.online());
+  EXPECT_EQ(scheduler_.next_probe_at(), std::nullopt);
+}
+
+TEST(HealthCheck, DisabledKeepsRetryingWithBackoff) {
+  ManualClock clock(kT0);
+  SeededRandom random(3);
+  SchedulerOptions options = HealthOptions(/*interval=*/0);
+  Scheduler scheduler(clock, random, options);
+  scheduler.Start();
+  for (int i = 0; i < 10; ++i) {
+    clock.Set(std::max(clock.NowMs(), *scheduler.NextWakeAt()));
+    ASSERT_TRUE(scheduler.TryStartCycle());
+    scheduler.OnCycleFinished(CycleOutcome::kUnreachable);
+  }
+  EXPECT_TRUE(scheduler.online());
+  EXPECT_EQ(scheduler.next_probe_at(), std::nullopt);
+  EXPECT_FALSE(scheduler.TryStartProbe());
+}
+
+TEST(OfflineReasonName, NamesEveryReason) {
+  EXPECT_EQ(OfflineReasonName(OfflineReason::kNone), nullptr);
+  EXPECT_STREQ(OfflineReasonName(OfflineReason::kNotified), "notified");
+  EXPECT_STREQ(OfflineReasonName(OfflineReason::kUnreachable), "unreachable");
+}
+
 }  // namespace
 }  // namespace deltasync

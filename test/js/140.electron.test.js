@@ -197,7 +197,9 @@ describe('exposeToRenderer and exposeSyncClient between worker threads', () => {
         return events.length > 0 && events;
       }, `${expected} reached the client`);
       assert.deepEqual(told, [expected]);
-      if (expected === 'offline') assert.equal((await main.run('status')).state, 'offline');
+      if (expected === 'offline') {
+        await eventually(async () => (await main.run('status')).state === 'offline', 'the client is offline (once a running cycle ends)');
+      }
     }
     assert.notEqual((await main.run('status')).state, 'offline');
   });

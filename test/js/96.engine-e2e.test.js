@@ -239,6 +239,84 @@ describe('server trouble', () => {
     assert.deepEqual((await logOf(server.server, 'alice')).changes.map((change) => change.entityId), ['n1']);
   });
 
+  test('the health check brings a client back after a server outage without any notify()', TIMEOUT, async (t) => {
+    const http = require('node:http');
+    const express = require('express');
+    const { SyncServer } = require('../..');
+    const { createSyncRouter } = require('deltasync/express');
+    const server = new SyncServer({ path: ':memory:' });
+    t.after(() => server.close());
+    const app = express();
+    app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.get('x-user') }));
+    const listen = (port) =>
+      new Promise((resolve, reject) => {
+        const httpServer = http.createServer(app);
+        httpServer.once('error', reject);
+        httpServer.listen(port, '127.0.0.1', () => resolve(httpServer));
+      });
+    const close = (httpServer) => {
+      httpServer.closeAllConnections();
+      return new Promise((resolve) => httpServer.close(resolve));
+    };
+    let httpServer = await listen(0);
+    const { port } = httpServer.address();
+    t.after(() => close(httpServer));
+    const probes = [];
+    const base = `http://127.0.0.1:${port}/api/sync`;
+    const { client } = httpClient(t, base, 'alice', {
+      triggers: { periodicMs: 0, minIntervalMs: 0, localChangeDelayMs: 0 },
+      retry: { baseDelayMs: 5, maxDelayMs: 20 },
+      // httpClient wraps its transport (to record requests), so the probe's URL is given.
+      healthCheck: { url: `${base}/v2/status`, intervalMs: 20, timeoutMs: 1000, unreachableAfter: 3 },
+    });
+    const probe = client._engine._options.healthCheck.probe;
+    const twoFailedProbes = deferred();
+    client._engine._options.healthCheck.probe = async (args) => {
+      const reached = await probe(args);
+      probes.push(reached);
+      if (probes.length === 2) twoFailedProbes.resolve();
+      return reached;
+    };
+    const EVENTS = ['status', 'sync', 'error', 'change'];
+    client.start();
+    client.put('note', 'before', { v: 1 });
+    await until(client, EVENTS, () => client.status.pendingChanges === 0 && client.status.state === 'idle');
+
+    await close(httpServer); // the server goes down; the OS still says online
+    client.put('note', 'during', { v: 2 });
+    await until(client, EVENTS, () => client.status.offlineReason === 'unreachable'); // after three unreachable cycles
+    assert.equal(client.status.state, 'offline');
+    await twoFailedProbes.promise; // probes while the server is down
+    const ownProbe = httpTransport({ url: base, headers: { 'x-user': 'alice' } }).probe;
+    assert.equal(await ownProbe({ deviceId: 'd', timeoutMs: 1000 }), false, "httpTransport's probe: nothing answers");
+    assert.ok(probes.every((reached) => reached === false));
+
+    httpServer = await listen(port); // back, on the same address
+    await until(client, EVENTS, () => client.status.pendingChanges === 0); // the write made during the outage reached the server
+    assert.equal(client.status.offlineReason, null);
+    assert.notEqual(client.status.state, 'offline');
+    assert.equal(probes[probes.length - 1], true);
+    assert.equal(await ownProbe({ deviceId: 'd', timeoutMs: 1000 }), true, "httpTransport's probe: GET {url}/v2/status answers");
+    assert.deepEqual((await logOf(server, 'alice')).changes.map((change) => change.entityId), ['before', 'during']);
+  });
+
+  test('healthCheck needs a URL with a transport other than httpTransport; its options are checked', () => {
+    const transport = async () => '{}';
+    assert.throws(() => new SyncClient({ path: ':memory:', transport, healthCheck: {} }), /healthCheck\.url/);
+    for (const healthCheck of [{ intervalMs: 0 }, { timeoutMs: -1 }, { unreachableAfter: 1.5 }, { url: 'ftp://x' }, { nope: 1 }]) {
+      assert.throws(
+        () => new SyncClient({ path: ':memory:', transport: httpTransport({ url: 'http://127.0.0.1:9' }), healthCheck }),
+        (error) => error instanceof SyncError && error.code === 'INVALID_ARGUMENT',
+        JSON.stringify(healthCheck),
+      );
+    }
+    const client = new SyncClient({ path: ':memory:', transport, healthCheck: { url: 'http://127.0.0.1:9/health' } });
+    assert.equal(client.status.offlineReason, null);
+    client.close();
+    // httpTransport carries its own probe: {url}/v2/status.
+    new SyncClient({ path: ':memory:', transport: httpTransport({ url: 'http://127.0.0.1:9' }), healthCheck: true }).close();
+  });
+
   test('401 from authenticate stops automatic syncing with AUTH until notify("online")', TIMEOUT, async (t) => {
     let allow = false;
     const server = await app(t, { authenticate: (req) => (allow ? req.get('x-user') : undefined) });

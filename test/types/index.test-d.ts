@@ -156,3 +156,17 @@ client.queue.enqueue({ type: 'CREATED', entityType: 'note', entityId: 'n1', data
 client.queue = client.queue;
 
 void [id, outcome, ids, status, oldest, format, imported, fromText, retried];
+
+// The health check.
+const checked = new SyncClient({
+  path: 'h.db',
+  transport: httpTransport({ url: 'http://localhost:3000/api/sync' }),
+  healthCheck: { intervalMs: 5000, timeoutMs: 2000, unreachableAfter: 3 },
+});
+const why: 'notified' | 'unreachable' | null = checked.status.offlineReason;
+new SyncClient({ path: 'h2.db', transport: async () => '{}', healthCheck: { url: 'https://api.example.com/health' } });
+// @ts-expect-error intervalMs is a number
+new SyncClient({ path: 'h3.db', transport: async () => '{}', healthCheck: { intervalMs: '5s' } });
+const reached: Promise<boolean> = httpTransport({ url: 'http://localhost:3000/api/sync' }).probe({ deviceId: 'd', timeoutMs: 1000 });
+void why;
+void reached;
