@@ -45,7 +45,7 @@ function createRendererClient(ipcRenderer, options = {}) {
     try {
       reply = await ipcRenderer.invoke(channel, method, ...args);
     } catch (error) {
-      throw bridgeError({ code: 'INTERNAL', message: error && error.message });
+      throw bridgeError({ code: invokeFailureCode(error), message: error && error.message });
     }
     if (reply && reply.ok === true) return reply.value;
     throw bridgeError(reply && reply.error);
@@ -90,6 +90,18 @@ function createRendererClient(ipcRenderer, options = {}) {
     };
   };
   return api;
+}
+
+/**
+ * The code of an invoke that failed before main's handler answered: arguments Electron could
+ * not copy are the caller's (INVALID_ARGUMENT), a channel without a handler is a bridge that
+ * was removed or never exposed (CLOSED); anything else is INTERNAL.
+ */
+function invokeFailureCode(error) {
+  const message = error && typeof error.message === 'string' ? error.message : '';
+  if (/could not be cloned/i.test(message)) return 'INVALID_ARGUMENT';
+  if (/No handler registered/i.test(message)) return 'CLOSED';
+  return 'INTERNAL';
 }
 
 /** Reports the window's connectivity, focus and visibility to main; failures (no transport) are ignored. */

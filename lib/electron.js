@@ -200,7 +200,7 @@ function exposeToRenderer(client, options) {
         throw new SyncError('This sender may not use deltasync (isAllowedSender)', 'FORBIDDEN');
       }
       if (method === 'subscribe' || method === 'unsubscribe') {
-        if (args.length !== 1) throw is.invalid('arguments', 'one event name', args.length);
+        if (args.length !== 1) throw new SyncError(`${method}() takes one event name but received ${args.length} arguments`, 'INVALID_ARGUMENT');
         subscribe(event, args[0], method === 'subscribe');
         return { ok: true, value: undefined };
       }
@@ -209,7 +209,7 @@ function exposeToRenderer(client, options) {
         throw new SyncError(`The method ${named} is not served to renderers`, 'FORBIDDEN');
       }
       if (args.length > METHOD_ARITY[method]) {
-        throw is.invalid('arguments', `at most ${METHOD_ARITY[method]} arguments for ${method}`, args.length);
+        throw new SyncError(`${method}() takes at most ${METHOD_ARITY[method]} arguments but received ${args.length}`, 'INVALID_ARGUMENT');
       }
       checkPlainData(args, limits);
       if (method === 'sync' && is.isPlainObject(args[0]) && args[0].manual === false) {

@@ -8,6 +8,7 @@ import type {
   Conflict,
   ConflictResolution,
   DocumentWithMeta,
+  JsonFields,
   JsonObject,
   ListOptions,
   QueueStats,
@@ -35,8 +36,8 @@ export interface RendererSyncClient {
   get<T = JsonObject>(entityType: string, entityId: string, options?: { meta?: false }): Promise<T | undefined>;
   get<T = JsonObject>(entityType: string, entityId: string, options: { meta: true }): Promise<DocumentWithMeta<T> | undefined>;
   list<T = JsonObject>(entityType: string, options?: ListOptions): Promise<T[]>;
-  put(entityType: string, entityId: string, doc: JsonObject): Promise<WriteResult>;
-  patch(entityType: string, entityId: string, fields: JsonObject): Promise<WriteResult>;
+  put<T extends JsonFields<T>>(entityType: string, entityId: string, doc: T): Promise<WriteResult>;
+  patch<T extends JsonFields<T>>(entityType: string, entityId: string, fields: T): Promise<WriteResult>;
   delete(entityType: string, entityId: string): Promise<boolean>;
   batch(ops: BatchOp[]): Promise<Array<WriteResult | boolean>>;
   sync(options?: { manual?: boolean }): Promise<SyncSummary>;

@@ -1,6 +1,7 @@
 // Type definitions for deltasync. Hand-written; they mirror the JSDoc in lib/.
 
-import { EventEmitter } from 'node:events';
+// No Node types are needed: a renderer bundling deltasync/react or deltasync/electron-preload
+// (whose types import these) compiles without @types/node.
 
 /** Stable error codes carried by SyncError.code. */
 export type SyncErrorCode =
@@ -33,6 +34,20 @@ export type ChangeStatus = 'pending' | 'syncing' | 'synced' | 'failed';
 /** A JSON object: what a document and a change's data are. */
 export type JsonObject = { [key: string]: JsonValue };
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+/**
+ * What put() and patch() accept: an object whose fields are JSON values, nested objects of
+ * them, or undefined (dropped). Interfaces are accepted (JsonObject's index signature would
+ * refuse them); functions, Dates, Maps and the like are not.
+ */
+export type JsonFields<T> = {
+  [K in keyof T]: T[K] extends JsonValue | undefined
+    ? T[K]
+    : T[K] extends (...args: any[]) => any
+      ? never
+      : T[K] extends object
+        ? JsonFields<T[K]>
+        : never;
+};
 
 /** A change handed to the queue. */
 export interface ChangeInput {
@@ -295,7 +310,7 @@ export interface TransportRequest {
 export type Transport = (
   request: TransportRequest,
   context: { signal: AbortSignal },
-) => Promise<Buffer | Uint8Array | ArrayBuffer | string>;
+) => Promise<Uint8Array | ArrayBuffer | string>;
 
 export interface HttpTransportOptions {
   /** The base URL of the sync routes, e.g. 'https://api.example.com/api/sync' (requests go to {url}/v2). */
@@ -498,7 +513,25 @@ export interface SyncClientOptions {
   mustExist?: boolean;
 }
 
-export class SyncClient extends EventEmitter {
+/** The EventEmitter methods SyncClient has (it is a Node EventEmitter), declared here so no Node types are needed. */
+export interface EventEmitterLike {
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
+  removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  removeAllListeners(event?: string | symbol): this;
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  emit(event: string | symbol, ...args: any[]): boolean;
+  listenerCount(event: string | symbol): number;
+  listeners(event: string | symbol): Function[];
+  eventNames(): Array<string | symbol>;
+  setMaxListeners(n: number): this;
+  getMaxListeners(): number;
+}
+
+export interface SyncClient extends EventEmitterLike {}
+export class SyncClient {
   constructor(options: SyncClientOptions);
   readonly path: string;
   readonly deviceId: string;
@@ -507,8 +540,8 @@ export class SyncClient extends EventEmitter {
   /** The server version this client has pulled up to (0 before the first pull). */
   readonly serverVersion: number;
 
-  put(entityType: string, entityId: string, doc: JsonObject): WriteResult;
-  patch(entityType: string, entityId: string, fields: JsonObject): WriteResult;
+  put<T extends JsonFields<T>>(entityType: string, entityId: string, doc: T): WriteResult;
+  patch<T extends JsonFields<T>>(entityType: string, entityId: string, fields: T): WriteResult;
   delete(entityType: string, entityId: string): boolean;
   get<T = JsonObject>(entityType: string, entityId: string, options?: { meta?: false }): T | undefined;
   get<T = JsonObject>(entityType: string, entityId: string, options: { meta: true }): DocumentWithMeta<T> | undefined;
@@ -519,7 +552,7 @@ export class SyncClient extends EventEmitter {
   batch(ops: BatchOp[]): Array<WriteResult | boolean>;
   purgeTombstones(retentionMs?: number): number;
 
-  applyRemote(page: Buffer | Uint8Array | ArrayBuffer | DataView | string): Promise<ApplyResult>;
+  applyRemote(page: Uint8Array | ArrayBuffer | DataView | string): Promise<ApplyResult>;
   conflicts(): Conflict[];
   resolveConflict(conflictId: number, resolution: ConflictResolution): JsonObject | undefined;
 
@@ -710,7 +743,7 @@ export class SyncServer {
   readonly path: string;
   readonly isOpen: boolean;
   readonly limits: Required<SyncServerLimits>;
-  sync(userId: string, request: SyncRequest | string | Buffer): Promise<SyncResponse>;
+  sync(userId: string, request: SyncRequest | string | Uint8Array): Promise<SyncResponse>;
   push(userId: string, deviceId: string, changes: WireChange[]): Promise<PushResponse>;
   pull(userId: string, options?: { since?: number; limit?: number; deviceId?: string }): Promise<PullResponse>;
   status(userId: string, deviceId: string): Promise<DeviceStatus>;
@@ -719,7 +752,7 @@ export class SyncServer {
   resolveConflict(userId: string, conflictId: number, resolution: ServerResolution): Promise<ResolveResult>;
   importSnapshot(
     userId: string,
-    state: Record<string, JsonObject[]> | string | Buffer,
+    state: Record<string, JsonObject[]> | string | Uint8Array,
     options?: { idFields?: Record<string, string> },
   ): Promise<{ imported: number; skipped: number; latestServerVersion: number }>;
   close(): void;

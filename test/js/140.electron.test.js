@@ -235,7 +235,7 @@ describe('exposeToRenderer and exposeSyncClient between worker threads', () => {
     assert.equal(await main.run('hash'), hash);
     await main.run('dispose', { channel: 'deltasync' });
     const error = await call(r1, 'get', 'note', 'a').catch((e) => e);
-    assert.equal(error.code, 'INTERNAL');
+    assert.equal(error.code, 'CLOSED', 'a removed bridge is CLOSED, not an internal error');
     assert.match(error.message, /No handler registered/);
   });
 
@@ -342,6 +342,11 @@ describe('the preload in the renderer', () => {
     assert.equal(error.code, undefined, 'contextBridge keeps only the message');
     assert.match(error.message, /^INVALID_ARGUMENT: Expected a plain object for doc/);
     assert.throws(() => page.deltasync.subscribe('nope', () => {}), /INVALID_ARGUMENT/);
+    const uncloneable = await api.put('note', 'a', { run: () => 1 }).catch((e) => e);
+    assert.equal(uncloneable.code, 'INVALID_ARGUMENT', 'what IPC cannot copy is the caller\'s mistake');
+    assert.match(uncloneable.message, /could not be cloned/);
+    const tooMany = await api.get('note', 'a', {}, 'extra').catch((e) => e);
+    assert.equal(tooMany.message, 'INVALID_ARGUMENT: get() takes at most 3 arguments but received 4');
     dispose();
     port1.close();
     client.close();
@@ -510,7 +515,7 @@ describe('examples/electron-react', () => {
     assert.equal((await call(r1, 'queueStats')).pending, 1, 'the write stays queued');
     await main.run('quitExample');
     const closed = await call(r1, 'get', 'note', 'n1').catch((error) => error);
-    assert.match(closed.message, /No handler registered/, 'quitting removed the bridge');
+    assert.match(closed.message, /^CLOSED: .*No handler registered/, 'quitting removed the bridge');
   });
 
   test("the README's Electron section is the example, pasted", () => {
