@@ -61,7 +61,8 @@ function optionalId(name, value) {
  *
  * Events: 'change' ({ source: 'local', changes } once per transaction,
  * { source: 'remote', applied, skipped, latestServerVersion } once per applied
- * page, or { source: 'resolution', conflictId, entityType, entityId } once per resolved conflict), 'conflict' (one per pulled change that met local changes), 'progress'
+ * page, { source: 'resolution', conflictId, entityType, entityId } once per resolved conflict,
+ * or { source: 'ingest', entityType, inserted, updated } once per ingest() that wrote records), 'conflict' (one per pulled change that met local changes), 'progress'
  * ({ applied, total, bytesParsed } while a page is applied, at most every 16 ms).
  */
 class SyncClient extends EventEmitter {
@@ -434,7 +435,12 @@ class SyncClient extends EventEmitter {
       onProgress,
     );
     const report = JSON.parse(json);
-    if (!dryRun && opts.dryRun !== true && report.recordsInserted + report.recordsUpdated > 0) this._queued();
+    if (!dryRun && opts.dryRun !== true && report.recordsInserted + report.recordsUpdated > 0) {
+      this._queued();
+      if (this._handle.isOpen()) {
+        this.emit('change', { source: 'ingest', entityType, inserted: report.recordsInserted, updated: report.recordsUpdated });
+      }
+    }
     return report;
   }
 

@@ -67,6 +67,7 @@ class SyncEngine {
     if (this._closed) return;
     this._native().schedNotify('change');
     this._arm();
+    this._emitStatus(); // pendingChanges moved
   }
 
   /** Runs a cycle now (manual) or at the next allowed moment, and resolves when it ends. */

@@ -213,10 +213,13 @@ function createStore(client, options = {}) {
       return;
     }
     if (entry.inflight) {
-      entry.again = true; // one more read when this one is back, whatever the number of changes meanwhile
+      // One more read when this one is back, whatever the number of changes meanwhile; none
+      // when nothing changed since it started (a StrictMode remount asks again for the same).
+      if (entry.inflightEpoch !== epoch) entry.again = true;
       return;
     }
     entry.inflight = true;
+    entry.inflightEpoch = epoch;
     entry.again = false;
     const seq = ++entry.seq;
     const done = (error, value) => {
@@ -237,8 +240,10 @@ function createStore(client, options = {}) {
   // ---- client events
 
   function onChange(event) {
-    const changes = event && event.source === 'local' && Array.isArray(event.changes) ? event.changes : null;
-    if (changes === null && progress !== null) {
+    let changes = null; // null: unknown, refetch every active read
+    if (event && event.source === 'local' && Array.isArray(event.changes)) changes = event.changes;
+    else if (event && event.source === 'resolution') changes = [{ entityType: event.entityType, entityId: event.entityId }];
+    if (event && event.source === 'remote' && progress !== null) {
       progress = null; // the page is applied
       for (const entry of entries.values()) if (entry.kind === 'status' && entry.loaded) publish(entry);
     }
@@ -330,7 +335,7 @@ function createStore(client, options = {}) {
     let idle = false;
     for (const [key, entry] of [...entries]) {
       if (entry.refs > 0) continue;
-      if (entry.marked) entries.delete(key);
+      if (entry.marked || entry.error) entries.delete(key); // a failure is read again, not remembered
       else {
         entry.marked = true;
         idle = true;
@@ -350,6 +355,7 @@ function createStore(client, options = {}) {
   /** The current snapshot of a read; the in-process client reads at once when nothing is known. */
   function snapshot(kind, args) {
     const entry = ensureEntry(kind, args);
+    entry.marked = false; // read by a render that may commit later: not swept yet
     if (adapter.readSync && entry.refs === 0 && entry.epoch !== epoch) fetchEntry(entry);
     return entry.snapshot;
   }
@@ -371,20 +377,9 @@ function createStore(client, options = {}) {
     };
   }
 
-  /** Resolves a conflict; resolveConflict emits no 'change', so the entity's reads are refetched here. */
-  async function resolveConflict(conflictId, resolution) {
-    let entityType = null;
-    let entityId = null;
-    for (const entry of entries.values()) {
-      if (entry.kind !== 'conflicts' || !Array.isArray(entry.value)) continue;
-      const found = entry.value.find((conflict) => conflict && conflict.id === conflictId);
-      if (found) ({ entityType, entityId } = found);
-    }
-    try {
-      return await adapter.call('resolveConflict', conflictId, resolution);
-    } finally {
-      changed(entityType === null ? null : [{ entityType, entityId }]);
-    }
+  /** Resolves a conflict; its 'change' event (source 'resolution') refetches the conflicts and the entity's reads. */
+  function resolveConflict(conflictId, resolution) {
+    return adapter.call('resolveConflict', conflictId, resolution);
   }
 
   /** Reports the window's focus, visibility and connectivity to an in-process client, once however many components ask. */

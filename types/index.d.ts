@@ -296,7 +296,8 @@ export interface ApplyProgress {
 export type ChangeEvent =
   | { source: 'local'; changes: WriteResult[] }
   | { source: 'remote'; applied: number; skipped: number; latestServerVersion: number | null }
-  | { source: 'resolution'; conflictId: number; entityType: string; entityId: string };
+  | { source: 'resolution'; conflictId: number; entityType: string; entityId: string }
+  | { source: 'ingest'; entityType: string; inserted: number; updated: number };
 
 /** A sync request, as a transport carries it to the server's POST {url}/v2. */
 export interface TransportRequest {

@@ -110,6 +110,56 @@ test('the in-process store reads at once and keeps snapshots on unrelated change
   }
 });
 
+test('the async store: a remount during a read asks once; a change during a read asks again; a failure is not remembered', async () => {
+  // A renderer-like client: every read is a promise the test settles, in any order.
+  const reads = [];
+  const listeners = new Map();
+  const fake = {
+    subscribe(event, listener) {
+      listeners.set(event, listener);
+      return () => listeners.delete(event);
+    },
+  };
+  for (const method of ['get', 'list', 'status', 'conflicts', 'queueStats', 'put', 'patch', 'delete', 'batch', 'sync', 'resolveConflict', 'notify']) {
+    fake[method] = (...args) => new Promise((resolve, reject) => reads.push({ method, args, resolve, reject }));
+  }
+  const store = _createStore(fake);
+  let renders = 0;
+  const off = store.subscribe('list', ['note'], () => renders++);
+  assert.equal(reads.length, 1);
+  off(); // StrictMode: unmount and mount again while the read is in flight
+  const offAgain = store.subscribe('list', ['note'], () => renders++);
+  reads[0].resolve([{ title: 'first' }]);
+  await tick();
+  assert.equal(reads.length, 1, 'nothing changed meanwhile: the remount read nothing more');
+  assert.deepEqual(store.snapshot('list', ['note']), [{ title: 'first' }]);
+
+  listeners.get('change')({ source: 'local', changes: [{ entityType: 'note', entityId: 'n1' }] });
+  await tick();
+  assert.equal(reads.length, 2);
+  listeners.get('change')({ source: 'local', changes: [{ entityType: 'note', entityId: 'n1' }] });
+  await tick();
+  assert.equal(reads.length, 2, 'a change during the read waits for it');
+  reads[1].resolve([{ title: 'old' }]);
+  await tick();
+  assert.equal(reads.length, 3, 'then reads again');
+  reads[2].resolve([{ title: 'new' }]);
+  await tick();
+  assert.deepEqual(store.snapshot('list', ['note']), [{ title: 'new' }]);
+  assert.equal(renders, 3);
+
+  const offFailing = store.subscribe('get', ['note', 'bad'], () => {});
+  reads[3].reject(Object.assign(new Error('INVALID_ARGUMENT: no'), { code: 'INVALID_ARGUMENT' }));
+  await tick();
+  assert.equal(store.snapshot('get', ['note', 'bad']).error.code, 'INVALID_ARGUMENT', 'the failure is the snapshot (a hook throws it)');
+  offFailing();
+  store._sweep();
+  assert.equal(store._debug().entries, 1, 'a failed read no one holds is dropped at the first sweep');
+  store.subscribe('get', ['note', 'bad'], () => {});
+  assert.equal(reads.length, 5, 'and read again when asked for');
+  offAgain();
+});
+
 // ---- the browser
 
 let browser;
@@ -331,7 +381,7 @@ test('useConflicts lists the open conflicts and resolves one', async () => {
   const resolved = await page1.evaluate((id) => window.__resolve(id, { use: 'remote' }), conflict.id);
   assert.deepEqual(resolved, { title: 'Theirs' });
   await waitText(page1, 'conflicts', '');
-  // resolveConflict emits no 'change' in main: the hook refetches the entity's reads itself
+  // The resolution's 'change' event (source 'resolution') reaches the page: the entity's reads are made again
   await waitText(page1, 'notes', 'AlphaBetaRemoteTheirs');
   const after = await settle(page1);
   assert.equal(delta(before, after).TodoList, 0);

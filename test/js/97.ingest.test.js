@@ -89,8 +89,13 @@ describe('ingest: new, updated and unchanged files', () => {
   test('new files in nested directories are ingested and their records queued for sync', async (t) => {
     const { data, client } = setup(t);
     writeTree(data);
+    const changes = [];
+    client.on('change', (event) => changes.push(event));
     const report = await client.ingest(data);
     assert.deepEqual(counts(report), { ...ZERO_REPORT, filesNew: 3, recordsInserted: 5 });
+    assert.deepEqual(changes, [{ source: 'ingest', entityType: 'record', inserted: 5, updated: 0 }], "one 'change' for the run");
+    await client.ingest(data);
+    assert.equal(changes.length, 1, "an ingest that wrote nothing emits no 'change'");
     assert.deepEqual(report.errors, []);
     assert.equal(report.bytesRead, ['a.jsonl', 'sub/b.jsonl', 'sub/deeper/c.jsonl'].reduce((sum, f) => sum + fs.statSync(path.join(data, f)).size, 0));
     assert.deepEqual(ids(client), TREE_IDS);

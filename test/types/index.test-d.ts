@@ -43,6 +43,7 @@ const removed: boolean = store.delete('note', 'n2');
 store.on('change', (event) => {
   if (event.source === 'local') void event.changes[0].changeId;
   else if (event.source === 'remote') void event.applied;
+  else if (event.source === 'ingest') void event.inserted;
   else void event.entityId;
 });
 store.on('conflict', (conflict) => void conflict.winner);
