@@ -35,6 +35,7 @@ class SyncEngine {
     this._waiters = []; // sync() calls waiting for the next cycle to end
     this._lastError = null;
     this._lastState = null;
+    this._statusPending = null;
     this._closed = false;
     const { triggers, retry, healthCheck } = options;
     const health = healthCheck ? { healthIntervalMs: healthCheck.intervalMs, unreachableAfter: healthCheck.unreachableAfter } : {};
@@ -67,7 +68,17 @@ class SyncEngine {
     if (this._closed) return;
     this._native().schedNotify('change');
     this._arm();
-    this._emitStatus(); // pendingChanges moved
+    this._statusSoon(); // pendingChanges moved
+  }
+
+  /** One 'status' after a burst of local writes (a status costs a count of the queue), if anyone listens. */
+  _statusSoon() {
+    if (this._statusPending || this._client.listenerCount('status') === 0) return;
+    this._statusPending = setImmediate(() => {
+      this._statusPending = null;
+      this._emitStatus();
+    });
+    if (typeof this._statusPending.unref === 'function') this._statusPending.unref();
   }
 
   /** Runs a cycle now (manual) or at the next allowed moment, and resolves when it ends. */
@@ -100,6 +111,7 @@ class SyncEngine {
 
   close() {
     this._closed = true;
+    if (this._statusPending) clearImmediate(this._statusPending);
     this._disarm();
     if (this._abort) this._abort.abort();
     if (this._probeAbort) this._probeAbort.abort();

@@ -204,6 +204,25 @@ describe('triggers', () => {
   });
 });
 
+describe('status after local writes', () => {
+  test("a burst of writes emits one 'status' with the new pendingChanges, and only to listeners", async (t) => {
+    const client = new SyncClient({
+      path: ':memory:',
+      transport: () => new Promise(() => {}),
+      triggers: { periodicMs: 0, minIntervalMs: 0, localChangeDelayMs: 3600000 },
+    });
+    t.after(() => client.close());
+    client.start();
+    await tick();
+    for (let i = 0; i < 100; i++) client.put('note', `n${i}`, { i }); // nobody listens: nothing is computed
+    const seen = [];
+    client.on('status', (status) => seen.push(status.pendingChanges));
+    for (let i = 100; i < 300; i++) client.put('note', `n${i}`, { i });
+    await tick();
+    assert.deepEqual(seen, [300]);
+  });
+});
+
 describe('one cycle at a time', () => {
   test('triggers and a manual sync during a cycle wait for it; the write made meanwhile is sent', TIMEOUT, async (t) => {
     const server = newServer(t);
