@@ -176,7 +176,7 @@ class SyncEngine {
     try {
       reached = (await probe({ deviceId: this._client.deviceId, signal: this._probeAbort.signal, timeoutMs })) === true;
     } catch {
-      reached = false;
+      // a probe that throws did not reach the server
     } finally {
       this._probeAbort = null;
     }

@@ -189,13 +189,18 @@ function createStore(client, options = {}) {
       publish(entry);
       return;
     }
+    if (keep(entry, value)) publish(entry);
+  }
+
+  /** Stores a value read for `entry`; false (nothing stored) when it is deep-equal to the one shown. */
+  function keep(entry, value) {
     const json = value === undefined ? 'undefined' : JSON.stringify(value);
-    if (entry.loaded && !entry.error && json === entry.json) return;
+    if (entry.loaded && !entry.error && json === entry.json) return false;
     entry.error = null;
     entry.loaded = true;
     entry.value = value;
     entry.json = json;
-    publish(entry);
+    return true;
   }
 
   function fetchEntry(entry) {
@@ -277,16 +282,8 @@ function createStore(client, options = {}) {
     for (const entry of entries.values()) {
       if (entry.kind !== 'status') continue;
       entry.appliedSeq = entry.seq; // a read in flight is older than this event
-      const json = JSON.stringify(status);
-      if (entry.loaded && !entry.error && json === entry.json) {
-        publish(entry); // progress may have been cleared
-        continue;
-      }
-      entry.error = null;
-      entry.loaded = true;
-      entry.value = status;
-      entry.json = json;
-      publish(entry);
+      keep(entry, status);
+      publish(entry); // even when the status is unchanged: progress may have been cleared
     }
   }
 

@@ -24,14 +24,20 @@ const char* OfflineReasonName(OfflineReason reason) {
   return nullptr;
 }
 
+namespace {
+
+// base * 2^doublings, capped at `cap` without overflowing.
+int64_t DoubledCappedMs(int64_t base, int64_t cap, int64_t doublings) {
+  int64_t ceiling = std::max<int64_t>(base, 0);
+  for (int64_t i = 0; i < doublings && ceiling < cap; ++i) ceiling = ceiling > cap / 2 ? cap : ceiling * 2;
+  return std::min(ceiling, cap);
+}
+
+}  // namespace
+
 int64_t FullJitterDelayMs(const RetryOptions& retry, int64_t failures, Random& random) {
   if (failures <= 0) return 0;
-  // base * 2^(failures-1), capped without overflowing.
-  int64_t ceiling = std::max<int64_t>(retry.base_delay_ms, 0);
-  for (int64_t i = 1; i < failures && ceiling < retry.max_delay_ms; ++i) {
-    ceiling = ceiling > retry.max_delay_ms / 2 ? retry.max_delay_ms : ceiling * 2;  // no overflow
-  }
-  ceiling = std::min(ceiling, retry.max_delay_ms);
+  const int64_t ceiling = DoubledCappedMs(retry.base_delay_ms, retry.max_delay_ms, failures - 1);
   if (ceiling <= 0) return 0;
   // A ceiling near INT64_MAX rounds up to 2^63 as a double; a product that reached it would not
   // convert back to int64 (undefined behaviour), so the top is the ceiling itself.
@@ -75,10 +81,7 @@ void Scheduler::ScheduleProbe() {
   const int64_t interval = options_.health.interval_ms;
   int64_t delay = interval;
   if (failed_probes_ > 0) {
-    const int64_t cap = std::max(options_.retry.max_delay_ms, interval);
-    int64_t ceiling = interval;
-    for (int64_t i = 0; i < failed_probes_ && ceiling < cap; ++i) ceiling = ceiling > cap / 2 ? cap : ceiling * 2;
-    ceiling = std::min(ceiling, cap);
+    const int64_t ceiling = DoubledCappedMs(interval, std::max(options_.retry.max_delay_ms, interval), failed_probes_);
     // The upper half jittered: probes of many devices after one outage spread out, and never
     // come sooner than half the backoff.
     const int64_t half = ceiling / 2;
@@ -97,10 +100,7 @@ void Scheduler::Notify(SchedulerEvent event) {
     case SchedulerEvent::kOnline: {
       const bool was_offline = !online();
       online_ = true;
-      unreachable_ = false;
-      unreachable_cycles_ = 0;
-      failed_probes_ = 0;
-      probe_due_at_.reset();
+      ForgetUnreachable();
       if (auth_blocked_) {
         auth_blocked_ = false;
         failures_ = 0;
@@ -170,12 +170,8 @@ void Scheduler::OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> ret
     case CycleOutcome::kSuccess:
       failures_ = 0;
       backoff_until_.reset();
+      if (unreachable_) ForgetUnreachable();  // a manual cycle got through: the server is back
       unreachable_cycles_ = 0;
-      if (unreachable_) {  // a manual cycle got through: the server is back
-        unreachable_ = false;
-        failed_probes_ = 0;
-        probe_due_at_.reset();
-      }
       SchedulePeriodic();
       if (rerun) RequestAt(now);
       break;
@@ -224,11 +220,16 @@ void Scheduler::OnProbeFinished(bool reached) {
     return;
   }
   online_ = true;
+  ForgetUnreachable();
+  backoff_until_.reset();
+  RequestAt(clock_.NowMs());
+}
+
+void Scheduler::ForgetUnreachable() {
   unreachable_ = false;
   unreachable_cycles_ = 0;
   failed_probes_ = 0;
-  backoff_until_.reset();
-  RequestAt(clock_.NowMs());
+  probe_due_at_.reset();
 }
 
 OfflineReason Scheduler::offline_reason() const {

@@ -118,6 +118,8 @@ class Scheduler {
   bool HealthEnabled() const { return options_.health.interval_ms > 0; }
   // Schedules the next probe after `failed_probes_` failed ones (none: interval_ms from now).
   void ScheduleProbe();
+  // The server answered (or online was notified): no probing, counts back to zero.
+  void ForgetUnreachable();
 
   Clock& clock_;
   Random& random_;
