@@ -327,6 +327,16 @@ const TRIALS = [
     nodeArgs: GC,
     params: (quick) => ({ impl: 'better-sqlite3', ...ingestSizes(quick) }),
   },
+  // Issue "Conflict resolution an app can write itself": the cost of a JS resolver.
+  ...['server', 'client'].flatMap((side) =>
+    ['custom', 'builtin'].map((impl) => ({
+      id: `resolver-${side}/${impl}`,
+      group: side === 'server' ? 'r' : 'r2',
+      label: impl === 'custom' ? `deltasync ${side}, a JS resolver merging the fields` : `deltasync ${side}, the built-in 'merge'`,
+      script: 'trials/resolver.js',
+      params: (quick) => ({ side, impl, count: quick ? 500 : 5000, batch: 100, rounds: quick ? 1 : 5 }),
+    })),
+  ),
 ];
 
 const ISSUES = {
@@ -335,7 +345,17 @@ const ISSUES = {
   server: 'Sync server',
   engine: 'Sync that runs itself',
   ingest: 'ingestion',
+  resolvers: 'Conflict resolution an app can write itself',
 };
+
+const resolverTitle = (letter, side, p) =>
+  `(${letter}) every change a conflict: ${fmtInt(p.count)} ${side === 'server' ? `pushed UPDATEDs (requests of ${p.batch}) on an old base` : 'pulled UPDATEDs meeting local edits'}, ` +
+  `settled by a JS resolver against the built-in 'merge' (median of ${p.rounds} rounds)`;
+const resolverExtra = (s, subject, peer) => ({
+  usPerConflict: subject?.usPerConflict,
+  builtinUsPerConflict: peer?.usPerConflict,
+  resolverCostUs: subject && peer ? subject.usPerConflict - peer.usPerConflict : NaN,
+});
 
 const STORE_DETAILS = {
   header: ['wall us/op', 'CPU us/op', 'queued', ''],
@@ -628,6 +648,21 @@ const GROUPS = {
         `third run, 10% of files changed: ${fmtRatio(s.changedVsPeer)}`,
     ],
     targets: [{ what: '>= 3.0x JS peer (records/s)', metric: 'vsPeer', min: 3.0, unit: 'ratio' }],
+  },
+  r: {
+    issue: 'resolvers',
+    title: (p) => resolverTitle('r', 'server', p),
+    subject: 'resolver-server/custom',
+    peer: 'resolver-server/builtin',
+    extra: resolverExtra,
+  },
+  r2: {
+    issue: 'resolvers',
+    letter: "r'",
+    title: (p) => resolverTitle("r'", 'client', p),
+    subject: 'resolver-client/custom',
+    peer: 'resolver-client/builtin',
+    extra: resolverExtra,
   },
 };
 

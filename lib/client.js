@@ -9,6 +9,7 @@ const is = require('./is');
 const args = require('./store-args');
 const { SyncEngine } = require('./engine');
 const { probeServer } = require('./transport');
+const resolver = require('./resolver');
 
 const CLIENT_OPTIONS = [
   'path',
@@ -29,13 +30,16 @@ const CLIENT_OPTIONS = [
   'keepAlive',
   'mustExist',
   'healthCheck',
+  'resolverTimeoutMs',
 ];
 const TRIGGER_OPTIONS = ['periodicMs', 'minIntervalMs', 'localChangeDelayMs'];
 const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'];
 const BATCH_OPTIONS = ['push', 'pull'];
 const HEALTH_OPTIONS = ['url', 'intervalMs', 'timeoutMs', 'unreachableAfter'];
 const NOTIFY_EVENTS = ['online', 'offline', 'focus', 'blur', 'visible', 'hidden'];
-const CONFLICT_STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
+// Rounds of the app's resolvers per settle: a verdict goes stale when the entity changes while
+// the resolver decides; what is still stale after these waits for the next pull.
+const MAX_RESOLVER_ROUNDS = 3;
 const RESOLVE_USES = ['local', 'remote', 'merged'];
 const LIST_OPTIONS = ['where', 'orderBy', 'limit', 'offset'];
 const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
@@ -86,9 +90,8 @@ class SyncClient extends EventEmitter {
       throw is.invalid('options.busyTimeoutMs', 'a non-negative integer of milliseconds', busyTimeoutMs);
     }
     const { conflicts = 'newest_wins', tombstoneRetentionMs = 30 * DAY_MS, applyChunkSize = 1000 } = options;
-    if (!CONFLICT_STRATEGIES.includes(conflicts)) {
-      throw is.invalid('options.conflicts', `one of ${CONFLICT_STRATEGIES.map((name) => `"${name}"`).join(', ')}`, conflicts);
-    }
+    const parsedConflicts = resolver.conflictsOption('options.conflicts', conflicts, { allowMap: true });
+    const resolverTimeoutMs = resolver.timeoutOption('options.resolverTimeoutMs', options.resolverTimeoutMs);
     if (!is.isNonNegativeInteger(tombstoneRetentionMs)) {
       throw is.invalid('options.tombstoneRetentionMs', 'a non-negative integer of milliseconds', tombstoneRetentionMs);
     }
@@ -118,11 +121,18 @@ class SyncClient extends EventEmitter {
       busyTimeoutMs,
       maxDepth: limits.maxDepth,
       maxDocumentBytes: limits.maxDocumentBytes,
-      conflicts,
+      conflicts: parsedConflicts.strategy,
+      conflictsPerType: parsedConflicts.perType,
       tombstoneRetentionMs,
       applyChunkSize,
       mustExist,
     });
+    /** @private strategies, and the app's resolvers by entity type */
+    this._conflicts = parsedConflicts;
+    /** @private */
+    this._resolverTimeoutMs = resolverTimeoutMs;
+    /** @private the settle in progress (single flight), or null */
+    this._settling = null;
     /** @private events of the open transaction(s), emitted once at the outermost commit */
     this._pendingEvents = [];
     /** @private event counts at the start of each open transaction, innermost last */
@@ -328,14 +338,81 @@ class SyncClient extends EventEmitter {
       done();
     }
     if (!this._handle.isOpen()) return result; // closed meanwhile: no events after close
-    for (const conflict of result.conflicts) this.emit('conflict', conflict);
+    for (const conflict of result.conflicts) {
+      if (conflict.strategy !== resolver.CUSTOM) this.emit('conflict', conflict);
+    }
     this.emit('change', {
       source: 'remote',
       applied: result.applied,
       skipped: result.skipped,
       latestServerVersion: result.latestServerVersion,
     });
+    if (this._conflicts.resolvers) {
+      const settled = await this._settleConflicts();
+      for (const conflict of result.conflicts) {
+        if (conflict.strategy !== resolver.CUSTOM) continue;
+        conflict.winner = settled.get(conflict.conflictId) ?? conflict.winner;
+        if (this._handle.isOpen()) this.emit('conflict', conflict);
+      }
+    }
     return result;
+  }
+
+  /**
+   * @private Asks the app's resolvers about every conflict awaiting them (those of this page,
+   * and any a crash left behind), then writes all verdicts in one transaction. A resolver that
+   * throws, answers garbage or is late leaves its conflict open for review, with the error.
+   * @returns {Promise<Map<number, string>>} the winner by conflict id: 'local', 'remote',
+   *   'merged', 'manual' (left for review) or 'custom' (still awaiting: stale)
+   */
+  async _settleConflicts() {
+    if (this._settling) await this._settling.catch(() => {});
+    const settle = async () => {
+      const winners = new Map();
+      for (let round = 0; round < MAX_RESOLVER_ROUNDS && this._handle.isOpen(); round++) {
+        const contexts = JSON.parse(this._native().awaitingResolver());
+        if (contexts.length === 0) break;
+        const verdicts = await Promise.all(contexts.map((context) => this._decide(context)));
+        if (!this._handle.isOpen()) break;
+        let stale = false;
+        let queued = false;
+        let outcomes;
+        try {
+          outcomes = await this._native().settleConflicts(verdicts);
+        } catch (error) {
+          if (!this._handle.isOpen()) break; // closed meanwhile: the conflicts wait for the next open
+          throw error;
+        }
+        for (const outcome of outcomes) {
+          const verdict = verdicts.find((entry) => entry.id === outcome.id);
+          winners.set(outcome.id, outcome.outcome === 'resolved' ? verdict.use : outcome.outcome === 'review' ? 'manual' : 'custom');
+          stale ||= outcome.outcome === 'stale';
+          if (outcome.outcome !== 'resolved') continue;
+          queued = true;
+          const { id: conflictId, entityType, entityId } = outcome;
+          this.emit('change', { source: 'resolution', conflictId, entityType, entityId });
+        }
+        if (queued) this._queued();
+        if (!stale) break;
+      }
+      return winners;
+    };
+    this._settling = settle();
+    try {
+      return await this._settling;
+    } finally {
+      this._settling = null;
+    }
+  }
+
+  /** @private one verdict of the entity type's resolver, for settleConflicts */
+  async _decide({ id, remoteVersion, localToken, entityType, entityId, local, remote, base, localChange, remoteChange }) {
+    const decision = await resolver.decide(
+      resolver.resolverFor(this._conflicts, entityType),
+      { entityType, entityId, local, remote, base, localChange, remoteChange },
+      this._resolverTimeoutMs,
+    );
+    return { id, remoteVersion, localToken, ...decision };
   }
 
   /** The server version this client has pulled up to (0 before the first pull). */

@@ -190,7 +190,8 @@ function createSyncRouter(server, options) {
     const value = req.get('x-device-id');
     return typeof value === 'string' && value.length > 0 ? value : null;
   };
-  post('/v2', (userId, body, req) => server._native().sync(userId, body, deviceHeader(req)));
+  post('/v2', (userId, body, req) =>
+    server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange)));
   get('/v2/status', async (userId, req) => {
     const deviceId = deviceHeader(req) ?? (typeof req.query.deviceId === 'string' ? req.query.deviceId : undefined);
     if (deviceId === undefined) throw is.invalid('deviceId', 'a device id in the X-Device-ID header or ?deviceId=', deviceId);
@@ -210,9 +211,9 @@ function createSyncRouter(server, options) {
     if (state === parsed && 'deviceId' in parsed) delete parsed.deviceId;
     return JSON.stringify({ success: true, ...(await server.importSnapshot(userId, state, { idFields })) });
   });
-  post('/push', (userId, body) => server._native().compatPush(userId, body, idFields));
+  post('/push', (userId, body) => server._exchange((exchange) => server._native().compatPush(userId, body, idFields, exchange)));
   post('/pull', (userId, body) => server._native().compatPull(userId, body, idFields));
-  post('/full', (userId, body) => server._native().compatFull(userId, body, idFields));
+  post('/full', (userId, body) => server._exchange((exchange) => server._native().compatFull(userId, body, idFields, exchange)));
   post('/resolve-conflict', (userId, body) => server._native().compatResolve(userId, body));
   get('/status/:deviceId', async (userId, req) => {
     const { deviceId } = req.params;

@@ -3,14 +3,21 @@
 const native = require('./native');
 const { SyncError } = require('./errors');
 const is = require('./is');
+const resolver = require('./resolver');
+const { isEntityType, ENTITY_TYPE_RULE } = require('./store-args');
 
-const SERVER_OPTIONS = ['path', 'conflicts', 'toleranceMs', 'maxClockSkewMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields'];
+const SERVER_OPTIONS = [
+  'path', 'conflicts', 'toleranceMs', 'maxClockSkewMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields',
+  'resolverTimeoutMs',
+];
 const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxResponseBytes', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
-const STRATEGIES = ['newest_wins', 'server_wins', 'client_wins', 'merge', 'manual'];
-const ENTITY_TYPE = /^(?!__proto__$|constructor$)[A-Za-z0-9_.-]{1,64}$/;
 const MAX_ID_BYTES = 256;
-
-const strategyList = STRATEGIES.map((name) => `"${name}"`).join(', ');
+// A request whose custom conflicts keep changing under the resolver is asked at most this many
+// times; what is still undecided then becomes a manual conflict.
+const MAX_RESOLVER_ROUNDS = 4;
+const RESOLVER_REQUEST = '{"resolverContexts":';
+// The resolver's sides are the client's and the server's; the core names them so.
+const SERVER_USE = { local: 'client', remote: 'server', merged: 'merged' };
 
 // Control characters are never part of a user id an identity provider issues.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
@@ -54,7 +61,7 @@ function idFieldsArg(name, idFields) {
   if (idFields === undefined) return undefined;
   if (!is.isPlainObject(idFields)) throw is.invalid(name, 'an object of entity types to field names', idFields);
   for (const [type, field] of Object.entries(idFields)) {
-    if (!ENTITY_TYPE.test(type)) throw is.invalid(`keys of ${name}`, 'entity types matching [A-Za-z0-9_.-]{1,64}', type);
+    if (!isEntityType(type)) throw is.invalid(`keys of ${name}`, ENTITY_TYPE_RULE, type);
     if (!is.isNonEmptyString(field)) throw is.invalid(`${name}.${type}`, 'a non-empty string', field);
   }
   return idFields;
@@ -73,13 +80,11 @@ class SyncServer {
     const { path, conflicts = 'newest_wins', toleranceMs = 1000, perType = {}, durability = 'normal' } = options;
     const { busyTimeoutMs = 10000, maxClockSkewMs = 60000 } = options;
     if (!is.isNonEmptyString(path)) throw is.invalid('options.path', 'a non-empty string (a file path or ":memory:")', path);
-    if (!STRATEGIES.includes(conflicts)) throw is.invalid('options.conflicts', `one of ${strategyList}`, conflicts);
+    /** @private strategies, and the app's resolvers by entity type */
+    this._conflicts = resolver.conflictsOption('options.conflicts', conflicts, { perType });
+    /** @private */
+    this._resolverTimeoutMs = resolver.timeoutOption('options.resolverTimeoutMs', options.resolverTimeoutMs);
     if (!is.isNonNegativeInteger(toleranceMs)) throw is.invalid('options.toleranceMs', 'a non-negative integer', toleranceMs);
-    if (!is.isPlainObject(perType)) throw is.invalid('options.perType', 'an object of entity types to strategies', perType);
-    for (const [type, strategy] of Object.entries(perType)) {
-      if (!ENTITY_TYPE.test(type)) throw is.invalid('keys of options.perType', 'entity types matching [A-Za-z0-9_.-]{1,64}', type);
-      if (!STRATEGIES.includes(strategy)) throw is.invalid(`options.perType.${type}`, `one of ${strategyList}`, strategy);
-    }
     if (durability !== 'normal' && durability !== 'full') throw is.invalid('options.durability', '"normal" or "full"', durability);
     if (!is.isNonNegativeInteger(busyTimeoutMs)) throw is.invalid('options.busyTimeoutMs', 'a non-negative integer', busyTimeoutMs);
     if (!is.isNonNegativeInteger(maxClockSkewMs)) throw is.invalid('options.maxClockSkewMs', 'a non-negative integer', maxClockSkewMs);
@@ -103,8 +108,8 @@ class SyncServer {
     /** @private */
     this._handle = new native.NativeServer({
       path,
-      conflicts,
-      perType,
+      conflicts: this._conflicts.strategy,
+      perType: this._conflicts.perType,
       toleranceMs,
       maxClockSkewMs,
       durability,
@@ -121,7 +126,10 @@ class SyncServer {
    * @returns {Promise<import('../types').SyncResponse>}
    */
   async sync(userId, request) {
-    return JSON.parse(await this._native().sync(userIdArg(userId), bodyArg('request', request)));
+    const native = this._native();
+    userIdArg(userId);
+    const body = bodyArg('request', request);
+    return JSON.parse(await this._exchange((exchange) => native.sync(userId, body, null, exchange)));
   }
 
   /**
@@ -133,7 +141,8 @@ class SyncServer {
     userIdArg(userId);
     deviceIdArg(deviceId);
     if (!Array.isArray(changes)) throw is.invalid('changes', 'an array of change records', changes);
-    return JSON.parse(await native.push(userId, is.toJson('changes', { deviceId, changes })));
+    const body = is.toJson('changes', { deviceId, changes });
+    return JSON.parse(await this._exchange((exchange) => native.push(userId, body, null, exchange)));
   }
 
   /**
@@ -215,6 +224,38 @@ class SyncServer {
   /** Closes the database (operations in flight finish first). Later calls reject with CLOSED. */
   close() {
     this._handle.close();
+  }
+
+  /**
+   * @private Runs a request that may push changes. When custom conflicts need the app's
+   * resolvers, the core applies nothing and lists them; the resolvers decide (on this thread,
+   * for those conflicts only) and the request runs again with their verdicts.
+   * @param {(exchange: object | null) => Promise<string>} run
+   * @returns {Promise<string>} the response's JSON text
+   */
+  async _exchange(run) {
+    if (!this._conflicts.resolvers) return run(null);
+    const verdicts = new Map();
+    for (let round = 1; ; round++) {
+      const text = await run({ finalRound: round >= MAX_RESOLVER_ROUNDS, verdicts: [...verdicts.values()] });
+      if (!text.startsWith(RESOLVER_REQUEST)) return text;
+      const { resolverContexts } = JSON.parse(text);
+      const decided = await Promise.all(resolverContexts.map((context) => this._decide(context)));
+      for (const verdict of decided) verdicts.set(verdict.changeId, verdict);
+    }
+  }
+
+  /** @private one verdict of the entity type's resolver, in the core's terms */
+  async _decide({ changeId, serverVersion, entityType, entityId, server, client, base, clientChange }) {
+    const decision = await resolver.decide(
+      resolver.resolverFor(this._conflicts, entityType),
+      { entityType, entityId, server, client, base, clientChange, serverVersion },
+      this._resolverTimeoutMs,
+    );
+    const verdict = { changeId, serverVersion, use: decision.use ? SERVER_USE[decision.use] : 'manual' };
+    if (decision.data !== undefined) verdict.data = decision.data;
+    if (decision.error) verdict.note = decision.error;
+    return verdict;
   }
 
   /** @private the native handle, or CLOSED */

@@ -8,10 +8,15 @@ const ENTITY_TYPE = /^[A-Za-z0-9_.-]{1,64}$/;
 const RESERVED_TYPES = new Set(['__proto__', 'constructor']);
 const MAX_ENTITY_ID_BYTES = 256;
 
-function entityType(value) {
-  if (typeof value !== 'string' || !ENTITY_TYPE.test(value) || RESERVED_TYPES.has(value)) {
-    throw is.invalid('entityType', 'a string matching [A-Za-z0-9_.-]{1,64} (not "__proto__" or "constructor")', value);
-  }
+const ENTITY_TYPE_RULE = 'a string matching [A-Za-z0-9_.-]{1,64} (not "__proto__" or "constructor")';
+
+/** The one rule for entity types, wherever they are named (arguments, option keys). */
+function isEntityType(value) {
+  return typeof value === 'string' && ENTITY_TYPE.test(value) && !RESERVED_TYPES.has(value);
+}
+
+function entityType(value, name = 'entityType') {
+  if (!isEntityType(value)) throw is.invalid(name, ENTITY_TYPE_RULE, value);
   return value;
 }
 
@@ -33,4 +38,4 @@ function documentJson(name, value) {
   return is.toJson(name, value);
 }
 
-module.exports = { entityType, entityId, documentJson, RESERVED_TYPES };
+module.exports = { entityType, isEntityType, ENTITY_TYPE_RULE, entityId, documentJson, RESERVED_TYPES };

@@ -36,6 +36,8 @@ const CAVEATS = {
   l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
   o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
   q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
+  r: 'the peer is the built-in merge on the same conflicts; resolverCostUs is what a JS resolver adds per conflicting change (the request runs twice in C++, plus the call)',
+  r2: 'the peer is the built-in merge on the same conflicts; resolverCostUs is what a JS resolver adds per conflicting change (reading the conflicts, the call, writing the verdicts)',
 };
 
 const readJson = (file, fallback) => (fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : fallback);
@@ -47,6 +49,7 @@ function number(value, digits = 0) {
 
 function metric(key, value) {
   if (/Ms$/.test(key)) return `${number(value, 1)} ms`;
+  if (/(Us|UsPerConflict)$/.test(key) || key === 'usPerConflict') return `${number(value, 1)} µs`;
   if (/Mb$/.test(key)) return `${number(value, 0)} MB`;
   if (/PerSec$/.test(key)) return `${number(value, 0)}/s`;
   if (/^(vsPeer|.*VsPeer|growth|peerGrowth)$/.test(key)) return `${number(value, 2)}x`;
@@ -104,7 +107,7 @@ function renderGuarantees(checks) {
       'the server runs in a child that kills itself (SIGKILL) just before or just after a seeded commit, its schema\'s commits while it opens included, while three devices push and pull through it over HTTP; it restarts on the same file each time; after the last kill the log is gapless with each changeId once, every change a device counts as synced is logged at the version it was acknowledged at, the log replays to exactly what the devices wrote, and the file passes `integrity_check`',
       c['server-crash'] ? `${number(c['server-crash'].kills)} kills in ${c['server-crash'].trials} trials (${c['server-crash'].killsBeforeCommit} before a commit, ${c['server-crash'].killsAfterCommit} after one, the response lost; ${c['server-crash'].killsWhileOpening} while opening), all passed (\`SERVER_CRASH_TRIALS\` for more)` : 'not run'),
     row('deterministic simulation (`test/js/110.simulation`)',
-      'real server and clients joined by a seeded faulty transport: dropped requests and responses, duplicates, reordering, 429/503 with Retry-After, offline clients, restarts, client clocks skewed up to ±3 h (store writes included); after quiescence every replica equals the server, versions gapless, each change applied once',
+      'real server and clients joined by a seeded faulty transport: dropped requests and responses, duplicates, reordering, 429/503 with Retry-After, offline clients, restarts, client clocks skewed up to ±3 h (store writes included); every fourth seed settles one entity type through JS resolvers on the server and on the devices; after quiescence every replica equals the server, versions gapless, each change applied once',
       c.simulation ? `${number(c.simulation.seeds)} seeds, all passed (\`SIM_SEEDS\` for more)` : 'not run'),
     row('I/O fault injection (`test/cpp/97_fault`)',
       'a SQLite VFS failing the Nth write, sync, truncate or read, swept over enqueue, put, apply and server push',

@@ -245,6 +245,59 @@ export interface DocumentWithMeta<T = JsonObject> {
 
 export type ConflictStrategy = 'newest_wins' | 'server_wins' | 'client_wins' | 'merge' | 'manual';
 
+/** What a resolver decides: one side, a merged document, or to leave the conflict to a person. */
+export type ResolverResolution =
+  | { use: 'local' }
+  | { use: 'remote' }
+  | { use: 'merged'; data: JsonObject }
+  | { needsManualReview: true };
+
+/** A local change of the conflicting entity, as a client resolver sees it. */
+export interface ResolverLocalChange {
+  changeId: string;
+  type: ChangeType;
+  data: JsonObject | null;
+  timestamp: number;
+}
+
+/** The pulled change that met the local ones. */
+export interface ResolverRemoteChange {
+  changeId: string;
+  version: number;
+  type: ChangeType;
+  data: JsonObject | null;
+  timestamp: number;
+  deviceId: string | null;
+}
+
+/** What a client's resolver is given, as plain data. */
+export interface ClientResolverContext {
+  entityType: string;
+  entityId: string;
+  /** The entity as the device shows it (its local changes on top); null when deleted locally. */
+  local: JsonObject | null;
+  /** The server's state; null when deleted on the server. */
+  remote: JsonObject | null;
+  /** The server's state the local changes were made on; null when there was none. */
+  base: JsonObject | null;
+  /** The newest local change the server has not acknowledged, or null. */
+  localChange: ResolverLocalChange | null;
+  remoteChange: ResolverRemoteChange;
+}
+
+/**
+ * An app's own conflict resolver on the client. It runs on the main thread after the page is
+ * applied (off it); a throw, a rejection, a wrong answer or one later than resolverTimeoutMs
+ * leaves the conflict open in conflicts() with resolverError.
+ */
+export type ClientConflictResolver = (context: ClientResolverContext) => ResolverResolution | Promise<ResolverResolution>;
+
+/** A strategy name or a resolver; as a map, per entity type, with '*' for the other types. */
+export type ClientConflicts =
+  | ConflictStrategy
+  | ClientConflictResolver
+  | { [entityType: string]: ConflictStrategy | ClientConflictResolver };
+
 /** A pulled change that met local changes the server had not acknowledged. */
 export interface AppliedConflict {
   entityType: string;
@@ -252,10 +305,15 @@ export interface AppliedConflict {
   /** The pulled change. */
   changeId: string;
   version: number;
-  strategy: ConflictStrategy;
-  /** local: the local state stays; remote: the pulled state replaced it; merged: field by field; manual: kept open. */
-  winner: 'local' | 'remote' | 'merged' | 'manual';
-  /** With manual: the id to pass to resolveConflict. */
+  /** 'custom': the app's resolver decided. */
+  strategy: ConflictStrategy | 'custom';
+  /**
+   * local: the local state stays; remote: the pulled state replaced it; merged: field by field
+   * (or the resolver's document); manual: kept open; custom: still awaiting the resolver (its
+   * verdict went stale while the entity changed; it is asked again with the next page).
+   */
+  winner: 'local' | 'remote' | 'merged' | 'manual' | 'custom';
+  /** With manual and custom: the id to pass to resolveConflict. */
   conflictId?: number;
 }
 
@@ -270,19 +328,25 @@ export interface ApplyResult {
   resynced: boolean;
 }
 
-/** An open conflict kept by the 'manual' strategy. */
+/** An open conflict: kept by the 'manual' strategy, or by a resolver that left it to a person. */
 export interface Conflict {
   id: number;
   entityType: string;
   entityId: string;
-  /** The local state (the local changes on top of the pulled state); null when deleted locally. */
+  /** The local state (the local changes on top of the pulled state) when the conflict opened; null when deleted locally. */
   local: JsonObject | null;
   /** The server's state; null when deleted on the server. */
   remote: JsonObject | null;
+  /** The server's state the local changes were made on; null when there was none. */
+  base: JsonObject | null;
   remoteVersion: number;
   remoteChangeId: string;
   remoteTimestamp: number;
   createdAt: number;
+  /** The app's resolver has yet to see it (true only between a page and its settling, or after a crash). */
+  awaitingResolver: boolean;
+  /** Why the resolver did not settle it (it threw, answered wrongly or late); null otherwise. */
+  resolverError: string | null;
 }
 
 export type ConflictResolution = { use: 'local' } | { use: 'remote' } | { use: 'merged'; data: JsonObject };
@@ -474,8 +538,13 @@ export interface SyncClientOptions {
     /** Canonical JSON size of one document. Default 1 MiB. */
     maxDocumentBytes?: number;
   };
-  /** How pulled changes that meet local unacknowledged changes are settled. Default 'newest_wins'. */
-  conflicts?: ConflictStrategy;
+  /**
+   * How pulled changes that meet local unacknowledged changes are settled: a strategy, your own
+   * resolver, or a map of entity types to either ('*' for the others). Default 'newest_wins'.
+   */
+  conflicts?: ClientConflicts;
+  /** How long a resolver may take before its conflict is left open for review. Default 1000. */
+  resolverTimeoutMs?: number;
   /** Synced tombstones older than this are purged after each applied page. Default 30 days. */
   tombstoneRetentionMs?: number;
   /** Changes per transaction when applying a pulled page. Default 1000. */
@@ -609,11 +678,43 @@ export interface SyncServerLimits {
   maxBodyBytes?: number;
 }
 
+/** What a server's resolver is given, as plain data. */
+export interface ServerResolverContext {
+  entityType: string;
+  entityId: string;
+  /** The server's current document; null when absent or deleted. */
+  server: JsonObject | null;
+  /** The document the client's change proposes; null for a delete. */
+  client: JsonObject | null;
+  /** The document at the change's baseVersion, from the log; null without one. */
+  base: JsonObject | null;
+  /** The server's version of the entity the resolver decides on. */
+  serverVersion: number;
+  clientChange: {
+    changeId: string;
+    type: ChangeType;
+    data: JsonObject | null;
+    baseVersion: number | null;
+    timestamp: number;
+    deviceId: string;
+  };
+}
+
+/**
+ * An app's own conflict resolver on the server: 'local' is the client's side, 'remote' the
+ * server's, needsManualReview a manual conflict. It runs on the main thread for conflicting
+ * changes only; a throw, a rejection, a wrong answer or one later than resolverTimeoutMs makes
+ * a manual conflict whose reason says so. Its verdict is recorded with the change.
+ */
+export type ServerConflictResolver = (context: ServerResolverContext) => ResolverResolution | Promise<ResolverResolution>;
+
 export interface SyncServerOptions {
   /** SQLite file; ':memory:' allowed. */
   path: string;
-  /** Default strategy for changes that meet a concurrent change. Default 'newest_wins'. */
-  conflicts?: ConflictStrategy;
+  /** Default strategy for changes that meet a concurrent change, or your own resolver. Default 'newest_wins'. */
+  conflicts?: ConflictStrategy | ServerConflictResolver;
+  /** How long a resolver may take before its conflict becomes a manual one. Default 1000. */
+  resolverTimeoutMs?: number;
   /** newest_wins: timestamps closer than this are a tie, and a tie goes to the server. Default 1000. */
   toleranceMs?: number;
   /**
@@ -621,8 +722,8 @@ export interface SyncServerOptions {
    * server received it, so a wrong clock cannot pin an entity. Default 60000.
    */
   maxClockSkewMs?: number;
-  /** Strategy per entity type, e.g. { goal: 'merge' }. */
-  perType?: Record<string, ConflictStrategy>;
+  /** Strategy or resolver per entity type, e.g. { goal: 'merge', list: unionOfItems }. */
+  perType?: Record<string, ConflictStrategy | ServerConflictResolver>;
   limits?: SyncServerLimits;
   durability?: 'normal' | 'full';
   busyTimeoutMs?: number;
@@ -668,8 +769,8 @@ export interface ServerConflictReport {
   entityType: string;
   entityId: string;
   reason: string;
-  /** The strategy that decided. */
-  resolution: ConflictStrategy;
+  /** The strategy that decided ('custom': the app's resolver). */
+  resolution: ConflictStrategy | 'custom';
   winner: 'client' | 'server' | 'merged' | 'manual';
   serverVersion: number | null;
   /** The server's current data, so the client can roll back; null when deleted. Absent when serverDataOmitted. */

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "binding/apply_worker.h"
+#include "binding/settle_worker.h"
 #include "binding/ingest_worker.h"
 #include "binding/test_hooks.h"
 
@@ -119,6 +120,8 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
           InstanceMethod("cursor", &NativeClient::Cursor),
           InstanceMethod("conflicts", &NativeClient::Conflicts),
           InstanceMethod("resolveConflict", &NativeClient::ResolveConflict),
+          InstanceMethod("awaitingResolver", &NativeClient::AwaitingResolver),
+          InstanceMethod("settleConflicts", &NativeClient::SettleConflicts),
           InstanceMethod("ingest", &NativeClient::Ingest),
           InstanceMethod("ingestStatus", &NativeClient::IngestStatus),
           InstanceMethod("resetIngest", &NativeClient::ResetIngest),
@@ -185,6 +188,15 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
   client_options.crash_at_commit = TestHook("crash-at-commit").value_or(0);
   if (auto strategy = OptionalString(options, "conflicts")) {
     client_options.conflicts = ParseConflictStrategy(*strategy).value_or(ConflictStrategy::kNewestWins);
+  }
+  if (options.Get("conflictsPerType").IsObject()) {
+    Napi::Object per_type = options.Get("conflictsPerType").As<Napi::Object>();
+    Napi::Array keys = per_type.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      const std::string key = ReadString(keys.Get(i));
+      client_options.conflicts_per_type[key] =
+          ParseConflictStrategy(ReadString(per_type.Get(key))).value_or(ConflictStrategy::kNewestWins);
+    }
   }
   Result<std::unique_ptr<Client>> opened =
       Client::Open(client_options, ClientClock(), std::make_shared<SystemRandom>());
@@ -636,6 +648,55 @@ Napi::Value NativeClient::ResolveConflict(const Napi::CallbackInfo& info) {
   ThrowIfError(env, visible.status());
   if (!visible.value()) return env.Null();
   return Napi::String::New(env, *visible.value());
+}
+
+// awaitingResolver() -> JSON text of the conflicts the app's resolver has to settle
+Napi::Value NativeClient::AwaitingResolver(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DS_REQUIRE_CLIENT(env);
+  Result<std::string> json = client.applier().AwaitingResolverJson();
+  ThrowIfError(env, json.status());
+  return Napi::String::New(env, json.value());
+}
+
+// settleConflicts([{ id, remoteVersion, localToken, use?, data? (JSON text), error? }])
+//   -> Promise<[{ id, outcome: 'resolved' | 'review' | 'stale', entityType, entityId }]> (SettleWorker)
+// Data that is not a valid document leaves its conflict for review, with the reason.
+Napi::Value NativeClient::SettleConflicts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array input = info[0].As<Napi::Array>();
+  std::vector<ConflictVerdict> verdicts;
+  verdicts.reserve(input.Length());
+  DS_REQUIRE_CLIENT(env);
+  for (uint32_t i = 0; i < input.Length(); ++i) {
+    Napi::Object entry = input.Get(i).As<Napi::Object>();
+    ConflictVerdict verdict;
+    verdict.conflict_id = entry.Get("id").As<Napi::Number>().Int64Value();
+    verdict.remote_version = entry.Get("remoteVersion").As<Napi::Number>().Int64Value();
+    verdict.local_token = ReadString(entry.Get("localToken"));
+    if (entry.Get("use").IsString()) {
+      const std::string use = ReadString(entry.Get("use"));
+      verdict.use = use == "local" ? ResolveUse::kLocal : use == "remote" ? ResolveUse::kRemote : ResolveUse::kMerged;
+    }
+    if (entry.Get("error").IsString()) verdict.error = ReadString(entry.Get("error"));
+    if (verdict.use == ResolveUse::kMerged) {
+      std::string doc;
+      Status valid = entry.Get("data").IsString()
+                         ? client.decoder().ValidateDocument(ReadString(entry.Get("data")), "data", &doc)
+                         : Status::InvalidArgument("use \"merged\" came without data");
+      if (valid.ok()) {
+        verdict.data = std::move(doc);
+      } else {
+        verdict.use.reset();
+        verdict.error = "The resolver's merged data was refused: " + valid.message();
+      }
+    }
+    verdicts.push_back(std::move(verdict));
+  }
+  auto* worker = new SettleWorker(env, addon_, slot_, std::move(verdicts));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 // ---- ingestion

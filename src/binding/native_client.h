@@ -81,6 +81,8 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   Napi::Value Cursor(const Napi::CallbackInfo& info);
   Napi::Value Conflicts(const Napi::CallbackInfo& info);
   Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
+  Napi::Value AwaitingResolver(const Napi::CallbackInfo& info);
+  Napi::Value SettleConflicts(const Napi::CallbackInfo& info);
   // ingestion
   Napi::Value Ingest(const Napi::CallbackInfo& info);
   Napi::Value IngestStatus(const Napi::CallbackInfo& info);

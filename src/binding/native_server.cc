@@ -194,10 +194,35 @@ Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
 Napi::Value NativeServer::IsOpen(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !!server_); }
 
 namespace {
-// The optional third argument of sync/push: the X-Device-ID header, or null.
+// The resolver argument of sync/push/compatPush/compatFull: null, or { finalRound, verdicts:
+// [{ changeId, use: 'client' | 'server' | 'merged' | 'manual', serverVersion, data? (JSON text), note? }] }.
+std::shared_ptr<ResolverExchange> ResolverArg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || !info[index].IsObject()) return nullptr;
+  Napi::Object arg = info[index].As<Napi::Object>();
+  auto exchange = std::make_shared<ResolverExchange>();
+  exchange->final_round = arg.Get("finalRound").ToBoolean().Value();
+  Napi::Array verdicts = arg.Get("verdicts").As<Napi::Array>();
+  for (uint32_t i = 0; i < verdicts.Length(); ++i) {
+    Napi::Object entry = verdicts.Get(i).As<Napi::Object>();
+    CustomVerdict verdict;
+    const std::string use = entry.Get("use").As<Napi::String>().Utf8Value();
+    verdict.use = use == "client"   ? CustomVerdict::Use::kClient
+                  : use == "server" ? CustomVerdict::Use::kServer
+                  : use == "merged" ? CustomVerdict::Use::kMerged
+                                    : CustomVerdict::Use::kManual;
+    verdict.server_version = entry.Get("serverVersion").As<Napi::Number>().Int64Value();
+    if (entry.Get("data").IsString()) verdict.data = entry.Get("data").As<Napi::String>().Utf8Value();
+    if (entry.Get("note").IsString()) verdict.note = entry.Get("note").As<Napi::String>().Utf8Value();
+    exchange->verdicts[entry.Get("changeId").As<Napi::String>().Utf8Value()] = std::move(verdict);
+  }
+  return exchange;
+}
+
+// sync/push: (userId, body, deviceIdHeader | null, resolver?)
 RequestContext ContextArg(const Napi::CallbackInfo& info) {
   RequestContext context;
   if (info.Length() > 2 && info[2].IsString()) context.device_id = info[2].As<Napi::String>().Utf8Value();
+  context.resolver = ResolverArg(info, 3);
   return context;
 }
 }  // namespace
@@ -276,13 +301,16 @@ Napi::Value NativeServer::ImportSnapshot(const Napi::CallbackInfo& info) {
       info[1]);
 }
 
+// compatPush(userId, body, idFields, resolver?)
 Napi::Value NativeServer::CompatPush(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   CompatOptions compat = ReadCompat(info[2]);
+  RequestContext context;
+  context.resolver = ResolverArg(info, 3);
   return Run(
       info.Env(),
-      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
-        return server.CompatPush(user, body, compat);
+      [user = std::move(user), compat, context](SyncServerCore& server, const std::string& body) {
+        return server.CompatPush(user, body, compat, context);
       },
       info[1]);
 }
@@ -298,13 +326,16 @@ Napi::Value NativeServer::CompatPull(const Napi::CallbackInfo& info) {
       info[1]);
 }
 
+// compatFull(userId, body, idFields, resolver?)
 Napi::Value NativeServer::CompatFull(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   CompatOptions compat = ReadCompat(info[2]);
+  RequestContext context;
+  context.resolver = ResolverArg(info, 3);
   return Run(
       info.Env(),
-      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
-        return server.CompatFull(user, body, compat);
+      [user = std::move(user), compat, context](SyncServerCore& server, const std::string& body) {
+        return server.CompatFull(user, body, compat, context);
       },
       info[1]);
 }

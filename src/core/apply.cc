@@ -51,22 +51,6 @@ constexpr const char* kForgetLostVersions = "UPDATE documents SET version = NULL
 constexpr const char* kSetCursor =
     "INSERT INTO meta (key, value) VALUES ('server_version', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-constexpr const char* kFindOpenConflict =
-    "SELECT id FROM conflicts WHERE entity_type = ?1 AND entity_id = ?2 AND status = 'open'";
-constexpr const char* kInsertConflict =
-    "INSERT INTO conflicts (entity_type, entity_id, local_data, remote_data, remote_version, remote_change_id, "
-    "remote_timestamp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-constexpr const char* kUpdateConflict =
-    "UPDATE conflicts SET local_data = ?2, remote_data = ?3, remote_version = ?4, remote_change_id = ?5, "
-    "remote_timestamp = ?6 WHERE id = ?1";
-constexpr const char* kLoadConflict =
-    "SELECT entity_type, entity_id, local_data, remote_data, remote_version FROM conflicts "
-    "WHERE id = ?1 AND status = 'open'";
-constexpr const char* kResolveConflict =
-    "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_at = ?3 WHERE id = ?1";
-constexpr const char* kOpenConflicts =
-    "SELECT id, entity_type, entity_id, local_data, remote_data, remote_version, remote_change_id, "
-    "remote_timestamp, created_at FROM conflicts WHERE status = 'open' ORDER BY id";
 constexpr const char* kWriteResolved =
     "UPDATE documents SET data = ?3, base = ?4, deleted = ?5, updated_at = ?6, "
     "deleted_at = CASE WHEN ?5 THEN ?6 END WHERE entity_type = ?1 AND entity_id = ?2";
@@ -311,6 +295,7 @@ std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name) {
   if (name == "client_wins") return ConflictStrategy::kClientWins;
   if (name == "merge") return ConflictStrategy::kMerge;
   if (name == "manual") return ConflictStrategy::kManual;
+  if (name == "custom") return ConflictStrategy::kCustom;
   return std::nullopt;
 }
 
@@ -321,6 +306,7 @@ const char* ConflictStrategyName(ConflictStrategy strategy) {
     case ConflictStrategy::kClientWins: return "client_wins";
     case ConflictStrategy::kMerge: return "merge";
     case ConflictStrategy::kManual: return "manual";
+    case ConflictStrategy::kCustom: return "custom";
   }
   return "newest_wins";
 }
@@ -412,8 +398,27 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
   return Status::Ok();
 }
 
-DeltaApplier::DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy)
-    : db_(db), clock_(clock), queue_(queue), strategy_(strategy) {}
+DeltaApplier::DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy,
+                           std::map<std::string, ConflictStrategy> per_type)
+    : db_(db), clock_(clock), queue_(queue), strategy_(strategy), per_type_(std::move(per_type)), conflicts_(db, clock) {}
+
+Result<std::optional<std::string>> DeltaApplier::VisibleDocument(const std::string& entity_type,
+                                                                 const std::string& entity_id) {
+  Result<Statement*> stmt = db_.Cached(kLoadForApply);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, entity_type);
+  scope->BindText(2, entity_id);
+  Result<bool> row = scope->Step();
+  if (!row.ok()) return row.status();
+  if (!row.value() || scope->Int(3) != 0) return std::optional<std::string>();
+  return scope->OptionalText(0);
+}
+
+ConflictStrategy DeltaApplier::StrategyFor(const std::string& entity_type) const {
+  auto it = per_type_.find(entity_type);
+  return it == per_type_.end() ? strategy_ : it->second;
+}
 
 Status DeltaApplier::ApplyVerdicts(const PullPage& page, int64_t max_retries, ApplyResult* result) {
   if (page.verdicts.empty()) return Status::Ok();
@@ -760,11 +765,12 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
     local_deletes = local_deletes || local.type == ChangeType::kDeleted;
   }
   const bool remote_is_newer = change.timestamp >= newest_local;  // a tie goes to the remote
-  ConflictStrategy strategy = strategy_;
+  const ConflictStrategy configured = StrategyFor(change.entity_type);
+  ConflictStrategy strategy = configured;
   if (strategy == ConflictStrategy::kMerge && (local_deletes || change.type == ChangeType::kDeleted)) {
     strategy = ConflictStrategy::kNewestWins;  // a delete has no fields to merge
   }
-  AppliedConflict conflict{change.entity_type, change.entity_id, change.change_id, change.version, strategy_, "", {}};
+  AppliedConflict conflict{change.entity_type, change.entity_id, change.change_id, change.version, configured, "", {}};
   std::vector<LocalChange> remaining = locals;
   // Where the local changes are replayed when they stay: on the pulled state, or, when the
   // pulled change is a delete that the local side outlives, on the state before it.
@@ -819,48 +825,16 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
       }
       break;
     }
-    case ConflictStrategy::kManual: {
-      conflict.winner = "manual";
+    case ConflictStrategy::kManual:
+    case ConflictStrategy::kCustom: {
+      // Kept open: a person settles it, or the app's resolver once the page is applied.
+      conflict.winner = strategy == ConflictStrategy::kCustom ? "custom" : "manual";
       Result<State> local_view = Replay(local_base, locals, false);
       if (!local_view.ok()) return local_view.status();
-      std::optional<int64_t> open_id;
-      {
-        Result<Statement*> stmt = db_.Cached(kFindOpenConflict);
-        if (!stmt.ok()) return stmt.status();
-        Statement::Scope scope(*stmt.value());
-        scope->BindText(1, change.entity_type);
-        scope->BindText(2, change.entity_id);
-        Result<bool> row = scope->Step();
-        if (!row.ok()) return row.status();
-        if (row.value()) open_id = scope->Int(0);
-      }
-      if (open_id) {
-        Result<Statement*> stmt = db_.Cached(kUpdateConflict);
-        if (!stmt.ok()) return stmt.status();
-        Statement::Scope scope(*stmt.value());
-        scope->BindInt(1, *open_id);
-        scope->BindOptionalText(2, local_view.value().data);
-        scope->BindOptionalText(3, server_after.data);
-        scope->BindInt(4, change.version);
-        scope->BindText(5, change.change_id);
-        scope->BindInt(6, change.timestamp);
-        DS_RETURN_IF_ERROR(scope->Run());
-        conflict.conflict_id = open_id;
-      } else {
-        Result<Statement*> stmt = db_.Cached(kInsertConflict);
-        if (!stmt.ok()) return stmt.status();
-        Statement::Scope scope(*stmt.value());
-        scope->BindText(1, change.entity_type);
-        scope->BindText(2, change.entity_id);
-        scope->BindOptionalText(3, local_view.value().data);
-        scope->BindOptionalText(4, server_after.data);
-        scope->BindInt(5, change.version);
-        scope->BindText(6, change.change_id);
-        scope->BindInt(7, change.timestamp);
-        scope->BindInt(8, clock_.NowMs());
-        DS_RETURN_IF_ERROR(scope->Run());
-        conflict.conflict_id = db_.LastInsertRowId();
-      }
+      Result<int64_t> id = conflicts_.Open(change, local_view.value().data, server_after.data, server_before.data,
+                                           strategy == ConflictStrategy::kCustom);
+      if (!id.ok()) return id.status();
+      conflict.conflict_id = id.value();
       break;
     }
   }
@@ -879,7 +853,7 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
     if (!replayed.ok()) return replayed.status();
     visible = std::move(replayed).value();
     still_dirty = !remaining.empty();
-    if (conflict.winner != "manual") {
+    if (!conflict.conflict_id) {
       // The local side saw this version and kept its changes: they are now based on it.
       DS_RETURN_IF_ERROR(queue_.RebaseUnsent(change.entity_type, change.entity_id, change.version));
     }
@@ -888,54 +862,70 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
   return WriteDocument(change, visible, server_after, still_dirty);
 }
 
-Result<std::string> DeltaApplier::ConflictsJson() {
-  Result<Statement*> stmt = db_.Cached(kOpenConflicts);
-  if (!stmt.ok()) return stmt.status();
-  Statement::Scope scope(*stmt.value());
-  std::string out = "[";
-  for (;;) {
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    if (!row.value()) break;
-    if (out.size() > 1) out.push_back(',');
-    out += "{\"id\":" + std::to_string(scope->Int(0)) + ",\"entityType\":";
-    AppendJsonString(&out, scope->Text(1));
-    out += ",\"entityId\":";
-    AppendJsonString(&out, scope->Text(2));
-    out += ",\"local\":";
-    out += scope->IsNull(3) ? "null" : std::string(scope->Text(3));
-    out += ",\"remote\":";
-    out += scope->IsNull(4) ? "null" : std::string(scope->Text(4));
-    out += ",\"remoteVersion\":" + std::to_string(scope->Int(5)) + ",\"remoteChangeId\":";
-    AppendJsonString(&out, scope->Text(6));
-    out += ",\"remoteTimestamp\":" + std::to_string(scope->Int(7)) +
-           ",\"createdAt\":" + std::to_string(scope->Int(8)) + "}";
-  }
-  out.push_back(']');
-  return out;
-}
+Result<std::string> DeltaApplier::ConflictsJson() { return conflicts_.OpenJson(); }
+
+Result<std::string> DeltaApplier::AwaitingResolverJson() { return conflicts_.AwaitingResolverJson(); }
 
 Result<std::optional<std::string>> DeltaApplier::ResolveConflict(int64_t conflict_id, ResolveUse use,
                                                                   const std::optional<std::string>& data) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
-  std::string entity_type, entity_id;
-  std::optional<std::string> local, remote;
-  int64_t remote_version = 0;
-  {
-    Result<Statement*> stmt = db_.Cached(kLoadConflict);
-    if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
-    scope->BindInt(1, conflict_id);
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
-    entity_type = std::string(scope->Text(0));
-    entity_id = std::string(scope->Text(1));
-    local = scope->OptionalText(2);
-    remote = scope->OptionalText(3);
-    remote_version = scope->Int(4);
+  Result<std::optional<ConflictStore::OpenConflict>> open = conflicts_.Load(conflict_id);
+  if (!open.ok()) return open.status();
+  if (!open.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
+  Result<std::optional<std::string>> visible = Resolve(conflict_id, *open.value(), use, data);
+  if (!visible.ok()) return visible.status();
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return visible;
+}
+
+Result<std::vector<VerdictOutcome>> DeltaApplier::SettleConflicts(const std::vector<ConflictVerdict>& verdicts) {
+  Transaction tx(db_);
+  DS_RETURN_IF_ERROR(tx.status());
+  std::vector<VerdictOutcome> outcomes;
+  outcomes.reserve(verdicts.size());
+  for (const ConflictVerdict& verdict : verdicts) {
+    VerdictOutcome outcome;
+    outcome.conflict_id = verdict.conflict_id;
+    Result<std::optional<ConflictStore::OpenConflict>> open = conflicts_.Load(verdict.conflict_id);
+    if (!open.ok()) return open.status();
+    bool stale = !open.value() || open.value()->remote_version != verdict.remote_version;
+    if (!stale) {
+      Result<std::optional<std::string>> local = VisibleDocument(open.value()->entity_type, open.value()->entity_id);
+      if (!local.ok()) return local.status();
+      stale = LocalStateToken(local.value()) != verdict.local_token;
+    }
+    if (stale) {
+      outcome.kind = VerdictOutcome::Kind::kStale;
+      outcomes.push_back(std::move(outcome));
+      continue;
+    }
+    outcome.entity_type = open.value()->entity_type;
+    outcome.entity_id = open.value()->entity_id;
+    if (verdict.use) {
+      Result<std::optional<std::string>> visible = Resolve(verdict.conflict_id, *open.value(), *verdict.use, verdict.data);
+      if (!visible.ok()) return visible.status();
+      outcome.kind = VerdictOutcome::Kind::kResolved;
+    } else {
+      DS_RETURN_IF_ERROR(conflicts_.LeaveForReview(verdict.conflict_id, verdict.error));
+      outcome.kind = VerdictOutcome::Kind::kLeftForReview;
+    }
+    outcomes.push_back(std::move(outcome));
   }
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return outcomes;
+}
+
+Result<std::optional<std::string>> DeltaApplier::Resolve(int64_t conflict_id, const ConflictStore::OpenConflict& open,
+                                                         ResolveUse use, const std::optional<std::string>& data) {
+  const std::string& entity_type = open.entity_type;
+  const std::string& entity_id = open.entity_id;
+  // The local side is the visible document now: local writes since the conflict opened count.
+  Result<std::optional<std::string>> current = VisibleDocument(entity_type, entity_id);
+  if (!current.ok()) return current.status();
+  const std::optional<std::string>& local = current.value();
+  const std::optional<std::string>& remote = open.remote;
+  const int64_t remote_version = open.remote_version;
   Result<std::vector<LocalChange>> locals = LocalChanges(entity_type, entity_id);
   if (!locals.ok()) return locals.status();
   DS_RETURN_IF_ERROR(DiscardUnsent(locals.value()));
@@ -989,16 +979,7 @@ Result<std::optional<std::string>> DeltaApplier::ResolveConflict(int64_t conflic
     scope->BindInt(6, clock_.NowMs());
     DS_RETURN_IF_ERROR(scope->Run());
   }
-  {
-    Result<Statement*> stmt = db_.Cached(kResolveConflict);
-    if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
-    scope->BindInt(1, conflict_id);
-    scope->BindText(2, resolution);
-    scope->BindInt(3, clock_.NowMs());
-    DS_RETURN_IF_ERROR(scope->Run());
-  }
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(conflicts_.MarkResolved(conflict_id, resolution));
   return target;
 }
 

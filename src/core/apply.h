@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/change.h"
+#include "core/conflict_store.h"
 #include "core/env.h"
 #include "core/json.h"
 #include "core/queue.h"
@@ -22,21 +24,10 @@
 
 namespace deltasync {
 
-enum class ConflictStrategy { kNewestWins, kServerWins, kClientWins, kMerge, kManual };
+// kCustom: the app's own resolver decides (in JS, after the native work, see ConflictStore).
+enum class ConflictStrategy { kNewestWins, kServerWins, kClientWins, kMerge, kManual, kCustom };
 std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name);
 const char* ConflictStrategyName(ConflictStrategy strategy);  // "newest_wins", ...
-
-// One change of a pull page, validated.
-struct RemoteChange {
-  int64_t version = 0;
-  std::string change_id;
-  ChangeType type = ChangeType::kCreated;
-  std::string entity_type;
-  std::string entity_id;
-  std::optional<std::string> data;  // canonical JSON object
-  int64_t timestamp = 0;
-  std::optional<std::string> device_id;
-};
 
 // The server's verdict on one pushed change (the applied / conflicts / errors of a sync response).
 struct PushVerdict {
@@ -114,10 +105,31 @@ struct ApplyResult {
 
 enum class ResolveUse { kLocal, kRemote, kMerged };
 
+// A verdict on an open conflict, as the app's resolver gave it. It holds only while the
+// conflict is still at `remote_version` (a later pull replaced what the resolver saw).
+struct ConflictVerdict {
+  int64_t conflict_id = 0;
+  int64_t remote_version = 0;
+  std::string local_token;  // the LocalStateToken of the local side the resolver saw
+  // nullopt: leave the conflict open for a person (needsManualReview, or `error`).
+  std::optional<ResolveUse> use;
+  std::optional<std::string> data;   // kMerged: canonical JSON object
+  std::optional<std::string> error;  // why the resolver failed, recorded with the conflict
+};
+
+struct VerdictOutcome {
+  enum class Kind { kResolved, kLeftForReview, kStale } kind = Kind::kResolved;
+  int64_t conflict_id = 0;
+  std::string entity_type;
+  std::string entity_id;
+};
+
 class DeltaApplier {
  public:
   // REQUIRES: all references outlive the applier.
-  DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy);
+  // `per_type` overrides `strategy` for the entity types it names.
+  DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, ConflictStrategy strategy,
+               std::map<std::string, ConflictStrategy> per_type = {});
   DeltaApplier(const DeltaApplier&) = delete;
   DeltaApplier& operator=(const DeltaApplier&) = delete;
 
@@ -138,8 +150,14 @@ class DeltaApplier {
   // The stored server cursor (0 before the first pull).
   Result<int64_t> Cursor();
 
-  // Open conflicts (strategy kManual) as a JSON array.
+  // Open conflicts (strategies kManual and kCustom) as a JSON array (ConflictStore::OpenJson).
   Result<std::string> ConflictsJson();
+  // The conflicts the app's resolver has to settle (ConflictStore::AwaitingResolverJson).
+  Result<std::string> AwaitingResolverJson();
+  // Applies the resolver's verdicts in one transaction: each is settled as by ResolveConflict,
+  // left open for review, or skipped as stale (no longer open at its remote_version, or the
+  // local side changed since the resolver saw it).
+  Result<std::vector<VerdictOutcome>> SettleConflicts(const std::vector<ConflictVerdict>& verdicts);
   // Settles an open conflict. `data` (canonical JSON object) is required for kMerged.
   // Queues what the server must learn and returns the new visible document (or nullopt if deleted).
   Result<std::optional<std::string>> ResolveConflict(int64_t conflict_id, ResolveUse use,
@@ -170,6 +188,12 @@ class DeltaApplier {
   Status DiscardUnsent(const std::vector<LocalChange>& changes);
   Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status WriteRolledBack(const RemoteChange& change, const State& visible, const State& server, bool dirty);
+  ConflictStrategy StrategyFor(const std::string& entity_type) const;
+  // The entity's visible document (the local side of a conflict), nullopt when absent or deleted.
+  Result<std::optional<std::string>> VisibleDocument(const std::string& entity_type, const std::string& entity_id);
+  // ResolveConflict inside the caller's transaction.
+  Result<std::optional<std::string>> Resolve(int64_t conflict_id, const ConflictStore::OpenConflict& open, ResolveUse use,
+                                             const std::optional<std::string>& data);
   Status SetCursor(int64_t version);
   Status ResetToServerHistory(int64_t head);
 
@@ -177,6 +201,8 @@ class DeltaApplier {
   Clock& clock_;
   ChangeQueue& queue_;
   ConflictStrategy strategy_;
+  std::map<std::string, ConflictStrategy> per_type_;
+  ConflictStore conflicts_;
   simdjson::ondemand::parser parser_;
 };
 

@@ -54,4 +54,16 @@ struct Change {
   std::optional<int64_t> server_version;
 };
 
+// One change of a pull page, validated.
+struct RemoteChange {
+  int64_t version = 0;
+  std::string change_id;
+  ChangeType type = ChangeType::kCreated;
+  std::string entity_type;
+  std::string entity_id;
+  std::optional<std::string> data;  // canonical JSON object
+  int64_t timestamp = 0;
+  std::optional<std::string> device_id;
+};
+
 }  // namespace deltasync

@@ -85,7 +85,8 @@ Status Client::Initialize() {
   queue_options.max_document_bytes = options_.limits.max_document_bytes;
   queue_ = std::make_unique<ChangeQueue>(*db_, *clock_, *random_, queue_options);
   store_ = std::make_unique<DocumentStore>(*db_, *clock_, *queue_, options_.limits.max_document_bytes);
-  applier_ = std::make_unique<DeltaApplier>(*db_, *clock_, *queue_, options_.conflicts);
+  applier_ = std::make_unique<DeltaApplier>(*db_, *clock_, *queue_, options_.conflicts,
+                                            options_.conflicts_per_type);
 
   Transaction tx(*db_);
   DS_RETURN_IF_ERROR(tx.status());

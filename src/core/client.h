@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,7 @@ struct ClientOptions {
   int busy_timeout_ms = 10000;
   JsonLimits limits;
   ConflictStrategy conflicts = ConflictStrategy::kNewestWins;  // for pulled changes that meet local ones
+  std::map<std::string, ConflictStrategy> conflicts_per_type;  // entity type -> strategy, over `conflicts`
   int64_t tombstone_retention_ms = 30LL * 24 * 60 * 60 * 1000;  // synced tombstones older than this are purged
   int64_t apply_chunk_size = 1000;  // changes per transaction when applying a pulled page
   bool must_exist = false;          // fail with NOT_FOUND instead of creating a missing file

@@ -117,6 +117,18 @@ CREATE INDEX changes_synced_by_time ON changes (synced_at) WHERE status = 'synce
 CREATE INDEX changes_synced_by_version ON changes (server_version) WHERE status = 'synced';
 )sql";
 
+// Version 6: what an app's own conflict resolver is given (the common base, the remote change)
+// and whether one still has to look at the conflict, or failed to settle it.
+constexpr const char* kClientV6 = R"sql(
+ALTER TABLE conflicts ADD COLUMN base_data TEXT;
+ALTER TABLE conflicts ADD COLUMN remote_type TEXT;
+ALTER TABLE conflicts ADD COLUMN remote_change_data TEXT;
+ALTER TABLE conflicts ADD COLUMN remote_device_id TEXT;
+ALTER TABLE conflicts ADD COLUMN awaiting_resolver INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conflicts ADD COLUMN resolver_error TEXT;
+CREATE INDEX conflicts_awaiting_resolver ON conflicts (id) WHERE status = 'open' AND awaiting_resolver = 1;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& ClientMigrations() {
@@ -126,6 +138,7 @@ const std::vector<Migration>& ClientMigrations() {
       {3, kClientV3},
       {4, kClientV4},
       {5, kClientV5},
+      {6, kClientV6},
   };
   return kMigrations;
 }

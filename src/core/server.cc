@@ -126,6 +126,10 @@ constexpr const char* kInsertResult =
 constexpr const char* kLoadEntity =
     "SELECT data, deleted, version, device_id, client_timestamp FROM entities "
     "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3";
+// An entity's history up to a version, to rebuild the state a change was based on.
+constexpr const char* kEntityHistory =
+    "SELECT change_type, change_data FROM entity_changes WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3 "
+    "AND version <= ?4 ORDER BY version";
 constexpr const char* kChangesSince =
     "SELECT change_type, change_data, client_timestamp FROM entity_changes "
     "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3 AND version > ?4 AND device_id IS NOT ?5 "
@@ -630,6 +634,163 @@ class SyncServerCore::Impl {
   // Set by the compatible routes: their changeIds are derived from the records' content.
   void UseContentAddressedIds() { content_addressed_ids_ = true; }
 
+  // Takes the host's verdicts; merged data that is not a document within the limits leaves
+  // its conflict for a person instead.
+  void UseResolver(const RequestContext& context) {
+    resolver_ = context.resolver.get();
+    if (!resolver_) return;
+    for (auto& [change_id, verdict] : context.resolver->verdicts) {
+      if (verdict.use != CustomVerdict::Use::kMerged) continue;
+      std::string copy;
+      Status valid = Status::InvalidArgument("use \"merged\" came without data");
+      if (verdict.data) {
+        simdjson::padded_string padded(*verdict.data);
+        simdjson::ondemand::document doc;
+        simdjson::ondemand::value value;
+        simdjson::ondemand::json_type type;
+        valid = s_.parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
+                        doc.get_value().get(value) == simdjson::SUCCESS &&
+                        value.type().get(type) == simdjson::SUCCESS && type == simdjson::ondemand::json_type::object
+                    ? CopyValidatedJson(value, 0, s_.options_.limits.json, "data", &copy)
+                    : Status::InvalidArgument("data is not a JSON object");
+      }
+      if (valid.ok()) {
+        verdict.data = std::move(copy);
+      } else {
+        verdict.use = CustomVerdict::Use::kManual;
+        verdict.data.reset();
+        verdict.note = "the resolver's merged data was refused: " + valid.message();
+      }
+    }
+  }
+
+  // The host's verdict on a change, if it was given for the entity's current version.
+  const CustomVerdict* CurrentVerdict(const std::string& change_id, int64_t entity_version) const {
+    if (!resolver_) return nullptr;
+    auto found = resolver_->verdicts.find(change_id);
+    if (found == resolver_->verdicts.end() || found->second.server_version != entity_version) return nullptr;
+    return &found->second;
+  }
+  // Whether custom conflicts wait for the host's resolver: then nothing may be committed.
+  bool AwaitingResolver() const { return !resolver_contexts_.empty(); }
+  std::string ResolverRequest() const { return "{\"resolverContexts\":" + resolver_contexts_ + "]}"; }
+
+  // The entity's state at `version`, rebuilt from its log (nullopt: absent or deleted then).
+  Result<std::optional<std::string>> StateAt(const std::string& user_id, const std::string& entity_type,
+                                             const std::string& entity_id, int64_t version) {
+    Result<Statement*> stmt = db_.Cached(kEntityHistory);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, entity_type);
+    scope->BindText(3, entity_id);
+    scope->BindInt(4, version);
+    std::optional<std::string> state;
+    for (;;) {
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value()) break;
+      const std::optional<ChangeType> type = ParseChangeType(scope->Text(0));
+      if (type == ChangeType::kDeleted) {
+        state.reset();
+      } else if (type == ChangeType::kCreated || !state) {
+        state = scope->OptionalText(1);
+      } else if (!scope->IsNull(1)) {
+        Result<std::string> merged = ShallowMergeObjects(s_.scratch_parser_, *state, scope->Text(1));
+        if (!merged.ok()) return merged.status();
+        state = std::move(merged).value();
+      }
+    }
+    return state;
+  }
+
+  // The document a change proposes: a CREATED's data, an UPDATED's fields on the entity, or
+  // nothing for a DELETED.
+  Result<std::optional<std::string>> ProposedState(const ChangeInput& change, const EntityRow& entity) {
+    if (change.type == ChangeType::kDeleted) return std::optional<std::string>();
+    if (change.type == ChangeType::kCreated) return change.data;
+    Result<std::string> merged =
+        ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", change.data ? *change.data : "{}");
+    if (!merged.ok()) return merged.status();
+    return std::optional<std::string>(std::move(merged).value());
+  }
+
+  // Adds what the host's resolver is given for a custom conflict.
+  Status AskResolver(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
+                     const EntityRow& entity) {
+    Result<std::optional<std::string>> proposed = ProposedState(change, entity);
+    if (!proposed.ok()) return proposed.status();
+    std::optional<std::string> base;
+    if (change.base_version) {
+      Result<std::optional<std::string>> at = StateAt(user_id, change.entity_type, change.entity_id, *change.base_version);
+      if (!at.ok()) return at.status();
+      base = std::move(at).value();
+    }
+    std::string& out = resolver_contexts_;
+    out.append(out.empty() ? "[" : ",");
+    out.append("{\"changeId\":");
+    AppendString(&out, *change.change_id);
+    out.append(",\"entityType\":");
+    AppendString(&out, change.entity_type);
+    out.append(",\"entityId\":");
+    AppendString(&out, change.entity_id);
+    out.append(",\"server\":");
+    AppendNullable(&out, entity.found && !entity.deleted ? entity.data : std::nullopt);
+    out.append(",\"client\":");
+    AppendNullable(&out, proposed.value());
+    out.append(",\"base\":");
+    AppendNullable(&out, base);
+    out.append(",\"serverVersion\":").append(std::to_string(entity.version));
+    out.append(",\"clientChange\":{\"changeId\":");
+    AppendString(&out, *change.change_id);
+    out.append(",\"type\":");
+    AppendString(&out, ChangeTypeName(change.type));
+    out.append(",\"data\":");
+    AppendNullable(&out, change.type == ChangeType::kDeleted ? std::nullopt : change.data);
+    out.append(",\"baseVersion\":");
+    out.append(change.base_version ? std::to_string(*change.base_version) : "null");
+    out.append(",\"timestamp\":").append(std::to_string(*change.timestamp));
+    out.append(",\"deviceId\":");
+    AppendString(&out, device_id);
+    out.append("}}");
+    return Status::Ok();
+  }
+
+  // The change that makes the entity `merged` as a whole: an UPDATED of the differing fields
+  // (removed ones set to null) on a live entity, else a CREATED.
+  Status ToMergedChange(const EntityRow& entity, const std::string& merged, ChangeInput* change) {
+    change->type = entity.found && !entity.deleted ? ChangeType::kUpdated : ChangeType::kCreated;
+    change->data = merged;
+    if (change->type == ChangeType::kUpdated && entity.data) {
+      Result<std::string> delta = DeltaWithRemovals(s_.scratch_parser_, merged, *entity.data);
+      if (!delta.ok()) return delta.status();
+      change->data = std::move(delta).value();
+    }
+    return Status::Ok();
+  }
+
+  // Opens a manual conflict for the change. Returns its id.
+  Result<int64_t> OpenManualConflict(const std::string& user_id, const std::string& device_id,
+                                     const ChangeInput& change, const EntityRow& entity) {
+    Result<Statement*> stmt = db_.Cached(kInsertConflict);
+    if (!stmt.ok()) return stmt.status();
+    Statement::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, *change.change_id);
+    scope->BindText(3, device_id);
+    scope->BindText(4, change.entity_type);
+    scope->BindText(5, change.entity_id);
+    scope->BindText(6, ChangeTypeName(change.type));
+    scope->BindOptionalText(7, change.data);
+    scope->BindOptionalInt(8, change.base_version);
+    scope->BindInt(9, *change.timestamp);
+    scope->BindInt(10, entity.version);
+    scope->BindInt(11, s_.clock_->NowMs());
+    Result<bool> inserted = scope->Step();
+    if (!inserted.ok()) return inserted.status();
+    return scope->Int(0);
+  }
+
   // Decides and applies one change. A changeId reused with other content is a request-level CONFLICT.
   Status ProcessChange(const std::string& user_id, const std::string& device_id, const ChangeInput& input,
                        size_t index, std::vector<Outcome>* outcomes) {
@@ -796,26 +957,43 @@ class SyncServerCore::Impl {
           }
           break;
         }
+        case ConflictStrategy::kCustom: {
+          const CustomVerdict* verdict = CurrentVerdict(*change.change_id, entity.version);
+          if (!verdict && resolver_ && !resolver_->final_round) {
+            // Nothing of it is applied or recorded until the resolver has spoken.
+            return AskResolver(user_id, device_id, change, entity);
+          }
+          const CustomVerdict::Use use = verdict ? verdict->use : CustomVerdict::Use::kManual;
+          if (!verdict) {
+            outcome.reason += resolver_ ? "; the entity kept changing while the resolver decided"
+                                        : "; no resolver was given the conflict";
+          } else if (!verdict->note.empty()) {
+            outcome.reason += "; " + verdict->note;
+          }
+          if (use == CustomVerdict::Use::kClient) {
+            outcome.winner = "client";
+          } else if (use == CustomVerdict::Use::kServer) {
+            apply = false;
+            outcome.winner = "server";
+          } else if (use == CustomVerdict::Use::kMerged) {
+            outcome.winner = "merged";
+            DS_RETURN_IF_ERROR(ToMergedChange(entity, *verdict->data, &change));
+            data_to_apply = change.data;
+          } else {
+            apply = false;
+            outcome.winner = "manual";
+            Result<int64_t> id = OpenManualConflict(user_id, device_id, change, entity);
+            if (!id.ok()) return id.status();
+            outcome.conflict_id = id.value();
+          }
+          break;
+        }
         case ConflictStrategy::kManual: {
           apply = false;
           outcome.winner = "manual";
-          Result<Statement*> stmt = db_.Cached(kInsertConflict);
-          if (!stmt.ok()) return stmt.status();
-          Statement::Scope scope(*stmt.value());
-          scope->BindText(1, user_id);
-          scope->BindText(2, *change.change_id);
-          scope->BindText(3, device_id);
-          scope->BindText(4, change.entity_type);
-          scope->BindText(5, change.entity_id);
-          scope->BindText(6, ChangeTypeName(change.type));
-          scope->BindOptionalText(7, change.data);
-          scope->BindOptionalInt(8, change.base_version);
-          scope->BindInt(9, *change.timestamp);
-          scope->BindInt(10, entity.version);
-          scope->BindInt(11, s_.clock_->NowMs());
-          Result<bool> inserted = scope->Step();
-          if (!inserted.ok()) return inserted.status();
-          outcome.conflict_id = scope->Int(0);
+          Result<int64_t> id = OpenManualConflict(user_id, device_id, change, entity);
+          if (!id.ok()) return id.status();
+          outcome.conflict_id = id.value();
           break;
         }
       }
@@ -1457,6 +1635,8 @@ class SyncServerCore::Impl {
   bool counter_loaded_ = false;
   bool counter_dirty_ = false;
   bool content_addressed_ids_ = false;
+  const ResolverExchange* resolver_ = nullptr;
+  std::string resolver_contexts_;  // "[{...},...", what the host's resolver is asked
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1491,7 +1671,9 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
   Result<std::pair<int64_t, int64_t>> before = impl.UserVersion(user_id);
   if (!before.ok()) return before.status();
   std::vector<Outcome> outcomes;
+  impl.UseResolver(context);
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
+  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
   std::string out = "{";
   DS_RETURN_IF_ERROR(impl.AppendV2Outcomes(user_id, outcomes, &out));
   out.push_back(',');
@@ -1512,7 +1694,9 @@ Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::
   Transaction tx(*db_);
   DS_RETURN_IF_ERROR(tx.status());
   std::vector<Outcome> outcomes;
+  impl.UseResolver(context);
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
+  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
   std::string out = "{";
   DS_RETURN_IF_ERROR(impl.AppendV2Outcomes(user_id, outcomes, &out));
   Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
@@ -1698,14 +1882,7 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
   std::optional<int64_t> version;
   if (use != "server") {
     if (use == "merged") {
-      // The merged document replaces the server's, field for field.
-      change.type = entity.value().found && !entity.value().deleted ? ChangeType::kUpdated : ChangeType::kCreated;
-      change.data = data;
-      if (change.type == ChangeType::kUpdated && entity.value().data) {
-        Result<std::string> delta = DeltaWithRemovals(scratch_parser_, *data, *entity.value().data);
-        if (!delta.ok()) return delta.status();
-        change.data = std::move(delta).value();
-      }
+      DS_RETURN_IF_ERROR(impl.ToMergedChange(entity.value(), *data, &change));  // replaces the server's, field for field
     } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
       change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity
       Result<std::string> revived = ShallowMergeObjects(
@@ -1818,7 +1995,7 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
 }
 
 Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const std::string& body,
-                                               const CompatOptions& compat) {
+                                               const CompatOptions& compat, const RequestContext& context) {
   std::lock_guard<std::mutex> lock(mutex_);
   Impl impl(*this);
   Transaction tx(*db_);
@@ -1828,7 +2005,9 @@ Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const
   DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, nullptr, nullptr));
   impl.UseContentAddressedIds();
   std::vector<Outcome> outcomes;
+  impl.UseResolver(context);
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
   std::string out = "{\"success\":true,";
   DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
   out.push_back('}');
@@ -1862,7 +2041,7 @@ Result<std::string> SyncServerCore::CompatPull(const std::string& user_id, const
 }
 
 Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const std::string& body,
-                                               const CompatOptions& compat) {
+                                               const CompatOptions& compat, const RequestContext& context) {
   std::lock_guard<std::mutex> lock(mutex_);
   Impl impl(*this);
   Transaction tx(*db_);
@@ -1874,7 +2053,9 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
   DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, &since, &since_text));
   impl.UseContentAddressedIds();
   std::vector<Outcome> outcomes;
+  impl.UseResolver(context);
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
   std::string out = "{\"success\":true,";
   DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
   std::string pulled;

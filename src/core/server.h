@@ -42,10 +42,33 @@ struct ServerLimits {
   JsonLimits json;  // depth 64, document 1 MiB
 };
 
+// The app's own conflict resolver (strategy kCustom) runs in the host, outside the core. A
+// request that meets custom conflicts without a verdict applies nothing: its result is
+// {"resolverContexts": [{changeId, entityType, entityId, server, client, base, serverVersion,
+// clientChange: {changeId, type, data, baseVersion, timestamp, deviceId}}]}, and the host runs
+// it again with the resolver's verdicts. A verdict holds while the entity is still at the
+// serverVersion the resolver saw; the outcome is recorded with the change, so a replay of the
+// change returns it without asking again.
+struct CustomVerdict {
+  enum class Use { kClient, kServer, kMerged, kManual } use = Use::kManual;
+  int64_t server_version = 0;
+  std::optional<std::string> data;  // kMerged: the whole document (JSON, validated by the core)
+  std::string note;                 // why a verdict is kManual when the resolver failed
+};
+
+struct ResolverExchange {
+  std::map<std::string, CustomVerdict> verdicts;  // by changeId
+  // Conflicts still without a (current) verdict become manual instead of asking again.
+  bool final_round = false;
+};
+
 // What the HTTP layer knows about a request beyond its body.
 struct RequestContext {
   // The X-Device-ID header: the device when the body names none.
   std::string device_id;
+  // Set when some entity type has a custom strategy; without it such conflicts become manual.
+  // The core checks the verdicts' merged data in it (a refused document becomes kManual).
+  std::shared_ptr<ResolverExchange> resolver;
 };
 
 struct ServerOptions {
@@ -103,11 +126,13 @@ class SyncServerCore {
 
   // ---- compatible routes (shared/seeds), thin wrappers over the operations above
   // POST /push {deviceId, changes: {entityType: [records with updated_at]}} -> {success, applied, conflicts, errors}
-  Result<std::string> CompatPush(const std::string& user_id, const std::string& body, const CompatOptions& compat);
+  Result<std::string> CompatPush(const std::string& user_id, const std::string& body, const CompatOptions& compat,
+                                 const RequestContext& context = {});
   // POST /pull {deviceId, lastSyncTimestamp} -> {success, changes: {entityType: [records]}, timestamp, conflicts, deviceId}
   Result<std::string> CompatPull(const std::string& user_id, const std::string& body, const CompatOptions& compat);
   // POST /full: push then pull, one response with both.
-  Result<std::string> CompatFull(const std::string& user_id, const std::string& body, const CompatOptions& compat);
+  Result<std::string> CompatFull(const std::string& user_id, const std::string& body, const CompatOptions& compat,
+                                 const RequestContext& context = {});
   // GET /changes?since=ISO8601 -> {since, updatedAt, entities: {entityType: [records]}}
   Result<std::string> CompatChanges(const std::string& user_id, const std::optional<std::string>& since,
                                     const CompatOptions& compat);

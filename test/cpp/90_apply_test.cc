@@ -560,9 +560,10 @@ TEST_F(ManualTest, AConflictIsKeptOpenWithTheLocalStateVisible) {
   EXPECT_EQ(h_->Base("n1"), R"({"title":"R","body":"x"})");
   EXPECT_EQ(Conflicts(), "[{\"id\":" + std::to_string(id_) +
                              R"(,"entityType":"note","entityId":"n1","local":{"title":"L","body":"x"},)"
-                             R"("remote":{"title":"R","body":"x"},"remoteVersion":2,"remoteChangeId":"r2",)"
-                             R"("remoteTimestamp":)" + std::to_string(kLocalTime + 1000) +
-                             R"(,"createdAt":)" + std::to_string(kTestStartMs) + "}]");
+                             R"("remote":{"title":"R","body":"x"},"base":{"title":"a","body":"x"},)"
+                             R"("remoteVersion":2,"remoteChangeId":"r2","remoteTimestamp":)" +
+                             std::to_string(kLocalTime + 1000) + R"(,"createdAt":)" + std::to_string(kTestStartMs) +
+                             R"(,"awaitingResolver":false,"resolverError":null}])");
 }
 
 TEST_F(ManualTest, ASecondRemoteChangeUpdatesTheSameOpenConflict) {
@@ -571,7 +572,9 @@ TEST_F(ManualTest, ASecondRemoteChangeUpdatesTheSameOpenConflict) {
   EXPECT_EQ(result.conflicts[0].conflict_id, id_);
   EXPECT_EQ(QueryInt(*h_->db, "SELECT count(*) FROM conflicts"), 1);
   const std::string json = Conflicts();
-  EXPECT_NE(json.find(R"("remote":{"title":"R","body":"y"},"remoteVersion":3,"remoteChangeId":"r3")"),
+  // The base stays the state the local edit was made on.
+  EXPECT_NE(json.find(R"("remote":{"title":"R","body":"y"},"base":{"title":"a","body":"x"},)"
+                      R"("remoteVersion":3,"remoteChangeId":"r3")"),
             std::string::npos)
       << json;
   EXPECT_NE(json.find(R"("local":{"title":"L","body":"y"})"), std::string::npos) << json;
@@ -730,7 +733,8 @@ TEST_F(ConflictTest, InFlightChangesSurviveEveryStrategy) {
         EXPECT_EQ(changes.size(), 2u);
         EXPECT_EQ(h->Visible("n1"), R"({"title":"P","body":"p","tag":"s"})");
         break;
-      case ConflictStrategy::kManual: {
+      case ConflictStrategy::kManual:
+      case ConflictStrategy::kCustom: {
         EXPECT_EQ(changes.size(), 2u);
         ASSERT_TRUE(result.conflicts[0].conflict_id);
         Result<std::optional<std::string>> resolved =

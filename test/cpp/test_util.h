@@ -185,7 +185,8 @@ inline std::string Page(const std::vector<std::string>& changes, std::optional<i
 // by a manual clock and a seeded random.
 class StoreHarness {
  public:
-  explicit StoreHarness(ConflictStrategy strategy = ConflictStrategy::kNewestWins, bool coalesce = true) {
+  explicit StoreHarness(ConflictStrategy strategy = ConflictStrategy::kNewestWins, bool coalesce = true,
+                        std::map<std::string, ConflictStrategy> per_type = {}) {
     db = OpenDb(":memory:");
     EXPECT_NE(db, nullptr);
     EXPECT_TRUE(IsOk(Migrate(*db, ClientMigrations())));
@@ -193,7 +194,7 @@ class StoreHarness {
     options.coalesce = coalesce;
     queue = std::make_unique<ChangeQueue>(*db, clock, random, options);
     store = std::make_unique<DocumentStore>(*db, clock, *queue, JsonLimits{}.max_document_bytes);
-    applier = std::make_unique<DeltaApplier>(*db, clock, *queue, strategy);
+    applier = std::make_unique<DeltaApplier>(*db, clock, *queue, strategy, std::move(per_type));
   }
 
   // Decodes `page_json` and applies it in chunks of `chunk` changes (0: one chunk).

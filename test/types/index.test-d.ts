@@ -1,5 +1,6 @@
 // Type test: compiled with `tsc --noEmit`; a line marked @ts-expect-error must fail to type-check.
 import { SyncClient, SyncError, SyncServer, httpTransport, TransportError, type QueuedChange, type QueueStats, type EnqueueResult } from 'deltasync';
+import type { ClientConflictResolver, ClientResolverContext, JsonObject, ServerConflictResolver } from 'deltasync';
 import { createSyncRouter } from 'deltasync/express';
 import express from 'express';
 
@@ -56,6 +57,29 @@ async function pull(bytes: Buffer): Promise<number> {
   return result.applied + result.skipped + store.serverVersion;
 }
 void pull;
+
+// ---- resolvers an app writes itself
+const unionOfTags: ClientConflictResolver = ({ local, remote, base, localChange, remoteChange }) => {
+  const tags = (doc: JsonObject | null) => (Array.isArray(doc?.tags) ? doc.tags : []);
+  void [base, localChange?.changeId, remoteChange.version];
+  return { use: 'merged', data: { ...remote, ...local, tags: [...tags(remote), ...tags(local)] } };
+};
+new SyncClient({ path: ':memory:', conflicts: unionOfTags, resolverTimeoutMs: 500 });
+new SyncClient({ path: ':memory:', conflicts: { '*': 'manual', note: unionOfTags, task: async () => ({ needsManualReview: true }) } });
+for (const open of store.conflicts()) {
+  const why: string | null = open.resolverError;
+  const waiting: boolean = open.awaitingResolver;
+  void [why, waiting, open.base];
+}
+// @ts-expect-error a resolver answers with a resolution
+new SyncClient({ path: ':memory:', conflicts: () => 'local' });
+// @ts-expect-error merged needs data, from a resolver too
+new SyncClient({ path: ':memory:', conflicts: () => ({ use: 'merged' }) });
+const keepLarger: ServerConflictResolver = ({ server: theirs, client: mine, clientChange }) =>
+  Number(mine?.quantity ?? 0) >= Number(theirs?.quantity ?? 0) && clientChange.type !== 'DELETED' ? { use: 'local' } : { use: 'remote' };
+new SyncServer({ path: ':memory:', conflicts: keepLarger, perType: { stock: keepLarger, note: 'merge' }, resolverTimeoutMs: 200 });
+// @ts-expect-error a server resolver sees server/client, not local/remote
+new SyncServer({ path: ':memory:', conflicts: ({ local }: ClientResolverContext) => ({ use: local ? 'local' : 'remote' }) });
 
 // @ts-expect-error merged needs data
 store.resolveConflict(1, { use: 'merged' });
