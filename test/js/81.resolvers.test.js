@@ -248,3 +248,42 @@ function deep(levels) {
   for (let i = 0; i < levels; i++) value = { child: value };
   return value;
 }
+
+describe('resolver timing, on a mocked clock', () => {
+  const { decide } = require('../../lib/resolver');
+
+  /** decide() with a resolver answering after `answerMs`, the clock moved by hand. */
+  async function decideAfter(t, answerMs, timeoutMs) {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const resolver = () => new Promise((resolve) => setTimeout(() => resolve({ use: 'local' }), answerMs));
+    const decision = decide(resolver, {}, timeoutMs);
+    for (let ms = 0; ms < Math.max(answerMs, timeoutMs) + 1; ms++) {
+      await new Promise((resolve) => setImmediate(resolve)); // every pending promise settles first
+      t.mock.timers.tick(1);
+    }
+    return decision;
+  }
+
+  test('an answer within the timeout counts, to the millisecond', async (t) => {
+    assert.deepEqual(await decideAfter(t, 999, 1000), { use: 'local' });
+  });
+
+  test('an answer after the timeout does not, and says how long it waited', async (t) => {
+    assert.deepEqual(await decideAfter(t, 1001, 1000), { use: null, error: 'The resolver did not answer within 1000 ms' });
+  });
+
+  test('the timer is cleared once the resolver answers', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const cleared = [];
+    const original = globalThis.clearTimeout;
+    t.after(() => {
+      globalThis.clearTimeout = original;
+    });
+    globalThis.clearTimeout = (timer) => {
+      cleared.push(timer);
+      return original(timer);
+    };
+    assert.deepEqual(await decide(() => ({ use: 'remote' }), {}, 1000), { use: 'remote' });
+    assert.equal(cleared.length, 1);
+  });
+});
