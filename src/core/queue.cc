@@ -20,7 +20,8 @@ constexpr const char* kFindKnownId =
 constexpr const char* kFindLatestForEntity =
     "SELECT id, change_id, type, data, status, attempts, base_version, "
     "EXISTS (SELECT 1 FROM changes AS e WHERE e.entity_type = ?1 AND e.entity_id = ?2 AND e.id < changes.id "
-    "AND (e.attempts > 0 OR e.status != 'pending')) "
+    "AND (e.attempts > 0 OR e.status != 'pending')), "
+    "EXISTS (SELECT 1 FROM documents AS d WHERE d.entity_type = ?1 AND d.entity_id = ?2 AND d.version IS NOT NULL) "
     "FROM changes WHERE entity_type = ?1 AND entity_id = ?2 ORDER BY id DESC LIMIT 1";
 constexpr const char* kInsertChange =
     "INSERT INTO changes (change_id, tenant_id, user_id, entity_type, entity_id, type, data, base_version, "
@@ -166,8 +167,11 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
       const std::optional<ChangeType> previous = ParseChangeType(latest->Text(2));
       std::optional<std::string> previous_data = latest->OptionalText(3);
       // The server may know the entity although this CREATED was never sent: it was made over a
-      // pulled version (base_version), or an older change of the entity was sent.
-      const bool server_may_know = !latest->IsNull(6) || latest->Int(7) != 0;
+      // pulled version (base_version), an older change of the entity was sent, the store holds a
+      // version pulled from the server (one a lost conflict rolled it back to, say), or the
+      // change now queued names a version it was made on.
+      const bool server_may_know =
+          !latest->IsNull(6) || latest->Int(7) != 0 || latest->Int(8) != 0 || input.base_version.has_value();
       latest->Reset();
 
       const bool created_then_updated = previous == ChangeType::kCreated && input.type == ChangeType::kUpdated;

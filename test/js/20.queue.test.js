@@ -4,7 +4,7 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 
-const { UUID_V4, UUID_V7, tempDir, openClient, memoryClient, assertSyncError, snapshot, created, takeBatch } = require('./helpers');
+const { UUID_V4, UUID_V7, tempDir, openClient, memoryClient, assertSyncError, snapshot, created, takeBatch, remote } = require('./helpers');
 
 const updated = (id, data, extra = {}) => ({ type: 'UPDATED', entityType: 'note', entityId: String(id), data, ...extra });
 const deleted = (id, extra = {}) => ({ type: 'DELETED', entityType: 'note', entityId: String(id), ...extra });
@@ -114,6 +114,24 @@ describe('coalescing (DESIGN.md section 5)', () => {
     // Both changeIds are spent: replaying either is a conflict, not a resurrection.
     assertSyncError(() => client.queue.enqueue(created('e1', { a: 1 }, { changeId: first.changeId })), 'CONFLICT');
     assertSyncError(() => client.queue.enqueue(deleted('e1', { changeId: 'd1' })), 'CONFLICT');
+  });
+
+  // Found by simulation seed 119: a device's CREATED lost a conflict, the client rolled the
+  // entity back to the server's version, and the CREATED it made again was then deleted. The
+  // server has the entity, so the delete must still reach it.
+  test('CREATED + DELETED -> DELETED when the server has the entity: a pulled version, or a DELETED that names one', async (t) => {
+    const pulled = memoryClient(t);
+    await pulled.applyRemote(JSON.stringify([remote(1, 'e1', { entityType: 'note' })]));
+    const first = pulled.queue.enqueue(created('e1', { a: 1 }));
+    const second = pulled.queue.enqueue(deleted('e1'));
+    assert.equal(second.outcome, 'coalesced');
+    assert.deepEqual(pulled.queue.pending().map((r) => [r.changeId, r.type]), [[first.changeId, 'DELETED']]);
+
+    const named = memoryClient(t);
+    const created2 = named.queue.enqueue(created('e2', { a: 1 }));
+    const deleted2 = named.queue.enqueue(deleted('e2', { baseVersion: 4 }));
+    assert.equal(deleted2.outcome, 'coalesced');
+    assert.deepEqual(named.queue.pending().map((r) => [r.changeId, r.type]), [[created2.changeId, 'DELETED']]);
   });
 
   test('UPDATED + UPDATED -> UPDATED with merged fields, later fields win', (t) => {
