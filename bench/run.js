@@ -327,6 +327,21 @@ const TRIALS = [
     nodeArgs: GC,
     params: (quick) => ({ impl: 'better-sqlite3', ...ingestSizes(quick) }),
   },
+  // Issue "Live sync": write-to-read latency on another device, and the idle cost.
+  {
+    id: 'live/deltasync',
+    group: 's',
+    label: 'deltasync, live stream (default)',
+    script: 'trials/live.js',
+    params: (quick) => ({ impl: 'live', writes: quick ? 30 : 200, idleMs: quick ? 1000 : 5000, periodicMs: 1000 }),
+  },
+  {
+    id: 'live/polling',
+    group: 's',
+    label: 'deltasync, live: false, periodic sync every 1 s',
+    script: 'trials/live.js',
+    params: (quick) => ({ impl: 'polling', writes: quick ? 5 : 20, idleMs: quick ? 1000 : 5000, periodicMs: 1000 }),
+  },
   // Issue "Conflict resolution an app can write itself": the cost of a JS resolver.
   ...['server', 'client'].flatMap((side) =>
     ['custom', 'builtin'].map((impl) => ({
@@ -346,6 +361,7 @@ const ISSUES = {
   engine: 'Sync that runs itself',
   ingest: 'ingestion',
   resolvers: 'Conflict resolution an app can write itself',
+  live: 'Live sync',
 };
 
 const resolverTitle = (letter, side, p) =>
@@ -398,7 +414,7 @@ function coldExtra(s, subject, peer) {
 
 // What each group compares, and the targets of the issues (reported, never enforced).
 // A target names a number of the group's summary (see summarize): { what, metric,
-// min | max, unit: 'ratio' | 'rate' | 'pct' | 'ms' }. `details` adds one line per
+// min | max, unit: 'ratio' | 'rate' | 'pct' | 'ms' | 'perMin' }. `details` adds one line per
 // trial under the group with four more numbers; `extra` adds numbers to the summary;
 // `letter` names the group in the list of targets when its key does not.
 const GROUPS = {
@@ -649,6 +665,29 @@ const GROUPS = {
     ],
     targets: [{ what: '>= 3.0x JS peer (records/s)', metric: 'vsPeer', min: 3.0, unit: 'ratio' }],
   },
+  s: {
+    issue: 'live',
+    title: (p) =>
+      `(s) live: ${p.writes} writes one at a time on device a, timed from put() to readable on device b (loopback, ` +
+      `server in its own process), then ${fmtInt(p.idleMs)} ms idle; writes/s = 1 / mean latency`,
+    subject: 'live/deltasync',
+    peer: 'live/polling',
+    details: {
+      header: ['p50', 'p99', 'max', 'idle req/min'],
+      row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), r.idleRequestsPerMin.toFixed(0)],
+    },
+    extra: (s, subject, peer) => ({
+      p50Ms: subject?.p50Ms,
+      p99Ms: subject?.p99Ms,
+      idleRequestsPerMin: subject?.idleRequestsPerMin,
+      peerP50Ms: peer?.p50Ms,
+      peerIdleRequestsPerMin: peer?.idleRequestsPerMin,
+    }),
+    targets: [
+      { what: 'p50 write-to-read <= 50 ms', metric: 'p50Ms', max: 50, unit: 'ms' },
+      { what: 'idle requests/min == 0', metric: 'idleRequestsPerMin', max: 0, unit: 'perMin' },
+    ],
+  },
   r: {
     issue: 'resolvers',
     title: (p) => resolverTitle('r', 'server', p),
@@ -724,6 +763,7 @@ function fmtMs(ms) {
 }
 function fmtTarget(value, unit) {
   if (unit === 'rate') return `${fmtInt(value ?? NaN)} changes/s`;
+  if (unit === 'perMin') return `${fmtInt(value ?? NaN)}/min`;
   if (unit === 'pct') return fmtPct(value ?? NaN);
   if (unit === 'ms') return fmtMs(value ?? NaN);
   return fmtRatio(value ?? NaN);

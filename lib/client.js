@@ -31,7 +31,9 @@ const CLIENT_OPTIONS = [
   'mustExist',
   'healthCheck',
   'resolverTimeoutMs',
+  'live',
 ];
+const LIVE_OPTIONS = ['pokeDebounceMs', 'fallbackAfter'];
 const TRIGGER_OPTIONS = ['periodicMs', 'minIntervalMs', 'localChangeDelayMs'];
 const RETRY_OPTIONS = ['maxRetries', 'baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'];
 const BATCH_OPTIONS = ['push', 'pull'];
@@ -632,7 +634,31 @@ function engineOptions(options) {
   if (retry.maxRetries < 1) throw is.invalid('options.retry.maxRetries', 'a positive integer', retry.maxRetries);
   if (!(is.isPositiveInteger(batch.push) && batch.push <= 1000)) throw is.invalid('options.batch.push', 'an integer from 1 to 1000', batch.push);
   if (!(is.isPositiveInteger(batch.pull) && batch.pull <= 10000)) throw is.invalid('options.batch.pull', 'an integer from 1 to 10000', batch.pull);
-  return { transport, triggers, retry, batch, keepAlive, healthCheck: healthCheckOptions(options.healthCheck, transport) };
+  return {
+    transport,
+    triggers,
+    retry,
+    batch,
+    keepAlive,
+    healthCheck: healthCheckOptions(options.healthCheck, transport),
+    live: liveOptions(options.live, transport),
+  };
+}
+
+/** Live updates' options; null when off, or when the transport has no live stream. */
+function liveOptions(value, transport) {
+  if (value === false) return null;
+  const options = is.optionsObject('options.live', value === undefined || value === true ? {} : value, LIVE_OPTIONS);
+  const { pokeDebounceMs = 20, fallbackAfter = 5 } = options;
+  if (!is.isNonNegativeInteger(pokeDebounceMs)) throw is.invalid('options.live.pokeDebounceMs', 'a non-negative integer of milliseconds', pokeDebounceMs);
+  if (!is.isPositiveInteger(fallbackAfter)) throw is.invalid('options.live.fallbackAfter', 'a positive integer', fallbackAfter);
+  if (typeof transport.events !== 'function') {
+    if (value === true || is.isPlainObject(value)) {
+      throw is.invalid('options.live', 'false with this transport (live updates need httpTransport without a custom fetch, or a transport with .events)', value);
+    }
+    return null;
+  }
+  return { pokeDebounceMs, fallbackAfter, events: transport.events };
 }
 
 /** The health check's options, with the probe it runs; null when off. */

@@ -22,7 +22,7 @@ function classify(error) {
 class SyncEngine {
   /**
    * @param {import('./client').SyncClient} client
-   * @param {object} options resolved options: transport, triggers, retry, batch, keepAlive, healthCheck
+   * @param {object} options resolved options: transport, triggers, retry, batch, keepAlive, healthCheck, live
    */
   constructor(client, options) {
     this._client = client;
@@ -37,14 +37,18 @@ class SyncEngine {
     this._lastState = null;
     this._statusPending = null;
     this._closed = false;
-    const { triggers, retry, healthCheck } = options;
+    this._stream = null; // the open live stream's AbortController
+    this._pokedVersion = 0; // the newest version a poke announced
+    const { triggers, retry, healthCheck, live } = options;
     const health = healthCheck ? { healthIntervalMs: healthCheck.intervalMs, unreachableAfter: healthCheck.unreachableAfter } : {};
-    client._handle.schedConfigure({ ...triggers, ...retry, ...health });
+    const liveConfig = live ? { live: true, pokeDebounceMs: live.pokeDebounceMs, liveFallbackAfter: live.fallbackAfter } : {};
+    client._handle.schedConfigure({ ...triggers, ...retry, ...health, ...liveConfig });
   }
 
   start() {
     this._native().schedStart();
     this._arm();
+    this._syncStream();
     this._emitStatus();
   }
 
@@ -53,6 +57,7 @@ class SyncEngine {
     this._disarm();
     if (this._abort) this._abort.abort();
     if (this._probeAbort) this._probeAbort.abort();
+    this._syncStream();
     this._emitStatus();
   }
 
@@ -60,7 +65,59 @@ class SyncEngine {
     this._native().schedNotify(event);
     if (event === 'online') this._lastError = null;
     this._arm();
+    this._syncStream();
     this._emitStatus();
+  }
+
+  /** Opens the live stream when the scheduler wants one, and closes it when it no longer does. */
+  _syncStream() {
+    if (this._closed || !this._options.live) return;
+    const native = this._client._handle;
+    if (this._stream) {
+      if (!native.schedWantsStream()) this._stream.abort();
+      return;
+    }
+    if (!native.schedTryOpenStream()) return;
+    const controller = new AbortController();
+    this._stream = controller;
+    const client = this._client;
+    this._options.live
+      .events({
+        deviceId: client.deviceId,
+        signal: controller.signal,
+        keepAlive: this._options.keepAlive,
+        onOpen: () => {
+          if (this._closed || controller.signal.aborted) return;
+          native.schedStreamOpened();
+          this._emitStatus();
+          this._arm();
+        },
+        onEvent: (event) => this._poked(event),
+      })
+      .then(
+        () => false,
+        () => true,
+      )
+      .then((failed) => {
+        if (this._stream === controller) this._stream = null;
+        if (this._closed) return;
+        native.schedStreamClosed(failed && !controller.signal.aborted);
+        this._emitStatus();
+        this._arm();
+        this._tick();
+      });
+  }
+
+  /** A poke: the server's log reached `latestServerVersion`. Pulls unless this client has it. */
+  _poked(event) {
+    const version = event && event.latestServerVersion;
+    if (this._closed || !Number.isSafeInteger(version)) return;
+    this._pokedVersion = Math.max(this._pokedVersion, version);
+    if (this._cycle) return; // looked at again when the cycle ends
+    if (version > this._client.serverVersion) {
+      this._native().schedNotify('poke');
+      this._arm();
+    }
   }
 
   /** A local write happened: the scheduler sends it after localChangeDelayMs. */
@@ -106,6 +163,7 @@ class SyncEngine {
       nextSyncAt: sched.state === 'syncing' ? null : sched.nextSyncAt,
       serverVersion: client.serverVersion,
       offlineReason: sched.offlineReason,
+      live: sched.live,
     };
   }
 
@@ -115,6 +173,7 @@ class SyncEngine {
     this._disarm();
     if (this._abort) this._abort.abort();
     if (this._probeAbort) this._probeAbort.abort();
+    if (this._stream) this._stream.abort();
     const error = new SyncError('The client was closed', 'CLOSED');
     for (const waiter of this._waiters.splice(0)) waiter.reject(error);
   }
@@ -143,6 +202,7 @@ class SyncEngine {
   }
 
   _tick() {
+    this._syncStream();
     if (this._closed || this._cycle || this._probe) return;
     if (this._client._handle.schedTryProbe()) {
       this._probe = this._runProbe().finally(() => {
@@ -162,6 +222,10 @@ class SyncEngine {
     this._cycle = this._runCycle().finally(() => {
       this._cycle = null;
       if (!this._closed) {
+        // A poke that came during the cycle and announced more than it pulled: one more cycle
+        // (once: a poke the server cannot honour never turns into a loop).
+        if (this._pokedVersion > this._client.serverVersion) this._native().schedNotify('poke');
+        this._pokedVersion = 0;
         this._arm();
         this._tick();
       }
@@ -321,7 +385,7 @@ class SyncEngine {
   _emitStatus() {
     if (this._closed) return;
     const status = this.status();
-    const key = `${status.state}|${status.nextSyncAt}|${status.pendingChanges}|${status.failedChanges}|${status.offlineReason}`;
+    const key = `${status.state}|${status.nextSyncAt}|${status.pendingChanges}|${status.failedChanges}|${status.offlineReason}|${status.live}`;
     if (key === this._lastState) return;
     this._lastState = key;
     this._client.emit('status', status);

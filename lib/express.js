@@ -10,7 +10,10 @@ const { SyncServer, idFieldsArg, isUserId, USER_ID_RULE } = require('./server');
 const { SyncError } = require('./errors');
 const is = require('./is');
 
-const ROUTER_OPTIONS = ['authenticate', 'limits', 'idFields'];
+const { LiveStreams, LIVE_DEFAULTS } = require('./live-server');
+
+const ROUTER_OPTIONS = ['authenticate', 'limits', 'idFields', 'heartbeatMs'];
+const EVENTS_PATH = '/v2/events';
 const STATUS_BY_CODE = {
   INVALID_ARGUMENT: 400,
   UNAUTHENTICATED: 401,
@@ -20,6 +23,7 @@ const STATUS_BY_CODE = {
   CLOSED: 503,
   BUSY: 503,
   OVERLOADED: 503,
+  TOO_MANY_STREAMS: 429,
 };
 
 function loadExpress() {
@@ -96,11 +100,12 @@ function sendError(res, error) {
   const message = status >= 500 && code === 'INTERNAL' ? 'Internal server error' : error.message;
   if (res.headersSent) return;
   if (status === 503) res.set('Retry-After', '1');
+  if (status === 429) res.set('Retry-After', '5');
   res.status(status).json({ error: { code, message } });
 }
 
 /**
- * Creates the Express router of the sync protocol: POST /v2, and the compatible
+ * Creates the Express router of the sync protocol: POST /v2, GET /v2/events (live updates), and the compatible
  * routes of older designs (POST /push, /pull, /full, /resolve-conflict,
  * GET /status/:deviceId, GET /changes?since=).
  * @param {SyncServer} server
@@ -112,13 +117,26 @@ function createSyncRouter(server, options) {
   is.optionsObject('options', options, ROUTER_OPTIONS);
   const { authenticate } = options;
   if (typeof authenticate !== 'function') throw is.invalid('options.authenticate', 'a function (req) => userId', authenticate);
-  const limits = is.optionsObject('options.limits', options.limits, ['maxBodyBytes', 'maxConcurrentRequests']);
+  const limits = is.optionsObject('options.limits', options.limits, ['maxBodyBytes', 'maxConcurrentRequests', 'maxStreams', 'maxStreamsPerUser']);
   const maxBodyBytes = limits.maxBodyBytes ?? server.limits.maxBodyBytes;
   if (!is.isPositiveInteger(maxBodyBytes)) throw is.invalid('options.limits.maxBodyBytes', 'a positive integer', maxBodyBytes);
   const maxConcurrentRequests = limits.maxConcurrentRequests ?? 64;
   if (!is.isPositiveInteger(maxConcurrentRequests)) {
     throw is.invalid('options.limits.maxConcurrentRequests', 'a positive integer', maxConcurrentRequests);
   }
+  const live = { ...LIVE_DEFAULTS };
+  for (const key of ['maxStreams', 'maxStreamsPerUser']) {
+    if (limits[key] === undefined) continue;
+    if (!is.isPositiveInteger(limits[key])) throw is.invalid(`options.limits.${key}`, 'a positive integer', limits[key]);
+    live[key] = limits[key];
+  }
+  if (options.heartbeatMs !== undefined) {
+    if (!is.isPositiveInteger(options.heartbeatMs) || options.heartbeatMs > 2 ** 31 - 1) {
+      throw is.invalid('options.heartbeatMs', 'a positive integer of milliseconds', options.heartbeatMs);
+    }
+    live.heartbeatMs = options.heartbeatMs;
+  }
+  const streams = new LiveStreams(server, live);
   let inFlight = 0;
   const idFields = { ...server._idFields, ...(idFieldsArg('options.idFields', options.idFields) ?? {}) };
 
@@ -128,6 +146,10 @@ function createSyncRouter(server, options) {
   // Requests in flight are bounded: past the bound a request is refused at once with 503 and
   // Retry-After, so a burst of large pushes cannot hold unbounded memory or starve small ones.
   router.use((req, res, next) => {
+    if (req.method === 'GET' && req.path === EVENTS_PATH) {
+      next(); // a live stream stays open: it counts against the stream limits instead
+      return;
+    }
     if (inFlight >= maxConcurrentRequests) {
       req.resume();
       sendError(res, new SyncError(`The server is handling ${inFlight} sync requests; try again shortly`, 'OVERLOADED'));
@@ -192,6 +214,15 @@ function createSyncRouter(server, options) {
   };
   post('/v2', (userId, body, req) =>
     server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange)));
+  router.get(EVENTS_PATH, async (req, res) => {
+    try {
+      const refused = streams.refusal(req.deltasyncUserId);
+      if (refused) throw refused;
+      await streams.serve(req.deltasyncUserId, req, res);
+    } catch (error) {
+      sendError(res, error);
+    }
+  });
   get('/v2/status', async (userId, req) => {
     const deviceId = deviceHeader(req) ?? (typeof req.query.deviceId === 'string' ? req.query.deviceId : undefined);
     if (deviceId === undefined) throw is.invalid('deviceId', 'a device id in the X-Device-ID header or ?deviceId=', deviceId);

@@ -117,6 +117,8 @@ class SyncServer {
       ...this.limits,
     });
     this.path = path;
+    /** @private userId -> listeners of that user's head version (null: the server closed) */
+    this._watchers = new Map();
   }
 
   /**
@@ -224,6 +226,42 @@ class SyncServer {
   /** Closes the database (operations in flight finish first). Later calls reject with CLOSED. */
   close() {
     this._handle.close();
+    const watchers = [...this._watchers.values()].flatMap((listeners) => [...listeners]);
+    this._watchers.clear();
+    for (const listener of watchers) listener(null);
+  }
+
+  /**
+   * @private Calls `listener(headVersion)` whenever a commit advances `userId`'s log, from any
+   * request, and `listener(null)` when the server closes. Returns the unsubscribe function.
+   */
+  _watch(userId, listener) {
+    const native = this._native();
+    if (this._watchers.size === 0) native.onCommit((user, version) => this._advanced(user, version));
+    let listeners = this._watchers.get(userId);
+    if (!listeners) this._watchers.set(userId, (listeners = new Set()));
+    listeners.add(listener);
+    return () => {
+      if (!listeners.delete(listener) || listeners.size > 0) return;
+      this._watchers.delete(userId);
+      if (this._watchers.size === 0 && this._handle.isOpen()) this._handle.onCommit(null);
+    };
+  }
+
+  /** @private */
+  _advanced(userId, version) {
+    for (const listener of this._watchers.get(userId) ?? []) {
+      try {
+        listener(version);
+      } catch {
+        // one stream's failure is not another's
+      }
+    }
+  }
+
+  /** @private the user's newest version */
+  async _headVersion(userId) {
+    return JSON.parse(await this._native().pull(userId, null, 0, 1)).headVersion;
   }
 
   /**

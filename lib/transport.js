@@ -69,7 +69,25 @@ function httpTransport(options) {
   /** The health check's probe of this transport's server: see probeServer. */
   const probe = ({ probeUrl = `${endpoint}/status`, ...rest }) => probeServer({ ...rest, url: probeUrl, headers, fetchImpl });
 
-  return Object.assign(transport, { probe });
+  /**
+   * The live stream of this transport's server (GET {url}/v2/events): see openEventStream.
+   * Over node:http(s), so only without a custom fetch (which then carries every request).
+   */
+  async function events({ deviceId, signal, keepAlive, onOpen, onEvent }) {
+    const { openEventStream } = require('./live-client'); // it requires this module
+    const extra = typeof headers === 'function' ? await headers() : headers;
+    return openEventStream({
+      url: `${endpoint}/events`,
+      headers: { ...extra, 'x-device-id': deviceId },
+      signal,
+      keepAlive,
+      connectTimeoutMs: timeoutMs,
+      onOpen,
+      onEvent,
+    });
+  }
+
+  return Object.assign(transport, options.fetch === undefined ? { probe, events } : { probe });
 
   async function transport(request, { signal } = {}) {
     const extra = typeof headers === 'function' ? await headers() : headers;

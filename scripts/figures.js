@@ -36,6 +36,7 @@ const CAVEATS = {
   l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
   o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
   q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
+  s: 'the peer is the same client polling every second (live: false); its idle requests are that polling',
   r: 'the peer is the built-in merge on the same conflicts; resolverCostUs is what a JS resolver adds per conflicting change (the request runs twice in C++, plus the call)',
   r2: 'the peer is the built-in merge on the same conflicts; resolverCostUs is what a JS resolver adds per conflicting change (reading the conflicts, the call, writing the verdicts)',
 };
@@ -52,6 +53,7 @@ function metric(key, value) {
   if (/(Us|UsPerConflict)$/.test(key) || key === 'usPerConflict') return `${number(value, 1)} µs`;
   if (/Mb$/.test(key)) return `${number(value, 0)} MB`;
   if (/PerSec$/.test(key)) return `${number(value, 0)}/s`;
+  if (/PerMin$/.test(key)) return `${number(value, 0)}/min`;
   if (/^(vsPeer|.*VsPeer|growth|peerGrowth)$/.test(key)) return `${number(value, 2)}x`;
   if (/^(ofCeiling|peerOfCeiling)$/.test(key)) return `${number(value * 100, 0)}%`;
   return number(value, Number.isInteger(value) ? 0 : 2);
@@ -60,7 +62,8 @@ function metric(key, value) {
 function targetText(target) {
   const shown = target.unit === 'pct' ? `${number(target.value * 100, 0)}%`
     : target.unit === 'ratio' ? `${number(target.value, 2)}x`
-      : target.unit === 'ms' ? `${number(target.value, 1)} ms` : number(target.value, 0);
+      : target.unit === 'ms' ? `${number(target.value, 1)} ms`
+        : target.unit === 'perMin' ? `${number(target.value, 0)}/min` : number(target.value, 0);
   return `${target.what}: ${shown}, ${target.met ? 'met' : '**missed**'}`;
 }
 

@@ -372,10 +372,10 @@ export interface TransportRequest {
 }
 
 /** Carries one request and resolves with the response body (bytes or text), which goes to C++ unparsed. */
-export type Transport = (
+export type Transport = ((
   request: TransportRequest,
   context: { signal: AbortSignal },
-) => Promise<Uint8Array | ArrayBuffer | string>;
+) => Promise<Uint8Array | ArrayBuffer | string>) & { events?: LiveEvents };
 
 export interface HttpTransportOptions {
   /** The base URL of the sync routes, e.g. 'https://api.example.com/api/sync' (requests go to {url}/v2). */
@@ -405,10 +405,34 @@ export interface HealthCheckOptions {
   unreachableAfter?: number;
 }
 
-/** httpTransport's transport, which also carries the health check's probe. */
+/**
+ * Opens a transport's live stream and reads it until it ends: call onOpen once the server
+ * accepted it, onEvent for each event ({ latestServerVersion }), and settle when it ends
+ * (reject when it could not open or broke). A transport with `events` gets live updates.
+ */
+export type LiveEvents = (options: {
+  deviceId: string;
+  signal: AbortSignal;
+  /** Whether the open connection may keep the process alive (the client's keepAlive). */
+  keepAlive: boolean;
+  onOpen: () => void;
+  onEvent: (event: { latestServerVersion?: number }) => void;
+}) => Promise<void>;
+
+/** httpTransport's transport, which also carries the health check's probe and, without a custom fetch, the live stream. */
 export interface HttpTransport extends Transport {
   /** GETs probeUrl (default {url}/v2/status); true when the server answered below 500. Never rejects. */
   probe(options: { deviceId: string; timeoutMs: number; signal?: AbortSignal; probeUrl?: string }): Promise<boolean>;
+  /** GET {url}/v2/events over node:http(s). Absent when a custom fetch was given. */
+  events?: LiveEvents;
+}
+
+/** Live updates: the client holds the server's event stream and pulls when told of a change. */
+export interface LiveOptions {
+  /** Pokes this close together become one pull. Default 20. */
+  pokeDebounceMs?: number;
+  /** Failed connections in a row before the client falls back to periodic sync. Default 5. */
+  fallbackAfter?: number;
 }
 
 export function httpTransport(options: HttpTransportOptions): HttpTransport;
@@ -431,6 +455,8 @@ export interface SyncStatus {
   serverVersion: number;
   /** Why state is 'offline': notify('offline') was told, or the health check found the server unreachable; null otherwise. */
   offlineReason: 'notified' | 'unreachable' | null;
+  /** The live stream is open: changes on the server arrive without polling. */
+  live: boolean;
 }
 
 export interface SyncSummary {
@@ -579,6 +605,11 @@ export interface SyncClientOptions {
   keepAlive?: boolean;
   /** Checks connectivity itself: true for the defaults, or its options. Off by default. */
   healthCheck?: boolean | HealthCheckOptions;
+  /**
+   * Live updates while started and online: on by default when the transport has `events`
+   * (httpTransport without a custom fetch); false polls instead.
+   */
+  live?: boolean | LiveOptions;
   /** Open an existing database only: a missing file is NOT_FOUND and is not created. Default false. */
   mustExist?: boolean;
 }

@@ -136,6 +136,10 @@ Napi::Function NativeClient::Define(Napi::Env env, DeltaSyncAddon* addon) {
           InstanceMethod("schedStatus", &NativeClient::SchedStatus),
           InstanceMethod("schedTryProbe", &NativeClient::SchedTryProbe),
           InstanceMethod("schedProbeFinished", &NativeClient::SchedProbeFinished),
+          InstanceMethod("schedTryOpenStream", &NativeClient::SchedTryOpenStream),
+          InstanceMethod("schedStreamOpened", &NativeClient::SchedStreamOpened),
+          InstanceMethod("schedStreamClosed", &NativeClient::SchedStreamClosed),
+          InstanceMethod("schedWantsStream", &NativeClient::SchedWantsStream),
       },
       addon);
   addon->native_client_constructor = Napi::Persistent(ctor);
@@ -765,6 +769,9 @@ Napi::Value NativeClient::SchedConfigure(const Napi::CallbackInfo& info) {
   scheduler_options.retry.max_retry_after_ms = number("maxRetryAfterMs", scheduler_options.retry.max_retry_after_ms);
   scheduler_options.health.interval_ms = number("healthIntervalMs", scheduler_options.health.interval_ms);
   scheduler_options.health.unreachable_after = number("unreachableAfter", scheduler_options.health.unreachable_after);
+  scheduler_options.live.enabled = options.Get("live").ToBoolean().Value();
+  scheduler_options.live.poke_debounce_ms = number("pokeDebounceMs", scheduler_options.live.poke_debounce_ms);
+  scheduler_options.live.fallback_after = number("liveFallbackAfter", scheduler_options.live.fallback_after);
   scheduler_ = std::make_unique<Scheduler>(scheduler_clock_, scheduler_random_, scheduler_options);
   return info.Env().Undefined();
 }
@@ -794,6 +801,7 @@ Napi::Value NativeClient::SchedNotify(const Napi::CallbackInfo& info) {
   else if (event == "visible") scheduler.Notify(SchedulerEvent::kVisible);
   else if (event == "hidden") scheduler.Notify(SchedulerEvent::kHidden);
   else if (event == "change") scheduler.Notify(SchedulerEvent::kLocalChange);
+  else if (event == "poke") scheduler.Notify(SchedulerEvent::kPoke);
   return info.Env().Undefined();
 }
 
@@ -840,7 +848,28 @@ Napi::Value NativeClient::SchedStatus(const Napi::CallbackInfo& info) {
   out.Set("offlineReason", reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
   std::optional<int64_t> probe = scheduler.next_probe_at();
   out.Set("nextProbeAt", probe ? Napi::Value(Napi::Number::New(env, static_cast<double>(*probe))) : env.Null());
+  out.Set("live", scheduler.live());
+  out.Set("liveFallback", scheduler.live_fallback());
   return out;
+}
+
+Napi::Value NativeClient::SchedTryOpenStream(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RequireScheduler(info.Env()).TryOpenStream());
+}
+
+Napi::Value NativeClient::SchedStreamOpened(const Napi::CallbackInfo& info) {
+  RequireScheduler(info.Env()).OnStreamOpened();
+  return info.Env().Undefined();
+}
+
+// schedStreamClosed(failed: boolean)
+Napi::Value NativeClient::SchedStreamClosed(const Napi::CallbackInfo& info) {
+  RequireScheduler(info.Env()).OnStreamClosed(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeClient::SchedWantsStream(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RequireScheduler(info.Env()).WantsStream());
 }
 
 Napi::Value NativeClient::SchedTryProbe(const Napi::CallbackInfo& info) {

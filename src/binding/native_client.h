@@ -100,6 +100,10 @@ class NativeClient : public Napi::ObjectWrap<NativeClient> {
   Napi::Value SchedStatus(const Napi::CallbackInfo& info);
   Napi::Value SchedTryProbe(const Napi::CallbackInfo& info);
   Napi::Value SchedProbeFinished(const Napi::CallbackInfo& info);
+  Napi::Value SchedTryOpenStream(const Napi::CallbackInfo& info);
+  Napi::Value SchedStreamOpened(const Napi::CallbackInfo& info);
+  Napi::Value SchedStreamClosed(const Napi::CallbackInfo& info);
+  Napi::Value SchedWantsStream(const Napi::CallbackInfo& info);
 
   DeltaSyncAddon* addon_;
   std::shared_ptr<ClientSlot> slot_;

@@ -111,6 +111,7 @@ Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
                          InstanceMethod("compatFull", &NativeServer::CompatFull),
                          InstanceMethod("compatChanges", &NativeServer::CompatChanges),
                          InstanceMethod("compatResolve", &NativeServer::CompatResolve),
+                         InstanceMethod("onCommit", &NativeServer::OnCommit),
                      },
                      addon);
 }
@@ -187,6 +188,8 @@ CompatOptions NativeServer::ReadCompat(const Napi::Value& value) {
 }
 
 Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
+  if (server_) server_->SetCommitListener(nullptr);
+  ReleaseCommitListener();
   server_.reset();
   return info.Env().Undefined();
 }
@@ -356,6 +359,49 @@ Napi::Value NativeServer::CompatResolve(const Napi::CallbackInfo& info) {
       info.Env(),
       [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.CompatResolve(user, body); },
       info[1]);
+}
+
+// onCommit(fn | null): fn(userId, headVersion) after each commit that advanced a user's log,
+// from whichever request made it. The listener does not keep the process alive.
+Napi::Value NativeServer::OnCommit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!server_) addon_->Throw(env, Status::Closed("The server is closed"));
+  ReleaseCommitListener();
+  if (!info[0].IsFunction()) {
+    server_->SetCommitListener(nullptr);
+    return env.Undefined();
+  }
+  auto sink = std::make_shared<CommitSink>();
+  sink->function = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "deltasync:commits", 0, 1);
+  sink->function.Unref(env);
+  sink->open = true;
+  commit_sink_ = sink;
+  server_->SetCommitListener([sink](const std::string& user_id, int64_t head_version) {
+    std::lock_guard<std::mutex> lock(sink->mutex);
+    if (!sink->open) return;
+    auto* event = new std::pair<std::string, int64_t>(user_id, head_version);
+    napi_status status = sink->function.NonBlockingCall(
+        event, [](Napi::Env call_env, Napi::Function callback, std::pair<std::string, int64_t>* data) {
+          std::unique_ptr<std::pair<std::string, int64_t>> owned(data);
+          if (call_env == nullptr || callback.IsEmpty()) return;
+          callback.Call({Napi::String::New(call_env, owned->first),
+                         Napi::Number::New(call_env, static_cast<double>(owned->second))});
+        });
+    if (status != napi_ok) delete event;
+  });
+  return env.Undefined();
+}
+
+void NativeServer::ReleaseCommitListener() {
+  if (!commit_sink_) return;
+  {
+    std::lock_guard<std::mutex> lock(commit_sink_->mutex);
+    if (commit_sink_->open) {
+      commit_sink_->open = false;
+      commit_sink_->function.Release();
+    }
+  }
+  commit_sink_.reset();
 }
 
 }  // namespace deltasync::binding

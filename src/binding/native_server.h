@@ -18,6 +18,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
  public:
   static Napi::Function Define(Napi::Env env, DeltaSyncAddon* addon);
   explicit NativeServer(const Napi::CallbackInfo& info);
+  ~NativeServer() override { ReleaseCommitListener(); }
 
  private:
   // Receives the request body (empty when the operation takes none).
@@ -40,8 +41,19 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Value CompatFull(const Napi::CallbackInfo& info);
   Napi::Value CompatChanges(const Napi::CallbackInfo& info);
   Napi::Value CompatResolve(const Napi::CallbackInfo& info);
+  Napi::Value OnCommit(const Napi::CallbackInfo& info);
+  // Stops delivering commits to JS (close, or a new listener).
+  void ReleaseCommitListener();
+
+  // Where commits reach JS: a thread-safe function, called from the worker threads while open.
+  struct CommitSink {
+    std::mutex mutex;
+    Napi::ThreadSafeFunction function;
+    bool open = false;
+  };
 
   DeltaSyncAddon* addon_;
+  std::shared_ptr<CommitSink> commit_sink_;
   // Null once closed; tasks in flight hold their own reference until they finish.
   std::shared_ptr<SyncServerCore> server_;
 };

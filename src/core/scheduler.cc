@@ -52,6 +52,9 @@ Scheduler::Scheduler(Clock& clock, Random& random, SchedulerOptions options)
 void Scheduler::Start() {
   if (started_) return;
   started_ = true;
+  live_fallback_ = false;
+  stream_failures_ = 0;
+  stream_retry_at_.reset();
   RequestAt(clock_.NowMs());  // a first cycle as soon as allowed
   if (!online()) ScheduleProbe();
 }
@@ -62,15 +65,16 @@ void Scheduler::Stop() {
   manual_pending_ = false;
   rerun_after_cycle_ = false;
   probe_due_at_.reset();
+  stream_retry_at_.reset();
 }
 
-void Scheduler::RequestAt(int64_t at) {
+void Scheduler::RequestAt(int64_t at, bool any_interval) {
   if (!started_ || auth_blocked_) return;
   if (running_) {
     rerun_after_cycle_ = true;
     return;
   }
-  if (last_start_) at = std::max(at, *last_start_ + options_.min_interval_ms);
+  if (last_start_ && !any_interval) at = std::max(at, *last_start_ + options_.min_interval_ms);
   if (backoff_until_) at = std::max(at, *backoff_until_);
   // Collapse: an earlier pending request stands (it is already past the interval).
   if (!due_at_ || at < *due_at_) due_at_ = at;
@@ -91,7 +95,8 @@ void Scheduler::ScheduleProbe() {
 }
 
 void Scheduler::SchedulePeriodic() {
-  if (options_.periodic_ms > 0) RequestAt(clock_.NowMs() + options_.periodic_ms);
+  // An open live stream tells of every change: nothing to poll for.
+  if (options_.periodic_ms > 0 && !stream_open_) RequestAt(clock_.NowMs() + options_.periodic_ms);
 }
 
 void Scheduler::Notify(SchedulerEvent event) {
@@ -108,7 +113,12 @@ void Scheduler::Notify(SchedulerEvent event) {
       // The network came back: try now rather than wait out a backoff or a Retry-After. The
       // failure count stays, so a further failure backs off further. An "online" while
       // already online changes nothing, so an app repeating it cannot hammer a server.
-      if (was_offline) backoff_until_.reset();
+      if (was_offline) {
+        backoff_until_.reset();
+        live_fallback_ = false;  // a new network: the stream may get through now
+        stream_failures_ = 0;
+        stream_retry_at_.reset();
+      }
       RequestAt(now);
       break;
     }
@@ -122,6 +132,9 @@ void Scheduler::Notify(SchedulerEvent event) {
       break;
     case SchedulerEvent::kLocalChange:
       RequestAt(now + options_.local_change_delay_ms);
+      break;
+    case SchedulerEvent::kPoke:
+      if (online()) RequestAt(now + options_.live.poke_debounce_ms, /*any_interval=*/true);
       break;
     case SchedulerEvent::kBlur:
     case SchedulerEvent::kHidden:
@@ -143,7 +156,50 @@ std::optional<int64_t> Scheduler::NextWakeAt() const {
   if (!started_) return std::nullopt;
   if (!online()) return probe_due_at_;
   if (auth_blocked_) return std::nullopt;
+  if (WantsStream() && !stream_open_ && !stream_connecting_ && stream_retry_at_ &&
+      (!due_at_ || *stream_retry_at_ < *due_at_)) {
+    return stream_retry_at_;
+  }
   return due_at_;
+}
+
+bool Scheduler::WantsStream() const {
+  return options_.live.enabled && started_ && online() && !auth_blocked_ && !live_fallback_;
+}
+
+bool Scheduler::TryOpenStream() {
+  if (!WantsStream() || stream_open_ || stream_connecting_) return false;
+  if (stream_retry_at_ && *stream_retry_at_ > clock_.NowMs()) return false;
+  stream_connecting_ = true;
+  stream_retry_at_.reset();
+  return true;
+}
+
+void Scheduler::OnStreamOpened() {
+  stream_connecting_ = false;
+  stream_open_ = true;
+  stream_failures_ = 0;
+  if (unreachable_) {  // the server answered: it is reachable again
+    ForgetUnreachable();
+    backoff_until_.reset();
+    RequestAt(clock_.NowMs());
+  }
+}
+
+void Scheduler::OnStreamClosed(bool failed) {
+  const bool was_open = stream_open_;
+  stream_open_ = false;
+  stream_connecting_ = false;
+  if (!WantsStream()) return;  // stopped, offline or blocked: the host closed it on purpose
+  SchedulePeriodic();          // until the stream is back, poll
+  if (!failed && !was_open) return;
+  // A stream that was open and broke retries from the first step; failed connections add up.
+  stream_failures_ = was_open ? 1 : stream_failures_ + 1;
+  if (stream_failures_ >= options_.live.fallback_after) {
+    live_fallback_ = true;
+    return;
+  }
+  stream_retry_at_ = clock_.NowMs() + FullJitterDelayMs(options_.retry, stream_failures_, random_);
 }
 
 bool Scheduler::TryStartCycle() {

@@ -23,6 +23,14 @@
 //   interval_ms later, then with backoff (interval * 2^(n-1) after n failed probes, capped at
 //   retry.max_delay_ms, the upper half jittered). A probe that reaches the server marks it
 //   online and asks for a cycle at once.
+// - Live stream (live.enabled): while started, online and not auth-blocked, the host keeps a
+//   stream of the server's pokes open (TryOpenStream / OnStreamOpened / OnStreamClosed). A poke
+//   asks for a cycle poke_debounce_ms later, whatever min_interval_ms says (a burst of pokes is
+//   one cycle; the backoff still holds). While the stream is open there is no periodic cycle,
+//   and an open stream counts as the server reached. A stream that fails reconnects after a
+//   full-jitter delay (as a failed cycle backs off); after live.fallback_after consecutive
+//   failures to connect the client falls back to periodic sync until online is notified again
+//   or it restarts.
 //
 // Thread safety: not thread-safe; one thread at a time.
 #pragma once
@@ -48,15 +56,23 @@ struct HealthOptions {
   int64_t unreachable_after = 3;  // consecutive unreachable cycles before the client counts as offline
 };
 
+struct LiveOptions {
+  bool enabled = false;
+  int64_t poke_debounce_ms = 20;  // pokes this close together become one cycle
+  int64_t fallback_after = 5;     // consecutive failed connections before periodic sync takes over
+};
+
 struct SchedulerOptions {
   int64_t periodic_ms = 30000;        // 0: no periodic trigger
   int64_t min_interval_ms = 5000;
   int64_t local_change_delay_ms = 1000;
   RetryOptions retry;
   HealthOptions health;
+  LiveOptions live;
 };
 
-enum class SchedulerEvent { kOnline, kOffline, kFocus, kBlur, kVisible, kHidden, kLocalChange };
+// kPoke: the server's log moved past what this client has (a live stream's event).
+enum class SchedulerEvent { kOnline, kOffline, kFocus, kBlur, kVisible, kHidden, kLocalChange, kPoke };
 
 enum class SchedulerState { kStopped, kIdle, kSyncing, kBackoff, kOffline };
 const char* SchedulerStateName(SchedulerState state);  // "stopped", "idle", "syncing", "backoff", "offline"
@@ -100,6 +116,18 @@ class Scheduler {
   // Reports the end of the running probe: `reached` when the server answered at all.
   void OnProbeFinished(bool reached);
 
+  // True when the host should open the live stream now; then it reports OnStreamOpened() or
+  // OnStreamClosed(). Never while one is open or connecting.
+  bool TryOpenStream();
+  void OnStreamOpened();
+  // The stream ended: `failed` when it could not connect or broke; false when the host closed it.
+  void OnStreamClosed(bool failed);
+  // Whether a stream should be open now (the host closes an open one when this turns false).
+  bool WantsStream() const;
+  // The stream is open and wanted (a stream being closed after stop or offline no longer counts).
+  bool live() const { return stream_open_ && WantsStream(); }
+  bool live_fallback() const { return live_fallback_; }
+
   SchedulerState state() const;
   OfflineReason offline_reason() const;
   bool online() const { return online_ && !unreachable_; }
@@ -112,8 +140,9 @@ class Scheduler {
   const SchedulerOptions& options() const { return options_; }
 
  private:
-  // Asks for an automatic cycle no earlier than `at` (clamped to the interval and backoff).
-  void RequestAt(int64_t at);
+  // Asks for an automatic cycle no earlier than `at` (clamped to the backoff, and unless
+  // `any_interval`, to min_interval_ms after the last start).
+  void RequestAt(int64_t at, bool any_interval = false);
   void SchedulePeriodic();
   bool HealthEnabled() const { return options_.health.interval_ms > 0; }
   // Schedules the next probe after `failed_probes_` failed ones (none: interval_ms from now).
@@ -139,6 +168,11 @@ class Scheduler {
   std::optional<int64_t> due_at_;
   std::optional<int64_t> backoff_until_;
   std::optional<int64_t> last_start_;
+  bool stream_open_ = false;
+  bool stream_connecting_ = false;
+  bool live_fallback_ = false;
+  int64_t stream_failures_ = 0;
+  std::optional<int64_t> stream_retry_at_;
 };
 
 }  // namespace deltasync

@@ -457,6 +457,13 @@ class SyncServerCore::Impl {
     return std::make_pair(counter_version_, counter_timestamp_);
   }
 
+  // Commits the operation's transaction and tells the commit listener when the user's log advanced.
+  Status Commit(Transaction& tx) {
+    DS_RETURN_IF_ERROR(tx.Commit());
+    if (advanced_ && s_.commit_listener_) s_.commit_listener_(counter_user_, counter_version_);
+    return Status::Ok();
+  }
+
   Status FlushCounter() {
     if (!counter_dirty_) return Status::Ok();
     Result<Statement*> stmt = db_.Cached(kSaveUserVersion);
@@ -467,6 +474,7 @@ class SyncServerCore::Impl {
     scope->BindInt(3, counter_timestamp_);
     DS_RETURN_IF_ERROR(scope->Run());
     counter_dirty_ = false;
+    advanced_ = true;
     return Status::Ok();
   }
 
@@ -1635,6 +1643,7 @@ class SyncServerCore::Impl {
   bool counter_loaded_ = false;
   bool counter_dirty_ = false;
   bool content_addressed_ids_ = false;
+  bool advanced_ = false;  // the user's version counter was written: the log advanced
   const ResolverExchange* resolver_ = nullptr;
   std::string resolver_contexts_;  // "[{...},...", what the host's resolver is asked
 };
@@ -1660,6 +1669,11 @@ Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions
   return server;
 }
 
+void SyncServerCore::SetCommitListener(CommitListener listener) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  commit_listener_ = std::move(listener);
+}
+
 Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::string& request,
                                          const RequestContext& context) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -1681,7 +1695,7 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
                                      push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
                                      impl.RemainingBudget(out.size()), &out, before.value().first));
   out.push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -1702,7 +1716,7 @@ Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::
   Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
   if (!latest.ok()) return latest.status();
   out.append(",\"latestServerVersion\":").append(std::to_string(latest.value().first)).push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -1723,7 +1737,7 @@ Result<std::string> SyncServerCore::Pull(const std::string& user_id, const std::
                                      limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
                                      options_.limits.max_response_bytes, &out));
   out.push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -1946,7 +1960,7 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
   out += ",\"serverData\":";
   AppendNullable(&out, after.value().found && !after.value().deleted ? after.value().data : std::nullopt);
   out.push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -1989,7 +2003,7 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
   DS_RETURN_IF_ERROR(impl.FlushCounter());
   Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
   if (!latest.ok()) return latest.status();
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return "{\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
          ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
 }
@@ -2011,7 +2025,7 @@ Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const
   std::string out = "{\"success\":true,";
   DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
   out.push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -2036,7 +2050,7 @@ Result<std::string> SyncServerCore::CompatPull(const std::string& user_id, const
   out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"conflicts\":[],\"deviceId\":";
   AppendJsonString(&out, device_id);
   out.push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -2069,7 +2083,7 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
   out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"deviceId\":";
   AppendJsonString(&out, device_id);
   out.push_back('}');
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 
@@ -2098,7 +2112,7 @@ Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, co
   out += ",\"updatedAt\":";
   AppendJsonString(&out, FormatIso8601(next.value()));
   out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"entities\":" + entities + "}";
-  DS_RETURN_IF_ERROR(tx.Commit());
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;
 }
 

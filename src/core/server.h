@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -141,6 +142,12 @@ class SyncServerCore {
 
   const ServerOptions& options() const { return options_; }
 
+  // Called after each commit that advanced a user's log, with the user's new head version,
+  // on the thread that ran the operation and under the server's lock: it must not block or
+  // call back into the server. Replaces any earlier listener; an empty one removes it.
+  using CommitListener = std::function<void(const std::string& user_id, int64_t head_version)>;
+  void SetCommitListener(CommitListener listener);
+
  private:
   SyncServerCore(ServerOptions options, std::shared_ptr<Clock> clock);
   class Impl;
@@ -148,6 +155,7 @@ class SyncServerCore {
   std::shared_ptr<Clock> clock_;
   std::unique_ptr<Database> db_;
   std::mutex mutex_;
+  CommitListener commit_listener_;
   simdjson::ondemand::parser parser_;
   simdjson::ondemand::parser scratch_parser_;
 };

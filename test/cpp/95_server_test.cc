@@ -701,5 +701,25 @@ TEST(SyncServerCore, AReopenedFileContinuesItsVersionsAndKeepsResults) {
   ExpectGapless(h.Log());
 }
 
+// ---- the commit listener (live updates)
+
+TEST(SyncServerCore, TheCommitListenerHearsEachCommitThatAdvancesAUsersLogOnly) {
+  ServerHarness h = ServerHarness::With(ConflictStrategy::kManual);
+  std::vector<std::pair<std::string, int64_t>> heard;
+  h.server->SetCommitListener([&](const std::string& user, int64_t head) { heard.emplace_back(user, head); });
+  h.Push("d1", {Created("n1", R"({"a":1})", "c1"), Created("n2", R"({"a":2})", "c2")});
+  h.Push("d1", {Created("n3", R"({"a":3})", "c3")}, "other");
+  h.Push("d1", {Created("n1", R"({"a":1})", "c1")});  // a replay: nothing new
+  h.Sync(Request("d2", {}));                             // a pull: nothing new
+  h.Push("d2", {Updated("n1", R"({"a":9})", "c4", 0, kT0 + 5)});  // a manual conflict: not applied
+  EXPECT_FALSE(IsOk(h.server->Sync("u", Request("d1", {Created("n1", R"({"b":1})", "c1")}))));  // CONFLICT
+  Result<std::string> resolved = h.server->ResolveConflict("u", 1, R"({"use":"client"})");
+  ASSERT_TRUE(IsOk(resolved));
+  EXPECT_EQ(heard, (std::vector<std::pair<std::string, int64_t>>{{"u", 2}, {"other", 1}, {"u", 3}}));
+  h.server->SetCommitListener(nullptr);
+  h.Push("d1", {Created("n9", R"({"a":1})", "c9")});
+  EXPECT_EQ(heard.size(), 3u) << "removed";
+}
+
 }  // namespace
 }  // namespace deltasync

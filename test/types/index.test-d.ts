@@ -131,6 +131,13 @@ const custom = new SyncClient({ path: ':memory:', transport: async (request, { s
 void custom;
 // @ts-expect-error not a notify event
 syncing.notify('sleep');
+// ---- live updates
+const live = new SyncClient({ path: ':memory:', transport: httpTransport({ url: 'https://example.test/api/sync' }), live: { pokeDebounceMs: 10, fallbackAfter: 3 } });
+const isLive: boolean = live.status.live;
+void isLive;
+new SyncClient({ path: ':memory:', transport: httpTransport({ url: 'https://example.test' }), live: false });
+// @ts-expect-error live options are checked
+new SyncClient({ path: ':memory:', transport: httpTransport({ url: 'https://example.test' }), live: { debounce: 5 } });
 // @ts-expect-error a transport resolves with bytes
 new SyncClient({ path: ':memory:', transport: async () => 42 });
 
@@ -138,6 +145,7 @@ new SyncClient({ path: ':memory:', transport: async () => 42 });
 const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000, maxClockSkewMs: 60_000, perType: { goal: 'merge' }, limits: { maxResponseBytes: 1 << 22 } });
 const app = express();
 app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null, limits: { maxConcurrentRequests: 32 } }));
+app.use('/live', createSyncRouter(server, { authenticate: () => 'u', heartbeatMs: 10_000, limits: { maxStreams: 100, maxStreamsPerUser: 4 } }));
 async function serve(): Promise<number> {
   const response = await server.sync('u1', { deviceId: 'd1', lastKnownServerVersion: 0, changes: [] });
   const winner: 'client' | 'server' | 'merged' | 'manual' | undefined = response.conflicts[0]?.winner;

@@ -1,0 +1,83 @@
+'use strict';
+
+// Live updates for the router: GET {base}/v2/events, a Server-Sent Events stream per device.
+// It sends {"latestServerVersion": n} when it opens and whenever the user's log advances
+// (whichever request committed the change), and a comment line every heartbeatMs so that
+// proxies keep an idle stream open. Pokes go only to the streams of the user whose log moved.
+
+const { SyncError } = require('./errors');
+
+const DEFAULTS = { maxStreams: 1000, maxStreamsPerUser: 16, heartbeatMs: 15000 };
+
+class LiveStreams {
+  /**
+   * @param {import('./server').SyncServer} server
+   * @param {{ maxStreams: number, maxStreamsPerUser: number, heartbeatMs: number }} options
+   */
+  constructor(server, options) {
+    this._server = server;
+    this._options = options;
+    this._total = 0;
+    this._perUser = new Map();
+  }
+
+  /** Why a new stream of `userId` is refused (a SyncError), or null. */
+  refusal(userId) {
+    const { maxStreams, maxStreamsPerUser } = this._options;
+    if (this._total >= maxStreams) {
+      return new SyncError(`The server has ${this._total} live streams open, its limit; try again shortly`, 'TOO_MANY_STREAMS');
+    }
+    if ((this._perUser.get(userId) ?? 0) >= maxStreamsPerUser) {
+      return new SyncError(`This user has ${maxStreamsPerUser} live streams open, the limit; close one first`, 'TOO_MANY_STREAMS');
+    }
+    return null;
+  }
+
+  /** Serves one stream until the device goes away or the server closes. */
+  async serve(userId, req, res) {
+    this._server._native(); // CLOSED, before anything is sent
+    this._count(userId, 1);
+    let last = -1;
+    let ended = false;
+    const send = (version) => {
+      if (ended || version <= last) return;
+      last = version;
+      res.write(`data: {"latestServerVersion":${version}}\n\n`);
+    };
+    const heartbeat = setInterval(() => {
+      if (!ended) res.write(': heartbeat\n\n');
+    }, this._options.heartbeatMs);
+    heartbeat.unref();
+    let unwatch = () => {};
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      unwatch();
+      this._count(userId, -1);
+      res.end();
+    };
+    req.on('close', end);
+    res.on('error', end);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Accel-Buffering', 'no'); // nginx: pass each event on at once
+    res.flushHeaders();
+    unwatch = this._server._watch(userId, (version) => (version === null ? end() : send(version)));
+    try {
+      send(await this._server._headVersion(userId));
+    } catch {
+      end(); // closed meanwhile
+    }
+  }
+
+  _count(userId, delta) {
+    this._total += delta;
+    const count = (this._perUser.get(userId) ?? 0) + delta;
+    if (count > 0) this._perUser.set(userId, count);
+    else this._perUser.delete(userId);
+  }
+}
+
+module.exports = { LiveStreams, LIVE_DEFAULTS: DEFAULTS };
