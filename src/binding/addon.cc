@@ -40,6 +40,14 @@ void DeltaSyncAddon::Throw(Napi::Env env, const Status& status) {
   throw error;
 }
 
+void DeltaSyncAddon::Reject(Napi::Env env, Napi::Promise::Deferred& deferred, const Status& status) {
+  try {
+    Throw(env, status);
+  } catch (const Napi::Error& error) {
+    deferred.Reject(error.Value());
+  }
+}
+
 }  // namespace deltasync::binding
 
 using deltasync::binding::DeltaSyncAddon;

@@ -25,6 +25,9 @@ class DeltaSyncAddon : public Napi::Addon<DeltaSyncAddon> {
   // Throws `status` into JS as a SyncError with its code.
   // REQUIRES: !status.ok().
   [[noreturn]] void Throw(Napi::Env env, const Status& status);
+  // Rejects `deferred` with `status` as a SyncError (what Throw would throw).
+  // REQUIRES: !status.ok().
+  void Reject(Napi::Env env, Napi::Promise::Deferred& deferred, const Status& status);
 
  private:
   Napi::Value SetErrorClass(const Napi::CallbackInfo& info);

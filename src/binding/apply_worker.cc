@@ -98,11 +98,7 @@ void ApplyWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   if (!status_.ok()) {
-    try {
-      addon_->Throw(env, status_);
-    } catch (const Napi::Error& error) {
-      deferred_.Reject(error.Value());
-    }
+    addon_->Reject(env, deferred_, status_);
     return;
   }
   Napi::Object out = Napi::Object::New(env);

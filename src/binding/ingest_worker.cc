@@ -81,11 +81,7 @@ void IngestWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   if (!status_.ok()) {
-    try {
-      addon_->Throw(env, status_);
-    } catch (const Napi::Error& error) {
-      deferred_.Reject(error.Value());
-    }
+    addon_->Reject(env, deferred_, status_);
     return;
   }
   deferred_.Resolve(Napi::String::New(env, report_json_));

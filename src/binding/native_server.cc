@@ -73,13 +73,7 @@ class ServerTask : public Napi::AsyncWorker {
   // V8's limit on a string's length (String::kMaxLength on 64-bit builds).
   static constexpr size_t kMaxResponseChars = (size_t{1} << 29) - 24;
 
-  void RejectWith(Napi::Env env, const deltasync::Status& status) {
-    try {
-      addon_->Throw(env, status);
-    } catch (const Napi::Error& error) {
-      deferred_.Reject(error.Value());
-    }
-  }
+  void RejectWith(Napi::Env env, const deltasync::Status& status) { addon_->Reject(env, deferred_, status); }
 
   DeltaSyncAddon* addon_;
   Napi::Promise::Deferred deferred_;

@@ -28,11 +28,7 @@ void SettleWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   if (!status_.ok()) {
-    try {
-      addon_->Throw(env, status_);
-    } catch (const Napi::Error& error) {
-      deferred_.Reject(error.Value());
-    }
+    addon_->Reject(env, deferred_, status_);
     return;
   }
   Napi::Array out = Napi::Array::New(env, outcomes_.size());

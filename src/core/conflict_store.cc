@@ -50,6 +50,20 @@ void AppendStringOrNull(std::string* out, const Statement& row, int column) {
   }
 }
 
+// {"id":..,"entityType":..,"entityId":..,"local":..,"remote":..,"base":.. from columns 0-5.
+void AppendConflictSides(std::string* out, const Statement& row) {
+  *out += "{\"id\":" + std::to_string(row.Int(0)) + ",\"entityType\":";
+  AppendJsonString(out, row.Text(1));
+  *out += ",\"entityId\":";
+  AppendJsonString(out, row.Text(2));
+  *out += ",\"local\":";
+  AppendJsonOrNull(out, row, 3);
+  *out += ",\"remote\":";
+  AppendJsonOrNull(out, row, 4);
+  *out += ",\"base\":";
+  AppendJsonOrNull(out, row, 5);
+}
+
 }  // namespace
 
 std::string LocalStateToken(const std::optional<std::string>& visible) {
@@ -143,8 +157,8 @@ Status ConflictStore::LeaveForReview(int64_t conflict_id, const std::optional<st
   return scope->Run();
 }
 
-Result<std::string> ConflictStore::OpenJson() {
-  Result<Statement*> stmt = db_.Cached(kOpenConflicts);
+Result<std::string> ConflictStore::ListJson(const char* sql, void (*append_rest)(std::string*, const Statement&)) {
+  Result<Statement*> stmt = db_.Cached(sql);
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
   const Statement& row = *stmt.value();
@@ -154,75 +168,51 @@ Result<std::string> ConflictStore::OpenJson() {
     if (!more.ok()) return more.status();
     if (!more.value()) break;
     if (out.size() > 1) out.push_back(',');
-    out += "{\"id\":" + std::to_string(row.Int(0)) + ",\"entityType\":";
-    AppendJsonString(&out, row.Text(1));
-    out += ",\"entityId\":";
-    AppendJsonString(&out, row.Text(2));
-    out += ",\"local\":";
-    AppendJsonOrNull(&out, row, 3);
-    out += ",\"remote\":";
-    AppendJsonOrNull(&out, row, 4);
-    out += ",\"base\":";
-    AppendJsonOrNull(&out, row, 5);
-    out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"remoteChangeId\":";
-    AppendJsonString(&out, row.Text(7));
-    out += ",\"remoteTimestamp\":" + std::to_string(row.Int(8)) + ",\"createdAt\":" + std::to_string(row.Int(9));
-    out += row.Int(10) != 0 ? ",\"awaitingResolver\":true" : ",\"awaitingResolver\":false";
-    out += ",\"resolverError\":";
-    AppendStringOrNull(&out, row, 11);
+    AppendConflictSides(&out, row);
+    append_rest(&out, row);
     out.push_back('}');
   }
   out.push_back(']');
   return out;
 }
 
+Result<std::string> ConflictStore::OpenJson() {
+  return ListJson(kOpenConflicts, [](std::string* out, const Statement& row) {
+    *out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"remoteChangeId\":";
+    AppendJsonString(out, row.Text(7));
+    *out += ",\"remoteTimestamp\":" + std::to_string(row.Int(8)) + ",\"createdAt\":" + std::to_string(row.Int(9));
+    *out += row.Int(10) != 0 ? ",\"awaitingResolver\":true" : ",\"awaitingResolver\":false";
+    *out += ",\"resolverError\":";
+    AppendStringOrNull(out, row, 11);
+  });
+}
+
 Result<std::string> ConflictStore::AwaitingResolverJson() {
-  Result<Statement*> stmt = db_.Cached(kAwaitingResolver);
-  if (!stmt.ok()) return stmt.status();
-  Statement::Scope scope(*stmt.value());
-  const Statement& row = *stmt.value();
-  std::string out = "[";
-  for (;;) {
-    Result<bool> more = scope->Step();
-    if (!more.ok()) return more.status();
-    if (!more.value()) break;
-    if (out.size() > 1) out.push_back(',');
-    out += "{\"id\":" + std::to_string(row.Int(0)) + ",\"entityType\":";
-    AppendJsonString(&out, row.Text(1));
-    out += ",\"entityId\":";
-    AppendJsonString(&out, row.Text(2));
-    out += ",\"local\":";
-    AppendJsonOrNull(&out, row, 3);
-    out += ",\"remote\":";
-    AppendJsonOrNull(&out, row, 4);
-    out += ",\"base\":";
-    AppendJsonOrNull(&out, row, 5);
-    out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"localToken\":\"";
-    out += LocalStateToken(row.OptionalText(3));
-    out += "\",\"localChange\":";
+  return ListJson(kAwaitingResolver, [](std::string* out, const Statement& row) {
+    *out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"localToken\":\"";
+    *out += LocalStateToken(row.OptionalText(3));
+    *out += "\",\"localChange\":";
     if (row.IsNull(12)) {
-      out += "null";
+      *out += "null";
     } else {
-      out += "{\"changeId\":";
-      AppendJsonString(&out, row.Text(12));
-      out += ",\"type\":";
-      AppendJsonString(&out, row.Text(13));
-      out += ",\"data\":";
-      AppendJsonOrNull(&out, row, 14);
-      out += ",\"timestamp\":" + std::to_string(row.Int(15)) + "}";
+      *out += "{\"changeId\":";
+      AppendJsonString(out, row.Text(12));
+      *out += ",\"type\":";
+      AppendJsonString(out, row.Text(13));
+      *out += ",\"data\":";
+      AppendJsonOrNull(out, row, 14);
+      *out += ",\"timestamp\":" + std::to_string(row.Int(15)) + "}";
     }
-    out += ",\"remoteChange\":{\"changeId\":";
-    AppendJsonString(&out, row.Text(7));
-    out += ",\"version\":" + std::to_string(row.Int(6)) + ",\"type\":";
-    AppendStringOrNull(&out, row, 8);
-    out += ",\"data\":";
-    AppendJsonOrNull(&out, row, 9);
-    out += ",\"timestamp\":" + std::to_string(row.Int(10)) + ",\"deviceId\":";
-    AppendStringOrNull(&out, row, 11);
-    out += "}}";
-  }
-  out.push_back(']');
-  return out;
+    *out += ",\"remoteChange\":{\"changeId\":";
+    AppendJsonString(out, row.Text(7));
+    *out += ",\"version\":" + std::to_string(row.Int(6)) + ",\"type\":";
+    AppendStringOrNull(out, row, 8);
+    *out += ",\"data\":";
+    AppendJsonOrNull(out, row, 9);
+    *out += ",\"timestamp\":" + std::to_string(row.Int(10)) + ",\"deviceId\":";
+    AppendStringOrNull(out, row, 11);
+    *out += "}";  // remoteChange
+  });
 }
 
 }  // namespace deltasync

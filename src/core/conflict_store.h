@@ -53,6 +53,10 @@ class ConflictStore {
   Result<std::string> AwaitingResolverJson();
 
  private:
+  // A JSON array of the rows of `sql`: each conflict's sides (columns 0-5, see
+  // AppendConflictSides), then what `append_rest` adds, then '}'.
+  Result<std::string> ListJson(const char* sql, void (*append_rest)(std::string*, const Statement&));
+
   Database& db_;
   Clock& clock_;
 };

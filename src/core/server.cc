@@ -990,20 +990,18 @@ class SyncServerCore::Impl {
           } else {
             apply = false;
             outcome.winner = "manual";
-            Result<int64_t> id = OpenManualConflict(user_id, device_id, change, entity);
-            if (!id.ok()) return id.status();
-            outcome.conflict_id = id.value();
           }
           break;
         }
-        case ConflictStrategy::kManual: {
+        case ConflictStrategy::kManual:
           apply = false;
           outcome.winner = "manual";
-          Result<int64_t> id = OpenManualConflict(user_id, device_id, change, entity);
-          if (!id.ok()) return id.status();
-          outcome.conflict_id = id.value();
           break;
-        }
+      }
+      if (outcome.winner == "manual") {  // kept open until resolveConflict()
+        Result<int64_t> id = OpenManualConflict(user_id, device_id, change, entity);
+        if (!id.ok()) return id.status();
+        outcome.conflict_id = id.value();
       }
     }
     if (apply) {
