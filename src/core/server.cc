@@ -269,6 +269,68 @@ struct Outcome {
   bool replayed = false;              // the recorded outcome of a changeId seen before
 };
 
+// What an item of a response's outcome lists says. kServerState: ,"serverVersion" and
+// "serverData" (or "serverDataOmitted") of the entity now; kConflictId only when there is one.
+enum class OutcomeField {
+  kChangeId, kVersion, kEntityType, kEntityId, kAction, kReason, kResolution, kWinner, kConflictId, kServerState,
+  kErrorCode, kErrorMessage
+};
+struct OutcomeKey {
+  const char* name;
+  OutcomeField field;
+};
+// The keys, in order, of the items of "applied", "conflicts" and "errors".
+struct OutcomeShape {
+  std::vector<OutcomeKey> applied, conflicts, errors;
+};
+
+// The v2 response (DESIGN.md section 4).
+const OutcomeShape& V2Outcomes() {
+  static const OutcomeShape shape{
+      {{"changeId", OutcomeField::kChangeId}, {"version", OutcomeField::kVersion}},
+      {{"changeId", OutcomeField::kChangeId}, {"conflictId", OutcomeField::kConflictId},
+       {"entityType", OutcomeField::kEntityType}, {"entityId", OutcomeField::kEntityId},
+       {"reason", OutcomeField::kReason}, {"resolution", OutcomeField::kResolution},
+       {"winner", OutcomeField::kWinner}, {"", OutcomeField::kServerState}},
+      {{"changeId", OutcomeField::kChangeId}, {"code", OutcomeField::kErrorCode},
+       {"message", OutcomeField::kErrorMessage}},
+  };
+  return shape;
+}
+
+// The compatible routes' push responses (shared/seeds): records are named by entity, uniqueId
+// is the record's id.
+const OutcomeShape& CompatOutcomes() {
+  static const OutcomeShape shape{
+      {{"entityType", OutcomeField::kEntityType}, {"entityId", OutcomeField::kEntityId},
+       {"action", OutcomeField::kAction}, {"uniqueId", OutcomeField::kEntityId}, {"version", OutcomeField::kVersion}},
+      {{"entityType", OutcomeField::kEntityType}, {"entityId", OutcomeField::kEntityId},
+       {"resolution", OutcomeField::kResolution}, {"winner", OutcomeField::kWinner},
+       {"reason", OutcomeField::kReason}, {"conflictId", OutcomeField::kConflictId},
+       {"", OutcomeField::kServerState}},
+      {{"entityType", OutcomeField::kEntityType}, {"entityId", OutcomeField::kEntityId},
+       {"code", OutcomeField::kErrorCode}, {"error", OutcomeField::kErrorMessage}},
+  };
+  return shape;
+}
+
+void AppendOutcomeField(const Outcome& outcome, OutcomeField field, std::string* out) {
+  switch (field) {
+    case OutcomeField::kChangeId: return AppendString(out, outcome.change_id);
+    case OutcomeField::kVersion: out->append(std::to_string(outcome.version.value_or(0))); return;
+    case OutcomeField::kEntityType: return AppendString(out, outcome.entity_type);
+    case OutcomeField::kEntityId: return AppendString(out, outcome.entity_id);
+    case OutcomeField::kAction: return AppendString(out, outcome.action);
+    case OutcomeField::kReason: return AppendString(out, outcome.reason);
+    case OutcomeField::kResolution: return AppendString(out, outcome.strategy);
+    case OutcomeField::kWinner: return AppendString(out, outcome.winner);
+    case OutcomeField::kConflictId: out->append(std::to_string(outcome.conflict_id.value_or(0))); return;
+    case OutcomeField::kErrorCode: return AppendString(out, outcome.error_code);
+    case OutcomeField::kErrorMessage: return AppendString(out, outcome.error_message);
+    case OutcomeField::kServerState: return;  // needs the store: AppendOutcomes
+  }
+}
+
 const char* ActionName(ChangeType type) {
   switch (type) {
     case ChangeType::kCreated: return "CREATE";
@@ -1096,54 +1158,43 @@ class SyncServerCore::Impl {
     return Status::Ok();
   }
 
-  // "applied":[...],"conflicts":[...],"errors":[...] of the v2 response.
-  Status AppendV2Outcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
+  // "applied":[...],"conflicts":[...],"errors":[...] of a response: the v2 one or the
+  // compatible routes', whose items say the same in other words (OutcomeShape).
+  Status AppendOutcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, const OutcomeShape& shape,
+                        std::string* out) {
     ServerDataBudget budget(s_.options_.limits.max_response_bytes);
-    out->append("\"applied\":[");
-    bool first = true;
-    for (const Outcome& outcome : outcomes) {
-      if (!outcome.version) continue;
-      if (!first) out->push_back(',');
-      first = false;
-      out->append("{\"changeId\":");
-      AppendString(out, outcome.change_id);
-      out->append(",\"version\":").append(std::to_string(*outcome.version)).push_back('}');
-    }
-    out->append("],\"conflicts\":[");
-    first = true;
-    for (const Outcome& outcome : outcomes) {
-      if (outcome.kind != Outcome::Kind::kConflict) continue;
-      if (!first) out->push_back(',');
-      first = false;
-      out->append("{\"changeId\":");
-      AppendString(out, outcome.change_id);
-      if (outcome.conflict_id) out->append(",\"conflictId\":").append(std::to_string(*outcome.conflict_id));
-      out->append(",\"entityType\":");
-      AppendString(out, outcome.entity_type);
-      out->append(",\"entityId\":");
-      AppendString(out, outcome.entity_id);
-      out->append(",\"reason\":");
-      AppendString(out, outcome.reason);
-      out->append(",\"resolution\":");
-      AppendString(out, outcome.strategy);
-      out->append(",\"winner\":");
-      AppendString(out, outcome.winner);
-      DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, budget, out));
-      out->push_back('}');
-    }
-    out->append("],\"errors\":[");
-    first = true;
-    for (const Outcome& outcome : outcomes) {
-      if (outcome.kind != Outcome::Kind::kError) continue;
-      if (!first) out->push_back(',');
-      first = false;
-      out->append("{\"changeId\":");
-      AppendString(out, outcome.change_id);
-      out->append(",\"code\":");
-      AppendString(out, outcome.error_code);
-      out->append(",\"message\":");
-      AppendString(out, outcome.error_message);
-      out->push_back('}');
+    const struct {
+      const char* list;
+      const std::vector<OutcomeKey>& keys;
+      bool (*listed)(const Outcome&);
+    } lists[] = {
+        {"\"applied\":[", shape.applied, [](const Outcome& o) { return o.version.has_value(); }},
+        {"],\"conflicts\":[", shape.conflicts, [](const Outcome& o) { return o.kind == Outcome::Kind::kConflict; }},
+        {"],\"errors\":[", shape.errors, [](const Outcome& o) { return o.kind == Outcome::Kind::kError; }},
+    };
+    for (const auto& list : lists) {
+      out->append(list.list);
+      bool first = true;
+      for (const Outcome& outcome : outcomes) {
+        if (!list.listed(outcome)) continue;
+        if (!first) out->push_back(',');
+        first = false;
+        out->push_back('{');
+        bool first_key = true;
+        for (const OutcomeKey& key : list.keys) {
+          if (key.field == OutcomeField::kConflictId && !outcome.conflict_id) continue;
+          if (key.field == OutcomeField::kServerState) {  // ,"serverVersion":..,"serverData":..
+            DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, budget, out));
+            continue;
+          }
+          if (!first_key) out->push_back(',');
+          first_key = false;
+          out->push_back('"');
+          out->append(key.name).append("\":");
+          AppendOutcomeField(outcome, key.field, out);
+        }
+        out->push_back('}');
+      }
     }
     out->push_back(']');
     return Status::Ok();
@@ -1454,64 +1505,6 @@ class SyncServerCore::Impl {
     return Status::Ok();
   }
 
-  Status AppendCompatOutcomes(const std::string& user_id, const std::vector<Outcome>& outcomes, std::string* out) {
-    ServerDataBudget budget(s_.options_.limits.max_response_bytes);
-    out->append("\"applied\":[");
-    bool first = true;
-    for (const Outcome& outcome : outcomes) {
-      if (!outcome.version) continue;
-      if (!first) out->push_back(',');
-      first = false;
-      out->append("{\"entityType\":");
-      AppendString(out, outcome.entity_type);
-      out->append(",\"entityId\":");
-      AppendString(out, outcome.entity_id);
-      out->append(",\"action\":");
-      AppendString(out, outcome.action);
-      out->append(",\"uniqueId\":");
-      AppendString(out, outcome.entity_id);
-      out->append(",\"version\":").append(std::to_string(*outcome.version)).push_back('}');
-    }
-    out->append("],\"conflicts\":[");
-    first = true;
-    for (const Outcome& outcome : outcomes) {
-      if (outcome.kind != Outcome::Kind::kConflict) continue;
-      if (!first) out->push_back(',');
-      first = false;
-      out->append("{\"entityType\":");
-      AppendString(out, outcome.entity_type);
-      out->append(",\"entityId\":");
-      AppendString(out, outcome.entity_id);
-      out->append(",\"resolution\":");
-      AppendString(out, outcome.strategy);
-      out->append(",\"winner\":");
-      AppendString(out, outcome.winner);
-      out->append(",\"reason\":");
-      AppendString(out, outcome.reason);
-      if (outcome.conflict_id) out->append(",\"conflictId\":").append(std::to_string(*outcome.conflict_id));
-      DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, budget, out));
-      out->push_back('}');
-    }
-    out->append("],\"errors\":[");
-    first = true;
-    for (const Outcome& outcome : outcomes) {
-      if (outcome.kind != Outcome::Kind::kError) continue;
-      if (!first) out->push_back(',');
-      first = false;
-      out->append("{\"entityType\":");
-      AppendString(out, outcome.entity_type);
-      out->append(",\"entityId\":");
-      AppendString(out, outcome.entity_id);
-      out->append(",\"code\":");
-      AppendString(out, outcome.error_code);
-      out->append(",\"error\":");
-      AppendString(out, outcome.error_message);
-      out->push_back('}');
-    }
-    out->push_back(']');
-    return Status::Ok();
-  }
-
   // "changes"/"entities": {entityType: [records]} of entities changed after `since` (server time),
   // at most kCompatPullLimit of them and, past the first, at most `max_bytes` of records.
   // Returns the time to send as the next `since` (server times are unique per user, so paging
@@ -1687,7 +1680,7 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
   if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
   std::string out = "{";
-  DS_RETURN_IF_ERROR(impl.AppendV2Outcomes(user_id, outcomes, &out));
+  DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
   out.push_back(',');
   DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
                                      push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
@@ -1710,7 +1703,7 @@ Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::
   DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
   if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
   std::string out = "{";
-  DS_RETURN_IF_ERROR(impl.AppendV2Outcomes(user_id, outcomes, &out));
+  DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
   Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
   if (!latest.ok()) return latest.status();
   out.append(",\"latestServerVersion\":").append(std::to_string(latest.value().first)).push_back('}');
@@ -2008,52 +2001,24 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
 
 Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const std::string& body,
                                                const CompatOptions& compat, const RequestContext& context) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::string device_id;
-  std::vector<ChangeInput> changes;
-  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, nullptr, nullptr));
-  impl.UseContentAddressedIds();
-  std::vector<Outcome> outcomes;
-  impl.UseResolver(context);
-  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
-  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
-  std::string out = "{\"success\":true,";
-  DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
-  out.push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return CompatExchange(user_id, body, compat, context, /*push=*/true, /*pull=*/false);
 }
 
 Result<std::string> SyncServerCore::CompatPull(const std::string& user_id, const std::string& body,
                                                const CompatOptions& compat) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::string device_id;
-  std::optional<int64_t> since;
-  std::optional<std::string> since_text;
-  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, nullptr, &since, &since_text));
-  std::string changes;
-  bool has_more = false;
-  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat,
-                                                  options_.limits.max_response_bytes, &changes, &has_more);
-  if (!next.ok()) return next.status();
-  DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
-  std::string out = "{\"success\":true,\"changes\":" + changes + ",\"timestamp\":";
-  AppendJsonString(&out, FormatIso8601(next.value()));
-  out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"conflicts\":[],\"deviceId\":";
-  AppendJsonString(&out, device_id);
-  out.push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return CompatExchange(user_id, body, compat, {}, /*push=*/false, /*pull=*/true);
 }
 
 Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const std::string& body,
                                                const CompatOptions& compat, const RequestContext& context) {
+  return CompatExchange(user_id, body, compat, context, /*push=*/true, /*pull=*/true);
+}
+
+// {"success":true[,"applied":..,"conflicts":..,"errors":..][,"changes":..,"timestamp":..,"hasMore":..
+// [,"conflicts":[]],"deviceId":..]}: what /push, /pull and /full answer.
+Result<std::string> SyncServerCore::CompatExchange(const std::string& user_id, const std::string& body,
+                                                   const CompatOptions& compat, const RequestContext& context,
+                                                   bool push, bool pull) {
   std::lock_guard<std::mutex> lock(mutex_);
   Impl impl(*this);
   Transaction tx(*db_);
@@ -2062,24 +2027,32 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
   std::vector<ChangeInput> changes;
   std::optional<int64_t> since;
   std::optional<std::string> since_text;
-  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, &changes, &since, &since_text));
-  impl.UseContentAddressedIds();
-  std::vector<Outcome> outcomes;
-  impl.UseResolver(context);
-  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
-  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
-  std::string out = "{\"success\":true,";
-  DS_RETURN_IF_ERROR(impl.AppendCompatOutcomes(user_id, outcomes, &out));
-  std::string pulled;
-  bool has_more = false;
-  Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, impl.RemainingBudget(out.size()),
-                                                  &pulled, &has_more);
-  if (!next.ok()) return next.status();
-  DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
-  out += ",\"changes\":" + pulled + ",\"timestamp\":";
-  AppendJsonString(&out, FormatIso8601(next.value()));
-  out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"deviceId\":";
-  AppendJsonString(&out, device_id);
+  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, push ? &changes : nullptr,
+                                           pull ? &since : nullptr, pull ? &since_text : nullptr));
+  std::string out = "{\"success\":true";
+  if (push) {
+    impl.UseContentAddressedIds();
+    impl.UseResolver(context);
+    std::vector<Outcome> outcomes;
+    DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+    if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
+    out.push_back(',');
+    DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, CompatOutcomes(), &out));
+  }
+  if (pull) {
+    std::string pulled;
+    bool has_more = false;
+    Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, impl.RemainingBudget(out.size()),
+                                                    &pulled, &has_more);
+    if (!next.ok()) return next.status();
+    DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
+    out += ",\"changes\":" + pulled + ",\"timestamp\":";
+    AppendJsonString(&out, FormatIso8601(next.value()));
+    out += ",\"hasMore\":" + std::string(has_more ? "true" : "false");
+    if (!push) out += ",\"conflicts\":[]";
+    out += ",\"deviceId\":";
+    AppendJsonString(&out, device_id);
+  }
   out.push_back('}');
   DS_RETURN_IF_ERROR(impl.Commit(tx));
   return out;

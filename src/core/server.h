@@ -150,6 +150,9 @@ class SyncServerCore {
 
  private:
   SyncServerCore(ServerOptions options, std::shared_ptr<Clock> clock);
+  // CompatPush (push), CompatPull (pull) and CompatFull (both): one request, one transaction.
+  Result<std::string> CompatExchange(const std::string& user_id, const std::string& body, const CompatOptions& compat,
+                                     const RequestContext& context, bool push, bool pull);
   class Impl;
   ServerOptions options_;
   std::shared_ptr<Clock> clock_;
