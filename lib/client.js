@@ -350,7 +350,13 @@ class SyncClient extends EventEmitter {
       latestServerVersion: result.latestServerVersion,
     });
     if (this._conflicts.resolvers) {
-      const settled = await this._settleConflicts();
+      let settled = new Map();
+      try {
+        settled = await this._settleConflicts();
+      } catch (error) {
+        // The page is applied; its conflicts stay awaiting and are settled with the next page.
+        if (this._handle.isOpen() && this.listenerCount('error') > 0) this.emit('error', error);
+      }
       for (const conflict of result.conflicts) {
         if (conflict.strategy !== resolver.CUSTOM) continue;
         conflict.winner = settled.get(conflict.conflictId) ?? conflict.winner;
@@ -368,7 +374,6 @@ class SyncClient extends EventEmitter {
    *   'merged', 'manual' (left for review) or 'custom' (still awaiting: stale)
    */
   async _settleConflicts() {
-    if (this._settling) await this._settling.catch(() => {});
     const settle = async () => {
       const winners = new Map();
       for (let round = 0; round < MAX_RESOLVER_ROUNDS && this._handle.isOpen(); round++) {
@@ -399,11 +404,13 @@ class SyncClient extends EventEmitter {
       }
       return winners;
     };
-    this._settling = settle();
+    // One settle at a time: a second waits for the first, then reads what is still awaiting.
+    const run = (this._settling ?? Promise.resolve()).catch(() => {}).then(settle);
+    this._settling = run;
     try {
-      return await this._settling;
+      return await run;
     } finally {
-      this._settling = null;
+      if (this._settling === run) this._settling = null;
     }
   }
 
@@ -571,6 +578,7 @@ class SyncClient extends EventEmitter {
       nextSyncAt: null,
       serverVersion: this.serverVersion,
       offlineReason: null,
+      live: false,
     };
   }
 

@@ -81,27 +81,32 @@ class SyncEngine {
     const controller = new AbortController();
     this._stream = controller;
     const client = this._client;
-    this._options.live
-      .events({
-        deviceId: client.deviceId,
-        signal: controller.signal,
-        keepAlive: this._options.keepAlive,
-        onOpen: () => {
-          if (this._closed || controller.signal.aborted) return;
-          native.schedStreamOpened();
-          this._emitStatus();
-          this._arm();
-        },
-        onEvent: (event) => this._poked(event),
-      })
-      .then(
-        () => false,
-        () => true,
+    let opened = false;
+    // A transport's events() may throw, resolve at once or never open: each counts as a failure.
+    Promise.resolve()
+      .then(() =>
+        this._options.live.events({
+          deviceId: client.deviceId,
+          signal: controller.signal,
+          keepAlive: this._options.keepAlive,
+          onOpen: () => {
+            if (this._closed || controller.signal.aborted || opened) return;
+            opened = true;
+            native.schedStreamOpened();
+            this._emitStatus();
+            this._arm();
+          },
+          onEvent: (event) => this._poked(event),
+        }),
       )
-      .then((failed) => {
+      .then(
+        () => ({ failed: !opened }),
+        (error) => ({ failed: true, retryAfterMs: Number.isFinite(error?.retryAfterMs) ? error.retryAfterMs : null }),
+      )
+      .then(({ failed, retryAfterMs = null }) => {
         if (this._stream === controller) this._stream = null;
         if (this._closed) return;
-        native.schedStreamClosed(failed && !controller.signal.aborted);
+        native.schedStreamClosed(failed && !controller.signal.aborted, retryAfterMs);
         this._emitStatus();
         this._arm();
         this._tick();

@@ -19,12 +19,14 @@ const MAX_EVENT_CHARS = 64 * 1024; // pokes are tiny; a stream that sends more i
  * @param {AbortSignal} options.signal closes the stream
  * @param {boolean} options.keepAlive whether the open socket keeps the process alive
  * @param {number} options.connectTimeoutMs how long to wait for the response headers
+ * @param {number} options.idleTimeoutMs how long the open stream may stay silent (no event and no
+ *   heartbeat) before it counts as broken: a connection a sleeping laptop or a NAT dropped
  * @param {() => void} options.onOpen the server accepted the stream
  * @param {(event: object) => void} options.onEvent one parsed `data:` payload
  * @returns {Promise<void>} resolves when the server ends the stream or `signal` aborts;
  *   rejects with a TransportError when it cannot be opened or breaks
  */
-function openEventStream({ url, headers = {}, signal, keepAlive, connectTimeoutMs, onOpen, onEvent }) {
+function openEventStream({ url, headers = {}, signal, keepAlive, connectTimeoutMs, idleTimeoutMs, onOpen, onEvent }) {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       resolve();
@@ -38,6 +40,7 @@ function openEventStream({ url, headers = {}, signal, keepAlive, connectTimeoutM
       settled = true;
       signal.removeEventListener('abort', onAbort);
       clearTimeout(connectTimer);
+      clearTimeout(idleTimer);
       request.destroy();
       if (error && !signal.aborted) reject(error);
       else resolve();
@@ -51,6 +54,12 @@ function openEventStream({ url, headers = {}, signal, keepAlive, connectTimeoutM
       finish(new TransportError(`No answer from ${url} within ${connectTimeoutMs} ms`));
     }, connectTimeoutMs);
     if (!keepAlive) connectTimer.unref();
+    let idleTimer = null;
+    const stillAlive = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => finish(new TransportError(`The live stream from ${url} was silent for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+      if (!keepAlive) idleTimer.unref();
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     request.on('socket', (socket) => {
       if (!keepAlive) socket.unref();
@@ -70,9 +79,11 @@ function openEventStream({ url, headers = {}, signal, keepAlive, connectTimeoutM
         return;
       }
       onOpen();
+      stillAlive();
       response.setEncoding('utf8');
       let buffer = '';
       response.on('data', (chunk) => {
+        stillAlive(); // an event or a heartbeat
         buffer += chunk.replace(/\r\n?/g, '\n');
         let end;
         while ((end = buffer.indexOf('\n\n')) !== -1) {

@@ -57,7 +57,7 @@ class LiveStreams {
       this._count(userId, -1);
       res.end();
     };
-    req.on('close', end);
+    res.on('close', end); // the connection went away (req's 'close' only says the request was read)
     res.on('error', end);
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');

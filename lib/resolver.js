@@ -95,26 +95,37 @@ async function decide(resolver, context, timeoutMs) {
   const late = new Promise((resolve) => {
     timer = setTimeout(() => resolve({ late: true }), timeoutMs);
   });
-  let resolution;
+  let answer;
+  let refused;
   try {
-    const answer = Promise.resolve().then(() => resolver(context));
-    const settled = await Promise.race([answer.then((value) => ({ value })), late]);
+    const pending = Promise.resolve().then(() => resolver(context));
+    const settled = await Promise.race([pending.then((value) => ({ value })), late]);
     if (settled.late) return { use: null, error: `The resolver did not answer within ${timeoutMs} ms` };
-    resolution = settled.value;
+    answer = read(settled.value);
+    refused = refusal(answer); // inside: describing a hostile value may throw too
   } catch (error) {
     return { use: null, error: `The resolver threw: ${error instanceof Error ? error.message : String(error)}` };
   } finally {
     clearTimeout(timer);
   }
-  const refused = refusal(resolution);
   if (refused) return { use: null, error: `The resolver ${refused}` };
-  if (resolution.needsManualReview === true) return { use: null };
-  if (resolution.use !== 'merged') return { use: resolution.use };
+  if (answer.needsManualReview === true) return { use: null };
+  if (answer.use !== 'merged') return { use: answer.use };
   try {
-    return { use: 'merged', data: is.toJson('data', resolution.data) };
+    return { use: 'merged', data: is.toJson('data', answer.data) };
   } catch (error) {
     return { use: null, error: `The resolver's merged data was refused: ${error.message}` };
   }
+}
+
+/**
+ * The resolution's fields, read once (a getter or a Proxy could answer differently each time),
+ * as a plain object; anything else as it is, for refusal() to name.
+ */
+function read(resolution) {
+  if (!is.isPlainObject(resolution)) return resolution;
+  const { use, data, needsManualReview } = resolution;
+  return { use, data, needsManualReview };
 }
 
 module.exports = { STRATEGIES, CUSTOM, conflictsOption, timeoutOption, resolverFor, decide };

@@ -73,7 +73,7 @@ function httpTransport(options) {
    * The live stream of this transport's server (GET {url}/v2/events): see openEventStream.
    * Over node:http(s), so only without a custom fetch (which then carries every request).
    */
-  async function events({ deviceId, signal, keepAlive, onOpen, onEvent }) {
+  async function events({ deviceId, signal, keepAlive, idleTimeoutMs = 45000, onOpen, onEvent }) {
     const { openEventStream } = require('./live-client'); // it requires this module
     const extra = typeof headers === 'function' ? await headers() : headers;
     return openEventStream({
@@ -82,6 +82,7 @@ function httpTransport(options) {
       signal,
       keepAlive,
       connectTimeoutMs: timeoutMs,
+      idleTimeoutMs,
       onOpen,
       onEvent,
     });

@@ -862,9 +862,11 @@ Napi::Value NativeClient::SchedStreamOpened(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// schedStreamClosed(failed: boolean)
+// schedStreamClosed(failed: boolean, retryAfterMs: number | null)
 Napi::Value NativeClient::SchedStreamClosed(const Napi::CallbackInfo& info) {
-  RequireScheduler(info.Env()).OnStreamClosed(info[0].ToBoolean().Value());
+  std::optional<int64_t> retry_after;
+  if (info.Length() > 1 && info[1].IsNumber()) retry_after = info[1].As<Napi::Number>().Int64Value();
+  RequireScheduler(info.Env()).OnStreamClosed(info[0].ToBoolean().Value(), retry_after);
   return info.Env().Undefined();
 }
 

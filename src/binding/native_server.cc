@@ -182,8 +182,7 @@ CompatOptions NativeServer::ReadCompat(const Napi::Value& value) {
 }
 
 Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
-  if (server_) server_->SetCommitListener(nullptr);
-  ReleaseCommitListener();
+  ReleaseCommitListener();  // a commit still in flight finds the sink closed
   server_.reset();
   return info.Env().Undefined();
 }
@@ -202,7 +201,7 @@ std::shared_ptr<ResolverExchange> ResolverArg(const Napi::CallbackInfo& info, si
   for (uint32_t i = 0; i < verdicts.Length(); ++i) {
     Napi::Object entry = verdicts.Get(i).As<Napi::Object>();
     CustomVerdict verdict;
-    const std::string use = entry.Get("use").As<Napi::String>().Utf8Value();
+    const std::string use = entry.Get("use").IsString() ? entry.Get("use").As<Napi::String>().Utf8Value() : "";
     verdict.use = use == "client"   ? CustomVerdict::Use::kClient
                   : use == "server" ? CustomVerdict::Use::kServer
                   : use == "merged" ? CustomVerdict::Use::kMerged

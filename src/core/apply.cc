@@ -402,19 +402,6 @@ DeltaApplier::DeltaApplier(Database& db, Clock& clock, ChangeQueue& queue, Confl
                            std::map<std::string, ConflictStrategy> per_type)
     : db_(db), clock_(clock), queue_(queue), strategy_(strategy), per_type_(std::move(per_type)), conflicts_(db, clock) {}
 
-Result<std::optional<std::string>> DeltaApplier::VisibleDocument(const std::string& entity_type,
-                                                                 const std::string& entity_id) {
-  Result<Statement*> stmt = db_.Cached(kLoadForApply);
-  if (!stmt.ok()) return stmt.status();
-  Statement::Scope scope(*stmt.value());
-  scope->BindText(1, entity_type);
-  scope->BindText(2, entity_id);
-  Result<bool> row = scope->Step();
-  if (!row.ok()) return row.status();
-  if (!row.value() || scope->Int(3) != 0) return std::optional<std::string>();
-  return scope->OptionalText(0);
-}
-
 ConflictStrategy DeltaApplier::StrategyFor(const std::string& entity_type) const {
   auto it = per_type_.find(entity_type);
   return it == per_type_.end() ? strategy_ : it->second;
@@ -889,9 +876,10 @@ Result<std::vector<VerdictOutcome>> DeltaApplier::SettleConflicts(const std::vec
     outcome.conflict_id = verdict.conflict_id;
     Result<std::optional<ConflictStore::OpenConflict>> open = conflicts_.Load(verdict.conflict_id);
     if (!open.ok()) return open.status();
-    bool stale = !open.value() || open.value()->remote_version != verdict.remote_version;
+    bool stale = !open.value() || !open.value()->awaiting_resolver ||
+                 open.value()->remote_version != verdict.remote_version;
     if (!stale) {
-      Result<std::optional<std::string>> local = VisibleDocument(open.value()->entity_type, open.value()->entity_id);
+      Result<std::optional<std::string>> local = conflicts_.LocalSide(open.value()->entity_type, open.value()->entity_id);
       if (!local.ok()) return local.status();
       stale = LocalStateToken(local.value()) != verdict.local_token;
     }
@@ -903,9 +891,24 @@ Result<std::vector<VerdictOutcome>> DeltaApplier::SettleConflicts(const std::vec
     outcome.entity_type = open.value()->entity_type;
     outcome.entity_id = open.value()->entity_id;
     if (verdict.use) {
-      Result<std::optional<std::string>> visible = Resolve(verdict.conflict_id, *open.value(), *verdict.use, verdict.data);
-      if (!visible.ok()) return visible.status();
-      outcome.kind = VerdictOutcome::Kind::kResolved;
+      // Each verdict in a savepoint of its own: one that fails leaves its conflict for review.
+      Status done;
+      {
+        Transaction one(db_);
+        DS_RETURN_IF_ERROR(one.status());
+        Result<std::optional<std::string>> visible = Resolve(verdict.conflict_id, *open.value(), *verdict.use, verdict.data);
+        done = visible.ok() ? one.Commit() : visible.status();
+      }  // rolled back here unless committed
+      if (done.ok()) {
+        outcome.kind = VerdictOutcome::Kind::kResolved;
+        outcomes.push_back(std::move(outcome));
+        continue;
+      }
+      if (done.code() == StatusCode::kStorage || done.code() == StatusCode::kBusy || done.code() == StatusCode::kClosed) {
+        return done;  // the database, not the verdict: nothing of the batch is written
+      }
+      DS_RETURN_IF_ERROR(conflicts_.LeaveForReview(verdict.conflict_id, "The verdict could not be applied: " + done.message()));
+      outcome.kind = VerdictOutcome::Kind::kLeftForReview;
     } else {
       DS_RETURN_IF_ERROR(conflicts_.LeaveForReview(verdict.conflict_id, verdict.error));
       outcome.kind = VerdictOutcome::Kind::kLeftForReview;
@@ -921,7 +924,7 @@ Result<std::optional<std::string>> DeltaApplier::Resolve(int64_t conflict_id, co
   const std::string& entity_type = open.entity_type;
   const std::string& entity_id = open.entity_id;
   // The local side is the visible document now: local writes since the conflict opened count.
-  Result<std::optional<std::string>> current = VisibleDocument(entity_type, entity_id);
+  Result<std::optional<std::string>> current = conflicts_.LocalSide(entity_type, entity_id);
   if (!current.ok()) return current.status();
   const std::optional<std::string>& local = current.value();
   const std::optional<std::string>& remote = open.remote;

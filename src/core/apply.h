@@ -155,8 +155,9 @@ class DeltaApplier {
   // The conflicts the app's resolver has to settle (ConflictStore::AwaitingResolverJson).
   Result<std::string> AwaitingResolverJson();
   // Applies the resolver's verdicts in one transaction: each is settled as by ResolveConflict,
-  // left open for review, or skipped as stale (no longer open at its remote_version, or the
-  // local side changed since the resolver saw it).
+  // left open for review, or skipped as stale (no longer awaiting a resolver at its
+  // remote_version, or the local side changed since the resolver saw it). A verdict that fails
+  // to apply leaves its conflict for review, with the reason, and the others go on.
   Result<std::vector<VerdictOutcome>> SettleConflicts(const std::vector<ConflictVerdict>& verdicts);
   // Settles an open conflict. `data` (canonical JSON object) is required for kMerged.
   // Queues what the server must learn and returns the new visible document (or nullopt if deleted).
@@ -189,8 +190,6 @@ class DeltaApplier {
   Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status WriteRolledBack(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   ConflictStrategy StrategyFor(const std::string& entity_type) const;
-  // The entity's visible document (the local side of a conflict), nullopt when absent or deleted.
-  Result<std::optional<std::string>> VisibleDocument(const std::string& entity_type, const std::string& entity_id);
   // ResolveConflict inside the caller's transaction.
   Result<std::optional<std::string>> Resolve(int64_t conflict_id, const ConflictStore::OpenConflict& open, ResolveUse use,
                                              const std::optional<std::string>& data);

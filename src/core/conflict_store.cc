@@ -18,22 +18,23 @@ constexpr const char* kUpdate =
     "remote_timestamp = ?6, remote_type = ?7, remote_change_data = ?8, remote_device_id = ?9, "
     "awaiting_resolver = ?10, resolver_error = NULL WHERE id = ?1";
 constexpr const char* kLoad =
-    "SELECT entity_type, entity_id, remote_data, remote_version FROM conflicts "
+    "SELECT entity_type, entity_id, remote_data, remote_version, awaiting_resolver FROM conflicts "
     "WHERE id = ?1 AND status = 'open'";
 constexpr const char* kMarkResolved =
     "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_at = ?3, awaiting_resolver = 0 WHERE id = ?1";
 constexpr const char* kLeaveForReview =
     "UPDATE conflicts SET awaiting_resolver = 0, resolver_error = ?2 WHERE id = ?1 AND status = 'open'";
+constexpr const char* kVisibleDocument =
+    "SELECT CASE WHEN deleted THEN NULL ELSE data END FROM documents WHERE entity_type = ?1 AND entity_id = ?2";
 constexpr const char* kOpenConflicts =
     "SELECT id, entity_type, entity_id, local_data, remote_data, base_data, remote_version, remote_change_id, "
     "remote_timestamp, created_at, awaiting_resolver, resolver_error FROM conflicts WHERE status = 'open' ORDER BY id";
 // The entity's newest local change the server has not acknowledged comes along.
 constexpr const char* kAwaitingResolver =
-    "SELECT c.id, c.entity_type, c.entity_id, CASE WHEN d.deleted THEN NULL ELSE d.data END, c.remote_data, c.base_data, c.remote_version, "
+    "SELECT c.id, c.entity_type, c.entity_id, NULL, c.remote_data, c.base_data, c.remote_version, "
     "c.remote_change_id, c.remote_type, c.remote_change_data, c.remote_timestamp, c.remote_device_id, "
     "l.change_id, l.type, l.data, l.timestamp "
     "FROM conflicts c INDEXED BY conflicts_awaiting_resolver "
-    "LEFT JOIN documents d ON d.entity_type = c.entity_type AND d.entity_id = c.entity_id "
     "LEFT JOIN changes l ON l.id = (SELECT max(id) FROM changes WHERE entity_type = c.entity_type "
     "AND entity_id = c.entity_id AND status != 'synced') "
     "WHERE c.status = 'open' AND c.awaiting_resolver = 1 ORDER BY c.id";
@@ -50,14 +51,19 @@ void AppendStringOrNull(std::string* out, const Statement& row, int column) {
   }
 }
 
-// {"id":..,"entityType":..,"entityId":..,"local":..,"remote":..,"base":.. from columns 0-5.
-void AppendConflictSides(std::string* out, const Statement& row) {
+// {"id":..,"entityType":..,"entityId":..,"local":..,"remote":..,"base":.. from columns 0-5
+// (with `local` instead of column 3 when given).
+void AppendConflictSides(std::string* out, const Statement& row, const std::optional<std::string>* local = nullptr) {
   *out += "{\"id\":" + std::to_string(row.Int(0)) + ",\"entityType\":";
   AppendJsonString(out, row.Text(1));
   *out += ",\"entityId\":";
   AppendJsonString(out, row.Text(2));
   *out += ",\"local\":";
-  AppendJsonOrNull(out, row, 3);
+  if (local != nullptr) {
+    out->append(*local ? **local : "null");
+  } else {
+    AppendJsonOrNull(out, row, 3);
+  }
   *out += ",\"remote\":";
   AppendJsonOrNull(out, row, 4);
   *out += ",\"base\":";
@@ -135,6 +141,7 @@ Result<std::optional<ConflictStore::OpenConflict>> ConflictStore::Load(int64_t c
   open.entity_id = std::string(scope->Text(1));
   open.remote = scope->OptionalText(2);
   open.remote_version = scope->Int(3);
+  open.awaiting_resolver = scope->Int(4) != 0;
   return std::optional<OpenConflict>(std::move(open));
 }
 
@@ -157,7 +164,8 @@ Status ConflictStore::LeaveForReview(int64_t conflict_id, const std::optional<st
   return scope->Run();
 }
 
-Result<std::string> ConflictStore::ListJson(const char* sql, void (*append_rest)(std::string*, const Statement&)) {
+Result<std::string> ConflictStore::ListJson(const char* sql,
+                                            const std::function<Status(std::string*, const Statement&)>& append) {
   Result<Statement*> stmt = db_.Cached(sql);
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
@@ -168,29 +176,46 @@ Result<std::string> ConflictStore::ListJson(const char* sql, void (*append_rest)
     if (!more.ok()) return more.status();
     if (!more.value()) break;
     if (out.size() > 1) out.push_back(',');
-    AppendConflictSides(&out, row);
-    append_rest(&out, row);
+    DS_RETURN_IF_ERROR(append(&out, row));
     out.push_back('}');
   }
   out.push_back(']');
   return out;
 }
 
+Result<std::optional<std::string>> ConflictStore::LocalSide(const std::string& entity_type,
+                                                           const std::string& entity_id) {
+  Result<Statement*> stmt = db_.Cached(kVisibleDocument);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindText(1, entity_type);
+  scope->BindText(2, entity_id);
+  Result<bool> row = scope->Step();
+  if (!row.ok()) return row.status();
+  if (!row.value()) return std::optional<std::string>();
+  return scope->OptionalText(0);
+}
+
 Result<std::string> ConflictStore::OpenJson() {
   return ListJson(kOpenConflicts, [](std::string* out, const Statement& row) {
+    AppendConflictSides(out, row);
     *out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"remoteChangeId\":";
     AppendJsonString(out, row.Text(7));
     *out += ",\"remoteTimestamp\":" + std::to_string(row.Int(8)) + ",\"createdAt\":" + std::to_string(row.Int(9));
     *out += row.Int(10) != 0 ? ",\"awaitingResolver\":true" : ",\"awaitingResolver\":false";
     *out += ",\"resolverError\":";
     AppendStringOrNull(out, row, 11);
+    return Status::Ok();
   });
 }
 
 Result<std::string> ConflictStore::AwaitingResolverJson() {
-  return ListJson(kAwaitingResolver, [](std::string* out, const Statement& row) {
+  return ListJson(kAwaitingResolver, [this](std::string* out, const Statement& row) {
+    Result<std::optional<std::string>> local = LocalSide(std::string(row.Text(1)), std::string(row.Text(2)));
+    if (!local.ok()) return local.status();
+    AppendConflictSides(out, row, &local.value());
     *out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"localToken\":\"";
-    *out += LocalStateToken(row.OptionalText(3));
+    *out += LocalStateToken(local.value());
     *out += "\",\"localChange\":";
     if (row.IsNull(12)) {
       *out += "null";
@@ -212,6 +237,7 @@ Result<std::string> ConflictStore::AwaitingResolverJson() {
     *out += ",\"timestamp\":" + std::to_string(row.Int(10)) + ",\"deviceId\":";
     AppendStringOrNull(out, row, 11);
     *out += "}";  // remoteChange
+    return Status::Ok();
   });
 }
 

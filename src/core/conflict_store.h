@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -35,7 +36,12 @@ class ConflictStore {
     std::string entity_id;
     std::optional<std::string> remote;
     int64_t remote_version = 0;
+    bool awaiting_resolver = false;
   };
+  // The local side of an entity's conflict: its visible document now (later local writes
+  // included), nullopt when absent or deleted. What a resolver is shown and what its verdict
+  // is checked against (LocalStateToken).
+  Result<std::optional<std::string>> LocalSide(const std::string& entity_type, const std::string& entity_id);
   // The open conflict with this id, or nullopt.
   Result<std::optional<OpenConflict>> Load(int64_t conflict_id);
   Status MarkResolved(int64_t conflict_id, const char* resolution);
@@ -55,7 +61,7 @@ class ConflictStore {
  private:
   // A JSON array of the rows of `sql`: each conflict's sides (columns 0-5, see
   // AppendConflictSides), then what `append_rest` adds, then '}'.
-  Result<std::string> ListJson(const char* sql, void (*append_rest)(std::string*, const Statement&));
+  Result<std::string> ListJson(const char* sql, const std::function<Status(std::string*, const Statement&)>& append_rest);
 
   Database& db_;
   Clock& clock_;

@@ -21,7 +21,7 @@ constexpr const char* kFindLatestForEntity =
     "SELECT id, change_id, type, data, status, attempts, base_version, "
     "EXISTS (SELECT 1 FROM changes AS e WHERE e.entity_type = ?1 AND e.entity_id = ?2 AND e.id < changes.id "
     "AND (e.attempts > 0 OR e.status != 'pending')), "
-    "EXISTS (SELECT 1 FROM documents AS d WHERE d.entity_type = ?1 AND d.entity_id = ?2 AND d.version IS NOT NULL) "
+    "(SELECT d.version FROM documents AS d WHERE d.entity_type = ?1 AND d.entity_id = ?2) "
     "FROM changes WHERE entity_type = ?1 AND entity_id = ?2 ORDER BY id DESC LIMIT 1";
 constexpr const char* kInsertChange =
     "INSERT INTO changes (change_id, tenant_id, user_id, entity_type, entity_id, type, data, base_version, "
@@ -30,6 +30,9 @@ constexpr const char* kInsertChange =
 constexpr const char* kUpdateCoalesced =
     "UPDATE changes SET type = ?2, data = ?3, timestamp = max(timestamp, ?4), updated_at = ?5 WHERE id = ?1";
 constexpr const char* kDeleteById = "DELETE FROM changes WHERE id = ?1";
+// A CREATED folded into a DELETED of an entity the server has: the delete names the version it
+// was made on, so the server can tell a concurrent change from a stale one.
+constexpr const char* kSetMissingBaseVersion = "UPDATE changes SET base_version = ?2 WHERE id = ?1 AND base_version IS NULL";
 constexpr const char* kInsertAlias =
     "INSERT OR REPLACE INTO change_aliases (change_id, merged_into) VALUES (?1, ?2)";
 constexpr const char* kPendingAll =
@@ -170,8 +173,9 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
       // pulled version (base_version), an older change of the entity was sent, the store holds a
       // version pulled from the server (one a lost conflict rolled it back to, say), or the
       // change now queued names a version it was made on.
+      const std::optional<int64_t> pulled_version = latest->OptionalInt(8);
       const bool server_may_know =
-          !latest->IsNull(6) || latest->Int(7) != 0 || latest->Int(8) != 0 || input.base_version.has_value();
+          !latest->IsNull(6) || latest->Int(7) != 0 || pulled_version.has_value() || input.base_version.has_value();
       latest->Reset();
 
       const bool created_then_updated = previous == ChangeType::kCreated && input.type == ChangeType::kUpdated;
@@ -212,6 +216,14 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
         update->BindInt(5, now);
         DS_RETURN_IF_ERROR(update->Run());
         DS_RETURN_IF_ERROR(AddAlias(result.change_id, into));
+        if (created_then_deleted && (input.base_version || pulled_version)) {
+          Result<Statement*> base_stmt = db_.Cached(kSetMissingBaseVersion);
+          if (!base_stmt.ok()) return base_stmt.status();
+          Statement::Scope base(*base_stmt.value());
+          base->BindInt(1, row_id);
+          base->BindInt(2, input.base_version ? *input.base_version : *pulled_version);
+          DS_RETURN_IF_ERROR(base->Run());
+        }
         result.outcome = EnqueueOutcome::kCoalesced;
         result.into = std::move(into);
         return result;

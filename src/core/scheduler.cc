@@ -186,7 +186,7 @@ void Scheduler::OnStreamOpened() {
   }
 }
 
-void Scheduler::OnStreamClosed(bool failed) {
+void Scheduler::OnStreamClosed(bool failed, std::optional<int64_t> retry_after_ms) {
   const bool was_open = stream_open_;
   stream_open_ = false;
   stream_connecting_ = false;
@@ -199,7 +199,9 @@ void Scheduler::OnStreamClosed(bool failed) {
     live_fallback_ = true;
     return;
   }
-  stream_retry_at_ = clock_.NowMs() + FullJitterDelayMs(options_.retry, stream_failures_, random_);
+  int64_t delay = FullJitterDelayMs(options_.retry, stream_failures_, random_);
+  if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, options_.retry.max_retry_after_ms));
+  stream_retry_at_ = clock_.NowMs() + delay;
 }
 
 bool Scheduler::TryStartCycle() {

@@ -121,7 +121,8 @@ class Scheduler {
   bool TryOpenStream();
   void OnStreamOpened();
   // The stream ended: `failed` when it could not connect or broke; false when the host closed it.
-  void OnStreamClosed(bool failed);
+  // `retry_after_ms`: the server's Retry-After (too many streams), honoured up to max_retry_after_ms.
+  void OnStreamClosed(bool failed, std::optional<int64_t> retry_after_ms = std::nullopt);
   // Whether a stream should be open now (the host closes an open one when this turns false).
   bool WantsStream() const;
   // The stream is open and wanted (a stream being closed after stop or offline no longer counts).

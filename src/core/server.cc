@@ -522,7 +522,9 @@ class SyncServerCore::Impl {
   // Commits the operation's transaction and tells the commit listener when the user's log advanced.
   Status Commit(Transaction& tx) {
     DS_RETURN_IF_ERROR(tx.Commit());
-    if (advanced_ && s_.commit_listener_) s_.commit_listener_(counter_user_, counter_version_);
+    if (!advanced_) return Status::Ok();
+    std::lock_guard<std::mutex> lock(s_.listener_mutex_);
+    if (s_.commit_listener_) s_.commit_listener_(counter_user_, counter_version_);
     return Status::Ok();
   }
 
@@ -1661,7 +1663,7 @@ Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions
 }
 
 void SyncServerCore::SetCommitListener(CommitListener listener) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(listener_mutex_);
   commit_listener_ = std::move(listener);
 }
 

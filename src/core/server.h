@@ -144,7 +144,8 @@ class SyncServerCore {
 
   // Called after each commit that advanced a user's log, with the user's new head version,
   // on the thread that ran the operation and under the server's lock: it must not block or
-  // call back into the server. Replaces any earlier listener; an empty one removes it.
+  // call back into the server. Replaces any earlier listener; an empty one removes it. Never
+  // waits for an operation in progress.
   using CommitListener = std::function<void(const std::string& user_id, int64_t head_version)>;
   void SetCommitListener(CommitListener listener);
 
@@ -158,6 +159,7 @@ class SyncServerCore {
   std::shared_ptr<Clock> clock_;
   std::unique_ptr<Database> db_;
   std::mutex mutex_;
+  std::mutex listener_mutex_;  // guards commit_listener_ only, so setting it never waits for a request
   CommitListener commit_listener_;
   simdjson::ondemand::parser parser_;
   simdjson::ondemand::parser scratch_parser_;

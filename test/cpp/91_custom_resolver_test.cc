@@ -126,6 +126,39 @@ TEST_F(ClientCustomTest, AVerdictOnAnOlderRemoteOrAnOlderLocalSideIsStale) {
   EXPECT_EQ(h_->Visible("n1"), R"({"title":"L","body":"y","late":true})");
 }
 
+TEST_F(ClientCustomTest, AConflictLeftForReviewTakesNoLateVerdict) {
+  ConflictVerdict review = Verdict(std::nullopt);
+  EXPECT_EQ(Settle(review), VerdictOutcome::Kind::kLeftForReview);
+  EXPECT_EQ(Settle(Verdict(ResolveUse::kRemote)), VerdictOutcome::Kind::kStale)
+      << "a second settle's verdict must not override the first's review";
+  EXPECT_EQ(h_->Visible("n1"), R"({"title":"L","body":"x"})");
+}
+
+TEST_F(ClientCustomTest, AVerdictThatCannotBeAppliedIsLeftForReviewAndTheOthersGoOn) {
+  h_->PullOne(Remote(3, "CREATED", "n2", R"({"title":"a"})", kLocalTime - 10000));
+  ASSERT_TRUE(IsOk(h_->store->Patch("note", "n2", R"({"title":"L2"})")));
+  ApplyResult second = h_->PullOne(Remote(4, "UPDATED", "n2", R"({"title":"R2"})", kLocalTime + 1000));
+  ASSERT_EQ(second.conflicts.size(), 1u);
+  ConflictVerdict too_large = Verdict(ResolveUse::kMerged);
+  too_large.data = R"({"title":)";  // not a document (the binding refuses it first; the core must not trust that)
+  ConflictVerdict fine;
+  fine.conflict_id = *second.conflicts[0].conflict_id;
+  fine.remote_version = 4;
+  fine.local_token = LocalStateToken(h_->Visible("n2"));
+  fine.use = ResolveUse::kRemote;
+  Result<std::vector<VerdictOutcome>> settled = h_->applier->SettleConflicts({too_large, fine});
+  ASSERT_TRUE(IsOk(settled));
+  ASSERT_EQ(settled.value().size(), 2u);
+  EXPECT_EQ(settled.value()[0].kind, VerdictOutcome::Kind::kLeftForReview);
+  EXPECT_EQ(settled.value()[1].kind, VerdictOutcome::Kind::kResolved);
+  Result<std::string> open = h_->applier->ConflictsJson();
+  ASSERT_TRUE(IsOk(open));
+  EXPECT_NE(server_testing::At(open.value(), "/0/resolverError").find("could not be applied"), std::string::npos);
+  EXPECT_TRUE(h_->Visible("n1") == std::optional<std::string>(R"({"title":"L","body":"x"})"))
+      << "nothing of the failed verdict stays";
+  EXPECT_EQ(h_->Visible("n2"), R"({"title":"R2"})");
+}
+
 TEST_F(ClientCustomTest, OtherTypesKeepTheDefaultStrategy) {
   h_->PullOne(Remote(3, "CREATED", "t1", R"({"x":1})", kLocalTime - 10000, "", "task"));
   ASSERT_TRUE(IsOk(h_->store->Patch("task", "t1", R"({"x":2})")));

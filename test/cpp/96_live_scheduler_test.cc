@@ -149,6 +149,16 @@ TEST_F(LiveSchedulerTest, FailedConnectionsBackOffWithFullJitterThenFallBackToPe
   EXPECT_TRUE(scheduler_.TryOpenStream());
 }
 
+TEST_F(LiveSchedulerTest, TooManyStreamsWaitsOutTheServersRetryAfter) {
+  scheduler_.Start();
+  ASSERT_TRUE(scheduler_.TryOpenStream());
+  scheduler_.OnStreamClosed(true, 5000);
+  clock_.Advance(4999);
+  EXPECT_FALSE(scheduler_.TryOpenStream());
+  clock_.Advance(1);
+  EXPECT_TRUE(scheduler_.TryOpenStream());
+}
+
 TEST_F(LiveSchedulerTest, AStreamThatWasOpenRetriesFromTheFirstStep) {
   StartLive();
   scheduler_.OnStreamClosed(true);

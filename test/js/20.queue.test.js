@@ -125,13 +125,14 @@ describe('coalescing (DESIGN.md section 5)', () => {
     const first = pulled.queue.enqueue(created('e1', { a: 1 }));
     const second = pulled.queue.enqueue(deleted('e1'));
     assert.equal(second.outcome, 'coalesced');
-    assert.deepEqual(pulled.queue.pending().map((r) => [r.changeId, r.type]), [[first.changeId, 'DELETED']]);
+    assert.deepEqual(pulled.queue.pending().map((r) => [r.changeId, r.type, r.baseVersion]), [[first.changeId, 'DELETED', 1]],
+      'the delete names the pulled version, so the server can tell a concurrent change');
 
     const named = memoryClient(t);
     const created2 = named.queue.enqueue(created('e2', { a: 1 }));
     const deleted2 = named.queue.enqueue(deleted('e2', { baseVersion: 4 }));
     assert.equal(deleted2.outcome, 'coalesced');
-    assert.deepEqual(named.queue.pending().map((r) => [r.changeId, r.type]), [[created2.changeId, 'DELETED']]);
+    assert.deepEqual(named.queue.pending().map((r) => [r.changeId, r.type, r.baseVersion]), [[created2.changeId, 'DELETED', 4]]);
   });
 
   test('UPDATED + UPDATED -> UPDATED with merged fields, later fields win', (t) => {

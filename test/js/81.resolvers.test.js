@@ -123,6 +123,43 @@ describe('a resolver function', () => {
     });
   }
 
+  test('a hostile answer (a throwing getter, a Proxy) leaves the conflict open, never throws', async (t) => {
+    const answers = [
+      () => ({ get use() { throw new Error('getter'); } }),
+      () => new Proxy({}, { getPrototypeOf() { throw new Error('trap'); } }),
+      () => {
+        let reads = 0;
+        return { get use() { reads += 1; return reads === 1 ? 'local' : 'nonsense'; } };
+      },
+    ];
+    for (const answer of answers) {
+      const client = await conflictOn(t, answer);
+      await client.applyRemote(JSON.stringify([remoteUpdate()]));
+      const open = client.conflicts();
+      if (open.length === 0) {
+        assert.deepEqual(client.get('note', 'a'), { title: 'local', tags: ['x', 'l'] }, 'read once: local');
+      } else {
+        assert.match(open[0].resolverError, /getter|trap/);
+      }
+    }
+  });
+
+  test('pages applied while a resolver decides do not ask it twice about one conflict', async (t) => {
+    let calls = 0;
+    const client = await conflictOn(t, async () => {
+      calls += 1;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return { use: 'remote' };
+    });
+    await Promise.all([
+      client.applyRemote(JSON.stringify([remoteUpdate()])),
+      client.applyRemote('[]'),
+      client.applyRemote('[]'),
+    ]);
+    assert.equal(calls, 1);
+    assert.deepEqual(client.conflicts(), []);
+  });
+
   test('a resolver that never answers is given up on after resolverTimeoutMs', async (t) => {
     const client = await conflictOn(t, () => new Promise(() => {}), { resolverTimeoutMs: 20 });
     await client.applyRemote(JSON.stringify([remoteUpdate()]));

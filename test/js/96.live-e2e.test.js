@@ -239,6 +239,67 @@ describe('live clients', () => {
     assert.equal(b.status.live, false);
   });
 
+  test('a stream that goes silent (no event, no heartbeat) counts as broken after idleTimeoutMs', TIMEOUT, async (t) => {
+    const { openEventStream } = require('../../lib/live-client');
+    const silent = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"latestServerVersion":3}\n\n'); // then nothing, like a dropped connection
+    });
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      silent.closeAllConnections();
+      silent.close();
+    });
+    const events = [];
+    let opened = false;
+    const started = Date.now();
+    await assert.rejects(
+      openEventStream({
+        url: `http://127.0.0.1:${silent.address().port}/v2/events`,
+        signal: new AbortController().signal,
+        keepAlive: false,
+        connectTimeoutMs: 1000,
+        idleTimeoutMs: 100,
+        onOpen: () => {
+          opened = true;
+        },
+        onEvent: (event) => events.push(event),
+      }),
+      { code: 'TRANSPORT', message: /silent for 100 ms/ },
+    );
+    assert.ok(opened);
+    assert.deepEqual(events, [{ latestServerVersion: 3 }]);
+    assert.ok(Date.now() - started >= 90);
+  });
+
+  test("a transport whose events() throws or ends at once: no crash, no busy loop, the client falls back", TIMEOUT, async (t) => {
+    const app = await startApp();
+    t.after(() => app.close());
+    for (const events of [
+      () => {
+        throw new Error('not today');
+      },
+      async () => {},
+    ]) {
+      const inner = httpTransport({ url: app.base, headers: { 'x-user': 'alice' } });
+      let opens = 0;
+      const transport = Object.assign((request, options) => inner(request, options), {
+        events: (...args) => {
+          opens += 1;
+          return events(...args);
+        },
+      });
+      const client = liveClient(t, app.base, 'alice', { transport, live: { fallbackAfter: 3 } });
+      client.start();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(opens, 3, 'three tries, then periodic sync');
+      assert.equal(client.status.live, false);
+      client.put('note', `after-${opens}`, { ok: true });
+      await client.sync();
+      client.close();
+    }
+  });
+
   test('live: false, or a transport with a custom fetch, polls; live: true with such a transport is refused', () => {
     const transport = httpTransport({ url: 'http://127.0.0.1:1', fetch: globalThis.fetch });
     const client = new SyncClient({ path: ':memory:', transport });
