@@ -417,7 +417,8 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
           ++report.records_inserted;
         }
         if (options.dry_run) continue;
-        Result<WriteEvent> written = store_.Put(options.entity_type, entity_id, canonical);
+        // The chunk's transaction is the unit: a failed write fails the whole ingest, rolled back.
+        Result<WriteEvent> written = store_.PutInTransaction(options.entity_type, entity_id, canonical);
         if (!written.ok()) return written.status();
       }
       if (position >= text.size() && !options.dry_run) {

@@ -83,6 +83,10 @@ class ChangeQueue {
   // Queues one change in its own transaction (a savepoint when one is open).
   // A changeId that is already queued, or was folded into another change, is CONFLICT.
   Result<EnqueueResult> Enqueue(const ChangeInput& input, const BeforeEach& before = {});
+  // Enqueue inside the caller's transaction, without a savepoint of its own: for writers that
+  // already make the change part of one atomic unit (a document write, an ingest chunk).
+  // REQUIRES: a transaction is open, and the caller rolls it back when this fails.
+  Result<EnqueueResult> EnqueueInTransaction(const ChangeInput& input) { return EnqueueLocked(input, false); }
   // Queues all or none, in one transaction, in order.
   Result<std::vector<EnqueueResult>> EnqueueMany(const std::vector<ChangeInput>& inputs,
                                                  const BeforeEach& before = {});

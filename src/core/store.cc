@@ -386,6 +386,14 @@ Result<WriteEvent> DocumentStore::Put(const std::string& entity_type, const std:
                                       const std::string& doc) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
+  Result<WriteEvent> written = PutInTransaction(entity_type, entity_id, doc);
+  if (!written.ok()) return written.status();
+  DS_RETURN_IF_ERROR(tx.Commit());
+  return written;
+}
+
+Result<WriteEvent> DocumentStore::PutInTransaction(const std::string& entity_type, const std::string& entity_id,
+                                                   const std::string& doc) {
   Result<Existing> existing = Load(entity_type, entity_id);
   if (!existing.ok()) return existing.status();
   ChangeInput change;
@@ -410,9 +418,8 @@ Result<WriteEvent> DocumentStore::Put(const std::string& entity_type, const std:
     stored = std::move(without_nulls).value();
   }
   DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing.value(), stored, false));
-  Result<EnqueueResult> queued = queue_.Enqueue(change);
+  Result<EnqueueResult> queued = queue_.EnqueueInTransaction(change);
   if (!queued.ok()) return queued.status();
-  DS_RETURN_IF_ERROR(tx.Commit());
   return WriteEvent{entity_type, entity_id, change.type, queued.value().change_id, queued.value().outcome};
 }
 
@@ -439,7 +446,7 @@ Result<WriteEvent> DocumentStore::Patch(const std::string& entity_type, const st
   change.entity_id = entity_id;
   change.base_version = existing.value().version;
   change.data = fields;
-  Result<EnqueueResult> queued = queue_.Enqueue(change);
+  Result<EnqueueResult> queued = queue_.EnqueueInTransaction(change);
   if (!queued.ok()) return queued.status();
   DS_RETURN_IF_ERROR(tx.Commit());
   return WriteEvent{entity_type, entity_id, change.type, queued.value().change_id, queued.value().outcome};
@@ -457,7 +464,7 @@ Result<std::optional<WriteEvent>> DocumentStore::Delete(const std::string& entit
   change.entity_type = entity_type;
   change.entity_id = entity_id;
   change.base_version = existing.value().version;
-  Result<EnqueueResult> queued = queue_.Enqueue(change);
+  Result<EnqueueResult> queued = queue_.EnqueueInTransaction(change);
   if (!queued.ok()) return queued.status();
   DS_RETURN_IF_ERROR(tx.Commit());
   return std::optional<WriteEvent>(

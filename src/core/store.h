@@ -92,6 +92,10 @@ class DocumentStore {
   // Stores a full document (canonical JSON object) and queues CREATED, or UPDATED
   // with every field (fields the new document dropped are sent as null).
   Result<WriteEvent> Put(const std::string& entity_type, const std::string& entity_id, const std::string& doc);
+  // Put inside the caller's transaction, without a savepoint of its own (an ingest chunk).
+  // REQUIRES: a transaction is open, and the caller rolls it back when this fails.
+  Result<WriteEvent> PutInTransaction(const std::string& entity_type, const std::string& entity_id,
+                                      const std::string& doc);
   // Sets the given fields on an existing document and queues UPDATED with only them.
   // NOT_FOUND when the document does not exist or is deleted.
   Result<WriteEvent> Patch(const std::string& entity_type, const std::string& entity_id, const std::string& fields);
