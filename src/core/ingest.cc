@@ -402,24 +402,17 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
           fail("INVALID_ARGUMENT", "Expected a string or integer id of 1-256 bytes in field \"" + options.id_field + "\"");
           continue;
         }
-        Result<std::optional<StoredDocument>> existing = store_.Get(options.entity_type, entity_id, false);
-        if (!existing.ok()) return existing.status();
+        // The chunk's transaction is the unit: a failed write fails the whole ingest, rolled back.
+        Result<DocumentStore::PutOutcome> written = store_.PutUnlessEqualInTransaction(
+            options.entity_type, entity_id, canonical, options.skip_existing, options.dry_run);
+        if (!written.ok()) return written.status();
         ++file_records;
         ++state.records;
-        if (existing.value()) {
-          if (options.skip_existing ||
-              (existing.value()->data && JsonValueEquals(*existing.value()->data, canonical))) {
-            ++report.records_unchanged;
-            continue;
-          }
-          ++report.records_updated;
-        } else {
-          ++report.records_inserted;
+        switch (written.value()) {
+          case DocumentStore::PutOutcome::kUnchanged: ++report.records_unchanged; break;
+          case DocumentStore::PutOutcome::kUpdated: ++report.records_updated; break;
+          case DocumentStore::PutOutcome::kInserted: ++report.records_inserted; break;
         }
-        if (options.dry_run) continue;
-        // The chunk's transaction is the unit: a failed write fails the whole ingest, rolled back.
-        Result<WriteEvent> written = store_.PutInTransaction(options.entity_type, entity_id, canonical);
-        if (!written.ok()) return written.status();
       }
       if (position >= text.size() && !options.dry_run) {
         // The manifest records the stat taken before reading, so a change made while the file

@@ -396,14 +396,36 @@ Result<WriteEvent> DocumentStore::PutInTransaction(const std::string& entity_typ
                                                    const std::string& doc) {
   Result<Existing> existing = Load(entity_type, entity_id);
   if (!existing.ok()) return existing.status();
+  return PutLoaded(entity_type, entity_id, doc, existing.value());
+}
+
+Result<DocumentStore::PutOutcome> DocumentStore::PutUnlessEqualInTransaction(const std::string& entity_type,
+                                                                             const std::string& entity_id,
+                                                                             const std::string& doc, bool keep_existing,
+                                                                             bool dry_run) {
+  Result<Existing> existing = Load(entity_type, entity_id);
+  if (!existing.ok()) return existing.status();
+  const bool live = existing.value().found && !existing.value().deleted;
+  if (live && (keep_existing || (existing.value().data && JsonValueEquals(*existing.value().data, doc)))) {
+    return PutOutcome::kUnchanged;
+  }
+  if (!dry_run) {
+    Result<WriteEvent> written = PutLoaded(entity_type, entity_id, doc, existing.value());
+    if (!written.ok()) return written.status();
+  }
+  return live ? PutOutcome::kUpdated : PutOutcome::kInserted;
+}
+
+Result<WriteEvent> DocumentStore::PutLoaded(const std::string& entity_type, const std::string& entity_id,
+                                            const std::string& doc, const Existing& existing) {
   ChangeInput change;
   change.entity_type = entity_type;
   change.entity_id = entity_id;
-  change.base_version = existing.value().version;
-  if (existing.value().found && !existing.value().deleted && existing.value().data) {
+  change.base_version = existing.version;
+  if (existing.found && !existing.deleted && existing.data) {
     change.type = ChangeType::kUpdated;
     // Every field of the new document, and null for each field it dropped.
-    Result<std::string> delta = DeltaWithRemovals(parser_, doc, *existing.value().data);
+    Result<std::string> delta = DeltaWithRemovals(parser_, doc, *existing.data);
     if (!delta.ok()) return delta.status();
     change.data = std::move(delta).value();
   } else {
@@ -417,7 +439,7 @@ Result<WriteEvent> DocumentStore::PutInTransaction(const std::string& entity_typ
     if (!without_nulls.ok()) return without_nulls.status();
     stored = std::move(without_nulls).value();
   }
-  DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing.value(), stored, false));
+  DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing, stored, false));
   Result<EnqueueResult> queued = queue_.EnqueueInTransaction(change);
   if (!queued.ok()) return queued.status();
   return WriteEvent{entity_type, entity_id, change.type, queued.value().change_id, queued.value().outcome};

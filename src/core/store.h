@@ -96,6 +96,13 @@ class DocumentStore {
   // REQUIRES: a transaction is open, and the caller rolls it back when this fails.
   Result<WriteEvent> PutInTransaction(const std::string& entity_type, const std::string& entity_id,
                                       const std::string& doc);
+
+  enum class PutOutcome { kInserted, kUpdated, kUnchanged };
+  // PutInTransaction, unless the live document already equals `doc` (or, with keep_existing,
+  // whenever there is a live document): what ingestion does with each record. With dry_run it
+  // only says what it would do. REQUIRES (unless dry_run): as PutInTransaction.
+  Result<PutOutcome> PutUnlessEqualInTransaction(const std::string& entity_type, const std::string& entity_id,
+                                                 const std::string& doc, bool keep_existing, bool dry_run);
   // Sets the given fields on an existing document and queues UPDATED with only them.
   // NOT_FOUND when the document does not exist or is deleted.
   Result<WriteEvent> Patch(const std::string& entity_type, const std::string& entity_id, const std::string& fields);
@@ -132,6 +139,9 @@ class DocumentStore {
     bool deleted = false;
   };
   Result<Existing> Load(const std::string& entity_type, const std::string& entity_id);
+  // PutInTransaction with the document already loaded.
+  Result<WriteEvent> PutLoaded(const std::string& entity_type, const std::string& entity_id, const std::string& doc,
+                               const Existing& existing);
   Status WriteLocal(const std::string& entity_type, const std::string& entity_id, const Existing& existing,
                     const std::optional<std::string>& data, bool deleted);
   Result<std::string> BuildListSql(const std::string& entity_type, const ListQuery& query, bool explain);
