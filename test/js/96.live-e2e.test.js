@@ -291,8 +291,9 @@ describe('live clients', () => {
       });
       const client = liveClient(t, app.base, 'alice', { transport, live: { fallbackAfter: 3 } });
       client.start();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(opens, 3, 'three tries, then periodic sync');
+      await until(() => client.status.live === false && opens >= 3, 'three tries');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(opens, 3, 'three tries, then periodic sync: no more, and no busy loop');
       assert.equal(client.status.live, false);
       client.put('note', `after-${opens}`, { ok: true });
       await client.sync();
