@@ -8,6 +8,9 @@
 const { SyncError } = require('./errors');
 
 const DEFAULTS = { maxStreams: 1000, maxStreamsPerUser: 16, heartbeatMs: 15000 };
+// A device that stops reading lets its stream's unsent bytes pile up in memory; past this the
+// stream is ended (a device that comes back reconnects and is told the head at once).
+const MAX_UNSENT_BYTES = 64 * 1024;
 
 class LiveStreams {
   /**
@@ -39,26 +42,33 @@ class LiveStreams {
     this._count(userId, 1);
     let last = -1;
     let ended = false;
+    const write = (text) => {
+      if (ended) return;
+      if (res.writableLength > MAX_UNSENT_BYTES) {
+        end(true); // dropped, not ended: what is buffered for it is freed at once
+        return;
+      }
+      res.write(text);
+    };
     const send = (version) => {
       if (ended || version <= last) return;
       last = version;
-      res.write(`data: {"latestServerVersion":${version}}\n\n`);
+      write(`data: {"latestServerVersion":${version}}\n\n`);
     };
-    const heartbeat = setInterval(() => {
-      if (!ended) res.write(': heartbeat\n\n');
-    }, this._options.heartbeatMs);
+    const heartbeat = setInterval(() => write(': heartbeat\n\n'), this._options.heartbeatMs);
     heartbeat.unref();
     let unwatch = () => {};
-    const end = () => {
+    const end = (drop = false) => {
       if (ended) return;
       ended = true;
       clearInterval(heartbeat);
       unwatch();
       this._count(userId, -1);
-      res.end();
+      if (drop) res.destroy();
+      else res.end();
     };
-    res.on('close', end); // the connection went away (req's 'close' only says the request was read)
-    res.on('error', end);
+    res.on('close', () => end()); // the connection went away (req's 'close' only says the request was read)
+    res.on('error', () => end(true));
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');
@@ -80,4 +90,4 @@ class LiveStreams {
   }
 }
 
-module.exports = { LiveStreams, LIVE_DEFAULTS: DEFAULTS };
+module.exports = { LiveStreams, LIVE_DEFAULTS: DEFAULTS, MAX_UNSENT_BYTES };

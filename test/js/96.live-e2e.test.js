@@ -128,6 +128,46 @@ describe('the events route', () => {
   });
 });
 
+test('a device that stops reading is dropped once its unsent pokes pass the bound, and frees its place', async () => {
+  const { EventEmitter } = require('node:events');
+  const { LiveStreams, MAX_UNSENT_BYTES } = require('../../lib/live-server');
+  let listener;
+  const server = {
+    _native() {},
+    _watch(userId, fn) {
+      listener = fn;
+      return () => {
+        listener = null;
+      };
+    },
+    _headVersion: async () => 0,
+  };
+  const streams = new LiveStreams(server, { maxStreams: 10, maxStreamsPerUser: 1, heartbeatMs: 60000 });
+  const res = Object.assign(new EventEmitter(), {
+    writableLength: 0,
+    written: 0,
+    destroyed: false,
+    status() {},
+    setHeader() {},
+    flushHeaders() {},
+    write(text) {
+      this.written += text.length;
+      this.writableLength += text.length; // nothing is ever read
+      return false;
+    },
+    end() {},
+    destroy() {
+      this.destroyed = true;
+    },
+  });
+  await streams.serve('stalled', new EventEmitter(), res);
+  assert.notEqual(streams.refusal('stalled'), null, 'the stream holds its place while open');
+  for (let version = 1; listener && version < 100000; version++) listener(version);
+  assert.equal(res.destroyed, true);
+  assert.ok(res.written <= MAX_UNSENT_BYTES + 64, `buffered ${res.written} bytes`);
+  assert.equal(streams.refusal('stalled'), null, 'its place is free again');
+});
+
 describe('live clients', () => {
   test("a write reaches the user's other started devices without polling, and never another user's", TIMEOUT, async (t) => {
     const counter = requestCounter();
