@@ -21,13 +21,18 @@ const check = (ok, what) => {
 };
 const sortById = (docs) => [...docs].sort((a, b) => String(a.id).localeCompare(String(b.id)));
 
-/** A transport that fails like a dropped network while its device is "offline". */
+/** A transport that fails like a dropped network while its device is "offline". It keeps
+ *  httpTransport's live stream, so a started device hears of changes as they happen. */
 function deviceTransport(url, device) {
   const http = httpTransport({ url, headers: { authorization: 'Bearer demo-user' } });
-  return async (request, context) => {
-    if (!device.online) throw new TransportError(`${device.name} is offline`);
-    return http(request, context);
-  };
+  const offline = () => new TransportError(`${device.name} is offline`);
+  return Object.assign(
+    async (request, context) => {
+      if (!device.online) throw offline();
+      return http(request, context);
+    },
+    { events: async (options) => (device.online ? http.events(options) : Promise.reject(offline())) },
+  );
 }
 
 async function main() {
@@ -94,7 +99,27 @@ async function main() {
   }
   check(conflicts.length >= 1, 'the concurrent edit of e1 was detected as a conflict');
 
-  console.log('\n4. Final state');
+  console.log('\n4. Live: a write on one device reaches the other without polling');
+  const live = () => laptop.status.live && phone.status.live;
+  for (let waited = 0; !live() && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+  check(live(), 'both devices hold the live stream (no periodic sync is configured)');
+  const arrived = new Promise((resolve) => {
+    const onChange = (event) => {
+      if (event.source === 'remote' && phone.get('goal', 'g2')) {
+        phone.off('change', onChange);
+        resolve();
+      }
+    };
+    phone.on('change', onChange);
+  });
+  const writtenAt = performance.now();
+  laptop.put('goal', 'g2', { id: 'g2', title: 'Sight-read one page' });
+  await Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  const readable = phone.get('goal', 'g2') !== undefined;
+  console.log(`   the phone could read the laptop's new goal ${(performance.now() - writtenAt).toFixed(0)} ms after put()`);
+  check(readable, 'the phone has it');
+
+  console.log('\n5. Final state');
   const laptopDocs = { logbook_entry: sortById(laptop.list('logbook_entry')), goal: sortById(laptop.list('goal')) };
   const phoneDocs = { logbook_entry: sortById(phone.list('logbook_entry')), goal: sortById(phone.list('goal')) };
   const pulled = await server.pull('demo-user', { since: 0, limit: 1000 });
