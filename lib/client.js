@@ -390,15 +390,16 @@ class SyncClient extends EventEmitter {
           if (!this._handle.isOpen()) break; // closed meanwhile: the conflicts wait for the next open
           throw error;
         }
-        for (const outcome of outcomes) {
-          const verdict = verdicts.find((entry) => entry.id === outcome.id);
-          winners.set(outcome.id, outcome.outcome === 'resolved' ? verdict.use : outcome.outcome === 'review' ? 'manual' : 'custom');
+        outcomes.forEach((outcome, index) => {
+          // One outcome per verdict, in order.
+          const settledAs = { resolved: verdicts[index].use, review: 'manual', stale: 'custom' }[outcome.outcome];
+          winners.set(outcome.id, settledAs);
           stale ||= outcome.outcome === 'stale';
-          if (outcome.outcome !== 'resolved') continue;
+          if (outcome.outcome !== 'resolved') return;
           queued = true;
           const { id: conflictId, entityType, entityId } = outcome;
           this.emit('change', { source: 'resolution', conflictId, entityType, entityId });
-        }
+        });
         if (queued) this._queued();
         if (!stale) break;
       }
@@ -451,13 +452,14 @@ class SyncClient extends EventEmitter {
     if (use !== 'merged' && data !== undefined) {
       throw is.invalid('resolution.data', `nothing with use "${use}"`, data);
     }
-    const open = JSON.parse(native.conflicts()).find((conflict) => conflict.id === conflictId);
-    const visible = native.resolveConflict(conflictId, use, use === 'merged' ? is.toJson('resolution.data', data) : null);
-    if (open) {
-      this._queued();
-      this.emit('change', { source: 'resolution', conflictId, entityType: open.entityType, entityId: open.entityId });
-    }
-    return visible === null ? undefined : JSON.parse(visible);
+    const { entityType, entityId, document } = native.resolveConflict(
+      conflictId,
+      use,
+      use === 'merged' ? is.toJson('resolution.data', data) : null,
+    );
+    this._queued();
+    this.emit('change', { source: 'resolution', conflictId, entityType, entityId });
+    return document === null ? undefined : JSON.parse(document);
   }
 
   /**

@@ -632,7 +632,7 @@ Napi::Value NativeClient::Conflicts(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, json.value());
 }
 
-// resolveConflict(id, use, dataJson | null) -> visible document JSON text | null
+// resolveConflict(id, use, dataJson | null) -> { entityType, entityId, document: JSON text | null }
 Napi::Value NativeClient::ResolveConflict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int64_t id = info[0].As<Napi::Number>().Int64Value();
@@ -648,10 +648,13 @@ Napi::Value NativeClient::ResolveConflict(const Napi::CallbackInfo& info) {
   }
   const ResolveUse resolve_use =
       use == "local" ? ResolveUse::kLocal : use == "remote" ? ResolveUse::kRemote : ResolveUse::kMerged;
-  Result<std::optional<std::string>> visible = client.applier().ResolveConflict(id, resolve_use, data);
-  ThrowIfError(env, visible.status());
-  if (!visible.value()) return env.Null();
-  return Napi::String::New(env, *visible.value());
+  Result<ResolvedConflict> resolved = client.applier().ResolveConflict(id, resolve_use, data);
+  ThrowIfError(env, resolved.status());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("entityType", resolved.value().entity_type);
+  out.Set("entityId", resolved.value().entity_id);
+  out.Set("document", resolved.value().visible ? Napi::Value(Napi::String::New(env, *resolved.value().visible)) : env.Null());
+  return out;
 }
 
 // awaitingResolver() -> JSON text of the conflicts the app's resolver has to settle

@@ -853,8 +853,8 @@ Result<std::string> DeltaApplier::ConflictsJson() { return conflicts_.OpenJson()
 
 Result<std::string> DeltaApplier::AwaitingResolverJson() { return conflicts_.AwaitingResolverJson(); }
 
-Result<std::optional<std::string>> DeltaApplier::ResolveConflict(int64_t conflict_id, ResolveUse use,
-                                                                  const std::optional<std::string>& data) {
+Result<ResolvedConflict> DeltaApplier::ResolveConflict(int64_t conflict_id, ResolveUse use,
+                                                       const std::optional<std::string>& data) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
   Result<std::optional<ConflictStore::OpenConflict>> open = conflicts_.Load(conflict_id);
@@ -863,7 +863,7 @@ Result<std::optional<std::string>> DeltaApplier::ResolveConflict(int64_t conflic
   Result<std::optional<std::string>> visible = Resolve(conflict_id, *open.value(), use, data);
   if (!visible.ok()) return visible.status();
   DS_RETURN_IF_ERROR(tx.Commit());
-  return visible;
+  return ResolvedConflict{open.value()->entity_type, open.value()->entity_id, std::move(visible).value()};
 }
 
 Result<std::vector<VerdictOutcome>> DeltaApplier::SettleConflicts(const std::vector<ConflictVerdict>& verdicts) {

@@ -117,6 +117,13 @@ struct ConflictVerdict {
   std::optional<std::string> error;  // why the resolver failed, recorded with the conflict
 };
 
+// What ResolveConflict settled: the entity, and the document now visible (nullopt if deleted).
+struct ResolvedConflict {
+  std::string entity_type;
+  std::string entity_id;
+  std::optional<std::string> visible;
+};
+
 struct VerdictOutcome {
   enum class Kind { kResolved, kLeftForReview, kStale } kind = Kind::kResolved;
   int64_t conflict_id = 0;
@@ -157,12 +164,12 @@ class DeltaApplier {
   // Applies the resolver's verdicts in one transaction: each is settled as by ResolveConflict,
   // left open for review, or skipped as stale (no longer awaiting a resolver at its
   // remote_version, or the local side changed since the resolver saw it). A verdict that fails
-  // to apply leaves its conflict for review, with the reason, and the others go on.
+  // to apply leaves its conflict for review, with the reason, and the others go on. Returns one
+  // outcome per verdict, in the verdicts' order.
   Result<std::vector<VerdictOutcome>> SettleConflicts(const std::vector<ConflictVerdict>& verdicts);
   // Settles an open conflict. `data` (canonical JSON object) is required for kMerged.
-  // Queues what the server must learn and returns the new visible document (or nullopt if deleted).
-  Result<std::optional<std::string>> ResolveConflict(int64_t conflict_id, ResolveUse use,
-                                                     const std::optional<std::string>& data);
+  // Queues what the server must learn and returns the entity and its new visible document.
+  Result<ResolvedConflict> ResolveConflict(int64_t conflict_id, ResolveUse use, const std::optional<std::string>& data);
 
  private:
   struct LocalChange {

@@ -583,9 +583,9 @@ TEST_F(ManualTest, ASecondRemoteChangeUpdatesTheSameOpenConflict) {
 
 TEST_F(ManualTest, ResolveWithLocalQueuesTheLocalStateOnTheRemoteVersion) {
   h_->PullOne(Remote(3, "UPDATED", "n1", R"({"body":"y"})", kLocalTime + 2000));
-  Result<std::optional<std::string>> resolved = h_->applier->ResolveConflict(id_, ResolveUse::kLocal, std::nullopt);
+  Result<ResolvedConflict> resolved = h_->applier->ResolveConflict(id_, ResolveUse::kLocal, std::nullopt);
   ASSERT_TRUE(IsOk(resolved));
-  EXPECT_EQ(resolved.value(), R"({"title":"L","body":"y"})");
+  EXPECT_EQ(resolved.value().visible, R"({"title":"L","body":"y"})");
   EXPECT_EQ(h_->Visible("n1"), R"({"title":"L","body":"y"})");
   std::vector<Change> changes = h_->Changes();
   ASSERT_EQ(changes.size(), 1u);
@@ -602,9 +602,9 @@ TEST_F(ManualTest, ResolveWithLocalQueuesTheLocalStateOnTheRemoteVersion) {
 }
 
 TEST_F(ManualTest, ResolveWithRemoteDropsTheLocalChanges) {
-  Result<std::optional<std::string>> resolved = h_->applier->ResolveConflict(id_, ResolveUse::kRemote, std::nullopt);
+  Result<ResolvedConflict> resolved = h_->applier->ResolveConflict(id_, ResolveUse::kRemote, std::nullopt);
   ASSERT_TRUE(IsOk(resolved));
-  EXPECT_EQ(resolved.value(), R"({"title":"R","body":"x"})");
+  EXPECT_EQ(resolved.value().visible, R"({"title":"R","body":"x"})");
   EXPECT_EQ(h_->Visible("n1"), R"({"title":"R","body":"x"})");
   EXPECT_TRUE(h_->Changes().empty());
   EXPECT_FALSE(h_->WithMeta("n1")->meta.dirty);
@@ -613,10 +613,10 @@ TEST_F(ManualTest, ResolveWithRemoteDropsTheLocalChanges) {
 }
 
 TEST_F(ManualTest, ResolveWithMergedDataQueuesItAgainstTheRemote) {
-  Result<std::optional<std::string>> resolved =
+  Result<ResolvedConflict> resolved =
       h_->applier->ResolveConflict(id_, ResolveUse::kMerged, std::string(R"({"title":"M","n":1})"));
   ASSERT_TRUE(IsOk(resolved));
-  EXPECT_EQ(resolved.value(), R"({"title":"M","n":1})");
+  EXPECT_EQ(resolved.value().visible, R"({"title":"M","n":1})");
   EXPECT_EQ(h_->Visible("n1"), R"({"title":"M","n":1})");
   std::vector<Change> changes = h_->Changes();
   ASSERT_EQ(changes.size(), 1u);
@@ -634,10 +634,10 @@ TEST_F(ConflictTest, ManualLocalDeleteResolvedLocalQueuesADelete) {
   ASSERT_EQ(result.conflicts.size(), 1u);
   ASSERT_TRUE(result.conflicts[0].conflict_id);
   EXPECT_EQ(h->Visible("n1"), std::nullopt);
-  Result<std::optional<std::string>> resolved =
+  Result<ResolvedConflict> resolved =
       h->applier->ResolveConflict(*result.conflicts[0].conflict_id, ResolveUse::kLocal, std::nullopt);
   ASSERT_TRUE(IsOk(resolved));
-  EXPECT_EQ(resolved.value(), std::nullopt);
+  EXPECT_EQ(resolved.value().visible, std::nullopt);
   std::vector<Change> changes = h->Changes();
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].type, ChangeType::kDeleted);
@@ -737,7 +737,7 @@ TEST_F(ConflictTest, InFlightChangesSurviveEveryStrategy) {
       case ConflictStrategy::kCustom: {
         EXPECT_EQ(changes.size(), 2u);
         ASSERT_TRUE(result.conflicts[0].conflict_id);
-        Result<std::optional<std::string>> resolved =
+        Result<ResolvedConflict> resolved =
             h->applier->ResolveConflict(*result.conflicts[0].conflict_id, ResolveUse::kRemote, std::nullopt);
         ASSERT_TRUE(IsOk(resolved));
         changes = h->Changes();
