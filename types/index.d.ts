@@ -333,7 +333,7 @@ export interface Conflict {
   id: number;
   entityType: string;
   entityId: string;
-  /** The local state (the local changes on top of the pulled state) when the conflict opened; null when deleted locally. */
+  /** The local state as the device shows it now (the local changes on top of the pulled state); null when deleted locally. */
   local: JsonObject | null;
   /** The server's state; null when deleted on the server. */
   remote: JsonObject | null;

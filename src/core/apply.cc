@@ -816,10 +816,8 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
     case ConflictStrategy::kCustom: {
       // Kept open: a person settles it, or the app's resolver once the page is applied.
       conflict.winner = strategy == ConflictStrategy::kCustom ? "custom" : "manual";
-      Result<State> local_view = Replay(local_base, locals, false);
-      if (!local_view.ok()) return local_view.status();
-      Result<int64_t> id = conflicts_.Open(change, local_view.value().data, server_after.data, server_before.data,
-                                           strategy == ConflictStrategy::kCustom);
+      Result<int64_t> id =
+          conflicts_.Open(change, server_after.data, server_before.data, strategy == ConflictStrategy::kCustom);
       if (!id.ok()) return id.status();
       conflict.conflict_id = id.value();
       break;

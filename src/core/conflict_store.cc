@@ -9,14 +9,14 @@ namespace {
 
 constexpr const char* kFindOpen = "SELECT id FROM conflicts WHERE entity_type = ?1 AND entity_id = ?2 AND status = 'open'";
 constexpr const char* kInsert =
-    "INSERT INTO conflicts (entity_type, entity_id, local_data, remote_data, remote_version, remote_change_id, "
+    "INSERT INTO conflicts (entity_type, entity_id, remote_data, remote_version, remote_change_id, "
     "remote_timestamp, created_at, base_data, remote_type, remote_change_data, remote_device_id, awaiting_resolver) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 // A later remote change: the base the local changes were made on stays.
 constexpr const char* kUpdate =
-    "UPDATE conflicts SET local_data = ?2, remote_data = ?3, remote_version = ?4, remote_change_id = ?5, "
-    "remote_timestamp = ?6, remote_type = ?7, remote_change_data = ?8, remote_device_id = ?9, "
-    "awaiting_resolver = ?10, resolver_error = NULL WHERE id = ?1";
+    "UPDATE conflicts SET remote_data = ?2, remote_version = ?3, remote_change_id = ?4, "
+    "remote_timestamp = ?5, remote_type = ?6, remote_change_data = ?7, remote_device_id = ?8, "
+    "awaiting_resolver = ?9, resolver_error = NULL WHERE id = ?1";
 constexpr const char* kLoad =
     "SELECT entity_type, entity_id, remote_data, remote_version, awaiting_resolver FROM conflicts "
     "WHERE id = ?1 AND status = 'open'";
@@ -27,7 +27,7 @@ constexpr const char* kLeaveForReview =
 constexpr const char* kVisibleDocument =
     "SELECT CASE WHEN deleted THEN NULL ELSE data END FROM documents WHERE entity_type = ?1 AND entity_id = ?2";
 constexpr const char* kOpenConflicts =
-    "SELECT id, entity_type, entity_id, local_data, remote_data, base_data, remote_version, remote_change_id, "
+    "SELECT id, entity_type, entity_id, NULL, remote_data, base_data, remote_version, remote_change_id, "
     "remote_timestamp, created_at, awaiting_resolver, resolver_error FROM conflicts WHERE status = 'open' ORDER BY id";
 // The entity's newest local change the server has not acknowledged comes along.
 constexpr const char* kAwaitingResolver =
@@ -51,19 +51,15 @@ void AppendStringOrNull(std::string* out, const Statement& row, int column) {
   }
 }
 
-// {"id":..,"entityType":..,"entityId":..,"local":..,"remote":..,"base":.. from columns 0-5
-// (with `local` instead of column 3 when given).
-void AppendConflictSides(std::string* out, const Statement& row, const std::optional<std::string>* local = nullptr) {
+// {"id":..,"entityType":..,"entityId":..,"local":..,"remote":..,"base":.. from columns 0-2, 4
+// and 5, and the local side.
+void AppendConflictSides(std::string* out, const Statement& row, const std::optional<std::string>& local) {
   *out += "{\"id\":" + std::to_string(row.Int(0)) + ",\"entityType\":";
   AppendJsonString(out, row.Text(1));
   *out += ",\"entityId\":";
   AppendJsonString(out, row.Text(2));
   *out += ",\"local\":";
-  if (local != nullptr) {
-    out->append(*local ? **local : "null");
-  } else {
-    AppendJsonOrNull(out, row, 3);
-  }
+  out->append(local ? *local : "null");
   *out += ",\"remote\":";
   AppendJsonOrNull(out, row, 4);
   *out += ",\"base\":";
@@ -76,9 +72,8 @@ std::string LocalStateToken(const std::optional<std::string>& visible) {
   return Sha256::Hex(visible ? *visible : std::string_view("null"));
 }
 
-Result<int64_t> ConflictStore::Open(const RemoteChange& change, const std::optional<std::string>& local,
-                                    const std::optional<std::string>& remote, const std::optional<std::string>& base,
-                                    bool awaiting_resolver) {
+Result<int64_t> ConflictStore::Open(const RemoteChange& change, const std::optional<std::string>& remote,
+                                    const std::optional<std::string>& base, bool awaiting_resolver) {
   std::optional<int64_t> open_id;
   {
     Result<Statement*> stmt = db_.Cached(kFindOpen);
@@ -96,15 +91,14 @@ Result<int64_t> ConflictStore::Open(const RemoteChange& change, const std::optio
     if (!stmt.ok()) return stmt.status();
     Statement::Scope scope(*stmt.value());
     scope->BindInt(1, *open_id);
-    scope->BindOptionalText(2, local);
-    scope->BindOptionalText(3, remote);
-    scope->BindInt(4, change.version);
-    scope->BindText(5, change.change_id);
-    scope->BindInt(6, change.timestamp);
-    scope->BindText(7, ChangeTypeName(change.type));
-    scope->BindOptionalText(8, remote_delta);
-    scope->BindOptionalText(9, change.device_id);
-    scope->BindInt(10, awaiting_resolver ? 1 : 0);
+    scope->BindOptionalText(2, remote);
+    scope->BindInt(3, change.version);
+    scope->BindText(4, change.change_id);
+    scope->BindInt(5, change.timestamp);
+    scope->BindText(6, ChangeTypeName(change.type));
+    scope->BindOptionalText(7, remote_delta);
+    scope->BindOptionalText(8, change.device_id);
+    scope->BindInt(9, awaiting_resolver ? 1 : 0);
     DS_RETURN_IF_ERROR(scope->Run());
     return *open_id;
   }
@@ -113,17 +107,16 @@ Result<int64_t> ConflictStore::Open(const RemoteChange& change, const std::optio
   Statement::Scope scope(*stmt.value());
   scope->BindText(1, change.entity_type);
   scope->BindText(2, change.entity_id);
-  scope->BindOptionalText(3, local);
-  scope->BindOptionalText(4, remote);
-  scope->BindInt(5, change.version);
-  scope->BindText(6, change.change_id);
-  scope->BindInt(7, change.timestamp);
-  scope->BindInt(8, clock_.NowMs());
-  scope->BindOptionalText(9, base);
-  scope->BindText(10, ChangeTypeName(change.type));
-  scope->BindOptionalText(11, remote_delta);
-  scope->BindOptionalText(12, change.device_id);
-  scope->BindInt(13, awaiting_resolver ? 1 : 0);
+  scope->BindOptionalText(3, remote);
+  scope->BindInt(4, change.version);
+  scope->BindText(5, change.change_id);
+  scope->BindInt(6, change.timestamp);
+  scope->BindInt(7, clock_.NowMs());
+  scope->BindOptionalText(8, base);
+  scope->BindText(9, ChangeTypeName(change.type));
+  scope->BindOptionalText(10, remote_delta);
+  scope->BindOptionalText(11, change.device_id);
+  scope->BindInt(12, awaiting_resolver ? 1 : 0);
   DS_RETURN_IF_ERROR(scope->Run());
   return db_.LastInsertRowId();
 }
@@ -197,8 +190,10 @@ Result<std::optional<std::string>> ConflictStore::LocalSide(const std::string& e
 }
 
 Result<std::string> ConflictStore::OpenJson() {
-  return ListJson(kOpenConflicts, [](std::string* out, const Statement& row) {
-    AppendConflictSides(out, row);
+  return ListJson(kOpenConflicts, [this](std::string* out, const Statement& row) {
+    Result<std::optional<std::string>> local = LocalSide(std::string(row.Text(1)), std::string(row.Text(2)));
+    if (!local.ok()) return local.status();
+    AppendConflictSides(out, row, local.value());
     *out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"remoteChangeId\":";
     AppendJsonString(out, row.Text(7));
     *out += ",\"remoteTimestamp\":" + std::to_string(row.Int(8)) + ",\"createdAt\":" + std::to_string(row.Int(9));
@@ -213,7 +208,7 @@ Result<std::string> ConflictStore::AwaitingResolverJson() {
   return ListJson(kAwaitingResolver, [this](std::string* out, const Statement& row) {
     Result<std::optional<std::string>> local = LocalSide(std::string(row.Text(1)), std::string(row.Text(2)));
     if (!local.ok()) return local.status();
-    AppendConflictSides(out, row, &local.value());
+    AppendConflictSides(out, row, local.value());
     *out += ",\"remoteVersion\":" + std::to_string(row.Int(6)) + ",\"localToken\":\"";
     *out += LocalStateToken(local.value());
     *out += "\",\"localChange\":";

@@ -24,12 +24,12 @@ class ConflictStore {
   // REQUIRES: db and clock outlive the store.
   ConflictStore(Database& db, Clock& clock) : db_(db), clock_(clock) {}
 
-  // Records that `change` met local changes whose state is `local` (on top of `base`, the
-  // server's state they were made on). An entity has one open conflict: a later remote change
-  // updates it and keeps its original base. Returns the conflict's id.
-  Result<int64_t> Open(const RemoteChange& change, const std::optional<std::string>& local,
-                       const std::optional<std::string>& remote, const std::optional<std::string>& base,
-                       bool awaiting_resolver);
+  // Records that `change` (making the server's state `remote`) met local changes made on `base`,
+  // the server's state before it. The local side is not stored: it is the visible document
+  // (LocalSide). An entity has one open conflict: a later remote change updates it and keeps
+  // its original base. Returns the conflict's id.
+  Result<int64_t> Open(const RemoteChange& change, const std::optional<std::string>& remote,
+                       const std::optional<std::string>& base, bool awaiting_resolver);
 
   struct OpenConflict {
     std::string entity_type;
@@ -49,7 +49,8 @@ class ConflictStore {
   Status LeaveForReview(int64_t conflict_id, const std::optional<std::string>& resolver_error);
 
   // Open conflicts, oldest first: [{id, entityType, entityId, local, remote, base, remoteVersion,
-  // remoteChangeId, remoteTimestamp, createdAt, awaitingResolver, resolverError}].
+  // remoteChangeId, remoteTimestamp, createdAt, awaitingResolver, resolverError}], `local` being
+  // LocalSide.
   Result<std::string> OpenJson();
   // What the app's resolver is given for each open conflict still awaiting it, oldest first:
   // [{id, entityType, entityId, local, remote, base, remoteVersion, localToken, localChange:

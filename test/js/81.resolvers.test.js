@@ -255,6 +255,7 @@ describe('verdicts and what happens meanwhile', () => {
     await client.applyRemote(JSON.stringify([remoteUpdate()]));
     client.patch('note', 'a', { after: 1 });
     const [open] = client.conflicts();
+    assert.deepEqual(open.local, { title: 'local', tags: ['x', 'l'], after: 1 }, 'the list shows the local side as it is now');
     client.resolveConflict(open.id, { use: 'local' });
     assert.deepEqual(client.get('note', 'a'), { title: 'local', tags: ['x', 'l'], after: 1 });
   });
