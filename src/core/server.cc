@@ -559,6 +559,18 @@ class SyncServerCore::Impl {
     return std::make_pair(scope->Int(0), scope->Int(1));
   }
 
+  // The live document a change of `type` with `data` makes of the entity: a CREATED's data, an
+  // UPDATED's fields set on the entity's last state, nothing for a DELETED.
+  Result<std::optional<std::string>> DocumentAfter(ChangeType type, const std::optional<std::string>& data,
+                                                   const EntityRow& entity) {
+    if (type == ChangeType::kDeleted) return std::optional<std::string>();
+    if (type == ChangeType::kCreated) return data;
+    Result<std::string> merged =
+        ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", data ? *data : "{}");
+    if (!merged.ok()) return merged.status();
+    return std::optional<std::string>(std::move(merged).value());
+  }
+
   // Applies `data_to_apply` (for UPDATED: the fields to set) and logs it. Returns the new version.
   Result<int64_t> Apply(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
                         const std::optional<std::string>& data_to_apply, const EntityRow& entity,
@@ -572,8 +584,7 @@ class SyncServerCore::Impl {
         new_data = data_to_apply;
         break;
       case ChangeType::kUpdated: {
-        Result<std::string> merged =
-            ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", data_to_apply ? *data_to_apply : "{}");
+        Result<std::optional<std::string>> merged = DocumentAfter(ChangeType::kUpdated, data_to_apply, entity);
         if (!merged.ok()) return merged.status();
         new_data = std::move(merged).value();
         if (!entity.found || entity.deleted) {
@@ -776,21 +787,11 @@ class SyncServerCore::Impl {
     return state;
   }
 
-  // The document a change proposes: a CREATED's data, an UPDATED's fields on the entity, or
-  // nothing for a DELETED.
-  Result<std::optional<std::string>> ProposedState(const ChangeInput& change, const EntityRow& entity) {
-    if (change.type == ChangeType::kDeleted) return std::optional<std::string>();
-    if (change.type == ChangeType::kCreated) return change.data;
-    Result<std::string> merged =
-        ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", change.data ? *change.data : "{}");
-    if (!merged.ok()) return merged.status();
-    return std::optional<std::string>(std::move(merged).value());
-  }
 
   // Adds what the host's resolver is given for a custom conflict.
   Status AskResolver(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
                      const EntityRow& entity) {
-    Result<std::optional<std::string>> proposed = ProposedState(change, entity);
+    Result<std::optional<std::string>> proposed = DocumentAfter(change.type, change.data, entity);
     if (!proposed.ok()) return proposed.status();
     std::optional<std::string> base;
     if (change.base_version) {
@@ -1892,8 +1893,7 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
       DS_RETURN_IF_ERROR(impl.ToMergedChange(entity.value(), *data, &change));  // replaces the server's, field for field
     } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
       change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity
-      Result<std::string> revived = ShallowMergeObjects(
-          scratch_parser_, entity.value().data ? *entity.value().data : "{}", change.data ? *change.data : "{}");
+      Result<std::optional<std::string>> revived = impl.DocumentAfter(ChangeType::kUpdated, change.data, entity.value());
       if (!revived.ok()) return revived.status();
       change.data = std::move(revived).value();
     }
