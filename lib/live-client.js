@@ -95,13 +95,11 @@ function openEventStream({ url, headers = {}, signal, keepAlive, connectTimeoutM
             .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
             .join('\n');
           if (data === '') continue; // a comment (heartbeat) or a field we do not use
-          let event;
           try {
-            event = JSON.parse(data);
+            onEvent(JSON.parse(data));
           } catch {
-            continue; // not a poke: ignored
+            // not a poke, or the listener failed: this stream's reader never throws into the socket
           }
-          onEvent(event);
         }
         if (buffer.length > MAX_EVENT_CHARS) finish(new TransportError(`The live stream from ${url} sent an event over ${MAX_EVENT_CHARS} characters`));
       });
