@@ -80,6 +80,12 @@ void Scheduler::RequestAt(int64_t at, bool any_interval) {
   if (!due_at_ || at < *due_at_) due_at_ = at;
 }
 
+int64_t Scheduler::BackoffDelayMs(int64_t failures, std::optional<int64_t> retry_after_ms) {
+  const int64_t delay = FullJitterDelayMs(options_.retry, failures, random_);
+  if (!retry_after_ms) return delay;
+  return std::max(delay, std::min(*retry_after_ms, options_.retry.max_retry_after_ms));
+}
+
 void Scheduler::ScheduleProbe() {
   if (!started_ || !HealthEnabled()) return;
   const int64_t interval = options_.health.interval_ms;
@@ -199,9 +205,7 @@ void Scheduler::OnStreamClosed(bool failed, std::optional<int64_t> retry_after_m
     live_fallback_ = true;
     return;
   }
-  int64_t delay = FullJitterDelayMs(options_.retry, stream_failures_, random_);
-  if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, options_.retry.max_retry_after_ms));
-  stream_retry_at_ = clock_.NowMs() + delay;
+  stream_retry_at_ = clock_.NowMs() + BackoffDelayMs(stream_failures_, retry_after_ms);
 }
 
 bool Scheduler::TryStartCycle() {
@@ -246,9 +250,7 @@ void Scheduler::OnCycleFinished(CycleOutcome outcome, std::optional<int64_t> ret
         unreachable_cycles_ = 0;  // the server answered
       }
       ++failures_;
-      int64_t delay = FullJitterDelayMs(options_.retry, failures_, random_);
-      if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, options_.retry.max_retry_after_ms));
-      backoff_until_ = now + delay;
+      backoff_until_ = now + BackoffDelayMs(failures_, retry_after_ms);
       due_at_.reset();
       RequestAt(now);  // clamped to the backoff
       break;

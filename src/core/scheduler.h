@@ -145,6 +145,9 @@ class Scheduler {
   // `any_interval`, to min_interval_ms after the last start).
   void RequestAt(int64_t at, bool any_interval = false);
   void SchedulePeriodic();
+  // The full-jitter delay after `failures` consecutive failures, and at least the server's
+  // Retry-After (capped at max_retry_after_ms) when it sent one.
+  int64_t BackoffDelayMs(int64_t failures, std::optional<int64_t> retry_after_ms);
   bool HealthEnabled() const { return options_.health.interval_ms > 0; }
   // Schedules the next probe after `failed_probes_` failed ones (none: interval_ms from now).
   void ScheduleProbe();
