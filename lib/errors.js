@@ -6,7 +6,7 @@
  * the offending argument and what was expected.
  *
  * Codes: INVALID_ARGUMENT, NOT_FOUND, CONFLICT, CLOSED, STORAGE, BUSY,
- * LIMIT_EXCEEDED, NOT_A_DATABASE, FORBIDDEN (Electron bridge), NATIVE_MODULE (no binary loads on this platform),
+ * LIMIT_EXCEEDED, NOT_A_DATABASE, UNAVAILABLE (PostgreSQL unreachable or kept aborting: retry later), FORBIDDEN (Electron bridge), NATIVE_MODULE (no binary loads on this platform),
  * INTERNAL.
  */
 class SyncError extends Error {

@@ -13,6 +13,7 @@ export type SyncErrorCode =
   | 'BUSY'
   | 'LIMIT_EXCEEDED'
   | 'NOT_A_DATABASE'
+  | 'UNAVAILABLE'
   | 'TRANSPORT'
   | 'AUTH'
   | 'ABORTED'

@@ -9,120 +9,26 @@
 #include <utility>
 
 #include "core/change_codec.h"
+#include "core/server_sqlite_store.h"
 
 namespace deltasync {
 
 namespace {
 
-constexpr const char* kServerV1 = R"sql(
-CREATE TABLE user_versions (
-  user_id               TEXT PRIMARY KEY,
-  version               INTEGER NOT NULL,            -- last version given to a change of this user
-  last_server_timestamp INTEGER NOT NULL DEFAULT 0   -- strictly increasing per user
-) WITHOUT ROWID;
-
-CREATE TABLE entity_changes (
-  id               INTEGER PRIMARY KEY,
-  user_id          TEXT NOT NULL,
-  version          INTEGER NOT NULL,                 -- 1, 2, 3... per user, without gaps
-  change_id        TEXT NOT NULL,
-  device_id        TEXT,
-  change_type      TEXT NOT NULL CHECK (change_type IN ('CREATED', 'UPDATED', 'DELETED')),
-  entity_type      TEXT NOT NULL,
-  entity_id        TEXT NOT NULL,
-  change_data      TEXT,                             -- what was applied: full object, or the fields set
-  base_version     INTEGER,
-  client_timestamp INTEGER NOT NULL,
-  server_timestamp INTEGER NOT NULL,
-  resolution       TEXT,                             -- set when the change met a conflict
-  UNIQUE (user_id, version),
-  UNIQUE (user_id, change_id)
-);
-CREATE INDEX entity_changes_by_entity ON entity_changes (user_id, entity_type, entity_id, version);
-
-CREATE TABLE entities (
-  user_id          TEXT NOT NULL,
-  entity_type      TEXT NOT NULL,
-  entity_id        TEXT NOT NULL,
-  data             TEXT,                             -- current (or, when deleted, last live) state
-  deleted          INTEGER NOT NULL DEFAULT 0,
-  version          INTEGER NOT NULL,                 -- version of the last change applied to it
-  device_id        TEXT,
-  client_timestamp INTEGER NOT NULL,
-  server_timestamp INTEGER NOT NULL,
-  PRIMARY KEY (user_id, entity_type, entity_id)
-);
-CREATE INDEX entities_by_server_time ON entities (user_id, server_timestamp);
-
-CREATE TABLE devices (
-  user_id            TEXT NOT NULL,
-  device_id          TEXT NOT NULL,
-  last_push_at       INTEGER,
-  last_pull_at       INTEGER,
-  changes_pushed     INTEGER NOT NULL DEFAULT 0,
-  conflicts_reported INTEGER NOT NULL DEFAULT 0,
-  last_seen_version  INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (user_id, device_id)
-) WITHOUT ROWID;
-
--- The outcome of every changeId ever pushed, so a replay returns it without re-applying.
-CREATE TABLE change_results (
-  user_id       TEXT NOT NULL,
-  change_id     TEXT NOT NULL,
-  fingerprint   TEXT NOT NULL,                      -- of the change's content: a reused changeId is detected
-  outcome       TEXT NOT NULL CHECK (outcome IN ('applied', 'conflict', 'error')),
-  version       INTEGER,
-  conflict_id   INTEGER,
-  reason        TEXT,
-  strategy      TEXT,
-  winner        TEXT,
-  error_code    TEXT,
-  error_message TEXT,
-  entity_type   TEXT NOT NULL,
-  entity_id     TEXT NOT NULL,
-  action        TEXT NOT NULL,
-  PRIMARY KEY (user_id, change_id)
-) WITHOUT ROWID;
-
-CREATE TABLE conflicts (
-  id               INTEGER PRIMARY KEY,
-  user_id          TEXT NOT NULL,
-  change_id        TEXT NOT NULL,
-  device_id        TEXT,
-  entity_type      TEXT NOT NULL,
-  entity_id        TEXT NOT NULL,
-  change_type      TEXT NOT NULL,
-  client_data      TEXT,
-  base_version     INTEGER,
-  client_timestamp INTEGER NOT NULL,
-  server_version   INTEGER,
-  status           TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
-  resolution       TEXT,
-  created_at       INTEGER NOT NULL,
-  resolved_at      INTEGER
-);
-CREATE INDEX conflicts_by_user ON conflicts (user_id, status, id);
-)sql";
-
-// Version 2: conflict ids numbered per user (1, 2, 3 ... for each user), so that one user's
-// conflict ids say nothing about another user's activity. change_results keeps the number.
-constexpr const char* kServerV2 = R"sql(
-ALTER TABLE conflicts ADD COLUMN number INTEGER;
-UPDATE conflicts SET number =
-  (SELECT count(*) FROM conflicts AS earlier WHERE earlier.user_id = conflicts.user_id AND earlier.id <= conflicts.id);
-CREATE UNIQUE INDEX conflicts_by_user_number ON conflicts (user_id, number);
-UPDATE change_results SET conflict_id =
-  (SELECT number FROM conflicts WHERE conflicts.id = change_results.conflict_id)
-  WHERE conflict_id IS NOT NULL;
-)sql";
-
+// The queries are written once, in the SQL that SQLite and PostgreSQL both speak (?N parameters,
+// ON CONFLICT, IS DISTINCT FROM, no dialect's own functions); each store runs them.
 constexpr const char* kFindResult =
     "SELECT fingerprint, outcome, version, conflict_id, reason, strategy, winner, error_code, error_message, action "
     "FROM change_results WHERE user_id = ?1 AND change_id = ?2";
 constexpr const char* kInsertResult =
-    "INSERT OR REPLACE INTO change_results (user_id, change_id, fingerprint, outcome, version, conflict_id, reason, "
+    "INSERT INTO change_results (user_id, change_id, fingerprint, outcome, version, conflict_id, reason, "
     "strategy, winner, error_code, error_message, entity_type, entity_id, action) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+    "ON CONFLICT (user_id, change_id) DO UPDATE SET fingerprint = excluded.fingerprint, outcome = excluded.outcome, "
+    "version = excluded.version, conflict_id = excluded.conflict_id, reason = excluded.reason, "
+    "strategy = excluded.strategy, winner = excluded.winner, error_code = excluded.error_code, "
+    "error_message = excluded.error_message, entity_type = excluded.entity_type, entity_id = excluded.entity_id, "
+    "action = excluded.action";
 constexpr const char* kLoadEntity =
     "SELECT data, deleted, version, device_id, client_timestamp FROM entities "
     "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3";
@@ -132,7 +38,7 @@ constexpr const char* kEntityHistory =
     "AND version <= ?4 ORDER BY version";
 constexpr const char* kChangesSince =
     "SELECT change_type, change_data, client_timestamp FROM entity_changes "
-    "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3 AND version > ?4 AND device_id IS NOT ?5 "
+    "WHERE user_id = ?1 AND entity_type = ?2 AND entity_id = ?3 AND version > ?4 AND device_id IS DISTINCT FROM ?5 "
     "ORDER BY version";
 constexpr const char* kSaveUserVersion =
     "INSERT INTO user_versions (user_id, version, last_server_timestamp) VALUES (?1, ?2, ?3) "
@@ -161,7 +67,8 @@ constexpr const char* kTouchDevicePush =
 constexpr const char* kTouchDevicePull =
     "INSERT INTO devices (user_id, device_id, last_pull_at, last_seen_version) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (user_id, device_id) DO UPDATE SET last_pull_at = excluded.last_pull_at, "
-    "last_seen_version = max(last_seen_version, excluded.last_seen_version)";
+    "last_seen_version = CASE WHEN excluded.last_seen_version > devices.last_seen_version "
+    "THEN excluded.last_seen_version ELSE devices.last_seen_version END";
 constexpr const char* kPullChanges =
     "SELECT version, change_id, change_type, entity_type, entity_id, change_data, client_timestamp, device_id "
     "FROM entity_changes WHERE user_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3";
@@ -367,20 +274,15 @@ bool IsDeletedFlag(std::string_view key) {
 
 }  // namespace
 
-const std::vector<Migration>& ServerMigrations() {
-  static const std::vector<Migration> kMigrations = {
-      {1, kServerV1},
-      {2, kServerV2},
-  };
-  return kMigrations;
-}
 
 // ---------------------------------------------------------------------------------------------
-// Impl: the operations, with access to the server's members. Every method REQUIRES mutex_ held.
+// Impl: one operation on one session of the store, with access to the server's options.
 
 class SyncServerCore::Impl {
  public:
-  explicit Impl(SyncServerCore& server) : s_(server), db_(*server.db_) {}
+  Impl(SyncServerCore& server, SqlSession& session) : s_(server), session_(session) {}
+
+  SqlSession& session() { return session_; }
 
   // What is left of the response byte budget once `used` bytes are written.
   size_t RemainingBudget(size_t used) const {
@@ -399,7 +301,7 @@ class SyncServerCore::Impl {
     simdjson::padded_string padded(body);
     simdjson::ondemand::document doc;
     simdjson::ondemand::object object;
-    if (auto error = s_.parser_.iterate(padded).get(doc)) {
+    if (auto error = session_.parser().iterate(padded).get(doc)) {
       return Status::InvalidArgument(std::string("Malformed JSON in the request body (") +
                                      simdjson::error_message(error) + ")");
     }
@@ -482,9 +384,9 @@ class SyncServerCore::Impl {
 
   Result<EntityRow> LoadEntity(const std::string& user_id, const std::string& entity_type,
                                const std::string& entity_id) {
-    Result<Statement*> stmt = db_.Cached(kLoadEntity);
+    Result<SqlQuery*> stmt = session_.Cached(kLoadEntity);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindText(2, entity_type);
     scope->BindText(3, entity_id);
@@ -520,19 +422,19 @@ class SyncServerCore::Impl {
   }
 
   // Commits the operation's transaction and tells the commit listener when the user's log advanced.
-  Status Commit(Transaction& tx) {
+  Status Commit(SessionTransaction& tx) {
+    if (advanced_) DS_RETURN_IF_ERROR(session_.AnnounceCommit(counter_user_, counter_version_));
     DS_RETURN_IF_ERROR(tx.Commit());
     if (!advanced_) return Status::Ok();
-    std::lock_guard<std::mutex> lock(s_.listener_mutex_);
-    if (s_.commit_listener_) s_.commit_listener_(counter_user_, counter_version_);
+    s_.NotifyCommit(counter_user_, counter_version_);
     return Status::Ok();
   }
 
   Status FlushCounter() {
     if (!counter_dirty_) return Status::Ok();
-    Result<Statement*> stmt = db_.Cached(kSaveUserVersion);
+    Result<SqlQuery*> stmt = session_.Cached(kSaveUserVersion);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, counter_user_);
     scope->BindInt(2, counter_version_);
     scope->BindInt(3, counter_timestamp_);
@@ -549,9 +451,9 @@ class SyncServerCore::Impl {
   }
 
   Result<std::pair<int64_t, int64_t>> StoredUserVersion(const std::string& user_id) {
-    Result<Statement*> stmt = db_.Cached(kUserVersion);
+    Result<SqlQuery*> stmt = session_.Cached(kUserVersion);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     Result<bool> row = scope->Step();
     if (!row.ok()) return row.status();
@@ -566,7 +468,7 @@ class SyncServerCore::Impl {
     if (type == ChangeType::kDeleted) return std::optional<std::string>();
     if (type == ChangeType::kCreated) return data;
     Result<std::string> merged =
-        ShallowMergeObjects(s_.scratch_parser_, entity.data ? *entity.data : "{}", data ? *data : "{}");
+        ShallowMergeObjects(session_.scratch_parser(), entity.data ? *entity.data : "{}", data ? *data : "{}");
     if (!merged.ok()) return merged.status();
     return std::optional<std::string>(std::move(merged).value());
   }
@@ -614,9 +516,9 @@ class SyncServerCore::Impl {
     const int64_t server_timestamp = next.value().second;
     {
       const std::optional<std::string> logged = logged_type == ChangeType::kDeleted ? std::nullopt : logged_data;
-      Result<Statement*> stmt = db_.Cached(kInsertChange);
+      Result<SqlQuery*> stmt = session_.Cached(kInsertChange);
       if (!stmt.ok()) return stmt.status();
-      Statement::Scope scope(*stmt.value());
+      SqlQuery::Scope scope(*stmt.value());
       scope->BindText(1, user_id);
       scope->BindInt(2, version);
       scope->BindText(3, *change.change_id);
@@ -635,9 +537,9 @@ class SyncServerCore::Impl {
       }
       DS_RETURN_IF_ERROR(scope->Run());
     }
-    Result<Statement*> stmt = db_.Cached(kUpsertEntity);
+    Result<SqlQuery*> stmt = session_.Cached(kUpsertEntity);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindText(2, change.entity_type);
     scope->BindText(3, change.entity_id);
@@ -652,9 +554,9 @@ class SyncServerCore::Impl {
   }
 
   Status RecordOutcome(const std::string& user_id, const std::string& fingerprint, const Outcome& outcome) {
-    Result<Statement*> stmt = db_.Cached(kInsertResult);
+    Result<SqlQuery*> stmt = session_.Cached(kInsertResult);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindText(2, outcome.change_id);
     scope->BindText(3, fingerprint);
@@ -697,9 +599,9 @@ class SyncServerCore::Impl {
     for (int64_t step = 0; step <= current.value().version; ++step) {
       std::optional<int64_t> recorded_version;
       {
-        Result<Statement*> stmt = db_.Cached(kFindResult);
+        Result<SqlQuery*> stmt = session_.Cached(kFindResult);
         if (!stmt.ok()) return stmt.status();
-        Statement::Scope scope(*stmt.value());
+        SqlQuery::Scope scope(*stmt.value());
         scope->BindText(1, user_id);
         scope->BindText(2, key);
         Result<bool> row = scope->Step();
@@ -731,7 +633,7 @@ class SyncServerCore::Impl {
         simdjson::ondemand::document doc;
         simdjson::ondemand::value value;
         simdjson::ondemand::json_type type;
-        valid = s_.parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
+        valid = session_.parser().iterate(padded).get(doc) == simdjson::SUCCESS &&
                         doc.get_value().get(value) == simdjson::SUCCESS &&
                         value.type().get(type) == simdjson::SUCCESS && type == simdjson::ondemand::json_type::object
                     ? CopyValidatedJson(value, 0, s_.options_.limits.json, "data", &copy)
@@ -761,9 +663,9 @@ class SyncServerCore::Impl {
   // The entity's state at `version`, rebuilt from its log (nullopt: absent or deleted then).
   Result<std::optional<std::string>> StateAt(const std::string& user_id, const std::string& entity_type,
                                              const std::string& entity_id, int64_t version) {
-    Result<Statement*> stmt = db_.Cached(kEntityHistory);
+    Result<SqlQuery*> stmt = session_.Cached(kEntityHistory);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindText(2, entity_type);
     scope->BindText(3, entity_id);
@@ -779,7 +681,7 @@ class SyncServerCore::Impl {
       } else if (type == ChangeType::kCreated || !state) {
         state = scope->OptionalText(1);
       } else if (!scope->IsNull(1)) {
-        Result<std::string> merged = ShallowMergeObjects(s_.scratch_parser_, *state, scope->Text(1));
+        Result<std::string> merged = ShallowMergeObjects(session_.scratch_parser(), *state, scope->Text(1));
         if (!merged.ok()) return merged.status();
         state = std::move(merged).value();
       }
@@ -835,7 +737,7 @@ class SyncServerCore::Impl {
     change->type = entity.found && !entity.deleted ? ChangeType::kUpdated : ChangeType::kCreated;
     change->data = merged;
     if (change->type == ChangeType::kUpdated && entity.data) {
-      Result<std::string> delta = DeltaWithRemovals(s_.scratch_parser_, merged, *entity.data);
+      Result<std::string> delta = DeltaWithRemovals(session_.scratch_parser(), merged, *entity.data);
       if (!delta.ok()) return delta.status();
       change->data = std::move(delta).value();
     }
@@ -845,9 +747,9 @@ class SyncServerCore::Impl {
   // Opens a manual conflict for the change. Returns its id.
   Result<int64_t> OpenManualConflict(const std::string& user_id, const std::string& device_id,
                                      const ChangeInput& change, const EntityRow& entity) {
-    Result<Statement*> stmt = db_.Cached(kInsertConflict);
+    Result<SqlQuery*> stmt = session_.Cached(kInsertConflict);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindText(2, *change.change_id);
     scope->BindText(3, device_id);
@@ -878,9 +780,9 @@ class SyncServerCore::Impl {
     outcome.action = ActionName(change.type);
 
     {  // Idempotency: a changeId seen before returns its recorded outcome.
-      Result<Statement*> stmt = db_.Cached(kFindResult);
+      Result<SqlQuery*> stmt = session_.Cached(kFindResult);
       if (!stmt.ok()) return stmt.status();
-      Statement::Scope scope(*stmt.value());
+      SqlQuery::Scope scope(*stmt.value());
       scope->BindText(1, user_id);
       scope->BindText(2, *change.change_id);
       Result<bool> row = scope->Step();
@@ -940,9 +842,9 @@ class SyncServerCore::Impl {
     if (entity.found && entity.device_id != std::optional<std::string>(device_id)) {
       if (change.base_version) {
         if (entity.version > *change.base_version) {
-          Result<Statement*> stmt = db_.Cached(kChangesSince);
+          Result<SqlQuery*> stmt = session_.Cached(kChangesSince);
           if (!stmt.ok()) return stmt.status();
-          Statement::Scope scope(*stmt.value());
+          SqlQuery::Scope scope(*stmt.value());
           scope->BindText(1, user_id);
           scope->BindText(2, change.entity_type);
           scope->BindText(3, change.entity_id);
@@ -998,7 +900,7 @@ class SyncServerCore::Impl {
           if (change.base_version) {
             for (const auto& [data, timestamp] : server_changes) {
               if (!data) continue;
-              Result<std::unordered_set<std::string>> keys = ObjectKeys(s_.scratch_parser_, *data);
+              Result<std::unordered_set<std::string>> keys = ObjectKeys(session_.scratch_parser(), *data);
               if (!keys.ok()) return keys.status();
               for (const std::string& key : keys.value()) {
                 int64_t& newest = server_fields[key];
@@ -1006,11 +908,11 @@ class SyncServerCore::Impl {
               }
             }
           } else if (entity.data) {
-            Result<std::unordered_set<std::string>> keys = ObjectKeys(s_.scratch_parser_, *entity.data);
+            Result<std::unordered_set<std::string>> keys = ObjectKeys(session_.scratch_parser(), *entity.data);
             if (!keys.ok()) return keys.status();
             for (const std::string& key : keys.value()) server_fields[key] = entity.client_timestamp;
           }
-          Result<std::unordered_set<std::string>> client_keys = ObjectKeys(s_.scratch_parser_, *change.data);
+          Result<std::unordered_set<std::string>> client_keys = ObjectKeys(session_.scratch_parser(), *change.data);
           if (!client_keys.ok()) return client_keys.status();
           std::unordered_set<std::string> lost;
           for (const std::string& key : client_keys.value()) {
@@ -1023,7 +925,7 @@ class SyncServerCore::Impl {
           } else {
             outcome.winner = "merged";
             if (!lost.empty()) {
-              Result<std::string> kept = ObjectWithoutKeys(s_.scratch_parser_, *change.data, lost);
+              Result<std::string> kept = ObjectWithoutKeys(session_.scratch_parser(), *change.data, lost);
               if (!kept.ok()) return kept.status();
               data_to_apply = std::move(kept).value();
             }
@@ -1108,9 +1010,9 @@ class SyncServerCore::Impl {
       if (outcome.version) ++applied;
       if (outcome.kind == Outcome::Kind::kConflict) ++conflicts;
     }
-    Result<Statement*> stmt = db_.Cached(kTouchDevicePush);
+    Result<SqlQuery*> stmt = session_.Cached(kTouchDevicePush);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindText(2, device_id);
     scope->BindInt(3, s_.clock_->NowMs());
@@ -1218,14 +1120,14 @@ class SyncServerCore::Impl {
     const int64_t known_head = history_head.value_or(head);
     const bool resync = since > known_head;
     if (resync) since = 0;
-    Result<Statement*> stmt = db_.Cached(kPullChanges);
+    Result<SqlQuery*> stmt = session_.Cached(kPullChanges);
     if (!stmt.ok()) return stmt.status();
     int64_t rows = 0, last_version = since;
     bool has_more = false;
     out->append("\"newChanges\":[");
     const size_t page_start = out->size();
     {
-      Statement::Scope scope(*stmt.value());
+      SqlQuery::Scope scope(*stmt.value());
       scope->BindText(1, user_id);
       scope->BindInt(2, since);
       scope->BindInt(3, limit + 1);
@@ -1274,9 +1176,9 @@ class SyncServerCore::Impl {
     out->append(",\"hasMore\":").append(has_more ? "true" : "false");
     if (resync) out->append(",\"resync\":true,\"resyncFrom\":").append(std::to_string(known_head));
     if (device_id) {
-      Result<Statement*> touch = db_.Cached(kTouchDevicePull);
+      Result<SqlQuery*> touch = session_.Cached(kTouchDevicePull);
       if (!touch.ok()) return touch.status();
-      Statement::Scope scope(*touch.value());
+      SqlQuery::Scope scope(*touch.value());
       scope->BindText(1, user_id);
       scope->BindText(2, *device_id);
       scope->BindInt(3, s_.clock_->NowMs());
@@ -1291,9 +1193,9 @@ class SyncServerCore::Impl {
   Status TouchDevicePull(const std::string& user_id, const std::string& device_id) {
     Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
     if (!latest.ok()) return latest.status();
-    Result<Statement*> touch = db_.Cached(kTouchDevicePull);
+    Result<SqlQuery*> touch = session_.Cached(kTouchDevicePull);
     if (!touch.ok()) return touch.status();
-    Statement::Scope scope(*touch.value());
+    SqlQuery::Scope scope(*touch.value());
     scope->BindText(1, user_id);
     scope->BindText(2, device_id);
     scope->BindInt(3, s_.clock_->NowMs());
@@ -1352,7 +1254,7 @@ class SyncServerCore::Impl {
         simdjson::padded_string padded(canonical);
         simdjson::ondemand::document doc;
         simdjson::ondemand::object fields;
-        if (s_.scratch_parser_.iterate(padded).get(doc) != simdjson::SUCCESS ||
+        if (session_.scratch_parser().iterate(padded).get(doc) != simdjson::SUCCESS ||
             doc.get_object().get(fields) != simdjson::SUCCESS) {
           return Status::Internal("canonical record did not parse");
         }
@@ -1424,7 +1326,7 @@ class SyncServerCore::Impl {
         }
         change.entity_id = *id;
         change.timestamp = timestamp.value_or(s_.clock_->NowMs());
-        Result<std::string> data = drop.empty() ? Result<std::string>(canonical) : ObjectWithoutKeys(s_.scratch_parser_, canonical, drop);
+        Result<std::string> data = drop.empty() ? Result<std::string>(canonical) : ObjectWithoutKeys(session_.scratch_parser(), canonical, drop);
         if (!data.ok()) return data.status();
         // A full record: CREATED stores it whole, and on an existing entity replaces it (action UPDATE).
         if (deleted) {
@@ -1446,7 +1348,7 @@ class SyncServerCore::Impl {
     simdjson::padded_string padded(body);
     simdjson::ondemand::document doc;
     simdjson::ondemand::object object;
-    if (auto error = s_.parser_.iterate(padded).get(doc)) {
+    if (auto error = session_.parser().iterate(padded).get(doc)) {
       return Status::InvalidArgument(std::string("Malformed JSON in the request body (") +
                                      simdjson::error_message(error) + ")");
     }
@@ -1516,9 +1418,9 @@ class SyncServerCore::Impl {
                                       size_t max_bytes, std::string* out, bool* has_more) {
     std::map<std::string, std::string> by_type;  // entity type -> records joined with commas
     {
-      Result<Statement*> types = db_.Cached(kEntityTypes);
+      Result<SqlQuery*> types = session_.Cached(kEntityTypes);
       if (!types.ok()) return types.status();
-      Statement::Scope scope(*types.value());
+      SqlQuery::Scope scope(*types.value());
       scope->BindText(1, user_id);
       for (;;) {
         Result<bool> row = scope->Step();
@@ -1531,9 +1433,9 @@ class SyncServerCore::Impl {
     if (!latest.ok()) return latest.status();
     int64_t next_since = std::max(since, latest.value().second);
     *has_more = false;
-    Result<Statement*> stmt = db_.Cached(kEntitiesSince);
+    Result<SqlQuery*> stmt = session_.Cached(kEntitiesSince);
     if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
+    SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
     scope->BindInt(2, since);
     scope->BindInt(3, kCompatPullLimit + 1);
@@ -1562,7 +1464,7 @@ class SyncServerCore::Impl {
       std::string rest = "{}";
       if (!scope->IsNull(2)) {
         const std::string_view data = scope->Text(2);
-        Result<std::unordered_set<std::string>> keys = ObjectKeys(s_.scratch_parser_, data);
+        Result<std::unordered_set<std::string>> keys = ObjectKeys(session_.scratch_parser(), data);
         if (!keys.ok()) return keys.status();
         if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id)) id_field = singular_id;
         has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
@@ -1575,7 +1477,7 @@ class SyncServerCore::Impl {
         simdjson::ondemand::document doc;
         simdjson::ondemand::value id_value;
         std::string_view raw;
-        if (s_.scratch_parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
+        if (session_.scratch_parser().iterate(padded).get(doc) == simdjson::SUCCESS &&
             doc.find_field_unordered(id_field).get(id_value) == simdjson::SUCCESS &&
             id_value.raw_json().get(raw) == simdjson::SUCCESS) {
           id_json = std::string(TrimJsonWhitespace(raw));
@@ -1596,7 +1498,7 @@ class SyncServerCore::Impl {
       if (deleted) {
         record.append(",\"deleted\":true}");  // a deleted entity: its id and the flag
       } else {
-        Result<std::string> fields = ObjectWithoutKeys(s_.scratch_parser_, rest, {id_field});
+        Result<std::string> fields = ObjectWithoutKeys(session_.scratch_parser(), rest, {id_field});
         if (!fields.ok()) return fields.status();
         if (fields.value().size() > 2) {
           record.push_back(',');
@@ -1630,7 +1532,7 @@ class SyncServerCore::Impl {
 
  private:
   SyncServerCore& s_;
-  Database& db_;
+  SqlSession& session_;
   std::string counter_user_;
   int64_t counter_version_ = 0;
   int64_t counter_timestamp_ = 0;
@@ -1650,68 +1552,98 @@ SyncServerCore::SyncServerCore(ServerOptions options, std::shared_ptr<Clock> clo
 Result<std::unique_ptr<SyncServerCore>> SyncServerCore::Open(const ServerOptions& options,
                                                              std::shared_ptr<Clock> clock) {
   std::unique_ptr<SyncServerCore> server(new SyncServerCore(options, std::move(clock)));
-  DatabaseOptions db_options;
-  db_options.durability = options.durability;
-  db_options.busy_timeout_ms = options.busy_timeout_ms;
-  db_options.enable_wal = false;
-  db_options.crash_at_commit = options.crash_at_commit;
-  Result<std::unique_ptr<Database>> db = Database::Open(options.path, db_options);
-  if (!db.ok()) return db.status();
-  server->db_ = std::move(db).value();
-  DS_RETURN_IF_ERROR(Migrate(*server->db_, ServerMigrations(), kServerApplicationId));
-  DS_RETURN_IF_ERROR(server->db_->EnableWal());
+  Result<std::unique_ptr<ServerStore>> store = Status::Ok();
+  if (options.postgres) {
+    store = OpenPostgresServerStore(*options.postgres);
+  } else {
+    DatabaseOptions db_options;
+    db_options.durability = options.durability;
+    db_options.busy_timeout_ms = options.busy_timeout_ms;
+    db_options.crash_at_commit = options.crash_at_commit;
+    store = OpenSqliteServerStore(options.path, db_options);
+  }
+  if (!store.ok()) return store.status();
+  server->store_ = std::move(store).value();
   return server;
 }
 
 void SyncServerCore::SetCommitListener(CommitListener listener) {
   std::lock_guard<std::mutex> lock(listener_mutex_);
   commit_listener_ = std::move(listener);
+  if (commit_listener_ && !listening_) {
+    listening_ = true;
+    store_->ListenForOtherProcesses(
+        [this](const std::string& user_id, int64_t head_version) { NotifyCommit(user_id, head_version); });
+  }
+}
+
+void SyncServerCore::NotifyCommit(const std::string& user_id, int64_t head_version) {
+  std::lock_guard<std::mutex> lock(listener_mutex_);
+  if (commit_listener_) commit_listener_(user_id, head_version);
+}
+
+template <typename Operation>
+Result<std::string> SyncServerCore::WithSession(Operation operation) {
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    Result<std::string> result = Status::Ok();
+    {
+      Result<SessionLease> lease = store_->Acquire();
+      if (!lease.ok()) {
+        result = lease.status();
+      } else {
+        Impl impl(*this, lease.value().session());
+        result = operation(impl);
+      }
+    }
+    if (result.ok() || result.status().code() != StatusCode::kUnavailable || attempt == kAttempts) return result;
+  }
 }
 
 Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::string& request,
                                          const RequestContext& context) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  PushRequest push;
-  DS_RETURN_IF_ERROR(impl.DecodePush(request, true, context, &push));
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  Result<std::pair<int64_t, int64_t>> before = impl.UserVersion(user_id);
-  if (!before.ok()) return before.status();
-  std::vector<Outcome> outcomes;
-  impl.UseResolver(context);
-  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
-  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
-  std::string out = "{";
-  DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
-  out.push_back(',');
-  DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
-                                     push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
-                                     impl.RemainingBudget(out.size()), &out, before.value().first));
-  out.push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    PushRequest push;
+    DS_RETURN_IF_ERROR(impl.DecodePush(request, true, context, &push));
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    Result<std::pair<int64_t, int64_t>> before = impl.UserVersion(user_id);
+    if (!before.ok()) return before.status();
+    std::vector<Outcome> outcomes;
+    impl.UseResolver(context);
+    DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
+    if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
+    std::string out = "{";
+    DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
+    out.push_back(',');
+    DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
+                                       push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
+                                       impl.RemainingBudget(out.size()), &out, before.value().first));
+    out.push_back('}');
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::string& request,
                                          const RequestContext& context) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  PushRequest push;
-  DS_RETURN_IF_ERROR(impl.DecodePush(request, false, context, &push));
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::vector<Outcome> outcomes;
-  impl.UseResolver(context);
-  DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
-  if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
-  std::string out = "{";
-  DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
-  Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
-  if (!latest.ok()) return latest.status();
-  out.append(",\"latestServerVersion\":").append(std::to_string(latest.value().first)).push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    PushRequest push;
+    DS_RETURN_IF_ERROR(impl.DecodePush(request, false, context, &push));
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    std::vector<Outcome> outcomes;
+    impl.UseResolver(context);
+    DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
+    if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
+    std::string out = "{";
+    DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
+    Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    out.append(",\"latestServerVersion\":").append(std::to_string(latest.value().first)).push_back('}');
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::Pull(const std::string& user_id, const std::optional<std::string>& device_id,
@@ -1722,283 +1654,284 @@ Result<std::string> SyncServerCore::Pull(const std::string& user_id, const std::
     return ExpectedError("an integer from 1 to " + std::to_string(max_limit), "limit",
                          std::to_string(*limit) + " of type number");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::string out = "{";
-  DS_RETURN_IF_ERROR(impl.AppendPull(user_id, device_id, since,
-                                     limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
-                                     options_.limits.max_response_bytes, &out));
-  out.push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    std::string out = "{";
+    DS_RETURN_IF_ERROR(impl.AppendPull(user_id, device_id, since,
+                                       limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
+                                       options_.limits.max_response_bytes, &out));
+    out.push_back('}');
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::DeviceStatus(const std::string& user_id, const std::string& device_id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  std::string out = "{\"deviceId\":";
-  AppendJsonString(&out, device_id);
-  Result<Statement*> stmt = db_->Cached(kDeviceStatus);
-  if (!stmt.ok()) return stmt.status();
-  {
-    Statement::Scope scope(*stmt.value());
-    scope->BindText(1, user_id);
-    scope->BindText(2, device_id);
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    if (!row.value()) return Status::NotFound("No device \"" + device_id + "\" has synced for this user");
-    auto time_or_null = [&](int column) {
-      return scope->IsNull(column) ? std::string("null") : std::to_string(scope->Int(column));
-    };
-    out += ",\"lastPushAt\":" + time_or_null(0) + ",\"lastPullAt\":" + time_or_null(1) +
-           ",\"changesPushed\":" + std::to_string(scope->Int(2)) +
-           ",\"conflictsReported\":" + std::to_string(scope->Int(3)) +
-           ",\"lastSeenVersion\":" + std::to_string(scope->Int(4));
-  }
-  Result<Statement*> count = db_->Cached(kOpenConflictCount);
-  if (!count.ok()) return count.status();
-  {
-    Statement::Scope scope(*count.value());
-    scope->BindText(1, user_id);
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    out += ",\"openConflicts\":" + std::to_string(scope->Int(0));
-  }
-  Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
-  if (!latest.ok()) return latest.status();
-  out += ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
-  return out;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    std::string out = "{\"deviceId\":";
+    AppendJsonString(&out, device_id);
+    Result<SqlQuery*> stmt = impl.session().Cached(kDeviceStatus);
+    if (!stmt.ok()) return stmt.status();
+    {
+      SqlQuery::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindText(2, device_id);
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value()) return Status::NotFound("No device \"" + device_id + "\" has synced for this user");
+      auto time_or_null = [&](int column) {
+        return scope->IsNull(column) ? std::string("null") : std::to_string(scope->Int(column));
+      };
+      out += ",\"lastPushAt\":" + time_or_null(0) + ",\"lastPullAt\":" + time_or_null(1) +
+             ",\"changesPushed\":" + std::to_string(scope->Int(2)) +
+             ",\"conflictsReported\":" + std::to_string(scope->Int(3)) +
+             ",\"lastSeenVersion\":" + std::to_string(scope->Int(4));
+    }
+    Result<SqlQuery*> count = impl.session().Cached(kOpenConflictCount);
+    if (!count.ok()) return count.status();
+    {
+      SqlQuery::Scope scope(*count.value());
+      scope->BindText(1, user_id);
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      out += ",\"openConflicts\":" + std::to_string(scope->Int(0));
+    }
+    Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    out += ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_t after) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Result<Statement*> stmt = db_->Cached(kOpenConflicts);
-  if (!stmt.ok()) return stmt.status();
-  Statement::Scope scope(*stmt.value());
-  scope->BindText(1, user_id);
-  scope->BindInt(2, after);
-  std::string out = "[";
-  for (;;) {
-    // Past the response budget the list stops (one conflict always goes): the caller asks
-    // again after the last id it got.
-    if (out.size() > 1 && out.size() > options_.limits.max_response_bytes) break;
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    if (!row.value()) break;
-    if (out.size() > 1) out.push_back(',');
-    out += "{\"id\":" + std::to_string(scope->Int(0)) + ",\"changeId\":";
-    AppendJsonString(&out, scope->Text(1));
-    out += ",\"deviceId\":";
-    if (scope->IsNull(2)) {
-      out += "null";
-    } else {
-      AppendJsonString(&out, scope->Text(2));
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    Result<SqlQuery*> stmt = impl.session().Cached(kOpenConflicts);
+    if (!stmt.ok()) return stmt.status();
+    SqlQuery::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindInt(2, after);
+    std::string out = "[";
+    for (;;) {
+      // Past the response budget the list stops (one conflict always goes): the caller asks
+      // again after the last id it got.
+      if (out.size() > 1 && out.size() > options_.limits.max_response_bytes) break;
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value()) break;
+      if (out.size() > 1) out.push_back(',');
+      out += "{\"id\":" + std::to_string(scope->Int(0)) + ",\"changeId\":";
+      AppendJsonString(&out, scope->Text(1));
+      out += ",\"deviceId\":";
+      if (scope->IsNull(2)) {
+        out += "null";
+      } else {
+        AppendJsonString(&out, scope->Text(2));
+      }
+      out += ",\"entityType\":";
+      AppendJsonString(&out, scope->Text(3));
+      out += ",\"entityId\":";
+      AppendJsonString(&out, scope->Text(4));
+      out += ",\"type\":";
+      AppendJsonString(&out, scope->Text(5));
+      out += ",\"clientData\":";
+      out += scope->IsNull(6) ? "null" : std::string(scope->Text(6));
+      out += ",\"baseVersion\":" + (scope->IsNull(7) ? std::string("null") : std::to_string(scope->Int(7)));
+      out += ",\"clientTimestamp\":" + std::to_string(scope->Int(8));
+      out += ",\"createdAt\":" + std::to_string(scope->Int(9));
+      const bool live = !scope->IsNull(12) && scope->Int(11) == 0;
+      out += ",\"serverData\":";
+      out += live && !scope->IsNull(10) ? std::string(scope->Text(10)) : "null";
+      out += ",\"serverVersion\":" + (scope->IsNull(12) ? std::string("null") : std::to_string(scope->Int(12))) + "}";
     }
-    out += ",\"entityType\":";
-    AppendJsonString(&out, scope->Text(3));
-    out += ",\"entityId\":";
-    AppendJsonString(&out, scope->Text(4));
-    out += ",\"type\":";
-    AppendJsonString(&out, scope->Text(5));
-    out += ",\"clientData\":";
-    out += scope->IsNull(6) ? "null" : std::string(scope->Text(6));
-    out += ",\"baseVersion\":" + (scope->IsNull(7) ? std::string("null") : std::to_string(scope->Int(7)));
-    out += ",\"clientTimestamp\":" + std::to_string(scope->Int(8));
-    out += ",\"createdAt\":" + std::to_string(scope->Int(9));
-    const bool live = !scope->IsNull(12) && scope->Int(11) == 0;
-    out += ",\"serverData\":";
-    out += live && !scope->IsNull(10) ? std::string(scope->Text(10)) : "null";
-    out += ",\"serverVersion\":" + (scope->IsNull(12) ? std::string("null") : std::to_string(scope->Int(12))) + "}";
-  }
-  out.push_back(']');
-  return out;
+    out.push_back(']');
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, int64_t conflict_id,
                                                     const std::string& resolution) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  // {use: "client" | "server" | "merged" (or local / remote), data?}
-  std::string use;
-  std::optional<std::string> data;
-  {
-    simdjson::padded_string padded(resolution);
-    simdjson::ondemand::document doc;
-    simdjson::ondemand::object object;
-    if (parser_.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-      return Status::InvalidArgument("Expected an object { use, data? } for resolution");
-    }
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed resolution");
-      }
-      simdjson::ondemand::value value = field.value();
-      if (key == "use") {
-        std::string_view text;
-        if (value.get_string().get(text) != simdjson::SUCCESS) {
-          return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use", DescribeReceived(value));
-        }
-        use = text == "local" ? "client" : text == "remote" ? "server" : std::string(text);
-      } else if (key == "data") {
-        simdjson::ondemand::json_type type;
-        if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::object) {
-          return ExpectedError("an object", "resolution.data", DescribeReceived(value));
-        }
-        std::string copy;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "resolution.data", &copy));
-        data = std::move(copy);
-      } else {
-        return Status::InvalidArgument("Unknown field \"" + std::string(key) + "\" in resolution (expected use, data)");
-      }
-    }
-  }
-  if (use != "client" && use != "server" && use != "merged") {
-    return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use",
-                         use.empty() ? std::string("undefined") : "\"" + use + "\" of type string");
-  }
-  if (use == "merged" && !data) return ExpectedError("an object", "resolution.data", "undefined");
-
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  ChangeInput change;
-  std::string device_id;
-  {
-    Result<Statement*> stmt = db_->Cached(kLoadConflict);
-    if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
-    scope->BindText(1, user_id);
-    scope->BindInt(2, conflict_id);
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
-    change.change_id = std::string(scope->Text(0));
-    device_id = scope->OptionalText(1).value_or("");
-    change.entity_type = std::string(scope->Text(2));
-    change.entity_id = std::string(scope->Text(3));
-    change.type = ParseChangeType(scope->Text(4)).value_or(ChangeType::kUpdated);
-    change.data = scope->OptionalText(5);
-    change.base_version = scope->OptionalInt(6);
-    change.timestamp = scope->Int(7);
-  }
-  Result<EntityRow> entity = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
-  if (!entity.ok()) return entity.status();
-  std::optional<int64_t> version;
-  if (use != "server") {
-    if (use == "merged") {
-      DS_RETURN_IF_ERROR(impl.ToMergedChange(entity.value(), *data, &change));  // replaces the server's, field for field
-    } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
-      change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity
-      Result<std::optional<std::string>> revived = impl.DocumentAfter(ChangeType::kUpdated, change.data, entity.value());
-      if (!revived.ok()) return revived.status();
-      change.data = std::move(revived).value();
-    }
-    change.timestamp = clock_->NowMs();
-    Result<int64_t> applied =
-        impl.Apply(user_id, device_id, change, change.data, entity.value(), "manual:" + use);
-    if (!applied.ok()) return applied.status();
-    version = applied.value();
-    DS_RETURN_IF_ERROR(impl.FlushCounter());
-  }
-  {
-    Result<Statement*> stmt = db_->Cached(kCloseConflict);
-    if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
-    scope->BindText(1, user_id);
-    scope->BindInt(2, conflict_id);
-    scope->BindText(3, use);
-    scope->BindInt(4, clock_->NowMs());
-    DS_RETURN_IF_ERROR(scope->Run());
-  }
-  // A replay of the original change now reports how it was settled.
-  {
-    Outcome outcome;
-    outcome.kind = version ? Outcome::Kind::kApplied : Outcome::Kind::kConflict;
-    outcome.change_id = *change.change_id;
-    outcome.entity_type = change.entity_type;
-    outcome.entity_id = change.entity_id;
-    outcome.action = ActionName(change.type);
-    outcome.version = version;
-    outcome.conflict_id = conflict_id;
-    outcome.strategy = "manual";
-    outcome.winner = use;
-    outcome.reason = "settled by resolveConflict";
-    Result<Statement*> stmt = db_->Cached(kFindResult);
-    if (!stmt.ok()) return stmt.status();
-    std::string fingerprint;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    // {use: "client" | "server" | "merged" (or local / remote), data?}
+    std::string use;
+    std::optional<std::string> data;
     {
-      Statement::Scope scope(*stmt.value());
+      simdjson::padded_string padded(resolution);
+      simdjson::ondemand::document doc;
+      simdjson::ondemand::object object;
+      if (impl.session().parser().iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+        return Status::InvalidArgument("Expected an object { use, data? } for resolution");
+      }
+      for (auto field_result : object) {
+        simdjson::ondemand::field field;
+        std::string_view key;
+        if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+            field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+          return Status::InvalidArgument("Malformed resolution");
+        }
+        simdjson::ondemand::value value = field.value();
+        if (key == "use") {
+          std::string_view text;
+          if (value.get_string().get(text) != simdjson::SUCCESS) {
+            return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use", DescribeReceived(value));
+          }
+          use = text == "local" ? "client" : text == "remote" ? "server" : std::string(text);
+        } else if (key == "data") {
+          simdjson::ondemand::json_type type;
+          if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::object) {
+            return ExpectedError("an object", "resolution.data", DescribeReceived(value));
+          }
+          std::string copy;
+          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "resolution.data", &copy));
+          data = std::move(copy);
+        } else {
+          return Status::InvalidArgument("Unknown field \"" + std::string(key) + "\" in resolution (expected use, data)");
+        }
+      }
+    }
+    if (use != "client" && use != "server" && use != "merged") {
+      return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use",
+                           use.empty() ? std::string("undefined") : "\"" + use + "\" of type string");
+    }
+    if (use == "merged" && !data) return ExpectedError("an object", "resolution.data", "undefined");
+
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    ChangeInput change;
+    std::string device_id;
+    {
+      Result<SqlQuery*> stmt = impl.session().Cached(kLoadConflict);
+      if (!stmt.ok()) return stmt.status();
+      SqlQuery::Scope scope(*stmt.value());
       scope->BindText(1, user_id);
-      scope->BindText(2, *change.change_id);
+      scope->BindInt(2, conflict_id);
       Result<bool> row = scope->Step();
       if (!row.ok()) return row.status();
-      if (row.value()) fingerprint = std::string(scope->Text(0));
+      if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
+      change.change_id = std::string(scope->Text(0));
+      device_id = scope->OptionalText(1).value_or("");
+      change.entity_type = std::string(scope->Text(2));
+      change.entity_id = std::string(scope->Text(3));
+      change.type = ParseChangeType(scope->Text(4)).value_or(ChangeType::kUpdated);
+      change.data = scope->OptionalText(5);
+      change.base_version = scope->OptionalInt(6);
+      change.timestamp = scope->Int(7);
     }
-    if (!fingerprint.empty()) DS_RETURN_IF_ERROR(impl.RecordOutcome(user_id, fingerprint, outcome));
-  }
-  Result<EntityRow> after = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
-  if (!after.ok()) return after.status();
-  std::string out = "{\"conflictId\":" + std::to_string(conflict_id) + ",\"resolution\":";
-  AppendJsonString(&out, use);
-  out += ",\"version\":" + (version ? std::to_string(*version) : std::string("null"));
-  out += ",\"entityType\":";
-  AppendJsonString(&out, change.entity_type);
-  out += ",\"entityId\":";
-  AppendJsonString(&out, change.entity_id);
-  out += ",\"serverVersion\":" + (after.value().found ? std::to_string(after.value().version) : std::string("null"));
-  out += ",\"serverData\":";
-  AppendNullable(&out, after.value().found && !after.value().deleted ? after.value().data : std::nullopt);
-  out.push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+    Result<EntityRow> entity = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
+    if (!entity.ok()) return entity.status();
+    std::optional<int64_t> version;
+    if (use != "server") {
+      if (use == "merged") {
+        DS_RETURN_IF_ERROR(impl.ToMergedChange(entity.value(), *data, &change));  // replaces the server's, field for field
+      } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
+        change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity
+        Result<std::optional<std::string>> revived = impl.DocumentAfter(ChangeType::kUpdated, change.data, entity.value());
+        if (!revived.ok()) return revived.status();
+        change.data = std::move(revived).value();
+      }
+      change.timestamp = clock_->NowMs();
+      Result<int64_t> applied =
+          impl.Apply(user_id, device_id, change, change.data, entity.value(), "manual:" + use);
+      if (!applied.ok()) return applied.status();
+      version = applied.value();
+      DS_RETURN_IF_ERROR(impl.FlushCounter());
+    }
+    {
+      Result<SqlQuery*> stmt = impl.session().Cached(kCloseConflict);
+      if (!stmt.ok()) return stmt.status();
+      SqlQuery::Scope scope(*stmt.value());
+      scope->BindText(1, user_id);
+      scope->BindInt(2, conflict_id);
+      scope->BindText(3, use);
+      scope->BindInt(4, clock_->NowMs());
+      DS_RETURN_IF_ERROR(scope->Run());
+    }
+    // A replay of the original change now reports how it was settled.
+    {
+      Outcome outcome;
+      outcome.kind = version ? Outcome::Kind::kApplied : Outcome::Kind::kConflict;
+      outcome.change_id = *change.change_id;
+      outcome.entity_type = change.entity_type;
+      outcome.entity_id = change.entity_id;
+      outcome.action = ActionName(change.type);
+      outcome.version = version;
+      outcome.conflict_id = conflict_id;
+      outcome.strategy = "manual";
+      outcome.winner = use;
+      outcome.reason = "settled by resolveConflict";
+      Result<SqlQuery*> stmt = impl.session().Cached(kFindResult);
+      if (!stmt.ok()) return stmt.status();
+      std::string fingerprint;
+      {
+        SqlQuery::Scope scope(*stmt.value());
+        scope->BindText(1, user_id);
+        scope->BindText(2, *change.change_id);
+        Result<bool> row = scope->Step();
+        if (!row.ok()) return row.status();
+        if (row.value()) fingerprint = std::string(scope->Text(0));
+      }
+      if (!fingerprint.empty()) DS_RETURN_IF_ERROR(impl.RecordOutcome(user_id, fingerprint, outcome));
+    }
+    Result<EntityRow> after = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
+    if (!after.ok()) return after.status();
+    std::string out = "{\"conflictId\":" + std::to_string(conflict_id) + ",\"resolution\":";
+    AppendJsonString(&out, use);
+    out += ",\"version\":" + (version ? std::to_string(*version) : std::string("null"));
+    out += ",\"entityType\":";
+    AppendJsonString(&out, change.entity_type);
+    out += ",\"entityId\":";
+    AppendJsonString(&out, change.entity_id);
+    out += ",\"serverVersion\":" + (after.value().found ? std::to_string(after.value().version) : std::string("null"));
+    out += ",\"serverData\":";
+    AppendNullable(&out, after.value().found && !after.value().deleted ? after.value().data : std::nullopt);
+    out.push_back('}');
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, const std::string& state,
                                                    const CompatOptions& compat) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  simdjson::padded_string padded(state);
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::object by_type;
-  if (auto error = parser_.iterate(padded).get(doc)) {
-    return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") + simdjson::error_message(error) +
-                                   ")");
-  }
-  if (doc.get_object().get(by_type) != simdjson::SUCCESS) {
-    return Status::InvalidArgument("Expected an object of entity types to arrays of records for state");
-  }
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::vector<ChangeInput> changes;
-  const size_t saved_limit = options_.limits.max_changes_per_push;
-  options_.limits.max_changes_per_push = static_cast<size_t>(-1);  // a snapshot is one import, not a push
-  Status decoded = impl.DecodeRecordsByType(by_type, compat, "snapshot", "state", &changes);
-  options_.limits.max_changes_per_push = saved_limit;
-  DS_RETURN_IF_ERROR(decoded);
-  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
-  int64_t imported = 0, skipped = 0;
-  for (size_t i = 0; i < changes.size(); ++i) {
-    ChangeInput& change = changes[i];
-    change.change_id = "snapshot-" + change.change_id->substr(std::string("compat-").size());
-    std::vector<Outcome> outcomes;
-    DS_RETURN_IF_ERROR(impl.ProcessChange(user_id, "snapshot", change, i, &outcomes));
-    if (!outcomes.empty() && !outcomes.back().replayed && outcomes.back().kind == Outcome::Kind::kApplied &&
-        outcomes.back().version) {
-      ++imported;
-    } else {
-      ++skipped;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    simdjson::padded_string padded(state);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object by_type;
+    if (auto error = impl.session().parser().iterate(padded).get(doc)) {
+      return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") + simdjson::error_message(error) +
+                                     ")");
     }
-  }
-  DS_RETURN_IF_ERROR(impl.FlushCounter());
-  Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
-  if (!latest.ok()) return latest.status();
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return "{\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
-         ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
+    if (doc.get_object().get(by_type) != simdjson::SUCCESS) {
+      return Status::InvalidArgument("Expected an object of entity types to arrays of records for state");
+    }
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    std::vector<ChangeInput> changes;
+    const size_t saved_limit = options_.limits.max_changes_per_push;
+    options_.limits.max_changes_per_push = static_cast<size_t>(-1);  // a snapshot is one import, not a push
+    Status decoded = impl.DecodeRecordsByType(by_type, compat, "snapshot", "state", &changes);
+    options_.limits.max_changes_per_push = saved_limit;
+    DS_RETURN_IF_ERROR(decoded);
+    if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
+    int64_t imported = 0, skipped = 0;
+    for (size_t i = 0; i < changes.size(); ++i) {
+      ChangeInput& change = changes[i];
+      change.change_id = "snapshot-" + change.change_id->substr(std::string("compat-").size());
+      std::vector<Outcome> outcomes;
+      DS_RETURN_IF_ERROR(impl.ProcessChange(user_id, "snapshot", change, i, &outcomes));
+      if (!outcomes.empty() && !outcomes.back().replayed && outcomes.back().kind == Outcome::Kind::kApplied &&
+          outcomes.back().version) {
+        ++imported;
+      } else {
+        ++skipped;
+      }
+    }
+    DS_RETURN_IF_ERROR(impl.FlushCounter());
+    Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+    if (!latest.ok()) return latest.status();
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return "{\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
+           ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
+  });
 }
 
 Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const std::string& body,
@@ -2021,43 +1954,43 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
 Result<std::string> SyncServerCore::CompatExchange(const std::string& user_id, const std::string& body,
                                                    const CompatOptions& compat, const RequestContext& context,
                                                    bool push, bool pull) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::string device_id;
-  std::vector<ChangeInput> changes;
-  std::optional<int64_t> since;
-  std::optional<std::string> since_text;
-  DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, push ? &changes : nullptr,
-                                           pull ? &since : nullptr, pull ? &since_text : nullptr));
-  std::string out = "{\"success\":true";
-  if (push) {
-    impl.UseContentAddressedIds();
-    impl.UseResolver(context);
-    std::vector<Outcome> outcomes;
-    DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
-    if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
-    out.push_back(',');
-    DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, CompatOutcomes(), &out));
-  }
-  if (pull) {
-    std::string pulled;
-    bool has_more = false;
-    Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, impl.RemainingBudget(out.size()),
-                                                    &pulled, &has_more);
-    if (!next.ok()) return next.status();
-    DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
-    out += ",\"changes\":" + pulled + ",\"timestamp\":";
-    AppendJsonString(&out, FormatIso8601(next.value()));
-    out += ",\"hasMore\":" + std::string(has_more ? "true" : "false");
-    if (!push) out += ",\"conflicts\":[]";
-    out += ",\"deviceId\":";
-    AppendJsonString(&out, device_id);
-  }
-  out.push_back('}');
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    std::string device_id;
+    std::vector<ChangeInput> changes;
+    std::optional<int64_t> since;
+    std::optional<std::string> since_text;
+    DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, push ? &changes : nullptr,
+                                             pull ? &since : nullptr, pull ? &since_text : nullptr));
+    std::string out = "{\"success\":true";
+    if (push) {
+      impl.UseContentAddressedIds();
+      impl.UseResolver(context);
+      std::vector<Outcome> outcomes;
+      DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+      if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
+      out.push_back(',');
+      DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, CompatOutcomes(), &out));
+    }
+    if (pull) {
+      std::string pulled;
+      bool has_more = false;
+      Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, impl.RemainingBudget(out.size()),
+                                                      &pulled, &has_more);
+      if (!next.ok()) return next.status();
+      DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
+      out += ",\"changes\":" + pulled + ",\"timestamp\":";
+      AppendJsonString(&out, FormatIso8601(next.value()));
+      out += ",\"hasMore\":" + std::string(has_more ? "true" : "false");
+      if (!push) out += ",\"conflicts\":[]";
+      out += ",\"deviceId\":";
+      AppendJsonString(&out, device_id);
+    }
+    out.push_back('}');
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, const std::optional<std::string>& since,
@@ -2067,26 +2000,26 @@ Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, co
     since_ms = ParseIso8601Ms(*since);
     if (!since_ms) return ExpectedError("an ISO 8601 time", "since", "\"" + since->substr(0, 40) + "\" of type string");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  Impl impl(*this);
-  Transaction tx(*db_);
-  DS_RETURN_IF_ERROR(tx.status());
-  std::string entities;
-  bool has_more = false;
-  Result<int64_t> next = impl.AppendEntitiesSince(user_id, *since_ms, compat,
-                                                  options_.limits.max_response_bytes, &entities, &has_more);
-  if (!next.ok()) return next.status();
-  std::string out = "{\"since\":";
-  if (since) {
-    AppendJsonString(&out, *since);
-  } else {
-    out += "null";
-  }
-  out += ",\"updatedAt\":";
-  AppendJsonString(&out, FormatIso8601(next.value()));
-  out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"entities\":" + entities + "}";
-  DS_RETURN_IF_ERROR(impl.Commit(tx));
-  return out;
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    SessionTransaction tx(impl.session(), user_id);
+    DS_RETURN_IF_ERROR(tx.status());
+    std::string entities;
+    bool has_more = false;
+    Result<int64_t> next = impl.AppendEntitiesSince(user_id, *since_ms, compat,
+                                                    options_.limits.max_response_bytes, &entities, &has_more);
+    if (!next.ok()) return next.status();
+    std::string out = "{\"since\":";
+    if (since) {
+      AppendJsonString(&out, *since);
+    } else {
+      out += "null";
+    }
+    out += ",\"updatedAt\":";
+    AppendJsonString(&out, FormatIso8601(next.value()));
+    out += ",\"hasMore\":" + std::string(has_more ? "true" : "false") + ",\"entities\":" + entities + "}";
+    DS_RETURN_IF_ERROR(impl.Commit(tx));
+    return out;
+  });
 }
 
 Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, const std::string& body) {
@@ -2094,11 +2027,11 @@ Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, co
   int64_t conflict_id = 0;
   std::string resolution;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    simdjson::ondemand::parser parser;  // a body of a few fields, outside any session
     simdjson::padded_string padded(body);
     simdjson::ondemand::document doc;
     simdjson::ondemand::object object;
-    if (parser_.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
+    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
       return Status::InvalidArgument("Expected a JSON object for the request body");
     }
     std::string use;

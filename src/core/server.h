@@ -24,6 +24,8 @@
 #include "core/env.h"
 #include "core/json.h"
 #include "core/schema.h"
+#include "core/server_postgres_store.h"
+#include "core/server_store.h"
 #include "core/sqlite.h"
 #include "core/status.h"
 #include "simdjson.h"
@@ -73,7 +75,8 @@ struct RequestContext {
 };
 
 struct ServerOptions {
-  std::string path;
+  std::string path;                         // the SQLite file, unless `postgres` is set
+  std::optional<PostgresOptions> postgres;  // the PostgreSQL database instead of a file
   ConflictStrategy conflicts = ConflictStrategy::kNewestWins;
   std::map<std::string, ConflictStrategy> per_type;  // entity type -> strategy
   int64_t tolerance_ms = 1000;                       // newest_wins: closer than this is a tie (server wins)
@@ -143,8 +146,9 @@ class SyncServerCore {
   const ServerOptions& options() const { return options_; }
 
   // Called after each commit that advanced a user's log, with the user's new head version,
-  // on the thread that ran the operation and under the server's lock: it must not block or
-  // call back into the server. Replaces any earlier listener; an empty one removes it. Never
+  // on the thread that ran the operation (or, for another process's commit on the same
+  // PostgreSQL database, on the store's listening thread): it must not block or call back into
+  // the server. Replaces any earlier listener; an empty one removes it. Never
   // waits for an operation in progress.
   using CommitListener = std::function<void(const std::string& user_id, int64_t head_version)>;
   void SetCommitListener(CommitListener listener);
@@ -155,17 +159,19 @@ class SyncServerCore {
   Result<std::string> CompatExchange(const std::string& user_id, const std::string& body, const CompatOptions& compat,
                                      const RequestContext& context, bool push, bool pull);
   class Impl;
+  // Runs `operation` on a session of the store, again (a bounded number of times) while it fails
+  // with UNAVAILABLE: a transaction the database aborted (serialization failure, deadlock, lost
+  // connection) left nothing behind, and changeIds make a repeated push a replay.
+  template <typename Operation>
+  Result<std::string> WithSession(Operation operation);
+  void NotifyCommit(const std::string& user_id, int64_t head_version);
+
   ServerOptions options_;
   std::shared_ptr<Clock> clock_;
-  std::unique_ptr<Database> db_;
-  std::mutex mutex_;
-  std::mutex listener_mutex_;  // guards commit_listener_ only, so setting it never waits for a request
+  std::mutex listener_mutex_;  // guards commit_listener_ and listening_, so setting it never waits for a request
   CommitListener commit_listener_;
-  simdjson::ondemand::parser parser_;
-  simdjson::ondemand::parser scratch_parser_;
+  bool listening_ = false;
+  std::unique_ptr<ServerStore> store_;  // last: destroyed (its listener stopped) before the listener
 };
-
-// The server database's migrations, oldest first.
-const std::vector<Migration>& ServerMigrations();
 
 }  // namespace deltasync

@@ -14,6 +14,7 @@ const char* CodeName(StatusCode code) {
     case StatusCode::kLimitExceeded: return "LIMIT_EXCEEDED";
     case StatusCode::kNotADatabase: return "NOT_A_DATABASE";
     case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kUnavailable: return "UNAVAILABLE";
   }
   return "INTERNAL";
 }

@@ -20,6 +20,7 @@ enum class StatusCode {
   kLimitExceeded,    // a configured limit (size, depth, count) was exceeded
   kNotADatabase,     // the file is not a deltasync database, or is from a newer release
   kInternal,         // a bug: an invariant did not hold
+  kUnavailable,      // the database server could not be reached or kept aborting the transaction: retry later
 };
 
 // The stable string used as SyncError.code in JavaScript.
