@@ -7,7 +7,7 @@ const resolver = require('./resolver');
 const { isEntityType, ENTITY_TYPE_RULE } = require('./store-args');
 
 const SERVER_OPTIONS = [
-  'path', 'conflicts', 'toleranceMs', 'maxClockSkewMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields',
+  'path', 'postgres', 'conflicts', 'toleranceMs', 'maxClockSkewMs', 'perType', 'limits', 'durability', 'busyTimeoutMs', 'idFields',
   'resolverTimeoutMs',
 ];
 const LIMIT_OPTIONS = ['maxChangesPerPush', 'maxPullLimit', 'defaultPullLimit', 'maxResponseBytes', 'maxDepth', 'maxDocumentBytes', 'maxBodyBytes'];
@@ -67,10 +67,59 @@ function idFieldsArg(name, idFields) {
   return idFields;
 }
 
+const POSTGRES_OPTIONS = ['connectionString', 'host', 'port', 'user', 'password', 'database', 'ssl', 'schema', 'poolSize', 'libpq'];
+const PG_CONNECTION_FIELDS = { host: 'host', port: 'port', user: 'user', password: 'password', database: 'dbname' };
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** A libpq key=value pair; values are quoted so that spaces, quotes and backslashes survive. */
+function conninfoPair(key, value) {
+  return `${key}='${String(value).replace(/[\\']/g, (ch) => `\\${ch}`)}'`;
+}
+
+/**
+ * options.postgres as the native store's options: a connection string, or the fields a `pg`
+ * user writes ({host, port, user, password, database, ssl}), or a `pg.Pool` (whose options are
+ * read; its connections are not shared).
+ */
+function postgresArg(name, value) {
+  if (value === undefined) return undefined;
+  const source = value !== null && typeof value === 'object' && typeof value.query === 'function' && is.isPlainObject(value.options)
+    ? { ...value.options, poolSize: value.options.max }
+    : value;
+  if (!is.isPlainObject(source)) throw is.invalid(name, 'an object with connectionString (or host, user, database...) or a pg.Pool', value);
+  const given = Object.fromEntries(Object.entries(source).filter(([key, field]) => field !== undefined && POSTGRES_OPTIONS.includes(key)));
+  if (source === value) is.optionsObject(name, value, POSTGRES_OPTIONS);
+  const { connectionString, schema = 'deltasync', poolSize = 8, libpq, ssl } = given;
+  const fields = Object.keys(PG_CONNECTION_FIELDS).filter((key) => given[key] !== undefined);
+  if (connectionString !== undefined) {
+    if (!is.isNonEmptyString(connectionString) || connectionString.includes('\0')) {
+      throw is.invalid(`${name}.connectionString`, 'a non-empty libpq connection string or postgresql:// URL', connectionString);
+    }
+    if (fields.length > 0 || ssl !== undefined) {
+      throw is.invalid(name, `either connectionString or ${Object.keys(PG_CONNECTION_FIELDS).join('/')}/ssl, not both`, fields.concat(ssl !== undefined ? ['ssl'] : []).join(', '));
+    }
+  }
+  for (const key of fields) {
+    const field = given[key];
+    const ok = key === 'port' ? is.isPositiveInteger(field) && field < 65536 : typeof field === 'string' && !field.includes('\0');
+    if (!ok) throw is.invalid(`${name}.${key}`, key === 'port' ? 'an integer from 1 to 65535' : 'a string', field);
+  }
+  if (ssl !== undefined && typeof ssl !== 'boolean' && !(is.isPlainObject(ssl) && ssl.rejectUnauthorized === false && Object.keys(ssl).length === 1)) {
+    throw is.invalid(`${name}.ssl`, 'true, false or {rejectUnauthorized: false} (to verify certificates, put sslmode=verify-full and sslrootcert in connectionString)', ssl);
+  }
+  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) throw is.invalid(`${name}.schema`, 'a name of 1-63 letters, digits or underscores, not starting with a digit', schema);
+  if (!is.isPositiveInteger(poolSize) || poolSize > 1000) throw is.invalid(`${name}.poolSize`, 'an integer from 1 to 1000', poolSize);
+  if (libpq !== undefined && (!is.isNonEmptyString(libpq) || libpq.includes('\0'))) throw is.invalid(`${name}.libpq`, 'the path of a libpq shared library', libpq);
+  const pairs = fields.map((key) => conninfoPair(PG_CONNECTION_FIELDS[key], given[key]));
+  if (ssl !== undefined) pairs.push(conninfoPair('sslmode', ssl ? 'require' : 'disable'));
+  return { connectionString: connectionString ?? pairs.join(' '), schema, poolSize, libpq };
+}
+
 /**
  * The server half: a change log with per-user gapless versions, idempotent pushes
- * and conflict resolution, on an embedded SQLite file. Every operation runs in C++
- * off the main thread and is serialized with the others.
+ * and conflict resolution, on an embedded SQLite file (one process; operations run one at
+ * a time) or on PostgreSQL (any number of processes; different users' operations run at
+ * once). Every operation runs in C++ off the main thread.
  */
 class SyncServer {
   /** @param {import('../types').SyncServerOptions} options */
@@ -79,7 +128,9 @@ class SyncServer {
     is.optionsObject('options', options, SERVER_OPTIONS);
     const { path, conflicts = 'newest_wins', toleranceMs = 1000, perType = {}, durability = 'normal' } = options;
     const { busyTimeoutMs = 10000, maxClockSkewMs = 60000 } = options;
-    if (!is.isNonEmptyString(path)) throw is.invalid('options.path', 'a non-empty string (a file path or ":memory:")', path);
+    const postgres = postgresArg('options.postgres', options.postgres);
+    if (postgres && path !== undefined) throw is.invalid('options', 'either path (SQLite) or postgres, not both', 'both');
+    if (!postgres && !is.isNonEmptyString(path)) throw is.invalid('options.path', 'a non-empty string (a file path or ":memory:")', path);
     /** @private strategies, and the app's resolvers by entity type */
     this._conflicts = resolver.conflictsOption('options.conflicts', conflicts, { perType });
     /** @private */
@@ -108,6 +159,7 @@ class SyncServer {
     /** @private */
     this._handle = new native.NativeServer({
       path,
+      postgres,
       conflicts: this._conflicts.strategy,
       perType: this._conflicts.perType,
       toleranceMs,
@@ -116,7 +168,10 @@ class SyncServer {
       busyTimeoutMs,
       ...this.limits,
     });
+    /** The SQLite file, or undefined on PostgreSQL. */
     this.path = path;
+    /** Which store holds the data: 'sqlite' or 'postgres'. */
+    this.store = postgres ? 'postgres' : 'sqlite';
     /** @private userId -> listeners of that user's head version (null: the server closed) */
     this._watchers = new Map();
   }

@@ -110,7 +110,7 @@ Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
                      addon);
 }
 
-// new NativeServer({ path, conflicts, perType: {type: strategy}, toleranceMs, maxClockSkewMs, durability, busyTimeoutMs,
+// new NativeServer({ path | postgres: {connectionString, schema, poolSize, libpq}, conflicts, perType: {type: strategy}, toleranceMs, maxClockSkewMs, durability, busyTimeoutMs,
 //                    maxChangesPerPush, maxPullLimit, defaultPullLimit, maxResponseBytes, maxDepth,
 //                    maxDocumentBytes })
 NativeServer::NativeServer(const Napi::CallbackInfo& info)
@@ -118,7 +118,19 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   Napi::Env env = info.Env();
   Napi::Object options = info[0].As<Napi::Object>();
   ServerOptions server_options;
-  server_options.path = options.Get("path").As<Napi::String>().Utf8Value();
+  if (options.Get("path").IsString()) server_options.path = options.Get("path").As<Napi::String>().Utf8Value();
+  if (options.Get("postgres").IsObject()) {
+    Napi::Object postgres = options.Get("postgres").As<Napi::Object>();
+    PostgresOptions store;
+    auto text = [&](const char* key, std::string* out) {
+      if (postgres.Get(key).IsString()) *out = postgres.Get(key).As<Napi::String>().Utf8Value();
+    };
+    text("connectionString", &store.connection_string);
+    text("schema", &store.schema);
+    text("libpq", &store.libpq_path);
+    if (postgres.Get("poolSize").IsNumber()) store.pool_size = postgres.Get("poolSize").As<Napi::Number>().Int32Value();
+    server_options.postgres = std::move(store);
+  }
   auto strategy = [](const Napi::Value& value) {
     return ParseConflictStrategy(value.As<Napi::String>().Utf8Value()).value_or(ConflictStrategy::kNewestWins);
   };

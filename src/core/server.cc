@@ -62,8 +62,8 @@ constexpr const char* kInsertConflict =
 constexpr const char* kTouchDevicePush =
     "INSERT INTO devices (user_id, device_id, last_push_at, changes_pushed, conflicts_reported) "
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, device_id) DO UPDATE SET last_push_at = excluded.last_push_at, "
-    "changes_pushed = changes_pushed + excluded.changes_pushed, "
-    "conflicts_reported = conflicts_reported + excluded.conflicts_reported";
+    "changes_pushed = devices.changes_pushed + excluded.changes_pushed, "
+    "conflicts_reported = devices.conflicts_reported + excluded.conflicts_reported";
 constexpr const char* kTouchDevicePull =
     "INSERT INTO devices (user_id, device_id, last_pull_at, last_seen_version) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (user_id, device_id) DO UPDATE SET last_pull_at = excluded.last_pull_at, "

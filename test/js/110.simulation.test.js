@@ -36,7 +36,7 @@ let passedSeeds = 0;
 const resolverCalls = { server: 0, client: 0, seeds: 0 };
 after(() => {
   // Figures for the README (scripts/figures.js), from a full default run only.
-  if (!process.env.SIM_SEED && passedSeeds === seeds.length) recordFigures('simulation', { seeds: passedSeeds });
+  if (!process.env.SIM_SEED && passedSeeds === seeds.length) recordFigures(process.env.DELTASYNC_TEST_STORE === 'postgres' ? 'simulation-postgres' : 'simulation', { seeds: passedSeeds });
 });
 
 for (const seed of seeds) {

@@ -9,6 +9,7 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { SyncClient, SyncServer, httpTransport } = require('../..');
+const { storeOptions } = require('./postgres-harness');
 const { startApp, logOf, assertGapless, stateOf, change } = require('./fixtures/server-http');
 const { assertSyncError } = require('./helpers');
 
@@ -16,7 +17,7 @@ const T0 = 1_700_000_000_000;
 const USER = 'alice';
 
 async function serverWithConflict(t, resolverOptions) {
-  const server = new SyncServer({ path: ':memory:', ...resolverOptions });
+  const server = new SyncServer({ ...storeOptions('resolvers'), ...resolverOptions });
   t.after(() => server.close());
   await server.push(USER, 'd1', [change('c1', 'CREATED', 'a', { title: 'first', tags: ['x'] }, { timestamp: T0 })]);
   await server.push(USER, 'd2', [change('c2', 'UPDATED', 'a', { tags: ['x', 'two'] }, { baseVersion: 1, timestamp: T0 + 10 })]);

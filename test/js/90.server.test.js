@@ -8,6 +8,7 @@
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const { storeOptions } = require('./postgres-harness');
 
 const { SyncError, tempDir, openClient, assertSyncError, assertRejectsSyncError } = require('./helpers');
 const { SyncServer, logOf, assertGapless, stateOf, change } = require('./fixtures/server-http');
@@ -18,7 +19,7 @@ const T0 = 1_700_000_000_000;
 
 /** An in-memory server closed when the test ends. */
 function memoryServer(t, options = {}) {
-  const server = new SyncServer({ path: ':memory:', ...options });
+  const server = new SyncServer({ ...storeOptions('server'), ...options });
   t.after(() => server.close());
   return server;
 }
@@ -27,7 +28,13 @@ describe('new SyncServer(options)', () => {
   test('defaults', (t) => {
     const server = memoryServer(t);
     assert.equal(server.isOpen, true);
-    assert.equal(server.path, ':memory:');
+    if (process.env.DELTASYNC_TEST_STORE === 'postgres') {
+      assert.equal(server.store, 'postgres');
+      assert.equal(server.path, undefined);
+    } else {
+      assert.equal(server.store, 'sqlite');
+      assert.equal(server.path, ':memory:');
+    }
     assert.deepEqual(server.limits, {
       maxChangesPerPush: 100000,
       maxPullLimit: 10000,

@@ -20,6 +20,7 @@ const {
   stateOf,
   change,
 } = require('./fixtures/server-http');
+const { storeOptions } = require('./postgres-harness');
 
 const T0 = 1_700_000_000_000;
 
@@ -1114,7 +1115,7 @@ describe('GET /status/:deviceId', () => {
 
 describe('createSyncRouter arguments', () => {
   test('are validated with INVALID_ARGUMENT', (t) => {
-    const server = new SyncServer({ path: ':memory:' });
+    const server = new SyncServer(storeOptions('routes'));
     t.after(() => server.close());
     const authenticate = () => 'u';
     const cases = [
@@ -1136,7 +1137,7 @@ describe('createSyncRouter arguments', () => {
   test(
     'idFields of the router are validated like those of the server',
     (t) => {
-    const server = new SyncServer({ path: ':memory:' });
+    const server = new SyncServer(storeOptions('routes'));
     t.after(() => server.close());
     const authenticate = () => 'u';
     for (const idFields of [{ customers: 5 }, { customers: '' }, { 'bad type': 'id' }, 'customer_id']) {

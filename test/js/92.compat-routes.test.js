@@ -9,6 +9,7 @@ const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { SyncServer, startApp, withApp, assertHttpError, logOf, stateOf } = require('./fixtures/server-http');
+const { storeOptions } = require('./postgres-harness');
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -309,7 +310,7 @@ describe('POST /push', () => {
   );
 
   test('idFields given to the SyncServer apply to the routes', async (t) => {
-    const server = new SyncServer({ path: ':memory:', idFields: { projects: 'code' } });
+    const server = new SyncServer({ ...storeOptions('compat'), idFields: { projects: 'code' } });
     const app = await withApp(t, { server });
     const response = await ok(app, '/push', { deviceId: 'd', changes: { projects: [{ code: 'P-7', updated_at: 1736938800000 }] } });
     assert.deepEqual(response.applied.map((a) => a.entityId), ['P-7']);
