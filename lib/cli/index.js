@@ -12,14 +12,16 @@ const json = { type: 'boolean', help: 'print JSON instead of text' };
 
 const COMMANDS = {
   serve: {
-    summary: 'run a sync server (Express) on an embedded SQLite file',
-    usage: 'deltasync serve --db <server.db> [--port 8080] [--host 127.0.0.1] [--base /api/sync] ' +
+    summary: 'run a sync server (Express) on an embedded SQLite file or on PostgreSQL',
+    usage: 'deltasync serve (--db <server.db> | --postgres <URL> [--schema S]) [--port 8080] [--host 127.0.0.1] [--base /api/sync] ' +
       '[--tokens FILE | --jwt-secret S | --jwt-public-key FILE | --token T] [--insecure-dev-users] [--conflicts S]',
     description: [
       'Serves the sync routes of deltasync/express (POST /v2, GET /v2/status, POST /v2/migrate,',
       '/push, /pull, /full, /resolve-conflict, GET /status/:deviceId, /changes) at --base on the',
-      'database file, which is created when missing. Prints the URL when listening and one line',
-      'per request (method path status time). Stops cleanly on SIGINT or SIGTERM.',
+      'database file, which is created when missing, or on PostgreSQL (--postgres, a libpq URL or',
+      'connection string; the tables are created in --schema). Any number of serve processes may',
+      'share one PostgreSQL database. Prints the URL when listening and one line per request',
+      '(method path status time). Stops cleanly on SIGINT or SIGTERM.',
       '',
       'Who is the user of a request:',
       '  --tokens FILE          a JSON object { "<bearer token>": "<user id>", ... }',
@@ -33,7 +35,9 @@ const COMMANDS = {
     ],
     positionals: [],
     options: {
-      db: { type: 'string', required: true, help: 'the server database file' },
+      db: { type: 'string', help: 'the server database file (SQLite)' },
+      postgres: { type: 'string', help: 'a PostgreSQL URL (postgresql://user:pass@host/db) instead of --db' },
+      schema: { type: 'string', default: 'deltasync', help: 'the PostgreSQL schema of the tables (default deltasync)' },
       port: { type: 'integer', min: 0, max: 65535, default: 8080, help: 'port to listen on; 0 picks a free one (default 8080)' },
       host: { type: 'string', default: '127.0.0.1', help: 'address to listen on (default 127.0.0.1)' },
       base: { type: 'string', default: '/api/sync', help: 'the path the routes are mounted at (default /api/sync)' },

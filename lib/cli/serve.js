@@ -6,7 +6,7 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const { SyncServer } = require('../server');
-const { CliError } = require('./args');
+const { CliError, UsageError } = require('./args');
 
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -155,6 +155,11 @@ function urlOf(address, mount) {
   return `http://${host}:${address.port}${mount === '/' ? '/' : mount}`;
 }
 
+/** A connection string without its password, for printing. */
+function redacted(connection) {
+  return connection.replace(/(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/, '$1***');
+}
+
 async function serve({ options }, io) {
   const express = loadExpress();
   const { createSyncRouter } = require('../express');
@@ -171,11 +176,18 @@ async function serve({ options }, io) {
   const mount = options.base;
   if (!mount.startsWith('/')) throw new CliError(`--base must start with "/", got ${JSON.stringify(mount)}`);
 
+  if ((options.db === undefined) === (options.postgres === undefined)) {
+    throw new UsageError('give the database: --db <server.db> or --postgres <URL>, one of them');
+  }
+  const database = options.postgres !== undefined ? `PostgreSQL ${redacted(options.postgres)}, schema ${options.schema}` : options.db;
+  const store = options.postgres !== undefined
+    ? { postgres: { connectionString: options.postgres, schema: options.schema } }
+    : { path: options.db };
   let server;
   try {
-    server = new SyncServer({ path: options.db, conflicts: options.conflicts });
+    server = new SyncServer({ ...store, conflicts: options.conflicts });
   } catch (error) {
-    throw new CliError(`cannot open ${options.db} as a deltasync server database: ${error.message}${error.code ? ` (${error.code})` : ''}`);
+    throw new CliError(`cannot open ${database} as a deltasync server database: ${error.message}${error.code ? ` (${error.code})` : ''}`);
   }
   const app = express();
   app.disable('x-powered-by');
@@ -193,7 +205,7 @@ async function serve({ options }, io) {
     server.close();
     throw new CliError(`cannot listen on ${options.host}:${options.port}: ${error.message}`);
   }
-  io.stdout.write(`deltasync server listening on ${urlOf(http.address(), mount)} (database ${options.db})\n`);
+  io.stdout.write(`deltasync server listening on ${urlOf(http.address(), mount)} (database ${database})\n`);
   const described = {
     tokens: 'requests need "Authorization: Bearer <token>" from the tokens file; the user is the token\'s',
     jwt: `requests need "Authorization: Bearer <JWT>" (${auth.algorithm}); the user is its "${auth.claim}" claim`,

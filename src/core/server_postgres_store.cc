@@ -389,11 +389,11 @@ class PostgresServerStore final : public ServerStore {
       : pq_(std::move(pq)), options_(std::move(options)), origin_(std::move(origin)) {}
 
   ~PostgresServerStore() override {
-    if (listener_.joinable()) {
+    if (listening_thread_.joinable()) {
       stopping_ = true;
       const char byte = 1;
       (void)!write(wake_[1], &byte, 1);
-      listener_.join();
+      listening_thread_.join();
     }
     if (wake_[0] >= 0) close(wake_[0]);
     if (wake_[1] >= 0) close(wake_[1]);
@@ -426,9 +426,19 @@ class PostgresServerStore final : public ServerStore {
     return lease;
   }
 
+  // Listening starts with the store (StartListening), so that a stream opened after the
+  // server started never misses a commit announced in the meantime.
   void ListenForOtherProcesses(CommitListener listener) override {
-    if (listener_.joinable() || pipe(wake_) != 0) return;
-    listener_ = std::thread([this, listener = std::move(listener)] { Listen(listener); });
+    std::lock_guard<std::mutex> lock(listener_mutex_);
+    listener_ = std::move(listener);
+  }
+
+  // Starts the listening thread and waits (up to the connect timeout) until it listens.
+  void StartListening() {
+    if (pipe(wake_) != 0) return;
+    listening_thread_ = std::thread([this] { Listen(); });
+    std::unique_lock<std::mutex> lock(listener_mutex_);
+    listening_changed_.wait_for(lock, std::chrono::seconds(15), [&] { return listen_attempted_; });
   }
 
  private:
@@ -441,15 +451,21 @@ class PostgresServerStore final : public ServerStore {
   }
 
   // Until the store closes: LISTEN on a connection of its own, and hand every other process's
-  // commit announcement to `listener`. A lost connection is opened again after a pause.
-  void Listen(const CommitListener& listener) {
+  // commit announcement to the listener. A lost connection is opened again after a pause.
+  void Listen() {
     int pause_ms = 100;
     while (!stopping_) {
       PgSession session(*pq_, options_, origin_);
-      if (session.EnsureConnected().ok() &&
-          session.Exec((std::string("LISTEN ") + kChannel).c_str(), "Listening").ok()) {
+      const bool listening = session.EnsureConnected().ok() &&
+                             session.Exec((std::string("LISTEN ") + kChannel).c_str(), "Listening").ok();
+      {
+        std::lock_guard<std::mutex> lock(listener_mutex_);
+        listen_attempted_ = true;
+      }
+      listening_changed_.notify_all();
+      if (listening) {
         pause_ms = 100;
-        Receive(session, listener);
+        Receive(session);
       }
       if (stopping_) break;
       pollfd wake{wake_[0], POLLIN, 0};
@@ -458,7 +474,7 @@ class PostgresServerStore final : public ServerStore {
     }
   }
 
-  void Receive(PgSession& session, const CommitListener& listener) {
+  void Receive(PgSession& session) {
     const Libpq& pq = *pq_;
     while (!stopping_) {
       pollfd fds[2] = {{pq.PQsocket(session.conn()), POLLIN, 0}, {wake_[0], POLLIN, 0}};
@@ -466,7 +482,7 @@ class PostgresServerStore final : public ServerStore {
       if (fds[1].revents != 0) return;
       if (pq.PQconsumeInput(session.conn()) == 0) return;  // the connection is gone
       while (PgNotify* notify = pq.PQnotifies(session.conn())) {
-        Deliver(notify->extra != nullptr ? notify->extra : "", listener);
+        Deliver(notify->extra != nullptr ? notify->extra : "");
         pq.PQfreemem(notify);
       }
     }
@@ -474,7 +490,7 @@ class PostgresServerStore final : public ServerStore {
 
   // "<origin>\x1f<schema>\x1f<version>\x1f<user id>": this process's own commits were told
   // already, when they were made.
-  void Deliver(std::string_view payload, const CommitListener& listener) {
+  void Deliver(std::string_view payload) {
     const size_t origin_end = payload.find(kSeparator);
     if (origin_end == std::string_view::npos || payload.substr(0, origin_end) == origin_) return;
     const size_t schema_end = payload.find(kSeparator, origin_end + 1);
@@ -485,8 +501,13 @@ class PostgresServerStore final : public ServerStore {
     const size_t version_end = payload.find(kSeparator, schema_end + 1);
     if (version_end == std::string_view::npos) return;
     const std::string version(payload.substr(schema_end + 1, version_end - schema_end - 1));
-    listener(std::string(payload.substr(version_end + 1)),
-             std::strtoll(version.c_str(), nullptr, 10));
+    CommitListener listener;
+    {
+      // Copied, then called unlocked: the listener takes the server's own lock.
+      std::lock_guard<std::mutex> lock(listener_mutex_);
+      listener = listener_;
+    }
+    if (listener) listener(std::string(payload.substr(version_end + 1)), std::strtoll(version.c_str(), nullptr, 10));
   }
 
   std::unique_ptr<Libpq> pq_;
@@ -496,7 +517,11 @@ class PostgresServerStore final : public ServerStore {
   std::condition_variable available_;
   std::vector<std::unique_ptr<PgSession>> sessions_;
   std::vector<PgSession*> idle_;
-  std::thread listener_;
+  std::mutex listener_mutex_;  // guards listener_ and listen_attempted_
+  std::condition_variable listening_changed_;
+  CommitListener listener_;
+  bool listen_attempted_ = false;
+  std::thread listening_thread_;
   std::atomic<bool> stopping_{false};
   int wake_[2] = {-1, -1};
 };
@@ -570,6 +595,7 @@ Result<std::unique_ptr<ServerStore>> OpenPostgresServerStore(const PostgresOptio
       return migrated;
     }
   }
+  store->StartListening();
   return std::unique_ptr<ServerStore>(std::move(store));
 }
 
