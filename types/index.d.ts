@@ -740,9 +740,40 @@ export interface ServerResolverContext {
  */
 export type ServerConflictResolver = (context: ServerResolverContext) => ResolverResolution | Promise<ResolverResolution>;
 
+/**
+ * Where a PostgreSQL-backed SyncServer keeps its data. Give a connection string, or the fields a
+ * `pg` user writes, or a `pg.Pool` (its options are read; deltasync opens its own connections
+ * through libpq, which must be installed: `apt install libpq5`).
+ */
+export interface PostgresOptions {
+  /** A libpq connection string or URL: `postgresql://user:pass@host:5432/db?sslmode=require`. */
+  connectionString?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  /** true: sslmode=require; false: disable. To verify certificates use sslmode=verify-full in connectionString. */
+  ssl?: boolean | { rejectUnauthorized: false };
+  /** The schema of deltasync's tables, created when missing. Default 'deltasync'. */
+  schema?: string;
+  /** Connections opened at most by this process. Default 8. */
+  poolSize?: number;
+  /** The libpq shared library to load. Default: the system's libpq.so.5. */
+  libpq?: string;
+}
+
+/** A `pg.Pool`, as far as deltasync reads it. */
+export interface PgPoolLike {
+  query: (...args: any[]) => unknown;
+  options: Omit<PostgresOptions, 'poolSize'> & { max?: number };
+}
+
 export interface SyncServerOptions {
-  /** SQLite file; ':memory:' allowed. */
-  path: string;
+  /** SQLite file; ':memory:' allowed. Give either path or postgres. */
+  path?: string;
+  /** PostgreSQL instead of a file: any number of processes may share the database. */
+  postgres?: PostgresOptions | PgPoolLike;
   /** Default strategy for changes that meet a concurrent change, or your own resolver. Default 'newest_wins'. */
   conflicts?: ConflictStrategy | ServerConflictResolver;
   /** How long a resolver may take before its conflict becomes a manual one. Default 1000. */
@@ -874,7 +905,10 @@ export interface ResolveResult {
 
 export class SyncServer {
   constructor(options: SyncServerOptions);
-  readonly path: string;
+  /** The SQLite file; undefined on PostgreSQL. */
+  readonly path: string | undefined;
+  /** Which store holds the data. */
+  readonly store: 'sqlite' | 'postgres';
   readonly isOpen: boolean;
   readonly limits: Required<SyncServerLimits>;
   sync(userId: string, request: SyncRequest | string | Uint8Array): Promise<SyncResponse>;

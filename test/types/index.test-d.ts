@@ -143,6 +143,16 @@ new SyncClient({ path: ':memory:', transport: async () => 42 });
 
 // ---- server
 const server = new SyncServer({ path: ':memory:', conflicts: 'newest_wins', toleranceMs: 1000, maxClockSkewMs: 60_000, perType: { goal: 'merge' }, limits: { maxResponseBytes: 1 << 22 } });
+const onPostgres = new SyncServer({ postgres: { connectionString: 'postgresql://app@db/app', schema: 'sync', poolSize: 16 }, conflicts: 'merge' });
+const storeKind: 'sqlite' | 'postgres' = onPostgres.store;
+const noFile: string | undefined = onPostgres.path;
+new SyncServer({ postgres: { host: 'db', port: 5432, user: 'app', password: 'secret', database: 'app', ssl: true } });
+declare const pool: { query: (sql: string) => Promise<unknown>; options: { connectionString?: string; max?: number } };
+new SyncServer({ postgres: pool });
+// @ts-expect-error a port is a number
+new SyncServer({ postgres: { host: 'db', port: '5432' } });
+void storeKind;
+void noFile;
 const app = express();
 app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null, limits: { maxConcurrentRequests: 32 } }));
 app.use('/live', createSyncRouter(server, { authenticate: () => 'u', heartbeatMs: 10_000, limits: { maxStreams: 100, maxStreamsPerUser: 4 } }));
