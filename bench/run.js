@@ -215,6 +215,15 @@ const TRIALS = [
     script: 'trials/server-load.js',
     params: (quick) => ({ impl: 'better-sqlite3', mode: 'load', ...loadSizes(quick), requests: quick ? 10 : 100, changeIds: 'v4' }),
   },
+  // Issue "The server past one machine": the same load through 1, 2 and 4 server processes
+  // on one PostgreSQL (devices spread round robin over the processes).
+  ...[1, 2, 4].map((processes) => ({
+    id: `server-load-pg/deltasync-${processes}`,
+    group: 'l3',
+    label: `deltasync on PostgreSQL, ${processes} process${processes > 1 ? 'es' : ''}`,
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl: 'deltasync', mode: 'load', ...loadSizes(quick), processes }),
+  })),
   {
     id: 'server-pull/deltasync',
     group: 'm',
@@ -362,6 +371,7 @@ const ISSUES = {
   ingest: 'ingestion',
   resolvers: 'Conflict resolution an app can write itself',
   live: 'Live sync',
+  scale: 'The server past one machine',
 };
 
 const resolverTitle = (letter, side, p) =>
@@ -556,6 +566,31 @@ const GROUPS = {
       peerP99Ms: peer?.p99Ms,
     }),
     targets: [{ what: '>= 2.0x JS peer changes/s', metric: 'vsPeer', min: 2.0, unit: 'ratio' }],
+  },
+  l3: {
+    issue: 'scale',
+    title: (p) =>
+      `(l'') the load of (l), ${fmtInt(p.requests)} requests each, through 1, 2 and 4 Express processes on one PostgreSQL ` +
+      '(ratios against the JS peer of (l) and deltasync on SQLite, one process)',
+    subject: 'server-load-pg/deltasync-1',
+    peer: 'server-load/better-sqlite3',
+    vsPeer: ['server-load-pg/deltasync-1', 'server-load-pg/deltasync-2', 'server-load-pg/deltasync-4'],
+    details: {
+      header: ['p50', 'p99', 'max', 'RSS/proc'],
+      row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), fmtMb(r.serverPeakRssKb / 1024)],
+    },
+    extra: (s, subject, peer, rate) => ({
+      p99Ms: subject?.p99Ms,
+      twoProcessesVsPeer: rate('server-load-pg/deltasync-2') / rate('server-load/better-sqlite3'),
+      fourProcessesVsPeer: rate('server-load-pg/deltasync-4') / rate('server-load/better-sqlite3'),
+      oneProcessVsSqlite: rate('server-load-pg/deltasync-1') / rate('server-load/deltasync'),
+      fourVsOneProcess: rate('server-load-pg/deltasync-4') / rate('server-load-pg/deltasync-1'),
+    }),
+    notes: (s) => [
+      `  PostgreSQL 1 process vs SQLite 1 process ${fmtRatio(s.oneProcessVsSqlite)}; ` +
+        `4 processes vs 1 ${fmtRatio(s.fourVsOneProcess)} (on ${require('node:os').cpus().length} cores shared by ` +
+        'PostgreSQL, the servers and the load generator)',
+    ],
   },
   l2: {
     issue: 'server',

@@ -9,12 +9,12 @@
 //   <- { type: 'probe-stop' }  -> { type: 'probe', stats }   event-loop stall (common.startStallProbe)
 //   <- { type: 'cpu' }         -> { type: 'cpu', threadCpuMs }           CPU ms of each thread so far
 //   <- { type: 'exit' }        -> { type: 'bye', peakRssKb, cpuUserMs, cpuSystemMs, threadCpuMs }, then exits
-// Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3', file, limits }
+// Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3', file, limits, postgres? (deltasync on PostgreSQL) }
 
 const express = require('express');
 const c = require('./common');
 
-const { impl, file, limits = {} } = c.params();
+const { impl, file, limits = {}, postgres } = c.params();
 
 const app = express();
 app.disable('x-powered-by');
@@ -23,7 +23,7 @@ let close;
 if (impl === 'deltasync') {
   const { SyncServer } = require('../..');
   const { createSyncRouter } = require('../../lib/express');
-  const server = new SyncServer({ path: file, limits });
+  const server = new SyncServer({ ...(postgres ? { postgres } : { path: file }), limits });
   app.use('/api/sync', createSyncRouter(server, { authenticate }));
   close = () => server.close();
 } else if (impl === 'better-sqlite3') {

