@@ -20,9 +20,11 @@ const path = require('node:path');
 const { SyncClient, SyncError, tempDir } = require('./helpers');
 const { SyncServer, startApp, assertHttpError } = require('./fixtures/server-http');
 const { recordFigures } = require('./fixtures/figures');
+const { storeOptions } = require('./postgres-harness');
 const {
   MB,
   dbHash,
+  serverHash,
   nestedObjects,
   nestedArrays,
   zeros,
@@ -198,7 +200,9 @@ async function setUpWorld(name) {
     }),
   );
 
-  const server = new SyncServer({ path: w.serverFile, perType: { memo: 'manual' } });
+  const store = process.env.DELTASYNC_TEST_STORE === 'postgres' ? storeOptions('hostile') : { path: w.serverFile };
+  w.serverPostgres = store.postgres;
+  const server = new SyncServer({ ...store, perType: { memo: 'manual' } });
   w.server = server;
   const aliceChanges = [
     wire({ changeId: 'a-c1', entityId: 'a-n1', data: { title: SECRET, n: 1 } }),
@@ -1042,24 +1046,24 @@ describe('hostile input through the JS API', () => {
   for (const row of JS_ROWS) {
     test(`${row.on}: ${row.name}`, row.todo ? { todo: row.todo } : {}, async () => {
       const w = worldOf(row);
-      const file = row.on === 'client' ? w.clientFile : w.serverFile;
-      const before = dbHash(file);
+      const hash = () => (row.on === 'client' ? dbHash(w.clientFile) : serverHash(w));
+      const before = await hash();
       const outcome = await outcomeOf(() => row.run(w));
       assertCodedError(outcome, row.code, row.message);
-      assert.equal(dbHash(file), before, 'the database is unchanged');
+      assert.equal(await hash(), before, 'the database is unchanged');
     });
   }
 
   for (const row of JS_ISOLATION_ROWS) {
     test(`another user's ids: ${row.name}`, async () => {
-      const aliceBefore = dbHash(world.serverFile, { userId: ALICE });
+      const aliceBefore = await serverHash(world, { userId: ALICE });
       const pullBefore = await world.server.pull(ALICE);
       const conflictsBefore = await world.server.conflicts(ALICE);
       const outcome = await outcomeOf(() => row.run(world));
       assert.equal(outcome.error, undefined, 'accepted into bob\'s own account');
       assert.ok(!JSON.stringify(outcome.value).includes(SECRET), `bob's answer holds alice's data: ${describeAccepted(outcome.value)}`);
       row.expect(outcome.value);
-      assert.equal(dbHash(world.serverFile, { userId: ALICE }), aliceBefore, "alice's rows are unchanged");
+      assert.equal(await serverHash(world, { userId: ALICE }), aliceBefore, "alice's rows are unchanged");
       assert.deepEqual(await world.server.pull(ALICE), pullBefore, "alice's pull is unchanged");
       assert.deepEqual(await world.server.conflicts(ALICE), conflictsBefore, "alice's conflicts are unchanged");
     });
@@ -1079,47 +1083,47 @@ describe('hostile input over HTTP', () => {
     const method = row.method ?? 'POST';
     test(`${method} ${row.name}`, row.todo ? { todo: row.todo } : {}, async () => {
       const w = worldOf(row);
-      const before = dbHash(w.serverFile);
+      const before = await serverHash(w);
       const body = typeof row.body === 'function' ? row.body(w) : row.body;
       const user = row.user ?? ALICE;
       let response;
       if (method === 'POST') response = await w.app.post(row.path, body, { user });
       else response = await w.app.request(method, row.path, body, user, body === undefined ? {} : { 'content-type': 'application/json' });
       assertHttpError(response, row.status, row.code, row.message);
-      assert.equal(dbHash(w.serverFile), before, 'the database is unchanged');
+      assert.equal(await serverHash(w), before, 'the database is unchanged');
     });
   }
 
   test('POST /v2 declaring a 100 MB body: 413 after 64 KB, without reading the rest', async () => {
-    const before = dbHash(world.serverFile);
+    const before = await serverHash(world);
     const response = await postDeclaredBody(`${world.app.base}/v2`, { declared: 100 * MB, sendFirst: 64 * 1024, headers: { 'x-user': ALICE } });
     assert.equal(response.status, 413, response.text);
     assert.equal(response.json.error.code, 'LIMIT_EXCEEDED');
     assert.ok(response.sentBytes <= 64 * 1024, `only the first 64 KB were sent (${response.sentBytes})`);
-    assert.equal(dbHash(world.serverFile), before, 'the database is unchanged');
+    assert.equal(await serverHash(world), before, 'the database is unchanged');
   });
 
   test('POST /v2 streaming 100 MB without a Content-Length: 413 long before the end', async (t) => {
-    const before = dbHash(world.serverFile);
+    const before = await serverHash(world);
     const response = await postStreamedBody(`${world.app.base}/v2`, { total: 100 * MB, headers: { 'x-user': ALICE } });
     t.diagnostic(`answered after ${(response.sentBytes / MB).toFixed(1)} MB of the 100 MB were sent`);
     assert.equal(response.status, 413, response.text);
     assert.equal(response.json.error.code, 'LIMIT_EXCEEDED');
     assert.ok(response.sentBytes < 100 * MB, `the answer came before the whole body was sent (${response.sentBytes} bytes sent)`);
-    assert.equal(dbHash(world.serverFile), before, 'the database is unchanged');
+    assert.equal(await serverHash(world), before, 'the database is unchanged');
   });
 
   for (const row of HTTP_ISOLATION_ROWS) {
     const method = row.method ?? 'POST';
     test(`another user's ids: ${row.name}`, async () => {
-      const aliceBefore = dbHash(world.serverFile, { userId: ALICE });
+      const aliceBefore = await serverHash(world, { userId: ALICE });
       const pullBefore = await world.server.pull(ALICE);
       const response =
         method === 'POST' ? await world.app.post(row.path, row.body, { user: BOB }) : await world.app.get(row.path, { user: BOB });
       assert.equal(response.status, 200, response.text);
       row.expect(response.json);
       assert.ok(!response.text.includes(SECRET), `bob's answer holds alice's data: ${response.text.slice(0, 300)}`);
-      assert.equal(dbHash(world.serverFile, { userId: ALICE }), aliceBefore, "alice's rows are unchanged");
+      assert.equal(await serverHash(world, { userId: ALICE }), aliceBefore, "alice's rows are unchanged");
       assert.deepEqual(await world.server.pull(ALICE), pullBefore, "alice's pull is unchanged");
     });
   }

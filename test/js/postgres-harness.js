@@ -117,13 +117,19 @@ function storeOptions(label = 's') {
 /** Runs the test file `suite` (a path relative to test/js) against the PostgreSQL store. */
 function runOnPostgres(suite) {
   process.env.DELTASYNC_TEST_STORE = 'postgres';
-  const { before, after } = require('node:test');
-  before(async () => {
-    ready = await startPostgres();
-  });
+  const { after, test } = require('node:test');
   // The cluster is a child process: left running, it would keep the test process alive.
   after(() => stopPostgres());
-  require(path.join(__dirname, suite));
+  // The suite is loaded once the cluster runs, so that even its describe-level hooks find it.
+  startPostgres().then(
+    (pg) => {
+      ready = pg;
+      require(path.join(__dirname, suite));
+    },
+    (error) => test('start PostgreSQL', () => {
+      throw error;
+    }),
+  );
 }
 
 /** The `postgres` option of a SyncServer on a fresh schema of the test cluster. */
