@@ -221,21 +221,13 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
     }
     PushVerdict verdict;
     verdict.kind = kind;
-    KeyGuard keys;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed JSON in " + item_name);
-      }
-      DS_RETURN_IF_ERROR(keys.Check(key, item_name));
-      simdjson::ondemand::value value = field.value();
+    DS_RETURN_IF_ERROR(ForEachField(object, item_name, "Malformed JSON in " + item_name,
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
       const std::string path = item_name + "." + std::string(key);
       std::string text;
       int64_t number = 0;
       bool is_null = false;
-      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) return Status::Ok();
       if (key == "changeId") {
         if (!ReadShortString(value, &verdict.change_id)) {
           return ExpectedError("a non-empty string", path, DescribeReceived(value));
@@ -277,7 +269,8 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
         std::string ignored;
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, path, &ignored));
       }
-    }
+      return Status::Ok();
+    }));
     if (verdict.change_id.empty()) return ExpectedError("a non-empty string", item_name + ".changeId", "undefined");
     if (kind == PushVerdict::Kind::kApplied && !verdict.version) {
       return ExpectedError("an integer", item_name + ".version", "undefined");
@@ -331,16 +324,8 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
     if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
     bool has_changes = false;
     std::string scratch;
-    KeyGuard keys;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed JSON for page");
-      }
-      DS_RETURN_IF_ERROR(keys.Check(key, "page"));
-      simdjson::ondemand::value value = field.value();
+    DS_RETURN_IF_ERROR(ForEachField(object, "page", "Malformed JSON for page",
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
       if (key == "newChanges") {
         simdjson::ondemand::array array;
         if (value.get_array().get(array) != simdjson::SUCCESS) {
@@ -375,7 +360,8 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
         scratch.clear();
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, "page." + std::string(key), &scratch));
       }
-    }
+      return Status::Ok();
+    }));
     if (!has_changes) return ExpectedError("an array of changes", "page.newChanges", "undefined");
   } else {
     return Status::InvalidArgument("Expected a pull page (an object with newChanges, or an array of changes)");

@@ -14,8 +14,8 @@
 namespace deltasync {
 
 struct JsonLimits {
-  int max_depth = 64;                        // nesting of objects and arrays
-  size_t max_document_bytes = 1024 * 1024;   // one document's canonical size
+  int max_depth = 64;                       // nesting of objects and arrays
+  size_t max_document_bytes = 1024 * 1024;  // one document's canonical size
 };
 
 // The name JS would use for the value's type: "object", "array", "string",
@@ -51,10 +51,12 @@ enum class PatchNulls {
 // null in `patch` removes the field instead.
 // REQUIRES: both are canonical JSON objects produced by CopyValidatedJson.
 Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,
-                                        std::string_view patch, PatchNulls nulls = PatchNulls::kRemove);
+                                        std::string_view patch,
+                                        PatchNulls nulls = PatchNulls::kRemove);
 
 // The top-level keys of a canonical JSON object (unescaped).
-Result<std::unordered_set<std::string>> ObjectKeys(simdjson::ondemand::parser& parser, std::string_view json);
+Result<std::unordered_set<std::string>> ObjectKeys(simdjson::ondemand::parser& parser,
+                                                   std::string_view json);
 
 // A canonical JSON object without the given top-level keys.
 Result<std::string> ObjectWithoutKeys(simdjson::ondemand::parser& parser, std::string_view json,
@@ -82,6 +84,26 @@ class KeyGuard {
  private:
   std::vector<std::string> seen_;
 };
+
+// Calls fn(key, value) for each field of `object` in order: a field that cannot be read is
+// refused with `malformed`, a repeated key with KeyGuard's error naming `where`; stops at the
+// first error fn returns.
+template <typename Fn>
+Status ForEachField(simdjson::ondemand::object& object, std::string_view where,
+                    const std::string& malformed, Fn&& fn) {
+  KeyGuard keys;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+      return Status::InvalidArgument(malformed);
+    }
+    DS_RETURN_IF_ERROR(keys.Check(key, where));
+    DS_RETURN_IF_ERROR(fn(key, field.value()));
+  }
+  return Status::Ok();
+}
 
 // Trims JSON whitespace from the end of a raw token.
 std::string_view TrimJsonWhitespace(std::string_view text);

@@ -309,16 +309,8 @@ class SyncServerCore::Impl {
       return Status::InvalidArgument("Expected a JSON object for the request body");
     }
     bool has_device = false;
-    KeyGuard keys;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed JSON in the request body");
-      }
-      DS_RETURN_IF_ERROR(keys.Check(key, "the request body"));
-      simdjson::ondemand::value value = field.value();
+    DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
       if (key == "deviceId") {
         std::string_view text;
         simdjson::ondemand::json_type type;
@@ -348,7 +340,7 @@ class SyncServerCore::Impl {
       } else if (with_pull_fields && key == "lastKnownServerVersion") {
         int64_t version = 0;
         bool is_null = false;
-        if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+        if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) return Status::Ok();
         if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
           return ExpectedError("a non-negative integer", "lastKnownServerVersion", DescribeReceived(value));
         }
@@ -365,7 +357,8 @@ class SyncServerCore::Impl {
         std::string ignored;
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, s_.options_.limits.json, key, &ignored));
       }
-    }
+      return Status::Ok();
+    }));
     if (!has_device && !context.device_id.empty()) {
       const std::string& header = context.device_id;
       if (header.size() > 256 || header.find('\0') != std::string::npos) {
@@ -1369,16 +1362,8 @@ class SyncServerCore::Impl {
       if (object.reset().error()) return Status::InvalidArgument("Malformed JSON in the request body");
     }
     if (device_id->empty()) return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
-    KeyGuard keys;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed JSON in the request body");
-      }
-      DS_RETURN_IF_ERROR(keys.Check(key, "the request body"));
-      simdjson::ondemand::value value = field.value();
+    DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
       if (key == "changes" && changes) {
         simdjson::ondemand::object by_type;
         if (value.get_object().get(by_type) != simdjson::SUCCESS) {
@@ -1390,7 +1375,7 @@ class SyncServerCore::Impl {
         std::string_view text;
         double number = 0;
         if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed lastSyncTimestamp");
-        if (type == simdjson::ondemand::json_type::null) continue;
+        if (type == simdjson::ondemand::json_type::null) return Status::Ok();
         if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
             ParseIso8601Ms(text)) {
           *last_sync = ParseIso8601Ms(text);
@@ -1405,7 +1390,8 @@ class SyncServerCore::Impl {
         std::string ignored;
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, s_.options_.limits.json, key, &ignored));
       }
-    }
+      return Status::Ok();
+    }));
     if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
     return Status::Ok();
   }
@@ -2036,16 +2022,8 @@ Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, co
     }
     std::string use;
     std::optional<std::string> data;
-    KeyGuard keys;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed JSON in the request body");
-      }
-      DS_RETURN_IF_ERROR(keys.Check(key, "the request body"));
-      simdjson::ondemand::value value = field.value();
+    DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
       if (key == "conflictId") {
         if (value.get_int64().get(conflict_id) != simdjson::SUCCESS || conflict_id < 1) {
           return ExpectedError("a positive integer", "conflictId", DescribeReceived(value));
@@ -2070,7 +2048,8 @@ Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, co
         std::string ignored;
         DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, options_.limits.json, key, &ignored));
       }
-    }
+      return Status::Ok();
+    }));
     if (conflict_id == 0) return ExpectedError("a positive integer", "conflictId", "undefined");
     if (resolution.empty()) {
       resolution = "{\"use\":";
