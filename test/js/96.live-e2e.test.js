@@ -188,9 +188,10 @@ describe('live clients', () => {
     assert.equal(a.get('note', 'secret'), undefined, "bob's write never reaches alice");
     assert.deepEqual(z.list('note').map((doc) => Object.keys(doc)), [['bob']], "nor alice's bob");
     // Each write is one push by its writer and one pull by each of the two others, give or take
-    // the opening cycles: no poll, no pull storm from a device's own pushes.
+    // the opening cycles and a few pokes that race a cycle on a loaded machine (at most 9): no
+    // poll, and no pull after a device's own push, which would add 10 (one per write) or more.
     const alice = counter.counts.get('alice');
-    assert.ok(alice <= 3 + 10 * 3 + 6, `alice's devices made ${alice} requests for 10 writes`);
+    assert.ok(alice <= 3 + 10 * 3 + 9, `alice's devices made ${alice} requests for 10 writes`);
   });
 
   test('an idle live client makes no request; an idle polling client does', TIMEOUT, async (t) => {
