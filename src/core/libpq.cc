@@ -52,6 +52,7 @@ Result<std::unique_ptr<Libpq>> Libpq::Load(const std::string& path) {
       Bind(handle, "PQsocket", &pq->PQsocket) &&
       Bind(handle, "PQconsumeInput", &pq->PQconsumeInput) &&
       Bind(handle, "PQnotifies", &pq->PQnotifies) && Bind(handle, "PQfreemem", &pq->PQfreemem) &&
+      Bind(handle, "PQescapeLiteral", &pq->PQescapeLiteral) &&
       Bind(handle, "PQsetNoticeProcessor", &pq->PQsetNoticeProcessor);
   if (!complete) {
     return Status::Error(StatusCode::kUnavailable,

@@ -60,6 +60,7 @@ class Libpq {
   int (*PQconsumeInput)(PgConn* conn) = nullptr;
   PgNotify* (*PQnotifies)(PgConn* conn) = nullptr;
   void (*PQfreemem)(void* pointer) = nullptr;
+  char* (*PQescapeLiteral)(PgConn* conn, const char* text, size_t length) = nullptr;
   void* (*PQsetNoticeProcessor)(PgConn* conn, void (*processor)(void*, const char*),
                                 void* arg) = nullptr;
 

@@ -206,6 +206,9 @@ class PgQuery final : public SqlQuery {
     nulls_[index - 1] = false;
   }
   Result<bool> Step() override;
+  // Queued on the session as `EXECUTE name(literals)`: the writes of a request reach the server
+  // together, with its next read or its commit, in one round trip.
+  Status Run() override;
   void Reset() override;
   bool IsNull(int column) const override;
   int64_t Int(int column) const override;
@@ -252,6 +255,20 @@ class PgSession final : public SqlSession {
     pq_.PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
     return Exec(("SET search_path TO " + QuoteIdentifier(options_.schema)).c_str(),
                 "Setting the schema");
+  }
+
+  // Queues a statement (SQL text) to be sent with the next read or the commit.
+  void Defer(std::string statement) {
+    pending_ += statement;
+    pending_ += ";\n";
+  }
+
+  // Sends the queued statements, if any, in one round trip.
+  Status Flush() {
+    if (pending_.empty()) return Status::Ok();
+    std::string batch;
+    batch.swap(pending_);
+    return Exec(batch.c_str(), "Running queued queries");
   }
 
   Status Exec(const char* sql, const char* what) {
@@ -314,15 +331,20 @@ class PgSession final : public SqlSession {
     return scope->Run();
   }
 
-  Status Commit() override { return Exec("COMMIT", "Committing"); }
+  Status Commit() override {
+    Defer("COMMIT");
+    return Flush();
+  }
 
   void Rollback() override {
+    pending_.clear();
     if (conn_ == nullptr || pq_.PQstatus(conn_) != kPgConnectionOk) return;
     PgResultPtr result(pq_, pq_.PQexec(conn_, "ROLLBACK"));
   }
 
  private:
   void Disconnect() {
+    pending_.clear();
     queries_.clear();  // prepared statements belong to the connection
     if (conn_ != nullptr) pq_.PQfinish(conn_);
     conn_ = nullptr;
@@ -333,12 +355,33 @@ class PgSession final : public SqlSession {
   std::string origin_;
   PgConn* conn_ = nullptr;
   std::unordered_map<const char*, std::unique_ptr<PgQuery>> queries_;
+  std::string pending_;  // statements queued by PgQuery::Run, sent by Flush
 };
+
+Status PgQuery::Run() {
+  if (has_nul_) return Status::InvalidArgument("Text sent to PostgreSQL may not contain a NUL byte");
+  const Libpq& pq = session_.pq();
+  std::string statement = "EXECUTE " + name_;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    statement += i == 0 ? "(" : ", ";
+    if (nulls_[i]) {
+      statement += "NULL";
+      continue;
+    }
+    char* literal = pq.PQescapeLiteral(session_.conn(), values_[i].data(), values_[i].size());
+    if (literal == nullptr) return PgError(pq, session_.conn(), nullptr, "Quoting a value");
+    statement += literal;
+    pq.PQfreemem(literal);
+  }
+  if (!values_.empty()) statement += ")";
+  session_.Defer(std::move(statement));
+  return Status::Ok();
+}
 
 Result<bool> PgQuery::Step() {
   if (result_ == nullptr) {
-    if (has_nul_)
-      return Status::InvalidArgument("Text sent to PostgreSQL may not contain a NUL byte");
+    if (has_nul_) return Status::InvalidArgument("Text sent to PostgreSQL may not contain a NUL byte");
+    DS_RETURN_IF_ERROR(session_.Flush());
     const Libpq& pq = session_.pq();
     std::vector<const char*> values(values_.size());
     std::vector<int> lengths(values_.size());

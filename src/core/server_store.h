@@ -45,8 +45,10 @@ class SqlQuery {
 
   // Runs the query on the first call, then advances. True when a row is available.
   virtual Result<bool> Step() = 0;
-  // Runs a query whose rows (if any) are not read.
-  Status Run() { return Step().status(); }
+  // Runs a query whose rows (if any) are not read. A store may send it later, with the next
+  // query whose rows are read or with the commit, in the same transaction; its error then
+  // fails that query or the commit.
+  virtual Status Run() { return Step().status(); }
   // Forgets the bindings and the rows.
   virtual void Reset() = 0;
 
