@@ -993,15 +993,8 @@ class SyncServerCore::Impl {
   Status DecodeRecordsByType(simdjson::ondemand::object by_type, const CompatOptions& compat,
                              const std::string& device_id, const std::string& what, std::vector<ChangeInput>* out) {
     const JsonLimits& limits = s_.options_.limits.json;
-    KeyGuard type_keys;
-    for (auto type_result : by_type) {
-      simdjson::ondemand::field type_field;
-      std::string_view type_key;
-      if (std::move(type_result).get(type_field) != simdjson::SUCCESS ||
-          type_field.unescaped_key(false).get(type_key) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Malformed JSON in " + what);
-      }
-      DS_RETURN_IF_ERROR(type_keys.Check(type_key, what));
+    return ForEachField(by_type, what, "Malformed JSON in " + what,
+                        [&](std::string_view type_key, simdjson::ondemand::value records_value) -> Status {
       const std::string entity_type(type_key);
       const std::string name = what + "." + entity_type;
       if (!IsValidEntityType(entity_type)) {
@@ -1009,7 +1002,6 @@ class SyncServerCore::Impl {
                              "\"" + entity_type.substr(0, 40) + "\" of type string");
       }
       simdjson::ondemand::array records;
-      simdjson::ondemand::value records_value = type_field.value();
       if (records_value.get_array().get(records) != simdjson::SUCCESS) {
         return ExpectedError("an array of records", name, DescribeReceived(records_value));
       }
@@ -1119,8 +1111,8 @@ class SyncServerCore::Impl {
         change.change_id = "compat-" + Fingerprint({device_id, entity_type, change.entity_id, canonical});
         out->push_back(std::move(change));
       }
-    }
-    return Status::Ok();
+      return Status::Ok();
+    });
   }
 
   Status DecodeCompatBody(const std::string& body, const CompatOptions& compat, std::string* device_id, std::vector<ChangeInput>* changes,

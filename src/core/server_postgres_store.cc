@@ -200,7 +200,6 @@ class PgQuery final : public SqlQuery {
     nulls_[index - 1] = false;
   }
   void BindText(int index, std::string_view value) override {
-    // PostgreSQL's text cannot hold a NUL byte; such a value is refused when the query runs.
     if (value.find('\0') != std::string_view::npos) has_nul_ = true;
     values_[index - 1].assign(value);
     nulls_[index - 1] = false;
@@ -215,6 +214,9 @@ class PgQuery final : public SqlQuery {
   std::string_view Text(int column) const override;
 
  private:
+  // PostgreSQL's text cannot hold a NUL byte: a query bound with one is refused, not sent.
+  Status Sendable() const;
+
   PgSession& session_;
   std::string name_;
   std::vector<std::string> values_;
@@ -358,8 +360,13 @@ class PgSession final : public SqlSession {
   std::string pending_;  // statements queued by PgQuery::Run, sent by Flush
 };
 
-Status PgQuery::Run() {
+Status PgQuery::Sendable() const {
   if (has_nul_) return Status::InvalidArgument("Text sent to PostgreSQL may not contain a NUL byte");
+  return Status::Ok();
+}
+
+Status PgQuery::Run() {
+  DS_RETURN_IF_ERROR(Sendable());
   const Libpq& pq = session_.pq();
   std::string statement = "EXECUTE " + name_;
   for (size_t i = 0; i < values_.size(); ++i) {
@@ -380,7 +387,7 @@ Status PgQuery::Run() {
 
 Result<bool> PgQuery::Step() {
   if (result_ == nullptr) {
-    if (has_nul_) return Status::InvalidArgument("Text sent to PostgreSQL may not contain a NUL byte");
+    DS_RETURN_IF_ERROR(Sendable());
     DS_RETURN_IF_ERROR(session_.Flush());
     const Libpq& pq = session_.pq();
     std::vector<const char*> values(values_.size());

@@ -132,10 +132,4 @@ function runOnPostgres(suite) {
   );
 }
 
-/** The `postgres` option of a SyncServer on a fresh schema of the test cluster. */
-async function postgresOption(label, extra = {}) {
-  const pg = await startPostgres();
-  return { connectionString: pg.url, schema: freshSchema(label), libpq: pg.libpq, ...extra };
-}
-
-module.exports = { startPostgres, stopPostgres, freshSchema, postgresOption, storeOptions, runOnPostgres };
+module.exports = { startPostgres, stopPostgres, freshSchema, storeOptions, runOnPostgres };
