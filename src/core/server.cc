@@ -10,6 +10,8 @@
 
 #include "core/change_codec.h"
 #include "core/server_codec.h"
+#include "core/server_compat_codec.h"
+#include "core/server_decisions.h"
 #include "core/server_sqlite_store.h"
 
 namespace deltasync {
@@ -94,56 +96,26 @@ constexpr const char* kEntityTypes = "SELECT DISTINCT entity_type FROM entities 
 
 constexpr int64_t kCompatPullLimit = 1000;
 
-// ---- small helpers
-
-uint64_t Fnv1a(std::string_view text, uint64_t hash) {
-  for (const char ch : text) {
-    hash ^= static_cast<unsigned char>(ch);
-    hash *= 0x100000001b3ull;
+void BindTextOrNull(SqlQuery& query, int index, const std::string& text) {
+  if (text.empty()) {
+    query.BindNull(index);
+  } else {
+    query.BindText(index, text);
   }
-  return hash;
 }
-
-// 128 bits from two FNV-1a streams with different offsets; identifies content, not secrets.
-std::string Fingerprint(std::initializer_list<std::string_view> parts) {
-  uint64_t a = 0xcbf29ce484222325ull;
-  uint64_t b = 0x84222325cbf29ce4ull;
-  for (std::string_view part : parts) {
-    const std::string length = std::to_string(part.size()) + ":";
-    a = Fnv1a(part, Fnv1a(length, a));
-    b = Fnv1a(part, Fnv1a(length, b ^ 0x9e3779b97f4a7c15ull));
-  }
-  char out[33];
-  std::snprintf(out, sizeof out, "%016" PRIx64 "%016" PRIx64, a, b);
-  return out;
-}
-
-std::string ChangeFingerprint(const ChangeInput& change) {
-  const std::string base = change.base_version ? std::to_string(*change.base_version) : "-";
-  return Fingerprint({ChangeTypeName(change.type), change.entity_type, change.entity_id,
-                      change.data ? std::string_view(*change.data) : std::string_view("-"), base});
-}
-
-struct EntityRow {
-  bool found = false;
-  std::optional<std::string> data;
-  bool deleted = false;
-  int64_t version = 0;
-  std::optional<std::string> device_id;
-  int64_t client_timestamp = 0;
-};
 
 }  // namespace
 
-
 // ---------------------------------------------------------------------------------------------
-// Impl: one operation on one session of the store, with access to the server's options.
+// Impl: one operation on one session of the store. It reads the state a decision needs, asks
+// server_decisions.h, writes the outcome, and encodes with server_codec.h.
 
 class SyncServerCore::Impl {
  public:
   Impl(SyncServerCore& server, SqlSession& session) : s_(server), session_(session) {}
 
   SqlSession& session() { return session_; }
+  simdjson::ondemand::parser& scratch() { return session_.scratch_parser(); }
 
   // What is left of the response byte budget once `used` bytes are written.
   size_t RemainingBudget(size_t used) const {
@@ -155,10 +127,6 @@ class SyncServerCore::Impl {
     auto it = s_.options_.per_type.find(entity_type);
     return it == s_.options_.per_type.end() ? s_.options_.conflicts : it->second;
   }
-
-  // ---- decoding
-
-
 
   // ---- state
 
@@ -241,61 +209,46 @@ class SyncServerCore::Impl {
     return std::make_pair(scope->Int(0), scope->Int(1));
   }
 
-  // The live document a change of `type` with `data` makes of the entity: a CREATED's data, an
-  // UPDATED's fields set on the entity's last state, nothing for a DELETED.
-  Result<std::optional<std::string>> DocumentAfter(ChangeType type, const std::optional<std::string>& data,
-                                                   const EntityRow& entity) {
-    if (type == ChangeType::kDeleted) return std::optional<std::string>();
-    if (type == ChangeType::kCreated) return data;
-    Result<std::string> merged =
-        ShallowMergeObjects(session_.scratch_parser(), entity.data ? *entity.data : "{}", data ? *data : "{}");
-    if (!merged.ok()) return merged.status();
-    return std::optional<std::string>(std::move(merged).value());
+  // The outcome recorded for a changeId, into `outcome`, with the fingerprint of the change it
+  // was recorded for; nullopt when the changeId is unused.
+  Result<std::optional<std::string>> FindRecordedOutcome(const std::string& user_id, const std::string& change_id,
+                                                         Outcome* outcome) {
+    Result<SqlQuery*> stmt = session_.Cached(kFindResult);
+    if (!stmt.ok()) return stmt.status();
+    SqlQuery::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, change_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) return std::optional<std::string>();
+    const std::string_view kind = scope->Text(1);
+    outcome->kind = kind == "applied"    ? Outcome::Kind::kApplied
+                    : kind == "conflict" ? Outcome::Kind::kConflict
+                                         : Outcome::Kind::kError;
+    outcome->version = scope->OptionalInt(2);
+    outcome->conflict_id = scope->OptionalInt(3);
+    outcome->reason = scope->OptionalText(4).value_or("");
+    outcome->strategy = scope->OptionalText(5).value_or("");
+    outcome->winner = scope->OptionalText(6).value_or("");
+    outcome->error_code = scope->OptionalText(7).value_or("");
+    outcome->error_message = scope->OptionalText(8).value_or("");
+    outcome->action = std::string(scope->Text(9));
+    outcome->replayed = true;
+    return std::optional<std::string>(std::string(scope->Text(0)));
   }
 
-  // Applies `data_to_apply` (for UPDATED: the fields to set) and logs it. Returns the new version.
-  Result<int64_t> Apply(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
-                        const std::optional<std::string>& data_to_apply, const EntityRow& entity,
+  // Applies `data` (for UPDATED: the fields to set) and logs it. Returns the new version.
+  Result<int64_t> Write(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
+                        const std::optional<std::string>& data, const EntityRow& entity,
                         const std::string& resolution) {
-    std::optional<std::string> new_data;
-    bool deleted = false;
-    ChangeType logged_type = change.type;
-    std::optional<std::string> logged_data = data_to_apply;
-    switch (change.type) {
-      case ChangeType::kCreated:
-        new_data = data_to_apply;
-        break;
-      case ChangeType::kUpdated: {
-        Result<std::optional<std::string>> merged = DocumentAfter(ChangeType::kUpdated, data_to_apply, entity);
-        if (!merged.ok()) return merged.status();
-        new_data = std::move(merged).value();
-        if (!entity.found || entity.deleted) {
-          // Devices that saw the delete have nothing to set these fields on: log the whole revived document.
-          logged_type = ChangeType::kCreated;
-          logged_data = new_data;
-        }
-        break;
-      }
-      case ChangeType::kDeleted:
-        new_data = entity.data;  // the last live state, so that an update that wins later can revive it
-        deleted = true;
-        break;
-    }
-    // The limit holds for what is stored, not only for what was sent: an UPDATED merged onto
-    // the entity may not make it larger than any device could pull. Checked before a version
-    // is taken, so versions stay gapless.
-    const size_t max_bytes = s_.options_.limits.json.max_document_bytes;
-    if (!deleted && new_data && new_data->size() > max_bytes) {
-      return Status::LimitExceeded("Applying this change would make " + change.entity_type + "/" + change.entity_id +
-                                   " " + std::to_string(new_data->size()) + " bytes, over the limit of " +
-                                   std::to_string(max_bytes) + " bytes per document");
-    }
+    Result<EntityWrite> planned = PlanWrite(scratch(), change, data, entity, s_.options_.limits.json);
+    if (!planned.ok()) return planned.status();
+    const EntityWrite& write = planned.value();
     Result<std::pair<int64_t, int64_t>> next = NextVersion(user_id);
     if (!next.ok()) return next.status();
     const int64_t version = next.value().first;
     const int64_t server_timestamp = next.value().second;
     {
-      const std::optional<std::string> logged = logged_type == ChangeType::kDeleted ? std::nullopt : logged_data;
       Result<SqlQuery*> stmt = session_.Cached(kInsertChange);
       if (!stmt.ok()) return stmt.status();
       SqlQuery::Scope scope(*stmt.value());
@@ -303,18 +256,14 @@ class SyncServerCore::Impl {
       scope->BindInt(2, version);
       scope->BindText(3, *change.change_id);
       scope->BindText(4, device_id);
-      scope->BindText(5, ChangeTypeName(logged_type));
+      scope->BindText(5, ChangeTypeName(write.logged_type));
       scope->BindText(6, change.entity_type);
       scope->BindText(7, change.entity_id);
-      scope->BindOptionalText(8, logged);  // bound without a copy: `logged` must outlive Run()
+      scope->BindOptionalText(8, write.logged_data);  // bound without a copy: `write` outlives Run()
       scope->BindOptionalInt(9, change.base_version);
       scope->BindInt(10, *change.timestamp);
       scope->BindInt(11, server_timestamp);
-      if (resolution.empty()) {
-        scope->BindNull(12);
-      } else {
-        scope->BindText(12, resolution);
-      }
+      BindTextOrNull(*scope, 12, resolution);
       DS_RETURN_IF_ERROR(scope->Run());
     }
     Result<SqlQuery*> stmt = session_.Cached(kUpsertEntity);
@@ -323,8 +272,8 @@ class SyncServerCore::Impl {
     scope->BindText(1, user_id);
     scope->BindText(2, change.entity_type);
     scope->BindText(3, change.entity_id);
-    scope->BindOptionalText(4, new_data);
-    scope->BindInt(5, deleted ? 1 : 0);
+    scope->BindOptionalText(4, write.document);
+    scope->BindInt(5, write.deleted ? 1 : 0);
     scope->BindInt(6, version);
     scope->BindText(7, device_id);
     scope->BindInt(8, *change.timestamp);
@@ -345,18 +294,11 @@ class SyncServerCore::Impl {
                                                                   : "error");
     scope->BindOptionalInt(5, outcome.version);
     scope->BindOptionalInt(6, outcome.conflict_id);
-    auto text_or_null = [&](int index, const std::string& text) {
-      if (text.empty()) {
-        scope->BindNull(index);
-      } else {
-        scope->BindText(index, text);
-      }
-    };
-    text_or_null(7, outcome.reason);
-    text_or_null(8, outcome.strategy);
-    text_or_null(9, outcome.winner);
-    text_or_null(10, outcome.error_code);
-    text_or_null(11, outcome.error_message);
+    BindTextOrNull(*scope, 7, outcome.reason);
+    BindTextOrNull(*scope, 8, outcome.strategy);
+    BindTextOrNull(*scope, 9, outcome.winner);
+    BindTextOrNull(*scope, 10, outcome.error_code);
+    BindTextOrNull(*scope, 11, outcome.error_message);
     scope->BindText(12, outcome.entity_type);
     scope->BindText(13, outcome.entity_id);
     scope->BindText(14, outcome.action);
@@ -377,20 +319,12 @@ class SyncServerCore::Impl {
     // Each step follows a recorded outcome with a version below the entity's, so the chain is
     // at most as long as the entity's history; the bound only guards against a corrupt file.
     for (int64_t step = 0; step <= current.value().version; ++step) {
-      std::optional<int64_t> recorded_version;
-      {
-        Result<SqlQuery*> stmt = session_.Cached(kFindResult);
-        if (!stmt.ok()) return stmt.status();
-        SqlQuery::Scope scope(*stmt.value());
-        scope->BindText(1, user_id);
-        scope->BindText(2, key);
-        Result<bool> row = scope->Step();
-        if (!row.ok()) return row.status();
-        if (!row.value()) break;  // unused: a new change under this key
-        recorded_version = scope->OptionalInt(2);
-      }
-      if (!recorded_version || *recorded_version == current.value().version) break;  // a replay
-      key += "@" + std::to_string(*recorded_version);
+      Outcome recorded;
+      Result<std::optional<std::string>> found = FindRecordedOutcome(user_id, key, &recorded);
+      if (!found.ok()) return found.status();
+      if (!found.value()) break;  // unused: a new change under this key
+      if (!recorded.version || *recorded.version == current.value().version) break;  // a replay
+      key += "@" + std::to_string(*recorded.version);
     }
     change->change_id = std::move(key);
     return Status::Ok();
@@ -399,128 +333,76 @@ class SyncServerCore::Impl {
   // Set by the compatible routes: their changeIds are derived from the records' content.
   void UseContentAddressedIds() { content_addressed_ids_ = true; }
 
-  // Takes the host's verdicts; merged data that is not a document within the limits leaves
-  // its conflict for a person instead.
+  // Takes the host's verdicts, checked against the document limits.
   void UseResolver(const RequestContext& context) {
-    resolver_ = context.resolver.get();
-    if (!resolver_) return;
-    for (auto& [change_id, verdict] : context.resolver->verdicts) {
-      if (verdict.use != CustomVerdict::Use::kMerged) continue;
-      std::string copy;
-      Status valid = Status::InvalidArgument("use \"merged\" came without data");
-      if (verdict.data) {
-        simdjson::padded_string padded(*verdict.data);
-        simdjson::ondemand::document doc;
-        simdjson::ondemand::value value;
-        simdjson::ondemand::json_type type;
-        valid = session_.parser().iterate(padded).get(doc) == simdjson::SUCCESS &&
-                        doc.get_value().get(value) == simdjson::SUCCESS &&
-                        value.type().get(type) == simdjson::SUCCESS && type == simdjson::ondemand::json_type::object
-                    ? CopyValidatedJson(value, 0, s_.options_.limits.json, "data", &copy)
-                    : Status::InvalidArgument("data is not a JSON object");
-      }
-      if (valid.ok()) {
-        verdict.data = std::move(copy);
-      } else {
-        verdict.use = CustomVerdict::Use::kManual;
-        verdict.data.reset();
-        verdict.note = "the resolver's merged data was refused: " + valid.message();
-      }
-    }
+    resolver_.exchange = context.resolver.get();
+    if (context.resolver) ValidateVerdicts(session_.parser(), s_.options_.limits.json, context.resolver.get());
   }
 
-  // The host's verdict on a change, if it was given for the entity's current version.
-  const CustomVerdict* CurrentVerdict(const std::string& change_id, int64_t entity_version) const {
-    if (!resolver_) return nullptr;
-    auto found = resolver_->verdicts.find(change_id);
-    if (found == resolver_->verdicts.end() || found->second.server_version != entity_version) return nullptr;
-    return &found->second;
-  }
   // Whether custom conflicts wait for the host's resolver: then nothing may be committed.
   bool AwaitingResolver() const { return !resolver_contexts_.empty(); }
   std::string ResolverRequest() const { return "{\"resolverContexts\":" + resolver_contexts_ + "]}"; }
 
   // The entity's state at `version`, rebuilt from its log (nullopt: absent or deleted then).
-  Result<std::optional<std::string>> StateAt(const std::string& user_id, const std::string& entity_type,
-                                             const std::string& entity_id, int64_t version) {
+  Result<std::optional<std::string>> StateAt(const std::string& user_id, const ChangeInput& change,
+                                             int64_t version) {
     Result<SqlQuery*> stmt = session_.Cached(kEntityHistory);
     if (!stmt.ok()) return stmt.status();
     SqlQuery::Scope scope(*stmt.value());
     scope->BindText(1, user_id);
-    scope->BindText(2, entity_type);
-    scope->BindText(3, entity_id);
+    scope->BindText(2, change.entity_type);
+    scope->BindText(3, change.entity_id);
     scope->BindInt(4, version);
-    std::optional<std::string> state;
+    HistoryFold fold;
     for (;;) {
       Result<bool> row = scope->Step();
       if (!row.ok()) return row.status();
       if (!row.value()) break;
-      const std::optional<ChangeType> type = ParseChangeType(scope->Text(0));
-      if (type == ChangeType::kDeleted) {
-        state.reset();
-      } else if (type == ChangeType::kCreated || !state) {
-        state = scope->OptionalText(1);
-      } else if (!scope->IsNull(1)) {
-        Result<std::string> merged = ShallowMergeObjects(session_.scratch_parser(), *state, scope->Text(1));
-        if (!merged.ok()) return merged.status();
-        state = std::move(merged).value();
-      }
+      const ChangeType type = ParseChangeType(scope->Text(0)).value_or(ChangeType::kUpdated);
+      DS_RETURN_IF_ERROR(fold.Add(scratch(), type, scope->OptionalText(1)));
     }
-    return state;
+    return fold.state();
   }
 
+  // What other devices logged for the change's entity after its baseVersion.
+  Result<std::vector<ServerChange>> ServerChangesSince(const std::string& user_id, const std::string& device_id,
+                                                       const ChangeInput& change) {
+    std::vector<ServerChange> changes;
+    Result<SqlQuery*> stmt = session_.Cached(kChangesSince);
+    if (!stmt.ok()) return stmt.status();
+    SqlQuery::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, change.entity_type);
+    scope->BindText(3, change.entity_id);
+    scope->BindInt(4, *change.base_version);
+    scope->BindText(5, device_id);
+    for (;;) {
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value()) break;
+      ServerChange server_change;
+      server_change.type = ParseChangeType(scope->Text(0)).value_or(ChangeType::kUpdated);
+      server_change.data = scope->OptionalText(1);
+      server_change.client_timestamp = scope->Int(2);
+      changes.push_back(std::move(server_change));
+    }
+    return changes;
+  }
 
   // Adds what the host's resolver is given for a custom conflict.
   Status AskResolver(const std::string& user_id, const std::string& device_id, const ChangeInput& change,
                      const EntityRow& entity) {
-    Result<std::optional<std::string>> proposed = DocumentAfter(change.type, change.data, entity);
+    Result<std::optional<std::string>> proposed = DocumentAfter(scratch(), change.type, change.data, entity);
     if (!proposed.ok()) return proposed.status();
     std::optional<std::string> base;
     if (change.base_version) {
-      Result<std::optional<std::string>> at = StateAt(user_id, change.entity_type, change.entity_id, *change.base_version);
+      Result<std::optional<std::string>> at = StateAt(user_id, change, *change.base_version);
       if (!at.ok()) return at.status();
       base = std::move(at).value();
     }
-    std::string& out = resolver_contexts_;
-    out.append(out.empty() ? "[" : ",");
-    out.append("{\"changeId\":");
-    AppendString(&out, *change.change_id);
-    out.append(",\"entityType\":");
-    AppendString(&out, change.entity_type);
-    out.append(",\"entityId\":");
-    AppendString(&out, change.entity_id);
-    out.append(",\"server\":");
-    AppendNullable(&out, entity.found && !entity.deleted ? entity.data : std::nullopt);
-    out.append(",\"client\":");
-    AppendNullable(&out, proposed.value());
-    out.append(",\"base\":");
-    AppendNullable(&out, base);
-    out.append(",\"serverVersion\":").append(std::to_string(entity.version));
-    out.append(",\"clientChange\":{\"changeId\":");
-    AppendString(&out, *change.change_id);
-    out.append(",\"type\":");
-    AppendString(&out, ChangeTypeName(change.type));
-    out.append(",\"data\":");
-    AppendNullable(&out, change.type == ChangeType::kDeleted ? std::nullopt : change.data);
-    out.append(",\"baseVersion\":");
-    out.append(change.base_version ? std::to_string(*change.base_version) : "null");
-    out.append(",\"timestamp\":").append(std::to_string(*change.timestamp));
-    out.append(",\"deviceId\":");
-    AppendString(&out, device_id);
-    out.append("}}");
-    return Status::Ok();
-  }
-
-  // The change that makes the entity `merged` as a whole: an UPDATED of the differing fields
-  // (removed ones set to null) on a live entity, else a CREATED.
-  Status ToMergedChange(const EntityRow& entity, const std::string& merged, ChangeInput* change) {
-    change->type = entity.found && !entity.deleted ? ChangeType::kUpdated : ChangeType::kCreated;
-    change->data = merged;
-    if (change->type == ChangeType::kUpdated && entity.data) {
-      Result<std::string> delta = DeltaWithRemovals(session_.scratch_parser(), merged, *entity.data);
-      if (!delta.ok()) return delta.status();
-      change->data = std::move(delta).value();
-    }
+    const std::optional<std::string> server = entity.found && !entity.deleted ? entity.data : std::nullopt;
+    resolver_contexts_.append(resolver_contexts_.empty() ? "[" : ",");
+    AppendResolverContext({change, device_id, server, entity.version, proposed.value(), base}, &resolver_contexts_);
     return Status::Ok();
   }
 
@@ -559,43 +441,20 @@ class SyncServerCore::Impl {
     outcome.entity_id = change.entity_id;
     outcome.action = ActionName(change.type);
 
-    {  // Idempotency: a changeId seen before returns its recorded outcome.
-      Result<SqlQuery*> stmt = session_.Cached(kFindResult);
-      if (!stmt.ok()) return stmt.status();
-      SqlQuery::Scope scope(*stmt.value());
-      scope->BindText(1, user_id);
-      scope->BindText(2, *change.change_id);
-      Result<bool> row = scope->Step();
-      if (!row.ok()) return row.status();
-      if (row.value()) {
-        if (scope->Text(0) != fingerprint) {
-          return Status::Conflict("The changeId \"" + *change.change_id + "\" of changes[" + std::to_string(index) +
-                                  "].changeId was used before for a different change");
-        }
-        const std::string_view kind = scope->Text(1);
-        outcome.kind = kind == "applied"    ? Outcome::Kind::kApplied
-                       : kind == "conflict" ? Outcome::Kind::kConflict
-                                            : Outcome::Kind::kError;
-        outcome.version = scope->OptionalInt(2);
-        outcome.conflict_id = scope->OptionalInt(3);
-        outcome.reason = scope->OptionalText(4).value_or("");
-        outcome.strategy = scope->OptionalText(5).value_or("");
-        outcome.winner = scope->OptionalText(6).value_or("");
-        outcome.error_code = scope->OptionalText(7).value_or("");
-        outcome.error_message = scope->OptionalText(8).value_or("");
-        outcome.action = std::string(scope->Text(9));
-        outcome.replayed = true;
-        outcomes->push_back(std::move(outcome));
-        return Status::Ok();
+    // Idempotency: a changeId seen before returns its recorded outcome.
+    Result<std::optional<std::string>> recorded = FindRecordedOutcome(user_id, *change.change_id, &outcome);
+    if (!recorded.ok()) return recorded.status();
+    if (recorded.value()) {
+      if (*recorded.value() != fingerprint) {
+        return Status::Conflict("The changeId \"" + *change.change_id + "\" of changes[" + std::to_string(index) +
+                                "].changeId was used before for a different change");
       }
+      outcomes->push_back(std::move(outcome));
+      return Status::Ok();
     }
 
-    // Clock hygiene: a timestamp further ahead of the server's clock than the allowed skew is
-    // taken as the time the server received it, so a device with a wrong clock cannot pin
-    // an entity against every later edit. (After the idempotency check: a replay compares
-    // the change as it was sent.)
-    const int64_t received_at = s_.clock_->NowMs();
-    if (*change.timestamp > received_at + s_.options_.max_clock_skew_ms) change.timestamp = received_at;
+    // After the idempotency check: a replay compares the change as it was sent.
+    change.timestamp = AdmittedTimestamp(*change.timestamp, s_.clock_->NowMs(), s_.options_.max_clock_skew_ms);
 
     Result<EntityRow> loaded = LoadEntity(user_id, change.entity_type, change.entity_id);
     if (!loaded.ok()) return loaded.status();
@@ -611,149 +470,40 @@ class SyncServerCore::Impl {
       outcomes->push_back(std::move(outcome));
       return Status::Ok();
     }
-    if (change.type == ChangeType::kCreated && entity.found && !entity.deleted) {
-      outcome.action = "UPDATE";
-    }
+    if (change.type == ChangeType::kCreated && entity.found && !entity.deleted) outcome.action = "UPDATE";
 
-    // Conflict detection.
-    bool conflict = false;
-    std::vector<std::pair<std::optional<std::string>, int64_t>> server_changes;  // (data, timestamp) since base
-    bool server_whole_entity = false;  // a CREATED or DELETED by another device since base
-    if (entity.found && entity.device_id != std::optional<std::string>(device_id)) {
-      if (change.base_version) {
-        if (entity.version > *change.base_version) {
-          Result<SqlQuery*> stmt = session_.Cached(kChangesSince);
-          if (!stmt.ok()) return stmt.status();
-          SqlQuery::Scope scope(*stmt.value());
-          scope->BindText(1, user_id);
-          scope->BindText(2, change.entity_type);
-          scope->BindText(3, change.entity_id);
-          scope->BindInt(4, *change.base_version);
-          scope->BindText(5, device_id);
-          for (;;) {
-            Result<bool> row = scope->Step();
-            if (!row.ok()) return row.status();
-            if (!row.value()) break;
-            if (scope->Text(0) != "UPDATED") server_whole_entity = true;
-            server_changes.emplace_back(scope->OptionalText(1), scope->Int(2));
-          }
-          conflict = !server_changes.empty();
-          outcome.reason = "changed on the server after baseVersion " + std::to_string(*change.base_version) +
-                           " by another device";
-        }
-      } else if (entity.client_timestamp + tolerance >= *change.timestamp) {
-        conflict = true;
-        outcome.reason = "the server's copy is as new as or newer than the change (no baseVersion to compare)";
-      }
-      if (conflict && entity.deleted && change.type != ChangeType::kDeleted) {
-        outcome.reason = "deleted on the server by another device";
-      }
+    std::vector<ServerChange> server_changes;
+    if (NeedsServerChanges(change, entity, device_id)) {
+      Result<std::vector<ServerChange>> since = ServerChangesSince(user_id, device_id, change);
+      if (!since.ok()) return since.status();
+      server_changes = std::move(since).value();
     }
-
-    std::optional<std::string> data_to_apply = change.data;
+    const ConflictCheck check = DetectConflict(change, entity, device_id, server_changes, tolerance);
+    outcome.reason = check.reason;
     bool apply = true;
-    if (conflict) {
+    if (check.conflict) {
+      const ConflictStrategy strategy = StrategyFor(change.entity_type);
+      const ChangeInput sent = change;  // what a manual conflict and the resolver are shown
+      Result<ConflictDecision> decided =
+          DecideConflict(scratch(), strategy, &change, entity, server_changes, check, resolver_, tolerance);
+      if (!decided.ok()) return decided.status();
+      const ConflictDecision& decision = decided.value();
+      // Nothing of it is applied or recorded until the resolver has spoken.
+      if (decision.ask_resolver) return AskResolver(user_id, device_id, sent, entity);
       outcome.kind = Outcome::Kind::kConflict;
-      ConflictStrategy strategy = StrategyFor(change.entity_type);
       outcome.strategy = ConflictStrategyName(strategy);
-      const bool change_is_newer = *change.timestamp > entity.client_timestamp + tolerance;
-      if (strategy == ConflictStrategy::kMerge &&
-          (change.type != ChangeType::kUpdated || entity.deleted || server_whole_entity)) {
-        strategy = ConflictStrategy::kNewestWins;  // no fields to merge against a create or a delete
-      }
-      switch (strategy) {
-        case ConflictStrategy::kServerWins:
-          apply = false;
-          outcome.winner = "server";
-          break;
-        case ConflictStrategy::kClientWins:
-          outcome.winner = "client";
-          break;
-        case ConflictStrategy::kNewestWins:
-          apply = change_is_newer;
-          outcome.winner = apply ? "client" : "server";
-          break;
-        case ConflictStrategy::kMerge: {
-          // Three-way: fields the server changed since baseVersion (from the log), or all of the
-          // server's fields when there is no baseVersion, against the fields this change sets.
-          std::map<std::string, int64_t> server_fields;  // field -> newest server timestamp touching it
-          if (change.base_version) {
-            for (const auto& [data, timestamp] : server_changes) {
-              if (!data) continue;
-              Result<std::unordered_set<std::string>> keys = ObjectKeys(session_.scratch_parser(), *data);
-              if (!keys.ok()) return keys.status();
-              for (const std::string& key : keys.value()) {
-                int64_t& newest = server_fields[key];
-                newest = std::max(newest, timestamp);
-              }
-            }
-          } else if (entity.data) {
-            Result<std::unordered_set<std::string>> keys = ObjectKeys(session_.scratch_parser(), *entity.data);
-            if (!keys.ok()) return keys.status();
-            for (const std::string& key : keys.value()) server_fields[key] = entity.client_timestamp;
-          }
-          Result<std::unordered_set<std::string>> client_keys = ObjectKeys(session_.scratch_parser(), *change.data);
-          if (!client_keys.ok()) return client_keys.status();
-          std::unordered_set<std::string> lost;
-          for (const std::string& key : client_keys.value()) {
-            auto it = server_fields.find(key);
-            if (it != server_fields.end() && *change.timestamp <= it->second + tolerance) lost.insert(key);
-          }
-          if (lost.size() == client_keys.value().size()) {
-            apply = false;
-            outcome.winner = "server";
-          } else {
-            outcome.winner = "merged";
-            if (!lost.empty()) {
-              Result<std::string> kept = ObjectWithoutKeys(session_.scratch_parser(), *change.data, lost);
-              if (!kept.ok()) return kept.status();
-              data_to_apply = std::move(kept).value();
-            }
-          }
-          break;
-        }
-        case ConflictStrategy::kCustom: {
-          const CustomVerdict* verdict = CurrentVerdict(*change.change_id, entity.version);
-          if (!verdict && resolver_ && !resolver_->final_round) {
-            // Nothing of it is applied or recorded until the resolver has spoken.
-            return AskResolver(user_id, device_id, change, entity);
-          }
-          const CustomVerdict::Use use = verdict ? verdict->use : CustomVerdict::Use::kManual;
-          if (!verdict) {
-            outcome.reason += resolver_ ? "; the entity kept changing while the resolver decided"
-                                        : "; no resolver was given the conflict";
-          } else if (!verdict->note.empty()) {
-            outcome.reason += "; " + verdict->note;
-          }
-          if (use == CustomVerdict::Use::kClient) {
-            outcome.winner = "client";
-          } else if (use == CustomVerdict::Use::kServer) {
-            apply = false;
-            outcome.winner = "server";
-          } else if (use == CustomVerdict::Use::kMerged) {
-            outcome.winner = "merged";
-            DS_RETURN_IF_ERROR(ToMergedChange(entity, *verdict->data, &change));
-            data_to_apply = change.data;
-          } else {
-            apply = false;
-            outcome.winner = "manual";
-          }
-          break;
-        }
-        case ConflictStrategy::kManual:
-          apply = false;
-          outcome.winner = "manual";
-          break;
-      }
-      if (outcome.winner == "manual") {  // kept open until resolveConflict()
-        Result<int64_t> id = OpenManualConflict(user_id, device_id, change, entity);
+      outcome.winner = decision.winner;
+      outcome.reason += decision.reason_note;
+      apply = decision.apply;
+      if (decision.winner == "manual") {  // kept open until resolveConflict()
+        Result<int64_t> id = OpenManualConflict(user_id, device_id, sent, entity);
         if (!id.ok()) return id.status();
         outcome.conflict_id = id.value();
       }
     }
     if (apply) {
-      Result<int64_t> version =
-          Apply(user_id, device_id, change, data_to_apply, entity, conflict ? outcome.strategy + ":" + outcome.winner : "");
+      Result<int64_t> version = Write(user_id, device_id, change, change.data, entity,
+                                      check.conflict ? outcome.strategy + ":" + outcome.winner : "");
       if (!version.ok() && version.status().code() == StatusCode::kLimitExceeded) {
         // This change alone is refused; nothing of it is stored and the others go on. Not
         // recorded, like any error: a retry after the entity shrank is judged again.
@@ -801,45 +551,27 @@ class SyncServerCore::Impl {
     return scope->Run();
   }
 
-  // ---- encoding
+  Status TouchDevicePull(const std::string& user_id, const std::string& device_id, int64_t seen_version) {
+    Result<SqlQuery*> touch = session_.Cached(kTouchDevicePull);
+    if (!touch.ok()) return touch.status();
+    SqlQuery::Scope scope(*touch.value());
+    scope->BindText(1, user_id);
+    scope->BindText(2, device_id);
+    scope->BindInt(3, s_.clock_->NowMs());
+    scope->BindInt(4, seen_version);
+    return scope->Run();
+  }
 
-  // Which conflicts of one response carry their entity's serverData. An entity's data is sent
-  // once per response; past the response's byte budget it is left out, except for the first
-  // one, so that a response always settles at least one conflict.
-  class ServerDataBudget {
-   public:
-    explicit ServerDataBudget(size_t max_bytes) : max_bytes_(max_bytes) {}
-    // Whether to send `bytes` of data for the entity, given the response's size so far.
-    bool Admit(const std::string& entity_type, const std::string& entity_id, size_t bytes, size_t response_size) {
-      std::string key = entity_type;
-      key.push_back('\0');
-      key.append(entity_id);
-      if (sent_.count(key) != 0) return false;
-      if (!sent_.empty() && response_size + bytes > max_bytes_) return false;
-      sent_.insert(std::move(key));
-      return true;
-    }
+  // ---- encoding what the store holds
 
-   private:
-    size_t max_bytes_;
-    std::unordered_set<std::string> sent_;
-  };
-
-  // ,"serverVersion":n,"serverData":{...}|null, or ,"serverVersion":n,"serverDataOmitted":true
+  // ,"serverVersion":..,"serverData":.. of the outcome's entity as it is now.
   Status AppendCurrentState(const std::string& user_id, const Outcome& outcome, ServerDataBudget& budget,
                             std::string* out) {
     Result<EntityRow> entity = LoadEntity(user_id, outcome.entity_type, outcome.entity_id);
     if (!entity.ok()) return entity.status();
-    out->append(",\"serverVersion\":");
-    out->append(entity.value().found ? std::to_string(entity.value().version) : "null");
-    const std::optional<std::string>& data =
-        entity.value().found && !entity.value().deleted ? entity.value().data : std::nullopt;
-    if (!budget.Admit(outcome.entity_type, outcome.entity_id, data ? data->size() : 4, out->size())) {
-      out->append(",\"serverDataOmitted\":true");
-      return Status::Ok();
-    }
-    out->append(",\"serverData\":");
-    AppendNullable(out, data);
+    const EntityRow& now = entity.value();
+    AppendServerState(outcome.entity_type, outcome.entity_id, now.found ? std::optional<int64_t>(now.version) : std::nullopt,
+                      now.found && !now.deleted ? now.data : std::nullopt, budget, out);
     return Status::Ok();
   }
 
@@ -868,7 +600,7 @@ class SyncServerCore::Impl {
         bool first_key = true;
         for (const OutcomeKey& key : list.keys) {
           if (key.field == OutcomeField::kConflictId && !outcome.conflict_id) continue;
-          if (key.field == OutcomeField::kServerState) {  // ,"serverVersion":..,"serverData":..
+          if (key.field == OutcomeField::kServerState) {
             DS_RETURN_IF_ERROR(AppendCurrentState(user_id, outcome, budget, out));
             continue;
           }
@@ -921,33 +653,23 @@ class SyncServerCore::Impl {
         }
         const size_t row_start = out->size();
         if (rows > 0) out->push_back(',');
-        const int64_t version = scope->Int(0);
-        out->append("{\"version\":").append(std::to_string(version));
-        out->append(",\"changeId\":");
-        AppendString(out, scope->Text(1));
-        out->append(",\"type\":");
-        AppendString(out, scope->Text(2));
-        out->append(",\"entityType\":");
-        AppendString(out, scope->Text(3));
-        out->append(",\"entityId\":");
-        AppendString(out, scope->Text(4));
-        out->append(",\"data\":");
-        out->append(scope->IsNull(5) ? "null" : std::string(scope->Text(5)));
-        out->append(",\"timestamp\":").append(std::to_string(scope->Int(6)));
-        out->append(",\"deviceId\":");
-        if (scope->IsNull(7)) {
-          out->append("null");
-        } else {
-          AppendString(out, scope->Text(7));
-        }
-        out->push_back('}');
+        LoggedChange change;
+        change.version = scope->Int(0);
+        change.change_id = scope->Text(1);
+        change.type = scope->Text(2);
+        change.entity_type = scope->Text(3);
+        change.entity_id = scope->Text(4);
+        if (!scope->IsNull(5)) change.data = scope->Text(5);
+        change.timestamp = scope->Int(6);
+        if (!scope->IsNull(7)) change.device_id = scope->Text(7);
+        AppendLoggedChange(change, out);
         if (rows > 0 && out->size() - page_start > max_bytes) {
           out->resize(row_start);  // over the byte budget: this change opens the next page
           has_more = true;
           break;
         }
         ++rows;
-        last_version = version;
+        last_version = change.version;
       }
     }
     const int64_t cursor = has_more ? last_version : head;
@@ -955,223 +677,7 @@ class SyncServerCore::Impl {
     out->append(",\"headVersion\":").append(std::to_string(head));
     out->append(",\"hasMore\":").append(has_more ? "true" : "false");
     if (resync) out->append(",\"resync\":true,\"resyncFrom\":").append(std::to_string(known_head));
-    if (device_id) {
-      Result<SqlQuery*> touch = session_.Cached(kTouchDevicePull);
-      if (!touch.ok()) return touch.status();
-      SqlQuery::Scope scope(*touch.value());
-      scope->BindText(1, user_id);
-      scope->BindText(2, *device_id);
-      scope->BindInt(3, s_.clock_->NowMs());
-      scope->BindInt(4, cursor);
-      DS_RETURN_IF_ERROR(scope->Run());
-    }
-    return Status::Ok();
-  }
-
-  // ---- compatible routes
-
-  Status TouchDevicePull(const std::string& user_id, const std::string& device_id) {
-    Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
-    if (!latest.ok()) return latest.status();
-    Result<SqlQuery*> touch = session_.Cached(kTouchDevicePull);
-    if (!touch.ok()) return touch.status();
-    SqlQuery::Scope scope(*touch.value());
-    scope->BindText(1, user_id);
-    scope->BindText(2, device_id);
-    scope->BindInt(3, s_.clock_->NowMs());
-    scope->BindInt(4, latest.value().first);
-    return scope->Run();
-  }
-
-  std::string IdFieldFor(const CompatOptions& compat, const std::string& entity_type) {
-    auto it = compat.id_fields.find(entity_type);
-    return it == compat.id_fields.end() ? std::string() : it->second;
-  }
-
-  // Turns {entityType: [records]} into changes. A record's id is its `idField`, else `id`,
-  // else `<singular>_id`; its time is updated_at / updatedAt; a truthy deleted flag makes a DELETED.
-  Status DecodeRecordsByType(simdjson::ondemand::object by_type, const CompatOptions& compat,
-                             const std::string& device_id, const std::string& what, std::vector<ChangeInput>* out) {
-    const JsonLimits& limits = s_.options_.limits.json;
-    return ForEachField(by_type, what, "Malformed JSON in " + what,
-                        [&](std::string_view type_key, simdjson::ondemand::value records_value) -> Status {
-      const std::string entity_type(type_key);
-      const std::string name = what + "." + entity_type;
-      if (!IsValidEntityType(entity_type)) {
-        return ExpectedError("entity types matching [A-Za-z0-9_.-]{1,64}", "the keys of " + what,
-                             "\"" + entity_type.substr(0, 40) + "\" of type string");
-      }
-      simdjson::ondemand::array records;
-      if (records_value.get_array().get(records) != simdjson::SUCCESS) {
-        return ExpectedError("an array of records", name, DescribeReceived(records_value));
-      }
-      const std::string configured = IdFieldFor(compat, entity_type);
-      const std::string singular_id = Singular(entity_type) + "_id";
-      size_t index = 0;
-      for (auto record_result : records) {
-        const std::string record_name = name + "[" + std::to_string(index++) + "]";
-        simdjson::ondemand::value record_value;
-        simdjson::ondemand::object record;
-        if (std::move(record_result).get(record_value) != simdjson::SUCCESS ||
-            record_value.get_object().get(record) != simdjson::SUCCESS) {
-          return ExpectedError("an object", record_name, "another value");
-        }
-        std::string canonical;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(record_value, 0, limits, record_name, &canonical));
-        if (out->size() >= s_.options_.limits.max_changes_per_push) {
-          return Status::LimitExceeded("Too many records in one request (the limit is " +
-                                       std::to_string(s_.options_.limits.max_changes_per_push) + ")");
-        }
-        // Second pass over the canonical copy: id, time, deleted flag, bookkeeping fields.
-        simdjson::padded_string padded(canonical);
-        simdjson::ondemand::document doc;
-        simdjson::ondemand::object fields;
-        if (session_.scratch_parser().iterate(padded).get(doc) != simdjson::SUCCESS ||
-            doc.get_object().get(fields) != simdjson::SUCCESS) {
-          return Status::Internal("canonical record did not parse");
-        }
-        std::optional<std::string> id_configured, id_plain, id_singular;
-        std::optional<int64_t> timestamp;
-        bool deleted = false;
-        std::unordered_set<std::string> drop;
-        for (auto field_result : fields) {
-          simdjson::ondemand::field field;
-          std::string_view key;
-          if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-              field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-            return Status::Internal("canonical record field");
-          }
-          simdjson::ondemand::value value = field.value();
-          auto read_id = [&](std::optional<std::string>* slot) {
-            std::string_view text;
-            int64_t number = 0;
-            simdjson::ondemand::json_type type;
-            if (value.type().get(type) != simdjson::SUCCESS) return;
-            if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
-                !text.empty() && text.size() <= 256) {
-              *slot = std::string(text);
-            } else if (type == simdjson::ondemand::json_type::number &&
-                       value.get_int64().get(number) == simdjson::SUCCESS) {
-              *slot = std::to_string(number);
-            }
-          };
-          if (!configured.empty() && key == configured) {
-            read_id(&id_configured);
-          } else if (key == "id") {
-            read_id(&id_plain);
-          } else if (key == singular_id) {
-            read_id(&id_singular);
-          } else if (key == "updated_at" || key == "updatedAt") {
-            std::string_view text;
-            double number = 0;
-            simdjson::ondemand::json_type type;
-            if (value.type().get(type) == simdjson::SUCCESS) {
-              if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS) {
-                timestamp = ParseIso8601Ms(text);
-                if (!timestamp) {
-                  return ExpectedError("an ISO 8601 time", record_name + "." + std::string(key),
-                                       "\"" + std::string(text.substr(0, 40)) + "\" of type string");
-                }
-              } else if (type == simdjson::ondemand::json_type::number &&
-                         value.get_double().get(number) == simdjson::SUCCESS) {
-                if (!(number >= 0 && number <= 8.64e15)) {
-                  return ExpectedError("milliseconds since the epoch", record_name + "." + std::string(key),
-                                       DescribeReceived(value));
-                }
-                timestamp = static_cast<int64_t>(number);
-              }
-            }
-          } else if (IsDeletedFlag(key)) {
-            bool flag = false;
-            if (value.get_bool().get(flag) == simdjson::SUCCESS && flag) deleted = true;
-          } else if (IsBookkeepingField(key)) {
-            drop.insert(std::string(key));
-          }
-        }
-        ChangeInput change;
-        change.entity_type = entity_type;
-        std::optional<std::string> id = id_configured ? id_configured : id_plain ? id_plain : id_singular;
-        if (!id) {
-          return ExpectedError("an id (\"" + (configured.empty() ? std::string("id") : configured) + "\" or \"" +
-                                   singular_id + "\": a string or an integer)",
-                               record_name, "a record without one");
-        }
-        change.entity_id = *id;
-        change.timestamp = timestamp.value_or(s_.clock_->NowMs());
-        Result<std::string> data = drop.empty() ? Result<std::string>(canonical) : ObjectWithoutKeys(session_.scratch_parser(), canonical, drop);
-        if (!data.ok()) return data.status();
-        // A full record: CREATED stores it whole, and on an existing entity replaces it (action UPDATE).
-        if (deleted) {
-          change.type = ChangeType::kDeleted;
-        } else {
-          change.type = ChangeType::kCreated;
-          change.data = std::move(data).value();
-        }
-        // The same record pushed again (a retry) gets the same changeId and so is applied once.
-        change.change_id = "compat-" + Fingerprint({device_id, entity_type, change.entity_id, canonical});
-        out->push_back(std::move(change));
-      }
-      return Status::Ok();
-    });
-  }
-
-  Status DecodeCompatBody(const std::string& body, const CompatOptions& compat, std::string* device_id, std::vector<ChangeInput>* changes,
-                          std::optional<int64_t>* last_sync, std::optional<std::string>* last_sync_text) {
-    simdjson::padded_string padded(body);
-    simdjson::ondemand::document doc;
-    simdjson::ondemand::object object;
-    if (auto error = session_.parser().iterate(padded).get(doc)) {
-      return Status::InvalidArgument(std::string("Malformed JSON in the request body (") +
-                                     simdjson::error_message(error) + ")");
-    }
-    if (doc.get_object().get(object) != simdjson::SUCCESS) {
-      return Status::InvalidArgument("Expected a JSON object for the request body");
-    }
-    // deviceId may follow `changes`; the changeIds need it, so read it first.
-    {
-      simdjson::ondemand::value device;
-      if (object.find_field_unordered("deviceId").get(device) == simdjson::SUCCESS) {
-        std::string_view text;
-        if (device.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256 ||
-            text.find('\0') != std::string_view::npos) {
-          return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", DescribeReceived(device));
-        }
-        device_id->assign(text);
-      }
-      if (object.reset().error()) return Status::InvalidArgument("Malformed JSON in the request body");
-    }
-    if (device_id->empty()) return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
-    DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
-                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
-      if (key == "changes" && changes) {
-        simdjson::ondemand::object by_type;
-        if (value.get_object().get(by_type) != simdjson::SUCCESS) {
-          return ExpectedError("an object of entity types to arrays of records", "changes", DescribeReceived(value));
-        }
-        DS_RETURN_IF_ERROR(DecodeRecordsByType(by_type, compat, *device_id, "changes", changes));
-      } else if (key == "lastSyncTimestamp" && last_sync) {
-        simdjson::ondemand::json_type type;
-        std::string_view text;
-        double number = 0;
-        if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed lastSyncTimestamp");
-        if (type == simdjson::ondemand::json_type::null) return Status::Ok();
-        if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
-            ParseIso8601Ms(text)) {
-          *last_sync = ParseIso8601Ms(text);
-          *last_sync_text = std::string(text);
-        } else if (type == simdjson::ondemand::json_type::number && value.get_double().get(number) == simdjson::SUCCESS &&
-                   number >= 0 && number <= 8.64e15) {
-          *last_sync = static_cast<int64_t>(number);
-        } else {
-          return ExpectedError("an ISO 8601 time or milliseconds", "lastSyncTimestamp", DescribeReceived(value));
-        }
-      } else {
-        std::string ignored;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, s_.options_.limits.json, key, &ignored));
-      }
-      return Status::Ok();
-    }));
-    if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
+    if (device_id) DS_RETURN_IF_ERROR(TouchDevicePull(user_id, *device_id, cursor));
     return Status::Ok();
   }
 
@@ -1217,81 +723,24 @@ class SyncServerCore::Impl {
       }
       ++rows;
       const std::string entity_type(scope->Text(0));
-      const std::string entity_id(scope->Text(1));
       const int64_t server_timestamp = scope->Int(4);
-      const std::string configured = IdFieldFor(compat, entity_type);
-      const std::string singular_id = Singular(entity_type) + "_id";
-      const bool deleted = scope->Int(3) != 0;
-      // The id field the records were pushed with: the configured one, or one the stored
-      // (for a deleted entity, its last) state has, else "id".
-      std::string id_field = configured.empty() ? "id" : configured;
-      bool has_time = false;
-      std::string rest = "{}";
-      if (!scope->IsNull(2)) {
-        const std::string_view data = scope->Text(2);
-        Result<std::unordered_set<std::string>> keys = ObjectKeys(session_.scratch_parser(), data);
-        if (!keys.ok()) return keys.status();
-        if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id)) id_field = singular_id;
-        has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
-        if (!deleted) rest = std::string(data);
-      }
-      // The id as it was pushed (a number stays a number), else the entity id as a string.
-      std::string id_json;
-      if (!scope->IsNull(2)) {
-        simdjson::padded_string padded(scope->Text(2));
-        simdjson::ondemand::document doc;
-        simdjson::ondemand::value id_value;
-        std::string_view raw;
-        if (session_.scratch_parser().iterate(padded).get(doc) == simdjson::SUCCESS &&
-            doc.find_field_unordered(id_field).get(id_value) == simdjson::SUCCESS &&
-            id_value.raw_json().get(raw) == simdjson::SUCCESS) {
-          id_json = std::string(TrimJsonWhitespace(raw));
-        }
-      }
-      if (id_json.empty()) {
-        AppendString(&id_json, entity_id);
-      }
-      std::string record = "{";
-      AppendString(&record, id_field);
-      record.push_back(':');
-      record.append(id_json);
-      if (!has_time || deleted) {
-        // A record keeps the updated_at it was pushed with; one without gets the server's commit time.
-        record.append(",\"updated_at\":");
-        AppendString(&record, FormatIso8601(server_timestamp));
-      }
-      if (deleted) {
-        record.append(",\"deleted\":true}");  // a deleted entity: its id and the flag
-      } else {
-        Result<std::string> fields = ObjectWithoutKeys(session_.scratch_parser(), rest, {id_field});
-        if (!fields.ok()) return fields.status();
-        if (fields.value().size() > 2) {
-          record.push_back(',');
-          record.append(fields.value(), 1, std::string::npos);
-        } else {
-          record.push_back('}');
-        }
-      }
-      record_bytes += record.size() + 1;
+      Result<std::string> record =
+          EncodeCompatRecord(scratch(), compat, entity_type, std::string(scope->Text(1)),
+                             scope->IsNull(2) ? std::nullopt : std::optional<std::string_view>(scope->Text(2)),
+                             scope->Int(3) != 0, server_timestamp);
+      if (!record.ok()) return record.status();
+      record_bytes += record.value().size() + 1;
       if (rows > 1 && record_bytes > max_bytes) {
         *has_more = true;
         break;
       }
       std::string& list = by_type[entity_type];
       if (!list.empty()) list.push_back(',');
-      list.append(record);
+      list.append(record.value());
       last_included = server_timestamp;
     }
     if (*has_more) next_since = last_included;
-    out->push_back('{');
-    bool first = true;
-    for (const auto& [entity_type, records] : by_type) {
-      if (!first) out->push_back(',');
-      first = false;
-      AppendString(out, entity_type);
-      out->append(":[").append(records).push_back(']');
-    }
-    out->push_back('}');
+    AppendRecordsByType(by_type, out);
     return next_since;
   }
 
@@ -1305,7 +754,7 @@ class SyncServerCore::Impl {
   bool counter_dirty_ = false;
   bool content_addressed_ids_ = false;
   bool advanced_ = false;  // the user's version counter was written: the log advanced
-  const ResolverExchange* resolver_ = nullptr;
+  ResolverState resolver_;
   std::string resolver_contexts_;  // "[{...},...", what the host's resolver is asked
 };
 
@@ -1367,9 +816,19 @@ Result<std::string> SyncServerCore::WithSession(Operation operation) {
 
 Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::string& request,
                                          const RequestContext& context) {
+  return Exchange(user_id, request, context, /*pull=*/true);
+}
+
+Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::string& request,
+                                         const RequestContext& context) {
+  return Exchange(user_id, request, context, /*pull=*/false);
+}
+
+Result<std::string> SyncServerCore::Exchange(const std::string& user_id, const std::string& request,
+                                             const RequestContext& context, bool pull) {
   return WithSession([&](Impl& impl) -> Result<std::string> {
     PushRequest push;
-    DS_RETURN_IF_ERROR(DecodePushRequest(impl.session().parser(), request, true, context, options_.limits, &push));
+    DS_RETURN_IF_ERROR(DecodePushRequest(impl.session().parser(), request, pull, context, options_.limits, &push));
     SessionTransaction tx(impl.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
     Result<std::pair<int64_t, int64_t>> before = impl.UserVersion(user_id);
@@ -1381,31 +840,16 @@ Result<std::string> SyncServerCore::Sync(const std::string& user_id, const std::
     std::string out = "{";
     DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
     out.push_back(',');
-    DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
-                                       push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
-                                       impl.RemainingBudget(out.size()), &out, before.value().first));
+    if (pull) {
+      DS_RETURN_IF_ERROR(impl.AppendPull(user_id, push.device_id, push.last_known_version,
+                                         push.limit.value_or(static_cast<int64_t>(options_.limits.default_pull_limit)),
+                                         impl.RemainingBudget(out.size()), &out, before.value().first));
+    } else {
+      Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+      if (!latest.ok()) return latest.status();
+      out.append("\"latestServerVersion\":").append(std::to_string(latest.value().first));
+    }
     out.push_back('}');
-    DS_RETURN_IF_ERROR(impl.Commit(tx));
-    return out;
-  });
-}
-
-Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::string& request,
-                                         const RequestContext& context) {
-  return WithSession([&](Impl& impl) -> Result<std::string> {
-    PushRequest push;
-    DS_RETURN_IF_ERROR(DecodePushRequest(impl.session().parser(), request, false, context, options_.limits, &push));
-    SessionTransaction tx(impl.session(), user_id);
-    DS_RETURN_IF_ERROR(tx.status());
-    std::vector<Outcome> outcomes;
-    impl.UseResolver(context);
-    DS_RETURN_IF_ERROR(impl.PushChanges(user_id, push.device_id, push.changes, &outcomes));
-    if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
-    std::string out = "{";
-    DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, V2Outcomes(), &out));
-    Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
-    if (!latest.ok()) return latest.status();
-    out.append(",\"latestServerVersion\":").append(std::to_string(latest.value().first)).push_back('}');
     DS_RETURN_IF_ERROR(impl.Commit(tx));
     return out;
   });
@@ -1485,29 +929,23 @@ Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_
       if (!row.ok()) return row.status();
       if (!row.value()) break;
       if (out.size() > 1) out.push_back(',');
-      out += "{\"id\":" + std::to_string(scope->Int(0)) + ",\"changeId\":";
-      AppendJsonString(&out, scope->Text(1));
-      out += ",\"deviceId\":";
-      if (scope->IsNull(2)) {
-        out += "null";
-      } else {
-        AppendJsonString(&out, scope->Text(2));
-      }
-      out += ",\"entityType\":";
-      AppendJsonString(&out, scope->Text(3));
-      out += ",\"entityId\":";
-      AppendJsonString(&out, scope->Text(4));
-      out += ",\"type\":";
-      AppendJsonString(&out, scope->Text(5));
-      out += ",\"clientData\":";
-      out += scope->IsNull(6) ? "null" : std::string(scope->Text(6));
-      out += ",\"baseVersion\":" + (scope->IsNull(7) ? std::string("null") : std::to_string(scope->Int(7)));
-      out += ",\"clientTimestamp\":" + std::to_string(scope->Int(8));
-      out += ",\"createdAt\":" + std::to_string(scope->Int(9));
-      const bool live = !scope->IsNull(12) && scope->Int(11) == 0;
-      out += ",\"serverData\":";
-      out += live && !scope->IsNull(10) ? std::string(scope->Text(10)) : "null";
-      out += ",\"serverVersion\":" + (scope->IsNull(12) ? std::string("null") : std::to_string(scope->Int(12))) + "}";
+      auto optional_text = [&](int column) {
+        return scope->IsNull(column) ? std::nullopt : std::optional<std::string_view>(scope->Text(column));
+      };
+      OpenConflict conflict;
+      conflict.id = scope->Int(0);
+      conflict.change_id = scope->Text(1);
+      conflict.device_id = optional_text(2);
+      conflict.entity_type = scope->Text(3);
+      conflict.entity_id = scope->Text(4);
+      conflict.type = scope->Text(5);
+      conflict.client_data = optional_text(6);
+      conflict.base_version = scope->OptionalInt(7);
+      conflict.client_timestamp = scope->Int(8);
+      conflict.created_at = scope->Int(9);
+      conflict.server_version = scope->OptionalInt(12);
+      if (conflict.server_version && scope->Int(11) == 0) conflict.server_data = optional_text(10);
+      AppendOpenConflict(conflict, &out);
     }
     out.push_back(']');
     return out;
@@ -1517,102 +955,64 @@ Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_
 Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, int64_t conflict_id,
                                                     const std::string& resolution) {
   return WithSession([&](Impl& impl) -> Result<std::string> {
-    // {use: "client" | "server" | "merged" (or local / remote), data?}
-    std::string use;
-    std::optional<std::string> data;
-    {
-      simdjson::padded_string padded(resolution);
-      simdjson::ondemand::document doc;
-      simdjson::ondemand::object object;
-      if (impl.session().parser().iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-        return Status::InvalidArgument("Expected an object { use, data? } for resolution");
-      }
-      for (auto field_result : object) {
-        simdjson::ondemand::field field;
-        std::string_view key;
-        if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-            field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-          return Status::InvalidArgument("Malformed resolution");
-        }
-        simdjson::ondemand::value value = field.value();
-        if (key == "use") {
-          std::string_view text;
-          if (value.get_string().get(text) != simdjson::SUCCESS) {
-            return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use", DescribeReceived(value));
-          }
-          use = text == "local" ? "client" : text == "remote" ? "server" : std::string(text);
-        } else if (key == "data") {
-          simdjson::ondemand::json_type type;
-          if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::object) {
-            return ExpectedError("an object", "resolution.data", DescribeReceived(value));
-          }
-          std::string copy;
-          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "resolution.data", &copy));
-          data = std::move(copy);
-        } else {
-          return Status::InvalidArgument("Unknown field \"" + std::string(key) + "\" in resolution (expected use, data)");
-        }
-      }
-    }
-    if (use != "client" && use != "server" && use != "merged") {
-      return ExpectedError("\"client\", \"server\" or \"merged\"", "resolution.use",
-                           use.empty() ? std::string("undefined") : "\"" + use + "\" of type string");
-    }
-    if (use == "merged" && !data) return ExpectedError("an object", "resolution.data", "undefined");
+    Resolution parsed;
+    DS_RETURN_IF_ERROR(ParseResolution(impl.session().parser(), resolution, options_.limits, &parsed));
+    return Resolve(impl, user_id, conflict_id, parsed);
+  });
+}
 
-    SessionTransaction tx(impl.session(), user_id);
-    DS_RETURN_IF_ERROR(tx.status());
-    ChangeInput change;
-    std::string device_id;
-    {
-      Result<SqlQuery*> stmt = impl.session().Cached(kLoadConflict);
-      if (!stmt.ok()) return stmt.status();
-      SqlQuery::Scope scope(*stmt.value());
-      scope->BindText(1, user_id);
-      scope->BindInt(2, conflict_id);
-      Result<bool> row = scope->Step();
-      if (!row.ok()) return row.status();
-      if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
-      change.change_id = std::string(scope->Text(0));
-      device_id = scope->OptionalText(1).value_or("");
-      change.entity_type = std::string(scope->Text(2));
-      change.entity_id = std::string(scope->Text(3));
-      change.type = ParseChangeType(scope->Text(4)).value_or(ChangeType::kUpdated);
-      change.data = scope->OptionalText(5);
-      change.base_version = scope->OptionalInt(6);
-      change.timestamp = scope->Int(7);
-    }
-    Result<EntityRow> entity = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
-    if (!entity.ok()) return entity.status();
-    std::optional<int64_t> version;
-    if (use != "server") {
-      if (use == "merged") {
-        DS_RETURN_IF_ERROR(impl.ToMergedChange(entity.value(), *data, &change));  // replaces the server's, field for field
-      } else if (change.type == ChangeType::kUpdated && (!entity.value().found || entity.value().deleted)) {
-        change.type = ChangeType::kCreated;  // the client's fields revive a deleted entity
-        Result<std::optional<std::string>> revived = impl.DocumentAfter(ChangeType::kUpdated, change.data, entity.value());
-        if (!revived.ok()) return revived.status();
-        change.data = std::move(revived).value();
-      }
-      change.timestamp = clock_->NowMs();
-      Result<int64_t> applied =
-          impl.Apply(user_id, device_id, change, change.data, entity.value(), "manual:" + use);
-      if (!applied.ok()) return applied.status();
-      version = applied.value();
-      DS_RETURN_IF_ERROR(impl.FlushCounter());
-    }
-    {
-      Result<SqlQuery*> stmt = impl.session().Cached(kCloseConflict);
-      if (!stmt.ok()) return stmt.status();
-      SqlQuery::Scope scope(*stmt.value());
-      scope->BindText(1, user_id);
-      scope->BindInt(2, conflict_id);
-      scope->BindText(3, use);
-      scope->BindInt(4, clock_->NowMs());
-      DS_RETURN_IF_ERROR(scope->Run());
-    }
-    // A replay of the original change now reports how it was settled.
-    {
+Result<std::string> SyncServerCore::Resolve(Impl& impl, const std::string& user_id, int64_t conflict_id,
+                                            const Resolution& resolution) {
+  const std::string& use = resolution.use;
+  SessionTransaction tx(impl.session(), user_id);
+  DS_RETURN_IF_ERROR(tx.status());
+  ChangeInput change;
+  std::string device_id;
+  {
+    Result<SqlQuery*> stmt = impl.session().Cached(kLoadConflict);
+    if (!stmt.ok()) return stmt.status();
+    SqlQuery::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindInt(2, conflict_id);
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) return Status::NotFound("No open conflict has id " + std::to_string(conflict_id));
+    change.change_id = std::string(scope->Text(0));
+    device_id = scope->OptionalText(1).value_or("");
+    change.entity_type = std::string(scope->Text(2));
+    change.entity_id = std::string(scope->Text(3));
+    change.type = ParseChangeType(scope->Text(4)).value_or(ChangeType::kUpdated);
+    change.data = scope->OptionalText(5);
+    change.base_version = scope->OptionalInt(6);
+    change.timestamp = scope->Int(7);
+  }
+  Result<EntityRow> entity = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
+  if (!entity.ok()) return entity.status();
+  std::optional<int64_t> version;
+  if (use != "server") {
+    DS_RETURN_IF_ERROR(PlanResolution(impl.scratch(), use, resolution.data, entity.value(), &change));
+    change.timestamp = clock_->NowMs();
+    Result<int64_t> applied = impl.Write(user_id, device_id, change, change.data, entity.value(), "manual:" + use);
+    if (!applied.ok()) return applied.status();
+    version = applied.value();
+    DS_RETURN_IF_ERROR(impl.FlushCounter());
+  }
+  {
+    Result<SqlQuery*> stmt = impl.session().Cached(kCloseConflict);
+    if (!stmt.ok()) return stmt.status();
+    SqlQuery::Scope scope(*stmt.value());
+    scope->BindText(1, user_id);
+    scope->BindInt(2, conflict_id);
+    scope->BindText(3, use);
+    scope->BindInt(4, clock_->NowMs());
+    DS_RETURN_IF_ERROR(scope->Run());
+  }
+  // A replay of the original change now reports how it was settled.
+  {
+    Outcome recorded;
+    Result<std::optional<std::string>> fingerprint = impl.FindRecordedOutcome(user_id, *change.change_id, &recorded);
+    if (!fingerprint.ok()) return fingerprint.status();
+    if (fingerprint.value()) {
       Outcome outcome;
       outcome.kind = version ? Outcome::Kind::kApplied : Outcome::Kind::kConflict;
       outcome.change_id = *change.change_id;
@@ -1624,65 +1024,38 @@ Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, 
       outcome.strategy = "manual";
       outcome.winner = use;
       outcome.reason = "settled by resolveConflict";
-      Result<SqlQuery*> stmt = impl.session().Cached(kFindResult);
-      if (!stmt.ok()) return stmt.status();
-      std::string fingerprint;
-      {
-        SqlQuery::Scope scope(*stmt.value());
-        scope->BindText(1, user_id);
-        scope->BindText(2, *change.change_id);
-        Result<bool> row = scope->Step();
-        if (!row.ok()) return row.status();
-        if (row.value()) fingerprint = std::string(scope->Text(0));
-      }
-      if (!fingerprint.empty()) DS_RETURN_IF_ERROR(impl.RecordOutcome(user_id, fingerprint, outcome));
+      DS_RETURN_IF_ERROR(impl.RecordOutcome(user_id, *fingerprint.value(), outcome));
     }
-    Result<EntityRow> after = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
-    if (!after.ok()) return after.status();
-    std::string out = "{\"conflictId\":" + std::to_string(conflict_id) + ",\"resolution\":";
-    AppendJsonString(&out, use);
-    out += ",\"version\":" + (version ? std::to_string(*version) : std::string("null"));
-    out += ",\"entityType\":";
-    AppendJsonString(&out, change.entity_type);
-    out += ",\"entityId\":";
-    AppendJsonString(&out, change.entity_id);
-    out += ",\"serverVersion\":" + (after.value().found ? std::to_string(after.value().version) : std::string("null"));
-    out += ",\"serverData\":";
-    AppendNullable(&out, after.value().found && !after.value().deleted ? after.value().data : std::nullopt);
-    out.push_back('}');
-    DS_RETURN_IF_ERROR(impl.Commit(tx));
-    return out;
-  });
+  }
+  Result<EntityRow> after = impl.LoadEntity(user_id, change.entity_type, change.entity_id);
+  if (!after.ok()) return after.status();
+  std::string out = "{\"conflictId\":" + std::to_string(conflict_id) + ",\"resolution\":";
+  AppendJsonString(&out, use);
+  out += ",\"version\":" + (version ? std::to_string(*version) : std::string("null"));
+  out += ",\"entityType\":";
+  AppendJsonString(&out, change.entity_type);
+  out += ",\"entityId\":";
+  AppendJsonString(&out, change.entity_id);
+  out += ",\"serverVersion\":" + (after.value().found ? std::to_string(after.value().version) : std::string("null"));
+  out += ",\"serverData\":";
+  AppendNullable(&out, after.value().found && !after.value().deleted ? after.value().data : std::nullopt);
+  out.push_back('}');
+  DS_RETURN_IF_ERROR(impl.Commit(tx));
+  return out;
 }
 
 Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, const std::string& state,
                                                    const CompatOptions& compat) {
   return WithSession([&](Impl& impl) -> Result<std::string> {
-    simdjson::padded_string padded(state);
-    simdjson::ondemand::document doc;
-    simdjson::ondemand::object by_type;
-    if (auto error = impl.session().parser().iterate(padded).get(doc)) {
-      return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") + simdjson::error_message(error) +
-                                     ")");
-    }
-    if (doc.get_object().get(by_type) != simdjson::SUCCESS) {
-      return Status::InvalidArgument("Expected an object of entity types to arrays of records for state");
-    }
+    std::vector<ChangeInput> changes;
+    DS_RETURN_IF_ERROR(DecodeSnapshot(impl.session().parser(), impl.scratch(), state, compat, options_.limits,
+                                      clock_->NowMs(), &changes));
     SessionTransaction tx(impl.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
-    std::vector<ChangeInput> changes;
-    const size_t saved_limit = options_.limits.max_changes_per_push;
-    options_.limits.max_changes_per_push = static_cast<size_t>(-1);  // a snapshot is one import, not a push
-    Status decoded = impl.DecodeRecordsByType(by_type, compat, "snapshot", "state", &changes);
-    options_.limits.max_changes_per_push = saved_limit;
-    DS_RETURN_IF_ERROR(decoded);
-    if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
     int64_t imported = 0, skipped = 0;
     for (size_t i = 0; i < changes.size(); ++i) {
-      ChangeInput& change = changes[i];
-      change.change_id = "snapshot-" + change.change_id->substr(std::string("compat-").size());
       std::vector<Outcome> outcomes;
-      DS_RETURN_IF_ERROR(impl.ProcessChange(user_id, "snapshot", change, i, &outcomes));
+      DS_RETURN_IF_ERROR(impl.ProcessChange(user_id, "snapshot", changes[i], i, &outcomes));
       if (!outcomes.empty() && !outcomes.back().replayed && outcomes.back().kind == Outcome::Kind::kApplied &&
           outcomes.back().version) {
         ++imported;
@@ -1720,20 +1093,17 @@ Result<std::string> SyncServerCore::CompatExchange(const std::string& user_id, c
                                                    const CompatOptions& compat, const RequestContext& context,
                                                    bool push, bool pull) {
   return WithSession([&](Impl& impl) -> Result<std::string> {
+    CompatRequest request;
+    DS_RETURN_IF_ERROR(DecodeCompatRequest(impl.session().parser(), impl.scratch(), body, compat, options_.limits,
+                                           clock_->NowMs(), push, pull, &request));
     SessionTransaction tx(impl.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
-    std::string device_id;
-    std::vector<ChangeInput> changes;
-    std::optional<int64_t> since;
-    std::optional<std::string> since_text;
-    DS_RETURN_IF_ERROR(impl.DecodeCompatBody(body, compat, &device_id, push ? &changes : nullptr,
-                                             pull ? &since : nullptr, pull ? &since_text : nullptr));
     std::string out = "{\"success\":true";
     if (push) {
       impl.UseContentAddressedIds();
       impl.UseResolver(context);
       std::vector<Outcome> outcomes;
-      DS_RETURN_IF_ERROR(impl.PushChanges(user_id, device_id, changes, &outcomes));
+      DS_RETURN_IF_ERROR(impl.PushChanges(user_id, request.device_id, request.changes, &outcomes));
       if (impl.AwaitingResolver()) return impl.ResolverRequest();  // rolled back: nothing applied
       out.push_back(',');
       DS_RETURN_IF_ERROR(impl.AppendOutcomes(user_id, outcomes, CompatOutcomes(), &out));
@@ -1741,16 +1111,18 @@ Result<std::string> SyncServerCore::CompatExchange(const std::string& user_id, c
     if (pull) {
       std::string pulled;
       bool has_more = false;
-      Result<int64_t> next = impl.AppendEntitiesSince(user_id, since.value_or(0), compat, impl.RemainingBudget(out.size()),
-                                                      &pulled, &has_more);
+      Result<int64_t> next = impl.AppendEntitiesSince(user_id, request.since.value_or(0), compat,
+                                                      impl.RemainingBudget(out.size()), &pulled, &has_more);
       if (!next.ok()) return next.status();
-      DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, device_id));
+      Result<std::pair<int64_t, int64_t>> latest = impl.UserVersion(user_id);
+      if (!latest.ok()) return latest.status();
+      DS_RETURN_IF_ERROR(impl.TouchDevicePull(user_id, request.device_id, latest.value().first));
       out += ",\"changes\":" + pulled + ",\"timestamp\":";
       AppendJsonString(&out, FormatIso8601(next.value()));
       out += ",\"hasMore\":" + std::string(has_more ? "true" : "false");
       if (!push) out += ",\"conflicts\":[]";
       out += ",\"deviceId\":";
-      AppendJsonString(&out, device_id);
+      AppendJsonString(&out, request.device_id);
     }
     out.push_back('}');
     DS_RETURN_IF_ERROR(impl.Commit(tx));
@@ -1788,58 +1160,13 @@ Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, co
 }
 
 Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, const std::string& body) {
-  // {conflictId, resolution: "client" | "server" | "merged" | {use, data}, data?}
-  int64_t conflict_id = 0;
-  std::string resolution;
-  {
-    simdjson::ondemand::parser parser;  // a body of a few fields, outside any session
-    simdjson::padded_string padded(body);
-    simdjson::ondemand::document doc;
-    simdjson::ondemand::object object;
-    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(object) != simdjson::SUCCESS) {
-      return Status::InvalidArgument("Expected a JSON object for the request body");
-    }
-    std::string use;
-    std::optional<std::string> data;
-    DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
-                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
-      if (key == "conflictId") {
-        if (value.get_int64().get(conflict_id) != simdjson::SUCCESS || conflict_id < 1) {
-          return ExpectedError("a positive integer", "conflictId", DescribeReceived(value));
-        }
-      } else if (key == "resolution") {
-        simdjson::ondemand::json_type type;
-        if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed resolution");
-        if (type == simdjson::ondemand::json_type::string) {
-          std::string_view text;
-          if (value.get_string().get(text) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed resolution");
-          use.assign(text);
-        } else {
-          std::string copy;
-          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "resolution", &copy));
-          resolution = std::move(copy);
-        }
-      } else if (key == "data") {
-        std::string copy;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, options_.limits.json, "data", &copy));
-        data = std::move(copy);
-      } else {
-        std::string ignored;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, options_.limits.json, key, &ignored));
-      }
-      return Status::Ok();
-    }));
-    if (conflict_id == 0) return ExpectedError("a positive integer", "conflictId", "undefined");
-    if (resolution.empty()) {
-      resolution = "{\"use\":";
-      AppendJsonString(&resolution, use);
-      if (data) resolution += ",\"data\":" + *data;
-      resolution += "}";
-    }
-  }
-  Result<std::string> resolved = ResolveConflict(user_id, conflict_id, resolution);
-  if (!resolved.ok()) return resolved;
-  return "{\"success\":true," + resolved.value().substr(1);
+  return WithSession([&](Impl& impl) -> Result<std::string> {
+    CompatResolveRequest request;
+    DS_RETURN_IF_ERROR(DecodeCompatResolve(impl.session().parser(), body, options_.limits, &request));
+    Result<std::string> resolved = Resolve(impl, user_id, request.conflict_id, request.resolution);
+    if (!resolved.ok()) return resolved;
+    return "{\"success\":true," + resolved.value().substr(1);
+  });
 }
 
 }  // namespace deltasync

@@ -95,6 +95,8 @@ struct CompatOptions {
   std::map<std::string, std::string> id_fields;
 };
 
+struct Resolution;
+
 class SyncServerCore {
  public:
   static Result<std::unique_ptr<SyncServerCore>> Open(const ServerOptions& options, std::shared_ptr<Clock> clock);
@@ -159,6 +161,12 @@ class SyncServerCore {
   Result<std::string> CompatExchange(const std::string& user_id, const std::string& body, const CompatOptions& compat,
                                      const RequestContext& context, bool push, bool pull);
   class Impl;
+  // Sync (with `pull`) and Push: one request, one transaction.
+  Result<std::string> Exchange(const std::string& user_id, const std::string& request, const RequestContext& context,
+                               bool pull);
+  // ResolveConflict and CompatResolve, once the resolution is decoded.
+  Result<std::string> Resolve(Impl& impl, const std::string& user_id, int64_t conflict_id,
+                              const Resolution& resolution);
   // Runs `operation` on a session of the store, again (a bounded number of times) while it fails
   // with UNAVAILABLE: a transaction the database aborted (serialization failure, deadlock, lost
   // connection) left nothing behind, and changeIds make a repeated push a replay.

@@ -122,22 +122,197 @@ const char* ActionName(ChangeType type) {
   return "UPDATE";
 }
 
-std::string Singular(const std::string& plural) {
-  if (plural.size() > 3 && plural.compare(plural.size() - 3, 3, "ies") == 0) {
-    return plural.substr(0, plural.size() - 3) + "y";
+bool IsValidDeviceId(std::string_view id) {
+  return !id.empty() && id.size() <= 256 && id.find('\0') == std::string_view::npos;
+}
+
+Status ReadDeviceId(simdjson::ondemand::value value, std::string* out) {
+  std::string_view text;
+  simdjson::ondemand::json_type type;
+  if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::string ||
+      value.get_string().get(text) != simdjson::SUCCESS || !IsValidDeviceId(text)) {
+    return ExpectedError(kDeviceIdExpected, "deviceId", DescribeReceived(value));
   }
-  if (plural.size() > 1 && plural.back() == 's') return plural.substr(0, plural.size() - 1);
-  return plural;
+  out->assign(text);
+  return Status::Ok();
 }
 
-// Record fields that describe a client's local sync bookkeeping, not the entity.
-bool IsBookkeepingField(std::string_view key) {
-  return key == "sync_status" || key == "syncStatus" || key == "isDirty" || key == "is_dirty" ||
-         key == "lastSyncedAt" || key == "last_synced_at";
+Status OpenRequestObject(simdjson::ondemand::parser& parser, simdjson::padded_string& padded,
+                         const std::string& what, simdjson::ondemand::document* doc,
+                         simdjson::ondemand::object* object) {
+  if (auto error = parser.iterate(padded).get(*doc)) {
+    return Status::InvalidArgument("Malformed JSON in " + what + " (" + simdjson::error_message(error) +
+                                   ")");
+  }
+  if (doc->get_object().get(*object) != simdjson::SUCCESS) {
+    return Status::InvalidArgument("Expected a JSON object for " + what);
+  }
+  return Status::Ok();
 }
 
-bool IsDeletedFlag(std::string_view key) {
-  return key == "deleted" || key == "is_deleted" || key == "isDeleted" || key == "_deleted";
+Status ParseResolution(simdjson::ondemand::parser& parser, const std::string& json,
+                       const ServerLimits& limits, Resolution* out) {
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+      doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::InvalidArgument("Expected an object { use, data? } for resolution");
+  }
+  const char* const kUses = "\"client\", \"server\" or \"merged\"";
+  DS_RETURN_IF_ERROR(ForEachField(
+      object, "resolution", "Malformed resolution",
+      [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+        if (key == "use") {
+          std::string_view text;
+          if (value.get_string().get(text) != simdjson::SUCCESS) {
+            return ExpectedError(kUses, "resolution.use", DescribeReceived(value));
+          }
+          out->use = text == "local" ? "client" : text == "remote" ? "server" : std::string(text);
+        } else if (key == "data") {
+          simdjson::ondemand::json_type type;
+          if (value.type().get(type) != simdjson::SUCCESS ||
+              type != simdjson::ondemand::json_type::object) {
+            return ExpectedError("an object", "resolution.data", DescribeReceived(value));
+          }
+          std::string copy;
+          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits.json, "resolution.data", &copy));
+          out->data = std::move(copy);
+        } else {
+          return Status::InvalidArgument("Unknown field \"" + std::string(key) +
+                                         "\" in resolution (expected use, data)");
+        }
+        return Status::Ok();
+      }));
+  if (out->use != "client" && out->use != "server" && out->use != "merged") {
+    return ExpectedError(kUses, "resolution.use",
+                         out->use.empty() ? std::string("undefined")
+                                          : "\"" + out->use + "\" of type string");
+  }
+  if (out->use == "merged" && !out->data) {
+    return ExpectedError("an object", "resolution.data", "undefined");
+  }
+  return Status::Ok();
+}
+
+bool ServerDataBudget::Admit(const std::string& entity_type, const std::string& entity_id,
+                             size_t bytes, size_t response_size) {
+  std::string key = entity_type;
+  key.push_back('\0');
+  key.append(entity_id);
+  if (sent_.count(key) != 0) return false;
+  if (!sent_.empty() && response_size + bytes > max_bytes_) return false;
+  sent_.insert(std::move(key));
+  return true;
+}
+
+void AppendServerState(const std::string& entity_type, const std::string& entity_id,
+                       std::optional<int64_t> version, const std::optional<std::string>& data,
+                       ServerDataBudget& budget, std::string* out) {
+  out->append(",\"serverVersion\":");
+  out->append(version ? std::to_string(*version) : "null");
+  if (!budget.Admit(entity_type, entity_id, data ? data->size() : 4, out->size())) {
+    out->append(",\"serverDataOmitted\":true");
+    return;
+  }
+  out->append(",\"serverData\":");
+  AppendNullable(out, data);
+}
+
+namespace {
+
+void AppendOptionalString(std::string* out, const std::optional<std::string_view>& text) {
+  if (text) {
+    AppendString(out, *text);
+  } else {
+    out->append("null");
+  }
+}
+
+void AppendOptionalRaw(std::string* out, const std::optional<std::string_view>& json) {
+  if (json) {
+    out->append(*json);
+  } else {
+    out->append("null");
+  }
+}
+
+void AppendOptionalInt(std::string* out, const std::optional<int64_t>& number) {
+  out->append(number ? std::to_string(*number) : "null");
+}
+
+}  // namespace
+
+void AppendLoggedChange(const LoggedChange& change, std::string* out) {
+  out->append("{\"version\":").append(std::to_string(change.version));
+  out->append(",\"changeId\":");
+  AppendString(out, change.change_id);
+  out->append(",\"type\":");
+  AppendString(out, change.type);
+  out->append(",\"entityType\":");
+  AppendString(out, change.entity_type);
+  out->append(",\"entityId\":");
+  AppendString(out, change.entity_id);
+  out->append(",\"data\":");
+  AppendOptionalRaw(out, change.data);
+  out->append(",\"timestamp\":").append(std::to_string(change.timestamp));
+  out->append(",\"deviceId\":");
+  AppendOptionalString(out, change.device_id);
+  out->push_back('}');
+}
+
+void AppendResolverContext(const ResolverContext& context, std::string* out) {
+  const ChangeInput& change = context.change;
+  out->append("{\"changeId\":");
+  AppendString(out, *change.change_id);
+  out->append(",\"entityType\":");
+  AppendString(out, change.entity_type);
+  out->append(",\"entityId\":");
+  AppendString(out, change.entity_id);
+  out->append(",\"server\":");
+  AppendNullable(out, context.server);
+  out->append(",\"client\":");
+  AppendNullable(out, context.client);
+  out->append(",\"base\":");
+  AppendNullable(out, context.base);
+  out->append(",\"serverVersion\":").append(std::to_string(context.server_version));
+  out->append(",\"clientChange\":{\"changeId\":");
+  AppendString(out, *change.change_id);
+  out->append(",\"type\":");
+  AppendString(out, ChangeTypeName(change.type));
+  out->append(",\"data\":");
+  AppendNullable(out, change.type == ChangeType::kDeleted ? std::nullopt : change.data);
+  out->append(",\"baseVersion\":");
+  AppendOptionalInt(out, change.base_version);
+  out->append(",\"timestamp\":").append(std::to_string(*change.timestamp));
+  out->append(",\"deviceId\":");
+  AppendString(out, context.device_id);
+  out->append("}}");
+}
+
+void AppendOpenConflict(const OpenConflict& conflict, std::string* out) {
+  out->append("{\"id\":").append(std::to_string(conflict.id));
+  out->append(",\"changeId\":");
+  AppendString(out, conflict.change_id);
+  out->append(",\"deviceId\":");
+  AppendOptionalString(out, conflict.device_id);
+  out->append(",\"entityType\":");
+  AppendString(out, conflict.entity_type);
+  out->append(",\"entityId\":");
+  AppendString(out, conflict.entity_id);
+  out->append(",\"type\":");
+  AppendString(out, conflict.type);
+  out->append(",\"clientData\":");
+  AppendOptionalRaw(out, conflict.client_data);
+  out->append(",\"baseVersion\":");
+  AppendOptionalInt(out, conflict.base_version);
+  out->append(",\"clientTimestamp\":").append(std::to_string(conflict.client_timestamp));
+  out->append(",\"createdAt\":").append(std::to_string(conflict.created_at));
+  out->append(",\"serverData\":");
+  AppendOptionalRaw(out, conflict.server_data);
+  out->append(",\"serverVersion\":");
+  AppendOptionalInt(out, conflict.server_version);
+  out->push_back('}');
 }
 
 Status DecodePushRequest(simdjson::ondemand::parser& parser, const std::string& body,
@@ -146,28 +321,13 @@ Status DecodePushRequest(simdjson::ondemand::parser& parser, const std::string& 
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object object;
-  if (auto error = parser.iterate(padded).get(doc)) {
-    return Status::InvalidArgument(std::string("Malformed JSON in the request body (") +
-                                   simdjson::error_message(error) + ")");
-  }
-  if (doc.get_object().get(object) != simdjson::SUCCESS) {
-    return Status::InvalidArgument("Expected a JSON object for the request body");
-  }
+  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", &doc, &object));
   bool has_device = false;
   DS_RETURN_IF_ERROR(ForEachField(
       object, "the request body", "Malformed JSON in the request body",
       [&](std::string_view key, simdjson::ondemand::value value) -> Status {
         if (key == "deviceId") {
-          std::string_view text;
-          simdjson::ondemand::json_type type;
-          if (value.type().get(type) != simdjson::SUCCESS ||
-              type != simdjson::ondemand::json_type::string ||
-              value.get_string().get(text) != simdjson::SUCCESS || text.empty() ||
-              text.size() > 256 || text.find('\0') != std::string_view::npos) {
-            return ExpectedError("a non-empty string of at most 256 bytes", "deviceId",
-                                 DescribeReceived(value));
-          }
-          out->device_id.assign(text);
+          DS_RETURN_IF_ERROR(ReadDeviceId(value, &out->device_id));
           has_device = true;
         } else if (key == "changes") {
           simdjson::ondemand::array array;
@@ -211,15 +371,14 @@ Status DecodePushRequest(simdjson::ondemand::parser& parser, const std::string& 
       }));
   if (!has_device && !context.device_id.empty()) {
     const std::string& header = context.device_id;
-    if (header.size() > 256 || header.find('\0') != std::string::npos) {
-      return ExpectedError("a non-empty string of at most 256 bytes", "the X-Device-ID header",
+    if (!IsValidDeviceId(header)) {
+      return ExpectedError(kDeviceIdExpected, "the X-Device-ID header",
                            std::to_string(header.size()) + " bytes");
     }
     out->device_id = header;
     has_device = true;
   }
-  if (!has_device)
-    return ExpectedError("a non-empty string of at most 256 bytes", "deviceId", "undefined");
+  if (!has_device) return ExpectedError(kDeviceIdExpected, "deviceId", "undefined");
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
   return Status::Ok();
 }

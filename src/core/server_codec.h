@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/change.h"
@@ -82,12 +83,94 @@ void AppendOutcomeField(const Outcome& outcome, OutcomeField field, std::string*
 
 const char* ActionName(ChangeType type);
 
-std::string Singular(const std::string& plural);
+// What every route says of a device id it refuses.
+inline constexpr const char* kDeviceIdExpected = "a non-empty string of at most 256 bytes";
 
-// Record fields that describe a client's local sync bookkeeping, not the entity.
-bool IsBookkeepingField(std::string_view key);
+// A device id: a non-empty string of at most 256 bytes without NUL.
+bool IsValidDeviceId(std::string_view id);
 
-bool IsDeletedFlag(std::string_view key);
+// Reads the body's deviceId, or refuses it as INVALID_ARGUMENT naming "deviceId".
+Status ReadDeviceId(simdjson::ondemand::value value, std::string* out);
+
+// Parses `padded` as one JSON object, or refuses it as INVALID_ARGUMENT naming `what`.
+Status OpenRequestObject(simdjson::ondemand::parser& parser, simdjson::padded_string& padded,
+                         const std::string& what, simdjson::ondemand::document* doc,
+                         simdjson::ondemand::object* object);
+
+// How a manual conflict is settled: use "client", "server" or "merged" (with the merged
+// document as data).
+struct Resolution {
+  std::string use;
+  std::optional<std::string> data;
+};
+
+// Parses {use: "client" | "server" | "merged" (or "local" / "remote"), data?}; data is checked
+// against the document limits and canonicalized.
+Status ParseResolution(simdjson::ondemand::parser& parser, const std::string& json,
+                       const ServerLimits& limits, Resolution* out);
+
+// Which conflicts of one response carry their entity's serverData. An entity's data is sent
+// once per response; past the response's byte budget it is left out, except for the first
+// one, so that a response always settles at least one conflict.
+class ServerDataBudget {
+ public:
+  explicit ServerDataBudget(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // Whether to send `bytes` of data for the entity, given the response's size so far.
+  bool Admit(const std::string& entity_type, const std::string& entity_id, size_t bytes,
+             size_t response_size);
+
+ private:
+  size_t max_bytes_;
+  std::unordered_set<std::string> sent_;
+};
+
+// ,"serverVersion":n,"serverData":{...}|null, or ,"serverVersion":n,"serverDataOmitted":true.
+// `version`: null when the server never had the entity; `data`: null when it is deleted.
+void AppendServerState(const std::string& entity_type, const std::string& entity_id,
+                       std::optional<int64_t> version, const std::optional<std::string>& data,
+                       ServerDataBudget& budget, std::string* out);
+
+// A change of the user's log as a page of newChanges lists it.
+struct LoggedChange {
+  int64_t version = 0;
+  std::string_view change_id;
+  std::string_view type;
+  std::string_view entity_type;
+  std::string_view entity_id;
+  std::optional<std::string_view> data;
+  int64_t timestamp = 0;
+  std::optional<std::string_view> device_id;
+};
+void AppendLoggedChange(const LoggedChange& change, std::string* out);
+
+// What the host's resolver is given for a custom conflict: the server's document, the one the
+// client's change would make, the one it was based on, and the change itself.
+struct ResolverContext {
+  const ChangeInput& change;
+  const std::string& device_id;
+  const std::optional<std::string>& server;
+  int64_t server_version;
+  const std::optional<std::string>& client;
+  const std::optional<std::string>& base;
+};
+void AppendResolverContext(const ResolverContext& context, std::string* out);
+
+// An open conflict as conflicts() lists it.
+struct OpenConflict {
+  int64_t id = 0;
+  std::string_view change_id;
+  std::optional<std::string_view> device_id;
+  std::string_view entity_type;
+  std::string_view entity_id;
+  std::string_view type;
+  std::optional<std::string_view> client_data;
+  std::optional<int64_t> base_version;
+  int64_t client_timestamp = 0;
+  int64_t created_at = 0;
+  std::optional<std::string_view> server_data;  // null when the entity is deleted or absent
+  std::optional<int64_t> server_version;
+};
+void AppendOpenConflict(const OpenConflict& conflict, std::string* out);
 
 // Decodes a v2 request body ({deviceId, changes, lastKnownServerVersion?, limit?}; the last two
 // only `with_pull_fields`), or refuses it whole. The X-Device-ID header names the device when

@@ -73,8 +73,13 @@ class Result {
 
 }  // namespace deltasync
 
-#define DS_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::deltasync::Status ds_status_ = (expr); \
-    if (!ds_status_.ok()) return ds_status_; \
+// The local is named after the line, so that a DS_RETURN_IF_ERROR inside a lambda given to
+// another one does not shadow it.
+#define DS_STATUS_CONCAT_INNER(a, b) a##b
+#define DS_STATUS_CONCAT(a, b) DS_STATUS_CONCAT_INNER(a, b)
+#define DS_RETURN_IF_ERROR(expr) DS_RETURN_IF_ERROR_NAMED(DS_STATUS_CONCAT(ds_status_, __LINE__), expr)
+#define DS_RETURN_IF_ERROR_NAMED(name, expr) \
+  do {                                       \
+    ::deltasync::Status name = (expr);       \
+    if (!name.ok()) return name;             \
   } while (0)

@@ -1,0 +1,72 @@
+// The wire codec of the compatible routes (the older designs in shared/seeds): records grouped by
+// entity type in, records grouped by entity type out. A record is a whole document; its id is
+// the configured id field, else "id", else "<singular>_id"; its time is updated_at / updatedAt;
+// a truthy deleted flag makes it a delete. Pure: no store, no decisions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/change.h"
+#include "core/server.h"
+#include "core/server_codec.h"
+#include "core/status.h"
+#include "simdjson.h"
+
+namespace deltasync {
+
+// Where records come from: the ids their changes get, the time a record without one gets,
+// and how many may come in one body.
+struct RecordSource {
+  std::string device_id;
+  // The changeIds are "<prefix>-<fingerprint of device, type, id and content>", so the same
+  // record pushed again (a retry) is applied once.
+  std::string id_prefix;
+  int64_t now_ms = 0;
+  size_t max_records = 0;
+};
+
+// {deviceId, changes?: {entityType: [records]}, lastSyncTimestamp?} of /push, /pull and /full.
+struct CompatRequest {
+  std::string device_id;
+  std::vector<ChangeInput> changes;
+  std::optional<int64_t> since;  // lastSyncTimestamp, in ms
+};
+
+// Decodes a compatible request body, or refuses it whole. `with_changes`: read `changes`;
+// `with_since`: read lastSyncTimestamp; anything else is validated and ignored.
+Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
+                           const std::string& body, const CompatOptions& compat, const ServerLimits& limits,
+                           int64_t now_ms, bool with_changes, bool with_since, CompatRequest* out);
+
+// Decodes an importSnapshot state ({entityType: [records]}) into changes from the device
+// "snapshot", with changeIds "snapshot-<fingerprint>"; no limit on the number of records.
+Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
+                      const std::string& state, const CompatOptions& compat, const ServerLimits& limits,
+                      int64_t now_ms, std::vector<ChangeInput>* out);
+
+// {conflictId, resolution: "client" | "server" | "merged" | {use, data}, data?} of /resolve.
+struct CompatResolveRequest {
+  int64_t conflict_id = 0;
+  Resolution resolution;
+};
+Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body, const ServerLimits& limits,
+                           CompatResolveRequest* out);
+
+// The entity as a compatible record: the id under the field it was pushed with (a number stays
+// a number), the updated_at it was pushed with or the server's commit time, and for a deleted
+// entity only its id and "deleted":true. `data`: the stored document (for a deleted entity,
+// its last live state), if any.
+Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch, const CompatOptions& compat,
+                                       const std::string& entity_type, const std::string& entity_id,
+                                       const std::optional<std::string_view>& data, bool deleted,
+                                       int64_t server_timestamp);
+
+// {entityType: [records], ...}: `records` maps each type to its records joined with commas.
+void AppendRecordsByType(const std::map<std::string, std::string>& records, std::string* out);
+
+}  // namespace deltasync
