@@ -475,4 +475,45 @@ Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std:
   return out;
 }
 
+void JsonObjectWriter::Key(std::string_view key) {
+  out_->append(first_ ? "\"" : ",\"").append(key).append("\":");
+  first_ = false;
+}
+
+JsonObjectWriter& JsonObjectWriter::String(std::string_view key, std::string_view value) {
+  Key(key);
+  AppendJsonString(out_, value);
+  return *this;
+}
+
+JsonObjectWriter& JsonObjectWriter::OptionalString(std::string_view key, const std::optional<std::string_view>& value) {
+  if (value) return String(key, *value);
+  return Raw(key, "null");
+}
+
+JsonObjectWriter& JsonObjectWriter::Int(std::string_view key, int64_t value) {
+  Key(key);
+  out_->append(std::to_string(value));
+  return *this;
+}
+
+JsonObjectWriter& JsonObjectWriter::OptionalInt(std::string_view key, const std::optional<int64_t>& value) {
+  if (value) return Int(key, *value);
+  return Raw(key, "null");
+}
+
+JsonObjectWriter& JsonObjectWriter::Bool(std::string_view key, bool value) {
+  return Raw(key, value ? "true" : "false");
+}
+
+JsonObjectWriter& JsonObjectWriter::Raw(std::string_view key, std::string_view json) {
+  Key(key);
+  out_->append(json);
+  return *this;
+}
+
+JsonObjectWriter& JsonObjectWriter::OptionalRaw(std::string_view key, const std::optional<std::string_view>& json) {
+  return Raw(key, json ? *json : std::string_view("null"));
+}
+
 }  // namespace deltasync

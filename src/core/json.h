@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -24,6 +25,27 @@ const char* JsonTypeName(simdjson::ondemand::json_type type);
 
 // Appends `text` as a JSON string literal (with quotes), escaping as JSON requires.
 void AppendJsonString(std::string* out, std::string_view text);
+
+// Appends one JSON object member by member, in call order. Keys are the caller's own
+// literals (written as they are); string values are escaped, raw values are already JSON, and
+// an absent optional is null. Close() writes the closing brace.
+class JsonObjectWriter {
+ public:
+  explicit JsonObjectWriter(std::string* out) : out_(out) { out_->push_back('{'); }
+  JsonObjectWriter& String(std::string_view key, std::string_view value);
+  JsonObjectWriter& OptionalString(std::string_view key, const std::optional<std::string_view>& value);
+  JsonObjectWriter& Int(std::string_view key, int64_t value);
+  JsonObjectWriter& OptionalInt(std::string_view key, const std::optional<int64_t>& value);
+  JsonObjectWriter& Bool(std::string_view key, bool value);
+  JsonObjectWriter& Raw(std::string_view key, std::string_view json);
+  JsonObjectWriter& OptionalRaw(std::string_view key, const std::optional<std::string_view>& json);
+  void Close() { out_->push_back('}'); }
+
+ private:
+  void Key(std::string_view key);
+  std::string* out_;
+  bool first_ = true;
+};
 
 // A short rendering of a received value for error messages ("42 of type number",
 // "an object"), cut to at most 40 bytes. Does not consume the value.

@@ -160,18 +160,18 @@ class SyncServerCore {
   // CompatPush (push), CompatPull (pull) and CompatFull (both): one request, one transaction.
   Result<std::string> CompatExchange(const std::string& user_id, const std::string& body, const CompatOptions& compat,
                                      const RequestContext& context, bool push, bool pull);
-  class Impl;
+  class Operation;
   // Sync (with `pull`) and Push: one request, one transaction.
   Result<std::string> Exchange(const std::string& user_id, const std::string& request, const RequestContext& context,
                                bool pull);
   // ResolveConflict and CompatResolve, once the resolution is decoded.
-  Result<std::string> Resolve(Impl& impl, const std::string& user_id, int64_t conflict_id,
+  Result<std::string> Resolve(Operation& op, const std::string& user_id, int64_t conflict_id,
                               const Resolution& resolution);
   // Runs `operation` on a session of the store, again (a bounded number of times) while it fails
   // with UNAVAILABLE: a transaction the database aborted (serialization failure, deadlock, lost
   // connection) left nothing behind, and changeIds make a repeated push a replay.
-  template <typename Operation>
-  Result<std::string> WithSession(Operation operation);
+  template <typename Body>
+  Result<std::string> WithSession(Body body);
   void NotifyCommit(const std::string& user_id, int64_t head_version);
 
   ServerOptions options_;

@@ -38,19 +38,13 @@ void AppendString(std::string* out, std::string_view text) { AppendJsonString(ou
 
 // The v2 response (DESIGN.md section 4).
 const OutcomeShape& V2Outcomes() {
+  using F = OutcomeField;
   static const OutcomeShape shape{
-      {{"changeId", OutcomeField::kChangeId}, {"version", OutcomeField::kVersion}},
-      {{"changeId", OutcomeField::kChangeId},
-       {"conflictId", OutcomeField::kConflictId},
-       {"entityType", OutcomeField::kEntityType},
-       {"entityId", OutcomeField::kEntityId},
-       {"reason", OutcomeField::kReason},
-       {"resolution", OutcomeField::kResolution},
-       {"winner", OutcomeField::kWinner},
-       {"", OutcomeField::kServerState}},
-      {{"changeId", OutcomeField::kChangeId},
-       {"code", OutcomeField::kErrorCode},
-       {"message", OutcomeField::kErrorMessage}},
+      {{"changeId", F::kChangeId}, {"version", F::kVersion}},
+      {{"changeId", F::kChangeId}, {"conflictId", F::kConflictId}, {"entityType", F::kEntityType},
+       {"entityId", F::kEntityId}, {"reason", F::kReason}, {"resolution", F::kResolution},
+       {"winner", F::kWinner}, {"", F::kServerState}},
+      {{"changeId", F::kChangeId}, {"code", F::kErrorCode}, {"message", F::kErrorMessage}},
   };
   return shape;
 }
@@ -58,23 +52,15 @@ const OutcomeShape& V2Outcomes() {
 // The compatible routes' push responses (shared/seeds): records are named by entity, uniqueId
 // is the record's id.
 const OutcomeShape& CompatOutcomes() {
+  using F = OutcomeField;
   static const OutcomeShape shape{
-      {{"entityType", OutcomeField::kEntityType},
-       {"entityId", OutcomeField::kEntityId},
-       {"action", OutcomeField::kAction},
-       {"uniqueId", OutcomeField::kEntityId},
-       {"version", OutcomeField::kVersion}},
-      {{"entityType", OutcomeField::kEntityType},
-       {"entityId", OutcomeField::kEntityId},
-       {"resolution", OutcomeField::kResolution},
-       {"winner", OutcomeField::kWinner},
-       {"reason", OutcomeField::kReason},
-       {"conflictId", OutcomeField::kConflictId},
-       {"", OutcomeField::kServerState}},
-      {{"entityType", OutcomeField::kEntityType},
-       {"entityId", OutcomeField::kEntityId},
-       {"code", OutcomeField::kErrorCode},
-       {"error", OutcomeField::kErrorMessage}},
+      {{"entityType", F::kEntityType}, {"entityId", F::kEntityId}, {"action", F::kAction},
+       {"uniqueId", F::kEntityId}, {"version", F::kVersion}},
+      {{"entityType", F::kEntityType}, {"entityId", F::kEntityId}, {"resolution", F::kResolution},
+       {"winner", F::kWinner}, {"reason", F::kReason}, {"conflictId", F::kConflictId},
+       {"", F::kServerState}},
+      {{"entityType", F::kEntityType}, {"entityId", F::kEntityId}, {"code", F::kErrorCode},
+       {"error", F::kErrorMessage}},
   };
   return shape;
 }
@@ -219,100 +205,58 @@ void AppendServerState(const std::string& entity_type, const std::string& entity
   AppendNullable(out, data);
 }
 
-namespace {
-
-void AppendOptionalString(std::string* out, const std::optional<std::string_view>& text) {
-  if (text) {
-    AppendString(out, *text);
-  } else {
-    out->append("null");
-  }
-}
-
-void AppendOptionalRaw(std::string* out, const std::optional<std::string_view>& json) {
-  if (json) {
-    out->append(*json);
-  } else {
-    out->append("null");
-  }
-}
-
-void AppendOptionalInt(std::string* out, const std::optional<int64_t>& number) {
-  out->append(number ? std::to_string(*number) : "null");
-}
-
-}  // namespace
-
 void AppendLoggedChange(const LoggedChange& change, std::string* out) {
-  out->append("{\"version\":").append(std::to_string(change.version));
-  out->append(",\"changeId\":");
-  AppendString(out, change.change_id);
-  out->append(",\"type\":");
-  AppendString(out, change.type);
-  out->append(",\"entityType\":");
-  AppendString(out, change.entity_type);
-  out->append(",\"entityId\":");
-  AppendString(out, change.entity_id);
-  out->append(",\"data\":");
-  AppendOptionalRaw(out, change.data);
-  out->append(",\"timestamp\":").append(std::to_string(change.timestamp));
-  out->append(",\"deviceId\":");
-  AppendOptionalString(out, change.device_id);
-  out->push_back('}');
+  JsonObjectWriter(out)
+      .Int("version", change.version)
+      .String("changeId", change.change_id)
+      .String("type", change.type)
+      .String("entityType", change.entity_type)
+      .String("entityId", change.entity_id)
+      .OptionalRaw("data", change.data)
+      .Int("timestamp", change.timestamp)
+      .OptionalString("deviceId", change.device_id)
+      .Close();
 }
 
 void AppendResolverContext(const ResolverContext& context, std::string* out) {
   const ChangeInput& change = context.change;
-  out->append("{\"changeId\":");
-  AppendString(out, *change.change_id);
-  out->append(",\"entityType\":");
-  AppendString(out, change.entity_type);
-  out->append(",\"entityId\":");
-  AppendString(out, change.entity_id);
-  out->append(",\"server\":");
-  AppendNullable(out, context.server);
-  out->append(",\"client\":");
-  AppendNullable(out, context.client);
-  out->append(",\"base\":");
-  AppendNullable(out, context.base);
-  out->append(",\"serverVersion\":").append(std::to_string(context.server_version));
-  out->append(",\"clientChange\":{\"changeId\":");
-  AppendString(out, *change.change_id);
-  out->append(",\"type\":");
-  AppendString(out, ChangeTypeName(change.type));
-  out->append(",\"data\":");
-  AppendNullable(out, change.type == ChangeType::kDeleted ? std::nullopt : change.data);
-  out->append(",\"baseVersion\":");
-  AppendOptionalInt(out, change.base_version);
-  out->append(",\"timestamp\":").append(std::to_string(*change.timestamp));
-  out->append(",\"deviceId\":");
-  AppendString(out, context.device_id);
-  out->append("}}");
+  const bool deleted = change.type == ChangeType::kDeleted;
+  std::string client_change;
+  JsonObjectWriter(&client_change)
+      .String("changeId", *change.change_id)
+      .String("type", ChangeTypeName(change.type))
+      .OptionalRaw("data", deleted ? std::nullopt : change.data)
+      .OptionalInt("baseVersion", change.base_version)
+      .Int("timestamp", *change.timestamp)
+      .String("deviceId", context.device_id)
+      .Close();
+  JsonObjectWriter(out)
+      .String("changeId", *change.change_id)
+      .String("entityType", change.entity_type)
+      .String("entityId", change.entity_id)
+      .OptionalRaw("server", context.server)
+      .OptionalRaw("client", context.client)
+      .OptionalRaw("base", context.base)
+      .Int("serverVersion", context.server_version)
+      .Raw("clientChange", client_change)
+      .Close();
 }
 
 void AppendOpenConflict(const OpenConflict& conflict, std::string* out) {
-  out->append("{\"id\":").append(std::to_string(conflict.id));
-  out->append(",\"changeId\":");
-  AppendString(out, conflict.change_id);
-  out->append(",\"deviceId\":");
-  AppendOptionalString(out, conflict.device_id);
-  out->append(",\"entityType\":");
-  AppendString(out, conflict.entity_type);
-  out->append(",\"entityId\":");
-  AppendString(out, conflict.entity_id);
-  out->append(",\"type\":");
-  AppendString(out, conflict.type);
-  out->append(",\"clientData\":");
-  AppendOptionalRaw(out, conflict.client_data);
-  out->append(",\"baseVersion\":");
-  AppendOptionalInt(out, conflict.base_version);
-  out->append(",\"clientTimestamp\":").append(std::to_string(conflict.client_timestamp));
-  out->append(",\"createdAt\":").append(std::to_string(conflict.created_at));
-  out->append(",\"serverData\":");
-  AppendOptionalRaw(out, conflict.server_data);
-  out->append(",\"serverVersion\":");
-  AppendOptionalInt(out, conflict.server_version);
-  out->push_back('}');
+  JsonObjectWriter(out)
+      .Int("id", conflict.id)
+      .String("changeId", conflict.change_id)
+      .OptionalString("deviceId", conflict.device_id)
+      .String("entityType", conflict.entity_type)
+      .String("entityId", conflict.entity_id)
+      .String("type", conflict.type)
+      .OptionalRaw("clientData", conflict.client_data)
+      .OptionalInt("baseVersion", conflict.base_version)
+      .Int("clientTimestamp", conflict.client_timestamp)
+      .Int("createdAt", conflict.created_at)
+      .OptionalRaw("serverData", conflict.server_data)
+      .OptionalInt("serverVersion", conflict.server_version)
+      .Close();
 }
 
 Status DecodePushRequest(simdjson::ondemand::parser& parser, const std::string& body,

@@ -40,11 +40,12 @@ std::optional<std::string> ReadRecordId(simdjson::ondemand::value value) {
   int64_t number = 0;
   simdjson::ondemand::json_type type;
   if (value.type().get(type) != simdjson::SUCCESS) return std::nullopt;
-  if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
-      !text.empty() && text.size() <= 256) {
+  if (type == simdjson::ondemand::json_type::string &&
+      value.get_string().get(text) == simdjson::SUCCESS && !text.empty() && text.size() <= 256) {
     return std::string(text);
   }
-  if (type == simdjson::ondemand::json_type::number && value.get_int64().get(number) == simdjson::SUCCESS) {
+  if (type == simdjson::ondemand::json_type::number &&
+      value.get_int64().get(number) == simdjson::SUCCESS) {
     return std::to_string(number);
   }
   return std::nullopt;
@@ -52,17 +53,21 @@ std::optional<std::string> ReadRecordId(simdjson::ondemand::value value) {
 
 // updated_at / updatedAt: an ISO 8601 time or milliseconds since the epoch; other types are
 // not a time and are left as they are.
-Status ReadRecordTime(simdjson::ondemand::value value, const std::string& name, std::optional<int64_t>* out) {
+Status ReadRecordTime(simdjson::ondemand::value value, const std::string& name,
+                      std::optional<int64_t>* out) {
   std::string_view text;
   double number = 0;
   simdjson::ondemand::json_type type;
   if (value.type().get(type) != simdjson::SUCCESS) return Status::Ok();
-  if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS) {
+  if (type == simdjson::ondemand::json_type::string &&
+      value.get_string().get(text) == simdjson::SUCCESS) {
     *out = ParseIso8601Ms(text);
     if (!*out) {
-      return ExpectedError("an ISO 8601 time", name, "\"" + std::string(text.substr(0, 40)) + "\" of type string");
+      return ExpectedError("an ISO 8601 time", name,
+                           "\"" + std::string(text.substr(0, 40)) + "\" of type string");
     }
-  } else if (type == simdjson::ondemand::json_type::number && value.get_double().get(number) == simdjson::SUCCESS) {
+  } else if (type == simdjson::ondemand::json_type::number &&
+             value.get_double().get(number) == simdjson::SUCCESS) {
     if (!(number >= 0 && number <= 8.64e15)) {
       return ExpectedError("milliseconds since the epoch", name, DescribeReceived(value));
     }
@@ -72,43 +77,49 @@ Status ReadRecordTime(simdjson::ondemand::value value, const std::string& name, 
 }
 
 // One record, already copied canonical, as a change.
-Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& compat, const RecordSource& source,
-                      const std::string& entity_type, const std::string& record_name, const std::string& canonical,
+Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& compat,
+                      const RecordSource& source, const std::string& entity_type,
+                      const std::string& record_name, const std::string& canonical,
                       ChangeInput* change) {
   const std::string configured = IdFieldFor(compat, entity_type);
   const std::string singular_id = Singular(entity_type) + "_id";
   simdjson::padded_string padded(canonical);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object fields;
-  if (scratch.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_object().get(fields) != simdjson::SUCCESS) {
+  if (scratch.iterate(padded).get(doc) != simdjson::SUCCESS ||
+      doc.get_object().get(fields) != simdjson::SUCCESS) {
     return Status::Internal("canonical record did not parse");
   }
   std::optional<std::string> id_configured, id_plain, id_singular;
   std::optional<int64_t> timestamp;
   bool deleted = false;
   std::unordered_set<std::string> drop;
-  DS_RETURN_IF_ERROR(ForEachField(fields, record_name, "canonical record field",
-                                  [&](std::string_view key, simdjson::ondemand::value value) -> Status {
-    if (!configured.empty() && key == configured) {
-      id_configured = ReadRecordId(value);
-    } else if (key == "id") {
-      id_plain = ReadRecordId(value);
-    } else if (key == singular_id) {
-      id_singular = ReadRecordId(value);
-    } else if (key == "updated_at" || key == "updatedAt") {
-      DS_RETURN_IF_ERROR(ReadRecordTime(value, record_name + "." + std::string(key), &timestamp));
-    } else if (IsDeletedFlag(key)) {
-      bool flag = false;
-      if (value.get_bool().get(flag) == simdjson::SUCCESS && flag) deleted = true;
-    } else if (IsBookkeepingField(key)) {
-      drop.insert(std::string(key));
-    }
-    return Status::Ok();
-  }));
-  const std::optional<std::string>& id = id_configured ? id_configured : id_plain ? id_plain : id_singular;
+  DS_RETURN_IF_ERROR(
+      ForEachField(fields, record_name, "canonical record field",
+                   [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+                     if (!configured.empty() && key == configured) {
+                       id_configured = ReadRecordId(value);
+                     } else if (key == "id") {
+                       id_plain = ReadRecordId(value);
+                     } else if (key == singular_id) {
+                       id_singular = ReadRecordId(value);
+                     } else if (key == "updated_at" || key == "updatedAt") {
+                       DS_RETURN_IF_ERROR(
+                           ReadRecordTime(value, record_name + "." + std::string(key), &timestamp));
+                     } else if (IsDeletedFlag(key)) {
+                       bool flag = false;
+                       if (value.get_bool().get(flag) == simdjson::SUCCESS && flag) deleted = true;
+                     } else if (IsBookkeepingField(key)) {
+                       drop.insert(std::string(key));
+                     }
+                     return Status::Ok();
+                   }));
+  const std::optional<std::string>& id = id_configured ? id_configured
+                                         : id_plain    ? id_plain
+                                                       : id_singular;
   if (!id) {
-    return ExpectedError("an id (\"" + (configured.empty() ? std::string("id") : configured) + "\" or \"" +
-                             singular_id + "\": a string or an integer)",
+    return ExpectedError("an id (\"" + (configured.empty() ? std::string("id") : configured) +
+                             "\" or \"" + singular_id + "\": a string or an integer)",
                          record_name, "a record without one");
   }
   change->entity_type = entity_type;
@@ -124,48 +135,51 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
     change->type = ChangeType::kCreated;
     change->data = std::move(data).value();
   }
-  change->change_id =
-      source.id_prefix + "-" + Fingerprint({source.device_id, entity_type, change->entity_id, canonical});
+  change->change_id = source.id_prefix + "-" +
+                      Fingerprint({source.device_id, entity_type, change->entity_id, canonical});
   return Status::Ok();
 }
 
 // {entityType: [records]} into changes, in order.
 Status DecodeRecordsByType(simdjson::ondemand::object by_type, simdjson::ondemand::parser& scratch,
-                           const CompatOptions& compat, const JsonLimits& limits, const RecordSource& source,
-                           const std::string& what, std::vector<ChangeInput>* out) {
-  return ForEachField(by_type, what, "Malformed JSON in " + what,
-                      [&](std::string_view type_key, simdjson::ondemand::value records_value) -> Status {
-    const std::string entity_type(type_key);
-    const std::string name = what + "." + entity_type;
-    if (!IsValidEntityType(entity_type)) {
-      return ExpectedError("entity types matching [A-Za-z0-9_.-]{1,64}", "the keys of " + what,
-                           "\"" + entity_type.substr(0, 40) + "\" of type string");
-    }
-    simdjson::ondemand::array records;
-    if (records_value.get_array().get(records) != simdjson::SUCCESS) {
-      return ExpectedError("an array of records", name, DescribeReceived(records_value));
-    }
-    size_t index = 0;
-    for (auto record_result : records) {
-      const std::string record_name = name + "[" + std::to_string(index++) + "]";
-      simdjson::ondemand::value record_value;
-      simdjson::ondemand::object record;
-      if (std::move(record_result).get(record_value) != simdjson::SUCCESS ||
-          record_value.get_object().get(record) != simdjson::SUCCESS) {
-        return ExpectedError("an object", record_name, "another value");
-      }
-      std::string canonical;
-      DS_RETURN_IF_ERROR(CopyValidatedJson(record_value, 0, limits, record_name, &canonical));
-      if (out->size() >= source.max_records) {
-        return Status::LimitExceeded("Too many records in one request (the limit is " +
-                                     std::to_string(source.max_records) + ")");
-      }
-      ChangeInput change;
-      DS_RETURN_IF_ERROR(RecordToChange(scratch, compat, source, entity_type, record_name, canonical, &change));
-      out->push_back(std::move(change));
-    }
-    return Status::Ok();
-  });
+                           const CompatOptions& compat, const JsonLimits& limits,
+                           const RecordSource& source, const std::string& what,
+                           std::vector<ChangeInput>* out) {
+  return ForEachField(
+      by_type, what, "Malformed JSON in " + what,
+      [&](std::string_view type_key, simdjson::ondemand::value records_value) -> Status {
+        const std::string entity_type(type_key);
+        const std::string name = what + "." + entity_type;
+        if (!IsValidEntityType(entity_type)) {
+          return ExpectedError("entity types matching [A-Za-z0-9_.-]{1,64}", "the keys of " + what,
+                               "\"" + entity_type.substr(0, 40) + "\" of type string");
+        }
+        simdjson::ondemand::array records;
+        if (records_value.get_array().get(records) != simdjson::SUCCESS) {
+          return ExpectedError("an array of records", name, DescribeReceived(records_value));
+        }
+        size_t index = 0;
+        for (auto record_result : records) {
+          const std::string record_name = name + "[" + std::to_string(index++) + "]";
+          simdjson::ondemand::value record_value;
+          simdjson::ondemand::object record;
+          if (std::move(record_result).get(record_value) != simdjson::SUCCESS ||
+              record_value.get_object().get(record) != simdjson::SUCCESS) {
+            return ExpectedError("an object", record_name, "another value");
+          }
+          std::string canonical;
+          DS_RETURN_IF_ERROR(CopyValidatedJson(record_value, 0, limits, record_name, &canonical));
+          if (out->size() >= source.max_records) {
+            return Status::LimitExceeded("Too many records in one request (the limit is " +
+                                         std::to_string(source.max_records) + ")");
+          }
+          ChangeInput change;
+          DS_RETURN_IF_ERROR(RecordToChange(scratch, compat, source, entity_type, record_name,
+                                            canonical, &change));
+          out->push_back(std::move(change));
+        }
+        return Status::Ok();
+      });
 }
 
 // lastSyncTimestamp: null, an ISO 8601 time or milliseconds.
@@ -173,16 +187,19 @@ Status ReadLastSync(simdjson::ondemand::value value, std::optional<int64_t>* out
   simdjson::ondemand::json_type type;
   std::string_view text;
   double number = 0;
-  if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed lastSyncTimestamp");
+  if (value.type().get(type) != simdjson::SUCCESS)
+    return Status::InvalidArgument("Malformed lastSyncTimestamp");
   if (type == simdjson::ondemand::json_type::null) return Status::Ok();
-  if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS &&
-      ParseIso8601Ms(text)) {
+  if (type == simdjson::ondemand::json_type::string &&
+      value.get_string().get(text) == simdjson::SUCCESS && ParseIso8601Ms(text)) {
     *out = ParseIso8601Ms(text);
-  } else if (type == simdjson::ondemand::json_type::number && value.get_double().get(number) == simdjson::SUCCESS &&
-             number >= 0 && number <= 8.64e15) {
+  } else if (type == simdjson::ondemand::json_type::number &&
+             value.get_double().get(number) == simdjson::SUCCESS && number >= 0 &&
+             number <= 8.64e15) {
     *out = static_cast<int64_t>(number);
   } else {
-    return ExpectedError("an ISO 8601 time or milliseconds", "lastSyncTimestamp", DescribeReceived(value));
+    return ExpectedError("an ISO 8601 time or milliseconds", "lastSyncTimestamp",
+                         DescribeReceived(value));
   }
   return Status::Ok();
 }
@@ -190,8 +207,9 @@ Status ReadLastSync(simdjson::ondemand::value value, std::optional<int64_t>* out
 }  // namespace
 
 Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
-                           const std::string& body, const CompatOptions& compat, const ServerLimits& limits,
-                           int64_t now_ms, bool with_changes, bool with_since, CompatRequest* out) {
+                           const std::string& body, const CompatOptions& compat,
+                           const ServerLimits& limits, int64_t now_ms, bool with_changes,
+                           bool with_since, CompatRequest* out) {
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object object;
@@ -202,49 +220,56 @@ Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondeman
     if (object.find_field_unordered("deviceId").get(device) == simdjson::SUCCESS) {
       DS_RETURN_IF_ERROR(ReadDeviceId(device, &out->device_id));
     }
-    if (object.reset().error()) return Status::InvalidArgument("Malformed JSON in the request body");
+    if (object.reset().error())
+      return Status::InvalidArgument("Malformed JSON in the request body");
   }
   if (out->device_id.empty()) return ExpectedError(kDeviceIdExpected, "deviceId", "undefined");
   const RecordSource source{out->device_id, "compat", now_ms, limits.max_changes_per_push};
-  DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
-                                  [&](std::string_view key, simdjson::ondemand::value value) -> Status {
-    if (key == "changes" && with_changes) {
-      simdjson::ondemand::object by_type;
-      if (value.get_object().get(by_type) != simdjson::SUCCESS) {
-        return ExpectedError("an object of entity types to arrays of records", "changes", DescribeReceived(value));
-      }
-      return DecodeRecordsByType(by_type, scratch, compat, limits.json, source, "changes", &out->changes);
-    }
-    if (key == "lastSyncTimestamp" && with_since) return ReadLastSync(value, &out->since);
-    std::string ignored;
-    return CopyValidatedJson(value, 1, limits.json, key, &ignored);
-  }));
+  DS_RETURN_IF_ERROR(
+      ForEachField(object, "the request body", "Malformed JSON in the request body",
+                   [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+                     if (key == "changes" && with_changes) {
+                       simdjson::ondemand::object by_type;
+                       if (value.get_object().get(by_type) != simdjson::SUCCESS) {
+                         return ExpectedError("an object of entity types to arrays of records",
+                                              "changes", DescribeReceived(value));
+                       }
+                       return DecodeRecordsByType(by_type, scratch, compat, limits.json, source,
+                                                  "changes", &out->changes);
+                     }
+                     if (key == "lastSyncTimestamp" && with_since)
+                       return ReadLastSync(value, &out->since);
+                     std::string ignored;
+                     return CopyValidatedJson(value, 1, limits.json, key, &ignored);
+                   }));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
   return Status::Ok();
 }
 
 Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
-                      const std::string& state, const CompatOptions& compat, const ServerLimits& limits,
-                      int64_t now_ms, std::vector<ChangeInput>* out) {
+                      const std::string& state, const CompatOptions& compat,
+                      const ServerLimits& limits, int64_t now_ms, std::vector<ChangeInput>* out) {
   simdjson::padded_string padded(state);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object by_type;
   if (auto error = parser.iterate(padded).get(doc)) {
-    return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") + simdjson::error_message(error) +
-                                   ")");
+    return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") +
+                                   simdjson::error_message(error) + ")");
   }
   if (doc.get_object().get(by_type) != simdjson::SUCCESS) {
-    return Status::InvalidArgument("Expected an object of entity types to arrays of records for state");
+    return Status::InvalidArgument(
+        "Expected an object of entity types to arrays of records for state");
   }
   // A snapshot is one import, not a push: no limit on its number of records.
   const RecordSource source{"snapshot", "snapshot", now_ms, static_cast<size_t>(-1)};
-  DS_RETURN_IF_ERROR(DecodeRecordsByType(by_type, scratch, compat, limits.json, source, "state", out));
+  DS_RETURN_IF_ERROR(
+      DecodeRecordsByType(by_type, scratch, compat, limits.json, source, "state", out));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
   return Status::Ok();
 }
 
-Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body, const ServerLimits& limits,
-                           CompatResolveRequest* out) {
+Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body,
+                           const ServerLimits& limits, CompatResolveRequest* out) {
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object object;
@@ -252,34 +277,38 @@ Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string
   std::optional<std::string> resolution_object;
   std::string use;
   std::optional<std::string> data;
-  DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
-                                  [&](std::string_view key, simdjson::ondemand::value value) -> Status {
-    if (key == "conflictId") {
-      if (value.get_int64().get(out->conflict_id) != simdjson::SUCCESS || out->conflict_id < 1) {
-        return ExpectedError("a positive integer", "conflictId", DescribeReceived(value));
-      }
-    } else if (key == "resolution") {
-      simdjson::ondemand::json_type type;
-      if (value.type().get(type) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed resolution");
-      if (type == simdjson::ondemand::json_type::string) {
-        std::string_view text;
-        if (value.get_string().get(text) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed resolution");
-        use.assign(text);
-      } else {
-        std::string copy;
-        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits.json, "resolution", &copy));
-        resolution_object = std::move(copy);
-      }
-    } else if (key == "data") {
-      std::string copy;
-      DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits.json, "data", &copy));
-      data = std::move(copy);
-    } else {
-      std::string ignored;
-      DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits.json, key, &ignored));
-    }
-    return Status::Ok();
-  }));
+  DS_RETURN_IF_ERROR(ForEachField(
+      object, "the request body", "Malformed JSON in the request body",
+      [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+        if (key == "conflictId") {
+          if (value.get_int64().get(out->conflict_id) != simdjson::SUCCESS ||
+              out->conflict_id < 1) {
+            return ExpectedError("a positive integer", "conflictId", DescribeReceived(value));
+          }
+        } else if (key == "resolution") {
+          simdjson::ondemand::json_type type;
+          if (value.type().get(type) != simdjson::SUCCESS)
+            return Status::InvalidArgument("Malformed resolution");
+          if (type == simdjson::ondemand::json_type::string) {
+            std::string_view text;
+            if (value.get_string().get(text) != simdjson::SUCCESS)
+              return Status::InvalidArgument("Malformed resolution");
+            use.assign(text);
+          } else {
+            std::string copy;
+            DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits.json, "resolution", &copy));
+            resolution_object = std::move(copy);
+          }
+        } else if (key == "data") {
+          std::string copy;
+          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits.json, "data", &copy));
+          data = std::move(copy);
+        } else {
+          std::string ignored;
+          DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits.json, key, &ignored));
+        }
+        return Status::Ok();
+      }));
   if (out->conflict_id == 0) return ExpectedError("a positive integer", "conflictId", "undefined");
   if (!resolution_object) {  // the short form says the same as {use, data}
     resolution_object = "{\"use\":";
@@ -290,8 +319,9 @@ Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string
   return ParseResolution(parser, *resolution_object, limits, &out->resolution);
 }
 
-Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch, const CompatOptions& compat,
-                                       const std::string& entity_type, const std::string& entity_id,
+Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
+                                       const CompatOptions& compat, const std::string& entity_type,
+                                       const std::string& entity_id,
                                        const std::optional<std::string_view>& data, bool deleted,
                                        int64_t server_timestamp) {
   const std::string configured = IdFieldFor(compat, entity_type);
@@ -305,7 +335,8 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch, cons
   if (data) {
     Result<std::unordered_set<std::string>> keys = ObjectKeys(scratch, *data);
     if (!keys.ok()) return keys.status();
-    if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id)) id_field = singular_id;
+    if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id))
+      id_field = singular_id;
     has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
     if (!deleted) rest = *data;
     simdjson::padded_string padded(*data);

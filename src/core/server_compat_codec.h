@@ -40,29 +40,31 @@ struct CompatRequest {
 // Decodes a compatible request body, or refuses it whole. `with_changes`: read `changes`;
 // `with_since`: read lastSyncTimestamp; anything else is validated and ignored.
 Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
-                           const std::string& body, const CompatOptions& compat, const ServerLimits& limits,
-                           int64_t now_ms, bool with_changes, bool with_since, CompatRequest* out);
+                           const std::string& body, const CompatOptions& compat,
+                           const ServerLimits& limits, int64_t now_ms, bool with_changes,
+                           bool with_since, CompatRequest* out);
 
 // Decodes an importSnapshot state ({entityType: [records]}) into changes from the device
 // "snapshot", with changeIds "snapshot-<fingerprint>"; no limit on the number of records.
 Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
-                      const std::string& state, const CompatOptions& compat, const ServerLimits& limits,
-                      int64_t now_ms, std::vector<ChangeInput>* out);
+                      const std::string& state, const CompatOptions& compat,
+                      const ServerLimits& limits, int64_t now_ms, std::vector<ChangeInput>* out);
 
 // {conflictId, resolution: "client" | "server" | "merged" | {use, data}, data?} of /resolve.
 struct CompatResolveRequest {
   int64_t conflict_id = 0;
   Resolution resolution;
 };
-Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body, const ServerLimits& limits,
-                           CompatResolveRequest* out);
+Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body,
+                           const ServerLimits& limits, CompatResolveRequest* out);
 
 // The entity as a compatible record: the id under the field it was pushed with (a number stays
 // a number), the updated_at it was pushed with or the server's commit time, and for a deleted
 // entity only its id and "deleted":true. `data`: the stored document (for a deleted entity,
 // its last live state), if any.
-Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch, const CompatOptions& compat,
-                                       const std::string& entity_type, const std::string& entity_id,
+Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
+                                       const CompatOptions& compat, const std::string& entity_type,
+                                       const std::string& entity_id,
                                        const std::optional<std::string_view>& data, bool deleted,
                                        int64_t server_timestamp);
 

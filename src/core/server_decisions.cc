@@ -22,11 +22,10 @@ uint64_t Fnv1a(std::string_view text, uint64_t hash) {
 // Merge: the client's fields that the server also changed, at the same time or later (within
 // the tolerance). With a baseVersion the server's fields are those its changes since then set;
 // without one, every field of the server's state, as of its last change.
-Result<std::unordered_set<std::string>> FieldsLostToServer(simdjson::ondemand::parser& parser,
-                                                           const ChangeInput& change, const EntityRow& entity,
-                                                           const std::vector<ServerChange>& server_changes,
-                                                           const std::unordered_set<std::string>& client_keys,
-                                                           int64_t tolerance_ms) {
+Result<std::unordered_set<std::string>> FieldsLostToServer(
+    simdjson::ondemand::parser& parser, const ChangeInput& change, const EntityRow& entity,
+    const std::vector<ServerChange>& server_changes,
+    const std::unordered_set<std::string>& client_keys, int64_t tolerance_ms) {
   std::map<std::string, int64_t> server_fields;  // field -> newest server timestamp touching it
   if (change.base_version) {
     for (const ServerChange& server_change : server_changes) {
@@ -46,7 +45,8 @@ Result<std::unordered_set<std::string>> FieldsLostToServer(simdjson::ondemand::p
   std::unordered_set<std::string> lost;
   for (const std::string& key : client_keys) {
     auto it = server_fields.find(key);
-    if (it != server_fields.end() && *change.timestamp <= it->second + tolerance_ms) lost.insert(key);
+    if (it != server_fields.end() && *change.timestamp <= it->second + tolerance_ms)
+      lost.insert(key);
   }
   return lost;
 }
@@ -76,13 +76,16 @@ int64_t AdmittedTimestamp(int64_t sent, int64_t received_at, int64_t max_skew_ms
   return sent > received_at + max_skew_ms ? received_at : sent;
 }
 
-bool NeedsServerChanges(const ChangeInput& change, const EntityRow& entity, const std::string& device_id) {
-  return entity.found && entity.device_id != std::optional<std::string>(device_id) && change.base_version &&
-         entity.version > *change.base_version;
+bool NeedsServerChanges(const ChangeInput& change, const EntityRow& entity,
+                        const std::string& device_id) {
+  return entity.found && entity.device_id != std::optional<std::string>(device_id) &&
+         change.base_version && entity.version > *change.base_version;
 }
 
-ConflictCheck DetectConflict(const ChangeInput& change, const EntityRow& entity, const std::string& device_id,
-                             const std::vector<ServerChange>& server_changes, int64_t tolerance_ms) {
+ConflictCheck DetectConflict(const ChangeInput& change, const EntityRow& entity,
+                             const std::string& device_id,
+                             const std::vector<ServerChange>& server_changes,
+                             int64_t tolerance_ms) {
   ConflictCheck check;
   if (!entity.found || entity.device_id == std::optional<std::string>(device_id)) return check;
   if (change.base_version) {
@@ -91,12 +94,13 @@ ConflictCheck DetectConflict(const ChangeInput& change, const EntityRow& entity,
         if (server_change.type != ChangeType::kUpdated) check.server_whole_entity = true;
       }
       check.conflict = !server_changes.empty();
-      check.reason = "changed on the server after baseVersion " + std::to_string(*change.base_version) +
-                     " by another device";
+      check.reason = "changed on the server after baseVersion " +
+                     std::to_string(*change.base_version) + " by another device";
     }
   } else if (entity.client_timestamp + tolerance_ms >= *change.timestamp) {
     check.conflict = true;
-    check.reason = "the server's copy is as new as or newer than the change (no baseVersion to compare)";
+    check.reason =
+        "the server's copy is as new as or newer than the change (no baseVersion to compare)";
   }
   if (check.conflict && entity.deleted && change.type != ChangeType::kDeleted) {
     check.reason = "deleted on the server by another device";
@@ -104,17 +108,21 @@ ConflictCheck DetectConflict(const ChangeInput& change, const EntityRow& entity,
   return check;
 }
 
-const CustomVerdict* ResolverState::CurrentVerdict(const std::string& change_id, int64_t entity_version) const {
+const CustomVerdict* ResolverState::CurrentVerdict(const std::string& change_id,
+                                                   int64_t entity_version) const {
   if (!exchange) return nullptr;
   auto found = exchange->verdicts.find(change_id);
-  if (found == exchange->verdicts.end() || found->second.server_version != entity_version) return nullptr;
+  if (found == exchange->verdicts.end() || found->second.server_version != entity_version)
+    return nullptr;
   return &found->second;
 }
 
-Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser, ConflictStrategy strategy,
-                                        ChangeInput* change, const EntityRow& entity,
-                                        const std::vector<ServerChange>& server_changes, const ConflictCheck& check,
-                                        const ResolverState& resolver, int64_t tolerance_ms) {
+Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser,
+                                        ConflictStrategy strategy, ChangeInput* change,
+                                        const EntityRow& entity,
+                                        const std::vector<ServerChange>& server_changes,
+                                        const ConflictCheck& check, const ResolverState& resolver,
+                                        int64_t tolerance_ms) {
   ConflictDecision decision;
   if (strategy == ConflictStrategy::kMerge &&
       (change->type != ChangeType::kUpdated || entity.deleted || check.server_whole_entity)) {
@@ -135,8 +143,8 @@ Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser, Conf
     case ConflictStrategy::kMerge: {
       Result<std::unordered_set<std::string>> client_keys = ObjectKeys(parser, *change->data);
       if (!client_keys.ok()) return client_keys.status();
-      Result<std::unordered_set<std::string>> lost =
-          FieldsLostToServer(parser, *change, entity, server_changes, client_keys.value(), tolerance_ms);
+      Result<std::unordered_set<std::string>> lost = FieldsLostToServer(
+          parser, *change, entity, server_changes, client_keys.value(), tolerance_ms);
       if (!lost.ok()) return lost.status();
       if (lost.value().size() == client_keys.value().size()) {
         decision.winner = "server";
@@ -159,8 +167,9 @@ Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser, Conf
       }
       const CustomVerdict::Use use = verdict ? verdict->use : CustomVerdict::Use::kManual;
       if (!verdict) {
-        decision.reason_note = resolver.exchange ? "; the entity kept changing while the resolver decided"
-                                                 : "; no resolver was given the conflict";
+        decision.reason_note = resolver.exchange
+                                   ? "; the entity kept changing while the resolver decided"
+                                   : "; no resolver was given the conflict";
       } else if (!verdict->note.empty()) {
         decision.reason_note = "; " + verdict->note;
       }
@@ -185,17 +194,20 @@ Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser, Conf
   return decision;
 }
 
-Result<std::optional<std::string>> DocumentAfter(simdjson::ondemand::parser& parser, ChangeType type,
-                                                 const std::optional<std::string>& data, const EntityRow& entity) {
+Result<std::optional<std::string>> DocumentAfter(simdjson::ondemand::parser& parser,
+                                                 ChangeType type,
+                                                 const std::optional<std::string>& data,
+                                                 const EntityRow& entity) {
   if (type == ChangeType::kDeleted) return std::optional<std::string>();
   if (type == ChangeType::kCreated) return data;
-  Result<std::string> merged = ShallowMergeObjects(parser, entity.data ? *entity.data : "{}", data ? *data : "{}");
+  Result<std::string> merged =
+      ShallowMergeObjects(parser, entity.data ? *entity.data : "{}", data ? *data : "{}");
   if (!merged.ok()) return merged.status();
   return std::optional<std::string>(std::move(merged).value());
 }
 
-Status ToMergedChange(simdjson::ondemand::parser& parser, const EntityRow& entity, const std::string& merged,
-                      ChangeInput* change) {
+Status ToMergedChange(simdjson::ondemand::parser& parser, const EntityRow& entity,
+                      const std::string& merged, ChangeInput* change) {
   change->type = entity.found && !entity.deleted ? ChangeType::kUpdated : ChangeType::kCreated;
   change->data = merged;
   if (change->type == ChangeType::kUpdated && entity.data) {
@@ -217,7 +229,8 @@ Result<EntityWrite> PlanWrite(simdjson::ondemand::parser& parser, const ChangeIn
       write.document = data;
       break;
     case ChangeType::kUpdated: {
-      Result<std::optional<std::string>> merged = DocumentAfter(parser, ChangeType::kUpdated, data, entity);
+      Result<std::optional<std::string>> merged =
+          DocumentAfter(parser, ChangeType::kUpdated, data, entity);
       if (!merged.ok()) return merged.status();
       write.document = std::move(merged).value();
       if (!entity.found || entity.deleted) {
@@ -234,14 +247,16 @@ Result<EntityWrite> PlanWrite(simdjson::ondemand::parser& parser, const ChangeIn
   }
   const size_t max_bytes = limits.max_document_bytes;
   if (!write.deleted && write.document && write.document->size() > max_bytes) {
-    return Status::LimitExceeded("Applying this change would make " + change.entity_type + "/" + change.entity_id +
-                                 " " + std::to_string(write.document->size()) + " bytes, over the limit of " +
-                                 std::to_string(max_bytes) + " bytes per document");
+    return Status::LimitExceeded("Applying this change would make " + change.entity_type + "/" +
+                                 change.entity_id + " " + std::to_string(write.document->size()) +
+                                 " bytes, over the limit of " + std::to_string(max_bytes) +
+                                 " bytes per document");
   }
   return write;
 }
 
-void ValidateVerdicts(simdjson::ondemand::parser& parser, const JsonLimits& limits, ResolverExchange* exchange) {
+void ValidateVerdicts(simdjson::ondemand::parser& parser, const JsonLimits& limits,
+                      ResolverExchange* exchange) {
   for (auto& [change_id, verdict] : exchange->verdicts) {
     if (verdict.use != CustomVerdict::Use::kMerged) continue;
     std::string copy;
@@ -253,7 +268,8 @@ void ValidateVerdicts(simdjson::ondemand::parser& parser, const JsonLimits& limi
       simdjson::ondemand::json_type type;
       valid = parser.iterate(padded).get(doc) == simdjson::SUCCESS &&
                       doc.get_value().get(value) == simdjson::SUCCESS &&
-                      value.type().get(type) == simdjson::SUCCESS && type == simdjson::ondemand::json_type::object
+                      value.type().get(type) == simdjson::SUCCESS &&
+                      type == simdjson::ondemand::json_type::object
                   ? CopyValidatedJson(value, 0, limits, "data", &copy)
                   : Status::InvalidArgument("data is not a JSON object");
     }
@@ -267,7 +283,8 @@ void ValidateVerdicts(simdjson::ondemand::parser& parser, const JsonLimits& limi
   }
 }
 
-Status HistoryFold::Add(simdjson::ondemand::parser& parser, ChangeType type, const std::optional<std::string>& data) {
+Status HistoryFold::Add(simdjson::ondemand::parser& parser, ChangeType type,
+                        const std::optional<std::string>& data) {
   if (type == ChangeType::kDeleted) {
     state_.reset();
   } else if (type == ChangeType::kCreated || !state_) {
@@ -281,11 +298,13 @@ Status HistoryFold::Add(simdjson::ondemand::parser& parser, ChangeType type, con
 }
 
 Status PlanResolution(simdjson::ondemand::parser& parser, const std::string& use,
-                      const std::optional<std::string>& merged, const EntityRow& entity, ChangeInput* change) {
+                      const std::optional<std::string>& merged, const EntityRow& entity,
+                      ChangeInput* change) {
   if (use == "merged") return ToMergedChange(parser, entity, *merged, change);
   if (change->type == ChangeType::kUpdated && (!entity.found || entity.deleted)) {
     change->type = ChangeType::kCreated;
-    Result<std::optional<std::string>> revived = DocumentAfter(parser, ChangeType::kUpdated, change->data, entity);
+    Result<std::optional<std::string>> revived =
+        DocumentAfter(parser, ChangeType::kUpdated, change->data, entity);
     if (!revived.ok()) return revived.status();
     change->data = std::move(revived).value();
   }

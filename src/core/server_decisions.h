@@ -51,7 +51,8 @@ std::string ChangeFingerprint(const ChangeInput& change);
 int64_t AdmittedTimestamp(int64_t sent, int64_t received_at, int64_t max_skew_ms);
 
 // Whether judging the change needs the entity's log since its baseVersion (ServerChange list).
-bool NeedsServerChanges(const ChangeInput& change, const EntityRow& entity, const std::string& device_id);
+bool NeedsServerChanges(const ChangeInput& change, const EntityRow& entity,
+                        const std::string& device_id);
 
 struct ConflictCheck {
   bool conflict = false;
@@ -62,7 +63,8 @@ struct ConflictCheck {
 // Whether the change conflicts with what other devices did to the entity: with a baseVersion,
 // a change of theirs since it; without one, a state at least as new (within `tolerance_ms`).
 // `server_changes` is what NeedsServerChanges asked for, else empty.
-ConflictCheck DetectConflict(const ChangeInput& change, const EntityRow& entity, const std::string& device_id,
+ConflictCheck DetectConflict(const ChangeInput& change, const EntityRow& entity,
+                             const std::string& device_id,
                              const std::vector<ServerChange>& server_changes, int64_t tolerance_ms);
 
 // What the configured strategy makes of a conflicting change.
@@ -84,20 +86,24 @@ struct ResolverState {
 // baseVersion (or, without one, no newer server state) touched, and falls back to newest-wins
 // against a create or a delete. A merged outcome rewrites `change` into the change that makes
 // the merged document (its type and data): apply that.
-Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser, ConflictStrategy strategy,
-                                        ChangeInput* change, const EntityRow& entity,
-                                        const std::vector<ServerChange>& server_changes, const ConflictCheck& check,
-                                        const ResolverState& resolver, int64_t tolerance_ms);
+Result<ConflictDecision> DecideConflict(simdjson::ondemand::parser& parser,
+                                        ConflictStrategy strategy, ChangeInput* change,
+                                        const EntityRow& entity,
+                                        const std::vector<ServerChange>& server_changes,
+                                        const ConflictCheck& check, const ResolverState& resolver,
+                                        int64_t tolerance_ms);
 
 // The live document a change of `type` with `data` makes of the entity: a CREATED's data, an
 // UPDATED's fields set on the entity's last state, nothing for a DELETED.
-Result<std::optional<std::string>> DocumentAfter(simdjson::ondemand::parser& parser, ChangeType type,
-                                                 const std::optional<std::string>& data, const EntityRow& entity);
+Result<std::optional<std::string>> DocumentAfter(simdjson::ondemand::parser& parser,
+                                                 ChangeType type,
+                                                 const std::optional<std::string>& data,
+                                                 const EntityRow& entity);
 
 // The change that makes the entity `merged` as a whole: an UPDATED of the differing fields
 // (removed ones set to null) on a live entity, else a CREATED.
-Status ToMergedChange(simdjson::ondemand::parser& parser, const EntityRow& entity, const std::string& merged,
-                      ChangeInput* change);
+Status ToMergedChange(simdjson::ondemand::parser& parser, const EntityRow& entity,
+                      const std::string& merged, ChangeInput* change);
 
 // What applying a change writes: the entity's new state and the change the log records.
 struct EntityWrite {
@@ -117,12 +123,14 @@ Result<EntityWrite> PlanWrite(simdjson::ondemand::parser& parser, const ChangeIn
 
 // Checks the host's "merged" verdicts against the document limits, canonicalizing their data;
 // one that is not a document within them leaves its conflict for a person instead.
-void ValidateVerdicts(simdjson::ondemand::parser& parser, const JsonLimits& limits, ResolverExchange* exchange);
+void ValidateVerdicts(simdjson::ondemand::parser& parser, const JsonLimits& limits,
+                      ResolverExchange* exchange);
 
 // Rebuilds an entity's state from its log, one change at a time in version order.
 class HistoryFold {
  public:
-  Status Add(simdjson::ondemand::parser& parser, ChangeType type, const std::optional<std::string>& data);
+  Status Add(simdjson::ondemand::parser& parser, ChangeType type,
+             const std::optional<std::string>& data);
   // nullopt: absent or deleted at that point.
   const std::optional<std::string>& state() const { return state_; }
 
@@ -134,6 +142,7 @@ class HistoryFold {
 // "merged"; "server" applies nothing). A merged document replaces the server's field for field;
 // the client's fields revive a deleted entity.
 Status PlanResolution(simdjson::ondemand::parser& parser, const std::string& use,
-                      const std::optional<std::string>& merged, const EntityRow& entity, ChangeInput* change);
+                      const std::optional<std::string>& merged, const EntityRow& entity,
+                      ChangeInput* change);
 
 }  // namespace deltasync

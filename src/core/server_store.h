@@ -7,6 +7,7 @@
 
 #include <simdjson.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +44,14 @@ class SqlQuery {
     }
   }
 
+  // Binds `values` to parameters 1..N in order: strings as text, integers, nullptr and absent
+  // optionals as null. Text must outlive the next Step().
+  template <typename... Values>
+  void BindAll(const Values&... values) {
+    int index = 0;
+    (Bind(++index, values), ...);
+  }
+
   // Runs the query on the first call, then advances. True when a row is available.
   virtual Result<bool> Step() = 0;
   // Runs a query whose rows (if any) are not read. A store may send it later, with the next
@@ -59,10 +68,30 @@ class SqlQuery {
     if (IsNull(column)) return std::nullopt;
     return std::string(Text(column));
   }
+  // Valid until the next Step() or Reset().
+  std::optional<std::string_view> OptionalView(int column) const {
+    if (IsNull(column)) return std::nullopt;
+    return Text(column);
+  }
   std::optional<int64_t> OptionalInt(int column) const {
     if (IsNull(column)) return std::nullopt;
     return Int(column);
   }
+
+  void Bind(int index, std::string_view value) { BindText(index, value); }
+  void Bind(int index, const char* value) { BindText(index, value); }
+  void Bind(int index, const std::string& value) { BindText(index, value); }
+  void Bind(int index, int64_t value) { BindInt(index, value); }
+  void Bind(int index, std::nullptr_t) { BindNull(index); }
+  void Bind(int index, const std::optional<std::string>& value) { BindOptionalText(index, value); }
+  void Bind(int index, const std::optional<std::string_view>& value) {
+    if (value) {
+      BindText(index, *value);
+    } else {
+      BindNull(index);
+    }
+  }
+  void Bind(int index, const std::optional<int64_t>& value) { BindOptionalInt(index, value); }
 
   // Resets the query when it goes out of scope, so a query borrowed from the cache never
   // holds stale bindings or rows.
@@ -97,6 +126,16 @@ class SqlSession {
   virtual Status AnnounceCommit(const std::string& user_id, int64_t version) = 0;
   virtual Status Commit() = 0;
   virtual void Rollback() = 0;
+
+  // Runs `sql` with `values` bound in order (SqlQuery::BindAll); its rows, if any, are not read.
+  template <typename... Values>
+  Status Run(const char* sql, const Values&... values) {
+    Result<SqlQuery*> query = Cached(sql);
+    if (!query.ok()) return query.status();
+    SqlQuery::Scope scope(*query.value());
+    scope->BindAll(values...);
+    return scope->Run();
+  }
 
   simdjson::ondemand::parser& parser() { return parser_; }
   simdjson::ondemand::parser& scratch_parser() { return scratch_parser_; }
