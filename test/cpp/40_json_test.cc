@@ -418,5 +418,24 @@ TEST(DescribeReceived, CutsLongValues) {
   EXPECT_EQ(text, "\"" + std::string(36, 'x') + "... of type string");
 }
 
+TEST(JsonObjectWriter, WritesMembersInOrderWithNullForAbsentValues) {
+  std::string out = "[";
+  JsonObjectWriter(&out)
+      .String("s", "a\"b\n")
+      .Int("i", -7)
+      .OptionalInt("none", std::nullopt)
+      .OptionalString("name", std::optional<std::string_view>("x"))
+      .OptionalString("missing", std::nullopt)
+      .Bool("yes", true)
+      .Raw("doc", R"({"k":[1]})")
+      .OptionalRaw("empty", std::nullopt)
+      .Close();
+  out.push_back(']');
+  EXPECT_EQ(out, R"([{"s":"a\"b\n","i":-7,"none":null,"name":"x","missing":null,"yes":true,"doc":{"k":[1]},"empty":null}])");
+  std::string empty;
+  JsonObjectWriter(&empty).Close();
+  EXPECT_EQ(empty, "{}");
+}
+
 }  // namespace
 }  // namespace deltasync
