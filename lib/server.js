@@ -69,7 +69,6 @@ function idFieldsArg(name, idFields) {
 
 const POSTGRES_OPTIONS = ['connectionString', 'host', 'port', 'user', 'password', 'database', 'ssl', 'schema', 'poolSize', 'libpq'];
 const PG_CONNECTION_FIELDS = { host: 'host', port: 'port', user: 'user', password: 'password', database: 'dbname' };
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** A libpq key=value pair; values are quoted so that spaces, quotes and backslashes survive. */
 function conninfoPair(key, value) {
@@ -107,8 +106,9 @@ function postgresArg(name, value) {
   if (ssl !== undefined && typeof ssl !== 'boolean' && !(is.isPlainObject(ssl) && ssl.rejectUnauthorized === false && Object.keys(ssl).length === 1)) {
     throw is.invalid(`${name}.ssl`, 'true, false or {rejectUnauthorized: false} (to verify certificates, put sslmode=verify-full and sslrootcert in connectionString)', ssl);
   }
-  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) throw is.invalid(`${name}.schema`, 'a name of 1-63 letters, digits or underscores, not starting with a digit', schema);
-  if (!is.isPositiveInteger(poolSize) || poolSize > 1000) throw is.invalid(`${name}.poolSize`, 'an integer from 1 to 1000', poolSize);
+  // The native store holds the rules on their values (a schema name, a pool's size); here only their types.
+  if (typeof schema !== 'string' || schema.includes('\0')) throw is.invalid(`${name}.schema`, 'a string', schema);
+  if (!Number.isInteger(poolSize) || Math.abs(poolSize) >= 2 ** 31) throw is.invalid(`${name}.poolSize`, 'a 32-bit integer', poolSize);
   if (libpq !== undefined && (!is.isNonEmptyString(libpq) || libpq.includes('\0'))) throw is.invalid(`${name}.libpq`, 'the path of a libpq shared library', libpq);
   const pairs = fields.map((key) => conninfoPair(PG_CONNECTION_FIELDS[key], given[key]));
   if (ssl !== undefined) pairs.push(conninfoPair('sslmode', ssl ? 'require' : 'disable'));

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/change_codec.h"
 #include "core/libpq.h"
 
 namespace deltasync {
@@ -621,13 +622,15 @@ Status Migrate(PgSession& session, const std::string& schema) {
 }  // namespace
 
 Result<std::unique_ptr<ServerStore>> OpenPostgresServerStore(const PostgresOptions& options) {
+  // The one place these rules live: lib/server.js checks only the options' JavaScript types.
   if (!IsValidSchemaName(options.schema)) {
-    return Status::InvalidArgument(
-        "postgres.schema must be 1 to 63 letters, digits or underscores, not starting "
-        "with a digit");
+    return ExpectedError("a name of 1-63 letters, digits or underscores, not starting with a digit",
+                         "options.postgres.schema",
+                         "\"" + options.schema.substr(0, 40) + "\" of type string");
   }
   if (options.pool_size < 1 || options.pool_size > 1000) {
-    return Status::InvalidArgument("postgres.poolSize must be an integer from 1 to 1000");
+    return ExpectedError("an integer from 1 to 1000", "options.postgres.poolSize",
+                         std::to_string(options.pool_size) + " of type number");
   }
   Result<std::unique_ptr<Libpq>> pq = Libpq::Load(options.libpq_path);
   if (!pq.ok()) return pq.status();

@@ -31,7 +31,12 @@ describe('SyncServer on PostgreSQL: options', { timeout: 60000 }, () => {
       [{ postgres: { host: 'h', ssl: { ca: 'pem' } } }, /options\.postgres\.ssl/],
       [{ postgres: { connectionString: 'postgresql://h/db', schema: 'x; DROP TABLE y' } }, /options\.postgres\.schema/],
       [{ postgres: { connectionString: 'postgresql://h/db', schema: '1abc' } }, /options\.postgres\.schema/],
+      [{ postgres: { connectionString: 'postgresql://h/db', schema: 'a'.repeat(64) } }, /options\.postgres\.schema/],
+      [{ postgres: { connectionString: 'postgresql://h/db', schema: 7 } }, /options\.postgres\.schema/],
       [{ postgres: { connectionString: 'postgresql://h/db', poolSize: 0 } }, /options\.postgres\.poolSize/],
+      [{ postgres: { connectionString: 'postgresql://h/db', poolSize: 1001 } }, /from 1 to 1000 for options\.postgres\.poolSize/],
+      [{ postgres: { connectionString: 'postgresql://h/db', poolSize: 2 ** 32 + 1 } }, /options\.postgres\.poolSize/],
+      [{ postgres: { connectionString: 'postgresql://h/db', poolSize: 2.5 } }, /options\.postgres\.poolSize/],
       [{ postgres: { connectionString: 'postgresql://h/db', sslmode: 'require' } }, /sslmode/],
     ];
     for (const [options, message] of cases) assertSyncError(() => new SyncServer(options), 'INVALID_ARGUMENT', message);
