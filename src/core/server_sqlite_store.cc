@@ -1,9 +1,10 @@
 #include "core/server_sqlite_store.h"
 
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
+
+#include "core/fifo_lock.h"
 
 namespace deltasync {
 
@@ -169,15 +170,16 @@ class SqliteServerStore final : public ServerStore {
  public:
   explicit SqliteServerStore(std::unique_ptr<Database> db) : session_(std::move(db)) {}
 
+  // Requests get the session in the order they asked for it (FifoLock).
   Result<SessionLease> Acquire() override {
-    mutex_.lock();
-    return SessionLease(&session_, [this](SqlSession*) { mutex_.unlock(); });
+    lock_.lock();
+    return SessionLease(&session_, [this](SqlSession*) { lock_.unlock(); });
   }
   // One process owns the file: every commit is made here, so there is nothing to listen to.
   void ListenForOtherProcesses(CommitListener /*listener*/) override {}
 
  private:
-  std::mutex mutex_;
+  FifoLock lock_;
   SqliteSession session_;
 };
 
