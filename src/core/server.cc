@@ -81,9 +81,12 @@ Result<std::string> SyncServerCore::Push(const std::string& user_id, const std::
 
 Result<std::string> SyncServerCore::Exchange(const std::string& user_id, const std::string& request,
                                              const RequestContext& context, bool pull) {
+  PushRequest push;
+  {
+    ParserPool::Lease parsers = parsers_.Borrow();
+    DS_RETURN_IF_ERROR(DecodePushRequest(parsers.parser(), request, pull, context, options_.limits, &push));
+  }
   return WithSession([&](Operation& op) -> Result<std::string> {
-    PushRequest push;
-    DS_RETURN_IF_ERROR(DecodePushRequest(op.session().parser(), request, pull, context, options_.limits, &push));
     SessionTransaction tx(op.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
     Result<std::pair<int64_t, int64_t>> before = op.UserVersion(user_id);
@@ -149,11 +152,12 @@ Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_
 
 Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, int64_t conflict_id,
                                                     const std::string& resolution) {
-  return WithSession([&](Operation& op) -> Result<std::string> {
-    Resolution parsed;
-    DS_RETURN_IF_ERROR(ParseResolution(op.session().parser(), resolution, options_.limits, &parsed));
-    return Resolve(op, user_id, conflict_id, parsed);
-  });
+  Resolution parsed;
+  {
+    ParserPool::Lease parsers = parsers_.Borrow();
+    DS_RETURN_IF_ERROR(ParseResolution(parsers.parser(), resolution, options_.limits, &parsed));
+  }
+  return WithSession([&](Operation& op) { return Resolve(op, user_id, conflict_id, parsed); });
 }
 
 Result<std::string> SyncServerCore::Resolve(Operation& op, const std::string& user_id, int64_t conflict_id,
@@ -215,10 +219,13 @@ Result<std::string> SyncServerCore::Resolve(Operation& op, const std::string& us
 
 Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, const std::string& state,
                                                    const CompatOptions& compat) {
-  return WithSession([&](Operation& op) -> Result<std::string> {
-    std::vector<ChangeInput> changes;
-    DS_RETURN_IF_ERROR(DecodeSnapshot(op.session().parser(), op.scratch(), state, compat, options_.limits,
+  std::vector<ChangeInput> changes;
+  {
+    ParserPool::Lease parsers = parsers_.Borrow();
+    DS_RETURN_IF_ERROR(DecodeSnapshot(parsers.parser(), parsers.scratch(), state, compat, options_.limits,
                                       clock_->NowMs(), &changes));
+  }
+  return WithSession([&](Operation& op) -> Result<std::string> {
     SessionTransaction tx(op.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
     int64_t imported = 0, skipped = 0;
@@ -261,10 +268,13 @@ Result<std::string> SyncServerCore::CompatFull(const std::string& user_id, const
 Result<std::string> SyncServerCore::CompatExchange(const std::string& user_id, const std::string& body,
                                                    const CompatOptions& compat, const RequestContext& context,
                                                    bool push, bool pull) {
-  return WithSession([&](Operation& op) -> Result<std::string> {
-    CompatRequest request;
-    DS_RETURN_IF_ERROR(DecodeCompatRequest(op.session().parser(), op.scratch(), body, compat, options_.limits,
+  CompatRequest request;
+  {
+    ParserPool::Lease parsers = parsers_.Borrow();
+    DS_RETURN_IF_ERROR(DecodeCompatRequest(parsers.parser(), parsers.scratch(), body, compat, options_.limits,
                                            clock_->NowMs(), push, pull, &request));
+  }
+  return WithSession([&](Operation& op) -> Result<std::string> {
     SessionTransaction tx(op.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
     std::string out = "{\"success\":true";
@@ -329,9 +339,12 @@ Result<std::string> SyncServerCore::CompatChanges(const std::string& user_id, co
 }
 
 Result<std::string> SyncServerCore::CompatResolve(const std::string& user_id, const std::string& body) {
+  CompatResolveRequest request;
+  {
+    ParserPool::Lease parsers = parsers_.Borrow();
+    DS_RETURN_IF_ERROR(DecodeCompatResolve(parsers.parser(), body, options_.limits, &request));
+  }
   return WithSession([&](Operation& op) -> Result<std::string> {
-    CompatResolveRequest request;
-    DS_RETURN_IF_ERROR(DecodeCompatResolve(op.session().parser(), body, options_.limits, &request));
     Result<std::string> resolved = Resolve(op, user_id, request.conflict_id, request.resolution);
     if (!resolved.ok()) return resolved;
     return "{\"success\":true," + resolved.value().substr(1);

@@ -23,6 +23,7 @@
 #include "core/change.h"
 #include "core/env.h"
 #include "core/json.h"
+#include "core/parser_pool.h"
 #include "core/schema.h"
 #include "core/server_postgres_store.h"
 #include "core/server_store.h"
@@ -176,6 +177,7 @@ class SyncServerCore {
 
   ServerOptions options_;
   std::shared_ptr<Clock> clock_;
+  ParserPool parsers_;  // for decoding a request before it borrows a session
   std::mutex listener_mutex_;  // guards commit_listener_ and listening_, so setting it never waits for a request
   CommitListener commit_listener_;
   bool listening_ = false;

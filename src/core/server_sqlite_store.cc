@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/fifo_lock.h"
+#include "core/wal_checkpointer.h"
 
 namespace deltasync {
 
@@ -132,6 +133,8 @@ class SqliteSession final : public SqlSession {
  public:
   explicit SqliteSession(std::unique_ptr<Database> db) : db_(std::move(db)) {}
 
+  Database& db() { return *db_; }
+
   Result<SqlQuery*> Cached(const char* sql) override {
     auto it = queries_.find(sql);
     if (it != queries_.end()) return it->second.get();
@@ -170,6 +173,20 @@ class SqliteServerStore final : public ServerStore {
  public:
   explicit SqliteServerStore(std::unique_ptr<Database> db) : session_(std::move(db)) {}
 
+  // Moves the file's checkpoints off the request path (WalCheckpointer), through a second
+  // connection opened with `options`.
+  Status CheckpointInBackground(const std::string& path, const DatabaseOptions& options) {
+    DatabaseOptions second = options;
+    second.must_exist = true;
+    second.crash_at_commit = 0;
+    Result<std::unique_ptr<Database>> db = Database::Open(path, second);
+    if (!db.ok()) return db.status();
+    Result<std::unique_ptr<WalCheckpointer>> started = WalCheckpointer::Start(session_.db(), std::move(db).value());
+    if (!started.ok()) return started.status();
+    checkpointer_ = std::move(started).value();
+    return Status::Ok();
+  }
+
   // Requests get the session in the order they asked for it (FifoLock).
   Result<SessionLease> Acquire() override {
     lock_.lock();
@@ -181,6 +198,7 @@ class SqliteServerStore final : public ServerStore {
  private:
   FifoLock lock_;
   SqliteSession session_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // after session_: stopped before its connection closes
 };
 
 }  // namespace
@@ -201,7 +219,9 @@ Result<std::unique_ptr<ServerStore>> OpenSqliteServerStore(const std::string& pa
   if (!db.ok()) return db.status();
   DS_RETURN_IF_ERROR(Migrate(*db.value(), ServerMigrations(), kServerApplicationId));
   DS_RETURN_IF_ERROR(db.value()->EnableWal());
-  return std::unique_ptr<ServerStore>(new SqliteServerStore(std::move(db).value()));
+  auto store = std::make_unique<SqliteServerStore>(std::move(db).value());
+  if (path != ":memory:" && !path.empty()) DS_RETURN_IF_ERROR(store->CheckpointInBackground(path, options));
+  return std::unique_ptr<ServerStore>(std::move(store));
 }
 
 }  // namespace deltasync

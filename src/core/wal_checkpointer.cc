@@ -1,0 +1,74 @@
+#include "core/wal_checkpointer.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace deltasync {
+
+Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(Database& writer,
+                                                                std::unique_ptr<Database> checkpointer,
+                                                                int threshold_pages, int limit_pages) {
+  std::unique_ptr<WalCheckpointer> started(
+      new WalCheckpointer(writer, std::move(checkpointer), threshold_pages, limit_pages));
+  sqlite3_wal_hook(writer.handle(), &WalCheckpointer::OnCommit, started.get());
+  return started;
+}
+
+WalCheckpointer::WalCheckpointer(Database& writer, std::unique_ptr<Database> checkpointer, int threshold_pages,
+                                 int limit_pages)
+    : writer_(writer),
+      checkpointer_(std::move(checkpointer)),
+      threshold_pages_(threshold_pages),
+      limit_pages_(limit_pages),
+      thread_([this] { Run(); }) {}
+
+WalCheckpointer::~WalCheckpointer() {
+  sqlite3_wal_autocheckpoint(writer_.handle(), 1000);  // removes OnCommit; SQLite's default again
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+uint64_t WalCheckpointer::completed() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return completed_;
+}
+
+// Runs on the writer's thread, after its commit, with the writer's lock on the database
+// released: it only signals, unless the log is past its limit.
+int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* schema, int wal_pages) {
+  auto* checkpointer = static_cast<WalCheckpointer*>(self);
+  if (wal_pages >= checkpointer->limit_pages_) {
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    return SQLITE_OK;
+  }
+  if (wal_pages >= checkpointer->threshold_pages_) {
+    {
+      std::lock_guard<std::mutex> guard(checkpointer->mutex_);
+      checkpointer->requested_ = true;
+    }
+    checkpointer->wake_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void WalCheckpointer::Run() {
+  std::unique_lock<std::mutex> guard(mutex_);
+  for (;;) {
+    wake_.wait(guard, [&] { return requested_ || stopping_; });
+    if (stopping_) return;
+    requested_ = false;
+    guard.unlock();
+    // A failure (the file is busy in a way PASSIVE cannot wait out) leaves the frames for the
+    // next request or for the writer's own checkpoint at the limit.
+    sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    guard.lock();
+    ++completed_;
+  }
+}
+
+}  // namespace deltasync

@@ -1,0 +1,54 @@
+// Copies a WAL database's log back into its file on a thread and connection of its own, so
+// that the connection that writes never pays for a checkpoint inside its transaction. SQLite's
+// automatic checkpoint runs in the COMMIT that crosses its threshold: on a busy server that
+// one request waits for the copy and its fsync while every other request waits for it.
+//
+// The writer's commits are counted with sqlite3_wal_hook (which replaces the automatic
+// checkpoint). Past `threshold_pages` in the log the thread runs a PASSIVE checkpoint, which
+// never blocks the writer or readers. Should the log still reach `limit_pages` (the thread
+// cannot keep up, or a reader pins old frames), the committing connection checkpoints itself,
+// as SQLite would, so the log stays bounded.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/sqlite.h"
+#include "core/status.h"
+
+namespace deltasync {
+
+class WalCheckpointer {
+ public:
+  // Watches `writer`'s commits and checkpoints through `checkpointer` (a second connection to
+  // the same file). REQUIRES: both outlive this object, `writer` in WAL mode.
+  static Result<std::unique_ptr<WalCheckpointer>> Start(Database& writer, std::unique_ptr<Database> checkpointer,
+                                                        int threshold_pages = 1000, int limit_pages = 20000);
+  ~WalCheckpointer();  // stops the thread; the writer's checkpoints go back to SQLite's own
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  // Checkpoints the thread has completed so far.
+  uint64_t completed() const;
+
+ private:
+  WalCheckpointer(Database& writer, std::unique_ptr<Database> checkpointer, int threshold_pages, int limit_pages);
+  static int OnCommit(void* self, sqlite3* db, const char* schema, int wal_pages);
+  void Run();
+
+  Database& writer_;
+  std::unique_ptr<Database> checkpointer_;
+  const int threshold_pages_;
+  const int limit_pages_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool requested_ = false;  // guarded by mutex_
+  bool stopping_ = false;   // guarded by mutex_
+  uint64_t completed_ = 0;  // guarded by mutex_
+  std::thread thread_;      // last: started once the rest is set up
+};
+
+}  // namespace deltasync

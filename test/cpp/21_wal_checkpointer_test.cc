@@ -1,0 +1,75 @@
+// 21: WalCheckpointer copies the log back into the database file on its own thread once the
+// log passes its threshold, and the writer checkpoints itself only past the limit. The main
+// file grows only through checkpoints (a WAL database's commits go to the log), so its size
+// shows which checkpoints ran.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "core/wal_checkpointer.h"
+#include "test_util.h"
+
+namespace deltasync {
+namespace {
+
+using testing_util::IsOk;
+using testing_util::OpenDb;
+using testing_util::TempDir;
+
+// Commits `transactions` transactions of about 16 KiB each.
+void Write(Database& db, int transactions) {
+  for (int i = 0; i < transactions; ++i) {
+    ASSERT_TRUE(IsOk(db.Exec("BEGIN; INSERT INTO blobs (data) SELECT randomblob(4000) FROM "
+                             "(SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4); COMMIT")));
+  }
+}
+
+uintmax_t FileSize(const std::string& path) { return std::filesystem::file_size(path); }
+
+TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
+  TempDir dir;
+  const std::string path = dir.File("db.sqlite");
+  std::unique_ptr<Database> writer = OpenDb(path);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(IsOk(writer->Exec("CREATE TABLE blobs (data BLOB)")));
+  Result<std::unique_ptr<WalCheckpointer>> checkpointer =
+      WalCheckpointer::Start(*writer, OpenDb(path), /*threshold_pages=*/8, /*limit_pages=*/1000000);
+  ASSERT_TRUE(IsOk(checkpointer));
+  const uintmax_t before = FileSize(path);
+  Write(*writer, 1);  // about 5 pages: below the threshold
+  EXPECT_EQ(checkpointer.value()->completed(), 0u);
+  Write(*writer, 4);
+  // Bounded only so that a broken checkpointer fails instead of hanging the suite.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (checkpointer.value()->completed() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(checkpointer.value()->completed(), 1u);
+  EXPECT_GT(FileSize(path), before);
+  checkpointer.value().reset();
+  writer.reset();
+}
+
+TEST(WalCheckpointer, TheWriterCheckpointsItselfPastTheLimit) {
+  TempDir dir;
+  const std::string path = dir.File("db.sqlite");
+  std::unique_ptr<Database> writer = OpenDb(path);
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(IsOk(writer->Exec("CREATE TABLE blobs (data BLOB)")));
+  // The thread is never asked (the threshold is out of reach); the limit is 12 pages.
+  Result<std::unique_ptr<WalCheckpointer>> checkpointer =
+      WalCheckpointer::Start(*writer, OpenDb(path), /*threshold_pages=*/1000000, /*limit_pages=*/12);
+  ASSERT_TRUE(IsOk(checkpointer));
+  const uintmax_t before = FileSize(path);
+  Write(*writer, 1);
+  EXPECT_EQ(FileSize(path), before);  // below the limit: nothing copied
+  Write(*writer, 3);                  // past it: copied within the commit
+  EXPECT_GT(FileSize(path), before);
+  EXPECT_EQ(checkpointer.value()->completed(), 0u);
+}
+
+}  // namespace
+}  // namespace deltasync
