@@ -206,6 +206,7 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
       Client::Open(client_options, ClientClock(), std::make_shared<SystemRandom>());
   if (!opened.ok()) addon_->Throw(env, opened.status());
   slot_->client = std::move(opened).value();
+  slot_->open.store(slot_->client != nullptr, std::memory_order_release);
   addon_->open_clients.insert(this);
 }
 
@@ -218,10 +219,18 @@ void NativeClient::CloseNative() {
     transaction_locks_.pop_back();
   }
   {
-    std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
+    std::unique_lock<std::recursive_mutex> lock = slot_->LockAsCaller();
+    slot_->open.store(false, std::memory_order_release);
     slot_->client.reset();
   }
   addon_->open_clients.erase(this);
+}
+
+std::unique_lock<std::recursive_mutex> ClientSlot::LockAsCaller() {
+  waiters.fetch_add(1, std::memory_order_acq_rel);
+  std::unique_lock<std::recursive_mutex> lock(mutex);
+  waiters.fetch_sub(1, std::memory_order_acq_rel);
+  return lock;
 }
 
 void ClientSlot::YieldToWaiters() const {
@@ -232,9 +241,7 @@ void ClientSlot::YieldToWaiters() const {
 }
 
 Client& NativeClient::Require(Napi::Env env, std::unique_lock<std::recursive_mutex>& lock) {
-  slot_->waiters.fetch_add(1, std::memory_order_acq_rel);
-  lock = std::unique_lock<std::recursive_mutex>(slot_->mutex);
-  slot_->waiters.fetch_sub(1, std::memory_order_acq_rel);
+  lock = slot_->LockAsCaller();
   if (!slot_->client) {
     lock.unlock();
     addon_->Throw(env, Status::Closed("The client is closed"));
@@ -256,8 +263,7 @@ Napi::Value NativeClient::Close(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeClient::IsOpen(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
-  return Napi::Boolean::New(info.Env(), slot_->client != nullptr);
+  return Napi::Boolean::New(info.Env(), slot_->open.load(std::memory_order_acquire));
 }
 
 Napi::Value NativeClient::DeviceId(const Napi::CallbackInfo& info) {

@@ -22,10 +22,17 @@ namespace deltasync::binding {
 struct ClientSlot {
   std::recursive_mutex mutex;
   std::unique_ptr<Client> client;
+  // Whether `client` is still open, readable without the mutex (isOpen() must not wait for a
+  // worker's chunk).
+  std::atomic<bool> open{false};
   // Main-thread calls waiting for `mutex`: a worker that finished a chunk lets them in
   // before it takes the next one, so a write waits at most one chunk.
   std::atomic<int> waiters{0};
 
+  // How every main-thread call takes `mutex`: counted in `waiters` while it waits, so that a
+  // worker between chunks lets it in. A call that took the mutex without it could wait for a
+  // whole pulled page.
+  std::unique_lock<std::recursive_mutex> LockAsCaller();
   // Lets waiting main-thread calls take the mutex; called by workers between chunks, unlocked.
   void YieldToWaiters() const;
 };

@@ -173,15 +173,9 @@ class SqliteServerStore final : public ServerStore {
  public:
   explicit SqliteServerStore(std::unique_ptr<Database> db) : session_(std::move(db)) {}
 
-  // Moves the file's checkpoints off the request path (WalCheckpointer), through a second
-  // connection opened with `options`.
+  // Moves the file's checkpoints off the request path (WalCheckpointer).
   Status CheckpointInBackground(const std::string& path, const DatabaseOptions& options) {
-    DatabaseOptions second = options;
-    second.must_exist = true;
-    second.crash_at_commit = 0;
-    Result<std::unique_ptr<Database>> db = Database::Open(path, second);
-    if (!db.ok()) return db.status();
-    Result<std::unique_ptr<WalCheckpointer>> started = WalCheckpointer::Start(session_.db(), std::move(db).value());
+    Result<std::unique_ptr<WalCheckpointer>> started = WalCheckpointer::ForFile(session_.db(), path, options);
     if (!started.ok()) return started.status();
     checkpointer_ = std::move(started).value();
     return Status::Ok();
@@ -220,7 +214,7 @@ Result<std::unique_ptr<ServerStore>> OpenSqliteServerStore(const std::string& pa
   DS_RETURN_IF_ERROR(Migrate(*db.value(), ServerMigrations(), kServerApplicationId));
   DS_RETURN_IF_ERROR(db.value()->EnableWal());
   auto store = std::make_unique<SqliteServerStore>(std::move(db).value());
-  if (path != ":memory:" && !path.empty()) DS_RETURN_IF_ERROR(store->CheckpointInBackground(path, options));
+  DS_RETURN_IF_ERROR(store->CheckpointInBackground(path, options));
   return std::unique_ptr<ServerStore>(std::move(store));
 }
 

@@ -15,6 +15,17 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(Database& writer
   return started;
 }
 
+Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::ForFile(Database& writer, const std::string& path,
+                                                                  const DatabaseOptions& options) {
+  if (path.empty() || path == ":memory:") return std::unique_ptr<WalCheckpointer>();
+  DatabaseOptions second = options;
+  second.must_exist = true;
+  second.crash_at_commit = 0;  // the crash hook counts the writer's commits only
+  Result<std::unique_ptr<Database>> db = Database::Open(path, second);
+  if (!db.ok()) return db.status();
+  return Start(writer, std::move(db).value());
+}
+
 WalCheckpointer::WalCheckpointer(Database& writer, std::unique_ptr<Database> checkpointer, int threshold_pages,
                                  int limit_pages)
     : writer_(writer),

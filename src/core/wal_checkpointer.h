@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "core/sqlite.h"
@@ -30,6 +31,11 @@ class WalCheckpointer {
   ~WalCheckpointer();  // stops the thread; the writer's checkpoints go back to SQLite's own
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  // For the database file `path` that `writer` opened with `options`: a checkpointer on a second
+  // connection to it. Null for ":memory:" and temporary databases, which have no log.
+  static Result<std::unique_ptr<WalCheckpointer>> ForFile(Database& writer, const std::string& path,
+                                                          const DatabaseOptions& options);
 
   // Checkpoints the thread has completed so far.
   uint64_t completed() const;

@@ -452,6 +452,25 @@ describe('applyRemote runs off the main thread', () => {
     );
   });
 
+  test('a put() issued mid-apply gets in between two chunks, not after the rest of the page', async (t) => {
+    const total = 60000;
+    const client = openClient(t, { path: path.join(tempDir(t), 'between.db'), applyChunkSize: 500 });
+    const puts = [];
+    client.on('progress', (report) => {
+      if (report.applied > total / 2) return;
+      // Each report comes between two chunks. Every call that takes the client's lock counts
+      // as waiting, and the worker lets waiting calls in before its next chunk, so the put
+      // returns while most of the page is still to come.
+      client.put('note', `local-${puts.length}`, { mine: true });
+      puts.push(client.get('note', `n${total}`) === undefined ? 'before the end' : 'after the whole page');
+    });
+    const result = await client.applyRemote(pageText(createdChanges(total)));
+    assert.equal(result.applied, total);
+    assert.ok(puts.length >= 1, 'a progress report came in the first half of the page');
+    assert.deepEqual(puts, puts.map(() => 'before the end'));
+    assert.equal(client.list('note').length, total + puts.length);
+  });
+
   test('calls on one client run one after another: a small page waits for a large one started before it', async (t) => {
     const client = memoryClient(t, { applyChunkSize: 100 });
     const settled = [];
