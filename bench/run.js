@@ -319,6 +319,15 @@ const TRIALS = [
     },
   ]),
 
+  ...['deltasync', 'better-sqlite3'].map((impl) => ({
+    id: `sync-push/${impl}`,
+    group: 'p3',
+    label: impl === 'deltasync' ? 'deltasync sync(), batch.push 100' : 'JS peer: JSON.stringify + fetch, 100',
+    script: 'trials/sync.js',
+    nodeArgs: GC,
+    params: (quick) => ({ impl, mode: 'push', total: quick ? 2000 : 20000, push: 100, runs: quick ? 1 : 3 }),
+  })),
+
   // Issue "ingestion".
   {
     id: 'ingest/deltasync',
@@ -675,6 +684,18 @@ const GROUPS = {
     details: COLD_DETAILS,
     extra: coldExtra,
     targets: [{ what: 'max stall (client) <= 20 ms', metric: 'maxStallMs', max: 20, unit: 'ms' }],
+  },
+  p3: {
+    issue: 'engine',
+    letter: "p''",
+    title: (p) =>
+      `(p'') a client back online with ${fmtInt(p.changes ?? p.total)} offline writes: one await sync() pushes them in ` +
+      `requests of ${fmtInt(p.push)} (worst of ${plural(p.runs, 'run')} for the stall)`,
+    subject: 'sync-push/deltasync',
+    peer: 'sync-push/better-sqlite3',
+    details: COLD_DETAILS,
+    extra: coldExtra,
+    targets: [{ what: 'max stall (client) <= 10 ms', metric: 'maxStallMs', max: 10, unit: 'ms' }],
   },
   q: {
     issue: 'ingest',

@@ -388,7 +388,11 @@ class SyncEngine {
   }
 
   _emitStatus() {
-    if (this._closed) return;
+    // status() counts the unsynced queue (O(queue)): not worth it on every cycle when no one listens.
+    if (this._closed || this._client.listenerCount('status') === 0) {
+      this._lastState = null;
+      return;
+    }
     const status = this.status();
     const key = `${status.state}|${status.nextSyncAt}|${status.pendingChanges}|${status.failedChanges}|${status.offlineReason}|${status.live}`;
     if (key === this._lastState) return;

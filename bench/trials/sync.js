@@ -22,8 +22,13 @@
 //           warm-up sync of another user's 2,000 changes. changes/s, and the client's
 //           event loop during the sync (common.startStallProbe: max gap of a 1 ms
 //           interval and monitorEventLoopDelay), worst run.
+//   push    a client that made `total` writes offline (put() of new documents, untimed) comes
+//           online: one `await client.sync()` pushes them in requests of `push` changes;
+//           `runs` runs, each with a fresh client database and a user of its own, after one
+//           untimed warm-up push of 1,000. changes/s, and the client's event loop during the
+//           sync (max gap, monitorEventLoopDelay p99), worst run.
 //   seed    (internal) preloads the server database `file`.
-// Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, cycles?, warmup?, history?, total?, pull?, runs? }
+// Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, cycles?, warmup?, history?, total?, pull?, push?, runs? }
 
 const { spawnSync } = require('node:child_process');
 const { randomUUID } = require('node:crypto');
@@ -317,7 +322,62 @@ async function cold() {
   });
 }
 
-const modes = { cycle, cold, seed };
+// ---- push
+
+async function push() {
+  const { total, runs, push: pushBatch = 100 } = params;
+  const server = await c.startServerChild({ impl, file: c.scratchDb(dir, `sync-push-server-${impl}`) });
+  const offline = (client, count, prefix) => {
+    for (let i = 0; i < count; ++i) client.put(`${prefix}${i}`, c.makeDocument(i));
+  };
+  {
+    const file = c.scratchDb(dir, `sync-push-warm-${impl}`);
+    const client = openClient(file, server.url, WARM_USER, 1000, pushBatch);
+    offline(client, 1000, 'w');
+    await client.sync();
+    client.close();
+    c.removeDb(file);
+  }
+  const perRun = [];
+  let sqliteVersion;
+  for (let run = 0; run < runs; ++run) {
+    const file = c.scratchDb(dir, `sync-push-client-${impl}`);
+    const client = openClient(file, server.url, `${USER}-push-${run}`, 1000, pushBatch);
+    offline(client, total, 'p');
+    if (global.gc) global.gc();
+    await c.sleep(50);
+    const probe = c.startStallProbe();
+    await c.sleep(20);
+    const started = c.seconds();
+    await client.sync();
+    const seconds = c.seconds() - started;
+    await c.sleep(20);
+    const stats = probe.stop();
+    assert.equal(client.pending(), 0, 'every offline write was pushed');
+    assert.equal(client.cursor(), total, 'the cursor after the push');
+    sqliteVersion = client.sqliteVersion();
+    client.close();
+    c.removeDb(file);
+    perRun.push({ seconds, changesPerSec: total / seconds, ...stats });
+  }
+  await server.stop();
+  const worst = perRun.reduce((a, b) => (b.maxGapMs > a.maxGapMs ? b : a));
+  c.report({
+    changes: total,
+    push: pushBatch,
+    runs,
+    changesPerSec: c.median(perRun.map((r) => r.changesPerSec)),
+    seconds: c.median(perRun.map((r) => r.seconds)),
+    requests: Math.ceil(total / pushBatch),
+    maxStallMs: worst.maxGapMs,
+    eldP99Ms: Math.max(...perRun.map((r) => r.eldP99Ms)),
+    maxStallPerRunMs: perRun.map((r) => Math.round(r.maxGapMs * 10) / 10),
+    perRun,
+    sqliteVersion,
+  });
+}
+
+const modes = { cycle, cold, push, seed };
 if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
 modes[mode]().catch((error) => {
   process.stderr.write(`${error && error.stack ? error.stack : error}\n`);

@@ -223,6 +223,35 @@ describe('status after local writes', () => {
   });
 });
 
+describe('status costs nothing when no one listens', () => {
+  test("a many-batch push counts the queue for 'status' only while a listener is attached", TIMEOUT, async (t) => {
+    const server = newServer(t);
+    const net = inProcessTransport(server);
+    const client = new SyncClient({ path: ':memory:', transport: net.transport, batch: { push: 50 }, triggers: { periodicMs: 0, localChangeDelayMs: 3600000 } });
+    t.after(() => client.close());
+    let counted = 0;
+    const handle = client._handle;
+    client._handle = new Proxy(handle, {
+      get(target, key) {
+        const value = Reflect.get(target, key);
+        if (typeof value !== 'function') return value;
+        return key === 'stats' ? (...args) => ((counted += 1), value.apply(target, args)) : value.bind(target);
+      },
+    });
+    for (let i = 0; i < 400; i++) client.put('note', `n${i}`, { i });
+    await client.sync();
+    assert.ok(net.requests.length >= 8, `pushed in batches (${net.requests.length} requests)`);
+    assert.equal(counted, 0, 'no status listener: the queue was never counted');
+    const seen = [];
+    client.on('status', (status) => seen.push(status.pendingChanges));
+    for (let i = 0; i < 100; i++) client.put('note', `m${i}`, { i });
+    await client.sync();
+    assert.ok(counted > 0, 'with a listener the queue is counted');
+    assert.equal(seen.at(-1), 0, 'and the last status says everything was pushed');
+    assert.equal((await server.pull('u1', { since: 0, limit: 1000 })).newChanges.length, 500);
+  });
+});
+
 describe('one cycle at a time', () => {
   test('triggers and a manual sync during a cycle wait for it; the write made meanwhile is sent', TIMEOUT, async (t) => {
     const server = newServer(t);
