@@ -47,7 +47,7 @@ TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
   while (checkpointer.value()->completed() == 0 && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::yield();
   }
-  ASSERT_EQ(checkpointer.value()->completed(), 1u);
+  ASSERT_GE(checkpointer.value()->completed(), 1u);
   EXPECT_GT(FileSize(path), before);
   checkpointer.value().reset();
   writer.reset();
