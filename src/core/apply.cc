@@ -72,8 +72,10 @@ bool ReadShortString(simdjson::ondemand::value value, std::string* out) {
   return true;
 }
 
+// `buffer`: reused across the changes of a page, so that a document is built once and stored
+// at its exact size (a string grown by appending holds up to twice its length).
 Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& limits, const std::string& name,
-                          RemoteChange* out) {
+                          std::string* buffer, RemoteChange* out) {
   bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
   std::string scratch;
   std::vector<std::string_view> seen_keys;  // views into the parser's buffer: valid for the page
@@ -133,10 +135,10 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
       if (type == simdjson::ondemand::json_type::null) {
         out->data.reset();
       } else if (type == simdjson::ondemand::json_type::object) {
-        std::string copy;
-        Status copied = CopyValidatedJson(value, 0, limits, path(), &copy);
+        buffer->clear();
+        Status copied = CopyValidatedJson(value, 0, limits, path(), buffer);
         if (!copied.ok()) return PageError(path(), out->change_id, copied);
-        out->data = std::move(copy);
+        out->data.emplace(*buffer);
       } else {
         return PageError(path(), out->change_id, ExpectedError("an object or null", path(), DescribeReceived(value)));
       }
@@ -185,6 +187,7 @@ Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& lim
                           PullPage* out) {
   size_t index = 0;
   std::string element_name;
+  std::string buffer;
   for (auto element_result : array) {
     element_name.assign(name).append("[").append(std::to_string(index)).append("]");
     simdjson::ondemand::value element;
@@ -196,7 +199,7 @@ Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& lim
       return ExpectedError("a change object", element_name, DescribeReceived(element));
     }
     RemoteChange change;
-    DS_RETURN_IF_ERROR(DecodeRemoteChange(object, limits, element_name, &change));
+    DS_RETURN_IF_ERROR(DecodeRemoteChange(object, limits, element_name, &buffer, &change));
     if (!out->changes.empty() && change.version <= out->changes.back().version) {
       return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
                                      std::to_string(change.version) + " follows " +
