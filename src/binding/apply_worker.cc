@@ -47,6 +47,7 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
     status_ = slot_->client->applier().ApplyVerdicts(page, max_retries_, &result_);
     if (!status_.ok()) return;
   }
+  if (!page.verdicts.empty()) slot_->YieldToWaiters();
 
   using SteadyClock = std::chrono::steady_clock;
   auto last_report = SteadyClock::now();

@@ -327,12 +327,9 @@ bool DomEquals(simdjson::dom::element a, simdjson::dom::element b) {
 }  // namespace
 
 Status KeyGuard::Check(std::string_view key, std::string_view where) {
-  for (const std::string& seen : seen_) {
-    if (seen == key) {
-      return Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + std::string(where));
-    }
+  if (!seen_.emplace(key).second) {
+    return Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + std::string(where));
   }
-  seen_.emplace_back(key);
   return Status::Ok();
 }
 

@@ -101,10 +101,11 @@ inline constexpr int64_t kMaxSafeInteger = 9007199254740991;
 // repeated field can never silently override (or add to) the first.
 class KeyGuard {
  public:
+  // O(1) per key: a hostile object with many keys costs linear time, not quadratic.
   Status Check(std::string_view key, std::string_view where);
 
  private:
-  std::vector<std::string> seen_;
+  std::unordered_set<std::string> seen_;
 };
 
 // Calls fn(key, value) for each field of `object` in order: a field that cannot be read is

@@ -47,10 +47,15 @@ class ParserPool {
     idle_.pop_back();
     return parser;
   }
+  // A parser sized for a large body is let go, so the pool does not keep the largest body's
+  // buffers for every thread that ever decoded one.
   void GiveBack(std::unique_ptr<simdjson::ondemand::parser> parser) {
+    if (parser->capacity() > kKeepCapacity) return;
     std::lock_guard<std::mutex> guard(mutex_);
     idle_.push_back(std::move(parser));
   }
+
+  static constexpr size_t kKeepCapacity = 1 << 20;
 
   std::mutex mutex_;
   std::vector<std::unique_ptr<simdjson::ondemand::parser>> idle_;  // guarded by mutex_

@@ -222,8 +222,7 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
   std::vector<ChangeInput> changes;
   {
     ParserPool::Lease parsers = parsers_.Borrow();
-    DS_RETURN_IF_ERROR(DecodeSnapshot(parsers.parser(), parsers.scratch(), state, compat, options_.limits,
-                                      clock_->NowMs(), &changes));
+    DS_RETURN_IF_ERROR(DecodeSnapshot(parsers.parser(), parsers.scratch(), state, compat, options_.limits, &changes));
   }
   return WithSession([&](Operation& op) -> Result<std::string> {
     SessionTransaction tx(op.session(), user_id);
@@ -271,8 +270,8 @@ Result<std::string> SyncServerCore::CompatExchange(const std::string& user_id, c
   CompatRequest request;
   {
     ParserPool::Lease parsers = parsers_.Borrow();
-    DS_RETURN_IF_ERROR(DecodeCompatRequest(parsers.parser(), parsers.scratch(), body, compat, options_.limits,
-                                           clock_->NowMs(), push, pull, &request));
+    DS_RETURN_IF_ERROR(DecodeCompatRequest(parsers.parser(), parsers.scratch(), body, compat, options_.limits, push, pull,
+                                           &request));
   }
   return WithSession([&](Operation& op) -> Result<std::string> {
     SessionTransaction tx(op.session(), user_id);

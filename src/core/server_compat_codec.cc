@@ -124,7 +124,7 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
   }
   change->entity_type = entity_type;
   change->entity_id = *id;
-  change->timestamp = timestamp.value_or(source.now_ms);
+  change->timestamp = timestamp;  // none: the time the server processes it (ProcessChange)
   // A full record: CREATED stores it whole, and on an existing entity replaces it (action UPDATE).
   if (deleted) {
     change->type = ChangeType::kDeleted;
@@ -208,7 +208,7 @@ Status ReadLastSync(simdjson::ondemand::value value, std::optional<int64_t>* out
 
 Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                            const std::string& body, const CompatOptions& compat,
-                           const ServerLimits& limits, int64_t now_ms, bool with_changes,
+                           const ServerLimits& limits, bool with_changes,
                            bool with_since, CompatRequest* out) {
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
@@ -224,7 +224,7 @@ Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondeman
       return Status::InvalidArgument("Malformed JSON in the request body");
   }
   if (out->device_id.empty()) return ExpectedError(kDeviceIdExpected, "deviceId", "undefined");
-  const RecordSource source{out->device_id, "compat", now_ms, limits.max_changes_per_push};
+  const RecordSource source{out->device_id, "compat", limits.max_changes_per_push};
   DS_RETURN_IF_ERROR(
       ForEachField(object, "the request body", "Malformed JSON in the request body",
                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
@@ -248,7 +248,7 @@ Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondeman
 
 Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                       const std::string& state, const CompatOptions& compat,
-                      const ServerLimits& limits, int64_t now_ms, std::vector<ChangeInput>* out) {
+                      const ServerLimits& limits, std::vector<ChangeInput>* out) {
   simdjson::padded_string padded(state);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object by_type;
@@ -261,7 +261,7 @@ Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::pa
         "Expected an object of entity types to arrays of records for state");
   }
   // A snapshot is one import, not a push: no limit on its number of records.
-  const RecordSource source{"snapshot", "snapshot", now_ms, static_cast<size_t>(-1)};
+  const RecordSource source{"snapshot", "snapshot", static_cast<size_t>(-1)};
   DS_RETURN_IF_ERROR(
       DecodeRecordsByType(by_type, scratch, compat, limits.json, source, "state", out));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");

@@ -19,14 +19,12 @@
 
 namespace deltasync {
 
-// Where records come from: the ids their changes get, the time a record without one gets,
-// and how many may come in one body.
+// Where records come from: the ids their changes get and how many may come in one body.
 struct RecordSource {
   std::string device_id;
   // The changeIds are "<prefix>-<fingerprint of device, type, id and content>", so the same
   // record pushed again (a retry) is applied once.
   std::string id_prefix;
-  int64_t now_ms = 0;
   size_t max_records = 0;
 };
 
@@ -41,14 +39,14 @@ struct CompatRequest {
 // `with_since`: read lastSyncTimestamp; anything else is validated and ignored.
 Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                            const std::string& body, const CompatOptions& compat,
-                           const ServerLimits& limits, int64_t now_ms, bool with_changes,
+                           const ServerLimits& limits, bool with_changes,
                            bool with_since, CompatRequest* out);
 
 // Decodes an importSnapshot state ({entityType: [records]}) into changes from the device
 // "snapshot", with changeIds "snapshot-<fingerprint>"; no limit on the number of records.
 Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                       const std::string& state, const CompatOptions& compat,
-                      const ServerLimits& limits, int64_t now_ms, std::vector<ChangeInput>* out);
+                      const ServerLimits& limits, std::vector<ChangeInput>* out);
 
 // {conflictId, resolution: "client" | "server" | "merged" | {use, data}, data?} of /resolve.
 struct CompatResolveRequest {

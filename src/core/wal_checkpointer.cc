@@ -22,7 +22,8 @@ Result<std::unique_ptr<WalCheckpointer>> WalCheckpointer::ForFile(Database& writ
   second.must_exist = true;
   second.crash_at_commit = 0;  // the crash hook counts the writer's commits only
   Result<std::unique_ptr<Database>> db = Database::Open(path, second);
-  if (!db.ok()) return db.status();
+  // Without a second connection the writer keeps SQLite's own automatic checkpoint.
+  if (!db.ok()) return std::unique_ptr<WalCheckpointer>();
   return Start(writer, std::move(db).value());
 }
 
@@ -41,6 +42,7 @@ WalCheckpointer::~WalCheckpointer() {
     stopping_ = true;
   }
   wake_.notify_all();
+  sqlite3_interrupt(checkpointer_->handle());  // a checkpoint in progress stops early: close() does not wait for it
   thread_.join();
 }
 

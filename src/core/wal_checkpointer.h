@@ -33,7 +33,8 @@ class WalCheckpointer {
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
 
   // For the database file `path` that `writer` opened with `options`: a checkpointer on a second
-  // connection to it. Null for ":memory:" and temporary databases, which have no log.
+  // connection to it. Null for ":memory:" and temporary databases, which have no log, and when
+  // the second connection cannot be opened (the writer then checkpoints as SQLite does).
   static Result<std::unique_ptr<WalCheckpointer>> ForFile(Database& writer, const std::string& path,
                                                           const DatabaseOptions& options);
 
