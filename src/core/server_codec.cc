@@ -108,6 +108,8 @@ const char* ActionName(ChangeType type) {
   return "UPDATE";
 }
 
+const char* const kNotABodyObject = "Expected a JSON object for the request body";
+
 bool IsValidDeviceId(std::string_view id) {
   return !id.empty() && id.size() <= 256 && id.find('\0') == std::string_view::npos;
 }
@@ -124,15 +126,13 @@ Status ReadDeviceId(simdjson::ondemand::value value, std::string* out) {
 }
 
 Status OpenRequestObject(simdjson::ondemand::parser& parser, simdjson::padded_string& padded,
-                         const std::string& what, simdjson::ondemand::document* doc,
-                         simdjson::ondemand::object* object) {
+                         const std::string& what, const std::string& not_object,
+                         simdjson::ondemand::document* doc, simdjson::ondemand::object* object) {
   if (auto error = parser.iterate(padded).get(*doc)) {
     return Status::InvalidArgument("Malformed JSON in " + what + " (" + simdjson::error_message(error) +
                                    ")");
   }
-  if (doc->get_object().get(*object) != simdjson::SUCCESS) {
-    return Status::InvalidArgument("Expected a JSON object for " + what);
-  }
+  if (doc->get_object().get(*object) != simdjson::SUCCESS) return Status::InvalidArgument(not_object);
   return Status::Ok();
 }
 
@@ -265,7 +265,7 @@ Status DecodePushRequest(simdjson::ondemand::parser& parser, const std::string& 
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object object;
-  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", &doc, &object));
+  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", kNotABodyObject, &doc, &object));
   bool has_device = false;
   DS_RETURN_IF_ERROR(ForEachField(
       object, "the request body", "Malformed JSON in the request body",

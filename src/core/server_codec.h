@@ -86,16 +86,20 @@ const char* ActionName(ChangeType type);
 // What every route says of a device id it refuses.
 inline constexpr const char* kDeviceIdExpected = "a non-empty string of at most 256 bytes";
 
+// What every route says of a body that is JSON but not an object.
+extern const char* const kNotABodyObject;
+
 // A device id: a non-empty string of at most 256 bytes without NUL.
 bool IsValidDeviceId(std::string_view id);
 
 // Reads the body's deviceId, or refuses it as INVALID_ARGUMENT naming "deviceId".
 Status ReadDeviceId(simdjson::ondemand::value value, std::string* out);
 
-// Parses `padded` as one JSON object, or refuses it as INVALID_ARGUMENT naming `what`.
+// Parses `padded` as one JSON object, or refuses it as INVALID_ARGUMENT: "Malformed JSON in
+// <what> (...)", or `not_object` when it is JSON but not an object.
 Status OpenRequestObject(simdjson::ondemand::parser& parser, simdjson::padded_string& padded,
-                         const std::string& what, simdjson::ondemand::document* doc,
-                         simdjson::ondemand::object* object);
+                         const std::string& what, const std::string& not_object,
+                         simdjson::ondemand::document* doc, simdjson::ondemand::object* object);
 
 // How a manual conflict is settled: use "client", "server" or "merged" (with the merged
 // document as data).

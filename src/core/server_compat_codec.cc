@@ -213,7 +213,7 @@ Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondeman
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object object;
-  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", &doc, &object));
+  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", kNotABodyObject, &doc, &object));
   // deviceId may follow `changes`; the changeIds need it, so read it first.
   {
     simdjson::ondemand::value device;
@@ -252,14 +252,9 @@ Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::pa
   simdjson::padded_string padded(state);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object by_type;
-  if (auto error = parser.iterate(padded).get(doc)) {
-    return Status::InvalidArgument(std::string("Malformed JSON in the snapshot (") +
-                                   simdjson::error_message(error) + ")");
-  }
-  if (doc.get_object().get(by_type) != simdjson::SUCCESS) {
-    return Status::InvalidArgument(
-        "Expected an object of entity types to arrays of records for state");
-  }
+  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the snapshot",
+                                       "Expected an object of entity types to arrays of records for state",
+                                       &doc, &by_type));
   // A snapshot is one import, not a push: no limit on its number of records.
   const RecordSource source{"snapshot", "snapshot", static_cast<size_t>(-1)};
   DS_RETURN_IF_ERROR(
@@ -273,7 +268,7 @@ Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string
   simdjson::padded_string padded(body);
   simdjson::ondemand::document doc;
   simdjson::ondemand::object object;
-  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", &doc, &object));
+  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", kNotABodyObject, &doc, &object));
   std::optional<std::string> resolution_object;
   std::string use;
   std::optional<std::string> data;

@@ -29,46 +29,58 @@ void Write(Database& db, int transactions) {
 
 uintmax_t FileSize(const std::string& path) { return std::filesystem::file_size(path); }
 
+// A WAL database at `path` with an empty table of blobs, and a checkpointer watching it.
+struct Watched {
+  std::unique_ptr<Database> writer;
+  std::unique_ptr<WalCheckpointer> checkpointer;
+};
+Watched Watch(const std::string& path, int threshold_pages, int limit_pages) {
+  Watched watched;
+  watched.writer = OpenDb(path);
+  EXPECT_NE(watched.writer, nullptr);
+  if (!watched.writer) return watched;
+  EXPECT_TRUE(IsOk(watched.writer->Exec("CREATE TABLE blobs (data BLOB)")));
+  Result<std::unique_ptr<WalCheckpointer>> started =
+      WalCheckpointer::Start(*watched.writer, OpenDb(path), threshold_pages, limit_pages);
+  EXPECT_TRUE(IsOk(started));
+  if (started.ok()) watched.checkpointer = std::move(started).value();
+  return watched;
+}
+
 TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
   TempDir dir;
   const std::string path = dir.File("db.sqlite");
-  std::unique_ptr<Database> writer = OpenDb(path);
-  ASSERT_NE(writer, nullptr);
-  ASSERT_TRUE(IsOk(writer->Exec("CREATE TABLE blobs (data BLOB)")));
-  Result<std::unique_ptr<WalCheckpointer>> checkpointer =
-      WalCheckpointer::Start(*writer, OpenDb(path), /*threshold_pages=*/8, /*limit_pages=*/1000000);
-  ASSERT_TRUE(IsOk(checkpointer));
+  Watched watched = Watch(path, /*threshold_pages=*/8, /*limit_pages=*/1000000);
+  ASSERT_NE(watched.checkpointer, nullptr);
+  Database& writer = *watched.writer;
+  WalCheckpointer& checkpointer = *watched.checkpointer;
   const uintmax_t before = FileSize(path);
-  Write(*writer, 1);  // about 5 pages: below the threshold
-  EXPECT_EQ(checkpointer.value()->completed(), 0u);
-  Write(*writer, 4);
+  Write(writer, 1);  // about 5 pages: below the threshold
+  EXPECT_EQ(checkpointer.completed(), 0u);
+  Write(writer, 4);
   // Bounded only so that a broken checkpointer fails instead of hanging the suite.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (checkpointer.value()->completed() == 0 && std::chrono::steady_clock::now() < give_up) {
+  while (checkpointer.completed() == 0 && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::yield();
   }
-  ASSERT_GE(checkpointer.value()->completed(), 1u);
+  ASSERT_GE(checkpointer.completed(), 1u);
   EXPECT_GT(FileSize(path), before);
-  checkpointer.value().reset();
-  writer.reset();
 }
 
 TEST(WalCheckpointer, TheWriterCheckpointsItselfPastTheLimit) {
   TempDir dir;
   const std::string path = dir.File("db.sqlite");
-  std::unique_ptr<Database> writer = OpenDb(path);
-  ASSERT_NE(writer, nullptr);
-  ASSERT_TRUE(IsOk(writer->Exec("CREATE TABLE blobs (data BLOB)")));
   // The thread is never asked (the threshold is out of reach); the limit is 12 pages.
-  Result<std::unique_ptr<WalCheckpointer>> checkpointer =
-      WalCheckpointer::Start(*writer, OpenDb(path), /*threshold_pages=*/1000000, /*limit_pages=*/12);
-  ASSERT_TRUE(IsOk(checkpointer));
+  Watched watched = Watch(path, /*threshold_pages=*/1000000, /*limit_pages=*/12);
+  ASSERT_NE(watched.checkpointer, nullptr);
+  Database& writer = *watched.writer;
+  WalCheckpointer& checkpointer = *watched.checkpointer;
   const uintmax_t before = FileSize(path);
-  Write(*writer, 1);
+  Write(writer, 1);
   EXPECT_EQ(FileSize(path), before);  // below the limit: nothing copied
-  Write(*writer, 3);                  // past it: copied within the commit
+  Write(writer, 3);                  // past it: copied within the commit
   EXPECT_GT(FileSize(path), before);
-  EXPECT_EQ(checkpointer.value()->completed(), 0u);
+  EXPECT_EQ(checkpointer.completed(), 0u);
 }
 
 }  // namespace
