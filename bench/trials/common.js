@@ -460,7 +460,23 @@ function report(result) {
   process.stdout.write(`${JSON.stringify({ ...result, peakRssKb, node: process.version })}\n`);
 }
 
+/**
+ * The rows of the `documents` table of a store whose owner has closed it. (A second SQLite
+ * library must not open a file that this process's deltasync client still has open: POSIX
+ * locks are per process, so closing that connection would drop the client's locks.)
+ */
+function countStoredDocuments(file) {
+  const Database = require('better-sqlite3');
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT count(*) AS n FROM documents').get().n;
+  } finally {
+    db.close();
+  }
+}
+
 module.exports = {
+  countStoredDocuments,
   params,
   ENTITY_TYPE,
   makeDocument,

@@ -217,7 +217,6 @@ function createPeerIngester(file) {
       return row && !row.deleted ? JSON.parse(row.data) : undefined;
     },
     queued: () => db.prepare("SELECT count(*) AS n FROM changes WHERE status = 'pending'").get().n,
-    documents: () => db.prepare('SELECT count(*) AS n FROM documents').get().n,
     sqliteVersion: () => c.peerSqliteVersion(db),
     close: () => db.close(),
   };
@@ -230,13 +229,6 @@ function openIngester(file) {
     ingest: (root, options) => client.ingest(root, options),
     get: (id) => client.get(ENTITY_TYPE, id),
     queued: () => client.queue.stats().pending,
-    documents: () => {
-      const Database = require('better-sqlite3');
-      const db = new Database(file, { readonly: true });
-      const n = db.prepare('SELECT count(*) AS n FROM documents').get().n;
-      db.close();
-      return n;
-    },
     sqliteVersion: () => '3.46.0 (bundled)',
     close: () => client.close(),
   };
@@ -276,7 +268,6 @@ async function main() {
     assert.equal(full.report.filesNew, fileCount, 'files new in the first run');
     assert.equal(full.report.recordsInserted, records, 'records inserted in the first run');
     assert.equal(full.report.bytesRead, treeBytes, 'bytes read in the first run');
-    assert.equal(ingester.documents(), records, 'documents after the first run');
     const sample = makeRecord(fileCount - 1, generated[fileCount - 1].lines - 1, false);
     assert.deepEqual(ingester.get(sample.uuid), sample, 'a record after the first run');
 
@@ -305,6 +296,7 @@ async function main() {
     const queued = ingester.queued();
     const sqliteVersion = ingester.sqliteVersion();
     ingester.close();
+    assert.equal(c.countStoredDocuments(file), records + appended, 'documents after the three runs');
     const databaseBytes = c.dbBytes(file);
 
     c.report({
