@@ -11,6 +11,15 @@ namespace deltasync {
 
 namespace {
 
+// Where records come from: the ids their changes get and how many may come in one body.
+struct RecordSource {
+  std::string device_id;
+  // The changeIds are "<prefix>-<fingerprint of device, type, id and content>", so the same
+  // record pushed again (a retry) is applied once.
+  std::string id_prefix;
+  size_t max_records = 0;
+};
+
 std::string Singular(const std::string& plural) {
   if (plural.size() > 3 && plural.compare(plural.size() - 3, 3, "ies") == 0) {
     return plural.substr(0, plural.size() - 3) + "y";

@@ -19,15 +19,6 @@
 
 namespace deltasync {
 
-// Where records come from: the ids their changes get and how many may come in one body.
-struct RecordSource {
-  std::string device_id;
-  // The changeIds are "<prefix>-<fingerprint of device, type, id and content>", so the same
-  // record pushed again (a retry) is applied once.
-  std::string id_prefix;
-  size_t max_records = 0;
-};
-
 // {deviceId, changes?: {entityType: [records]}, lastSyncTimestamp?} of /push, /pull and /full.
 struct CompatRequest {
   std::string device_id;

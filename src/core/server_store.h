@@ -102,7 +102,6 @@ class SqlQuery {
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
     SqlQuery* operator->() { return &query_; }
-    SqlQuery& operator*() { return query_; }
 
    private:
     SqlQuery& query_;
