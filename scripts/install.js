@@ -19,6 +19,13 @@ function prebuildLoads(file) {
   return { ok: false, why: `the shipped one does not load here: ${(probe.stderr || '').trim().split('\n').find((line) => /Error/.test(line)) ?? `exit ${probe.status}`}` };
 }
 
+// In a clone, the inspector's page is bundled here too (a packed package ships it built).
+const pageBuilder = require('node:path').join(__dirname, 'build-inspector.js');
+if (fs.existsSync(pageBuilder)) {
+  const page = spawnSync(process.execPath, [pageBuilder, '--if-missing'], { stdio: 'inherit' });
+  if (page.status !== 0) console.error('deltasync: the inspector page was not built; run `npm run build:inspector`.');
+}
+
 const prebuild = prebuildPath();
 if (!process.env.DELTASYNC_BUILD_FROM_SOURCE) {
   const check = prebuildLoads(prebuild);

@@ -2,7 +2,7 @@
 'use strict';
 
 // Builds the prebuilt binaries that ship in the package (`npm run prebuild`; `npm pack` and
-// `npm publish` run it through `prepack`):
+// `npm publish` run it through `prepack`), after the inspector's page bundle:
 //   prebuilds/<platform>-<arch>/deltasync.node   for this machine, from the release build
 //   prebuilds/linux-arm64/deltasync.node         when this is linux-x64 and Debian's cross
 //                                                compiler (g++-aarch64-linux-gnu) is present
@@ -68,6 +68,10 @@ function checkLinuxBinary(file, tag, objdump) {
   if (problems.length) throw new Error(`${file}: ${problems.join('; ')}`);
   console.error(`${tag}: needs ${needed.join(', ')}; newest glibc symbol ${newest.join('.')}`);
 }
+
+// The inspector's page ships bundled (lib/inspector-page/), built from web/inspector/.
+const inspectorPage = require('./build-inspector').build();
+console.error(`inspector page: ${inspectorPage.map((file) => `${file.name} ${file.bytes} B`).join(', ')}`);
 
 const native = platformTag();
 run(process.execPath, [cmakeJs, 'compile', '--parallel', '2']);

@@ -3,7 +3,7 @@
 
 // `npm test`: every suite, from a clean clone.
 //   1. the C++ build with its GoogleTest suite (build/), the Debian packages the package tests
-//      need (as root), then the prebuilt binaries;
+//      need (as root), the inspector's page bundle, then the prebuilt binaries;
 //   2. at once, as they share no build: the JS tests and the type test, and the package
 //      tests (the packed tarball installed into empty projects, with their own source build);
 //   3. the C++ suite under ASan+UBSan (build/asan).
@@ -41,7 +41,7 @@ const sequence = async (...scripts) => {
 };
 
 async function main() {
-  await sequence('test:cpp', 'test:tools', 'prebuild');
+  await sequence('test:cpp', 'test:tools', 'build:inspector', 'prebuild');
   await Promise.all([sequence('test:js', 'test:types'), sequence('test:package')]);
   await sequence('test:sanitize');
 }

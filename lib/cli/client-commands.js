@@ -67,6 +67,8 @@ function reportSummary(report) {
 // ---- inspect
 
 async function inspect({ positionals, options }, io) {
+  if (options.web) return require('./inspect-web').inspectWeb({ positionals, options }, io, openClient);
+  if (options['allow-writes']) throw new UsageError('--allow-writes needs --web');
   return withClient(positionals['client.db'], (client) => {
     const limit = options.limit;
     const stats = client.queue.stats();

@@ -14,7 +14,7 @@ const COMMANDS = {
   serve: {
     summary: 'run a sync server (Express) on an embedded SQLite file or on PostgreSQL',
     usage: 'deltasync serve (--db <server.db> | --postgres <URL> [--schema S]) [--port 8080] [--host 127.0.0.1] [--base /api/sync] ' +
-      '[--tokens FILE | --jwt-secret S | --jwt-public-key FILE | --token T] [--insecure-dev-users] [--conflicts S]',
+      '[--tokens FILE | --jwt-secret S | --jwt-public-key FILE | --token T] [--insecure-dev-users] [--conflicts S] [--inspect [--inspect-base /inspect]]',
     description: [
       'Serves the sync routes of deltasync/express (POST /v2, GET /v2/status, POST /v2/migrate,',
       '/push, /pull, /full, /resolve-conflict, GET /status/:deviceId, /changes) at --base on the',
@@ -32,6 +32,10 @@ const COMMANDS = {
       '  --token T              one shared token (or DELTASYNC_TOKEN): every request is "default"',
       '  (none)                 no authentication: every request is "default" (a warning says so)',
       '--insecure-dev-users lets the x-user-id header pick the user, for development only.',
+      '',
+      '--inspect also serves the inspector (users, devices, change log, entity history,',
+      'conflicts) at --inspect-base, behind an admin token of its own: DELTASYNC_ADMIN_TOKEN,',
+      'else a fresh one printed with the sign-in URL. Sync credentials never open it.',
     ],
     positionals: [],
     options: {
@@ -50,17 +54,29 @@ const COMMANDS = {
       token: { type: 'string', help: 'one shared bearer token; every request is user "default"' },
       'insecure-dev-users': { type: 'boolean', help: 'take the user from the x-user-id header (development only)' },
       conflicts: { type: 'string', choices: STRATEGIES, default: 'newest_wins', help: `conflict strategy: ${STRATEGIES.join(', ')}` },
+      inspect: { type: 'boolean', help: 'also serve the inspector page (admins only, see DELTASYNC_ADMIN_TOKEN)' },
+      'inspect-base': { type: 'string', default: '/inspect', help: 'with --inspect: where the inspector is mounted (default /inspect)' },
     },
     run: serve,
   },
   inspect: {
     summary: 'show a client database: device, queue, changes, conflicts, cursor, last ingest',
-    usage: 'deltasync inspect <client.db> [--limit N] [--json]',
-    description: ['Prints the device id, queue stats, the first pending and failed changes,', 'open conflicts, the server version pulled up to and the last ingest run.'],
+    usage: 'deltasync inspect <client.db> [--limit N] [--json] | --web [--port N] [--allow-writes]',
+    description: [
+      'Prints the device id, queue stats, the first pending and failed changes,',
+      'open conflicts, the server version pulled up to and the last ingest run.',
+      'With --web, serves the inspector page for the file on 127.0.0.1 instead and prints',
+      'its sign-in URL (a fresh token each run): the queue with its errors, conflicts side by',
+      'side, the cursor and the last sync. Read-only unless --allow-writes, which adds retry,',
+      'discard (never a change in flight) and conflict resolution. An app may have the file open.',
+    ],
     positionals: ['client.db'],
     options: {
       limit: { type: 'integer', min: 1, default: 20, help: 'how many pending and failed changes to list (default 20)' },
       json,
+      web: { type: 'boolean', help: 'serve the inspector page on 127.0.0.1 instead of printing' },
+      port: { type: 'integer', min: 0, max: 65535, default: 0, help: 'with --web: the port (default 0, a free one)' },
+      'allow-writes': { type: 'boolean', help: 'with --web: allow retry, discard and resolving conflicts' },
     },
     run: clientCommands.inspect,
   },

@@ -142,7 +142,7 @@ function requestLogger(io) {
       logged = true;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const status = res.writableFinished ? res.statusCode : 'aborted';
-      io.stdout.write(`${req.method} ${req.originalUrl} ${status} ${ms.toFixed(1)}ms\n`);
+      io.stdout.write(`${req.method} ${req.originalUrl.replace(/([?&]token=)[^&]*/g, '$1***')} ${status} ${ms.toFixed(1)}ms\n`);
     };
     res.once('finish', log);
     res.once('close', log);
@@ -158,6 +158,27 @@ function urlOf(address, mount) {
 /** A connection string without its password, for printing. */
 function redacted(connection) {
   return connection.replace(/(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/, '$1***');
+}
+
+/**
+ * Mounts deltasync/inspector at --inspect-base behind an admin token of its own: the
+ * DELTASYNC_ADMIN_TOKEN variable, else a fresh one that is printed (sync tokens never open it).
+ */
+function mountInspector(app, server, options) {
+  const { createInspector } = require('../inspector');
+  const { tokenAuthentication, newAdminToken } = require('../inspector/token-auth');
+  const path = options['inspect-base'];
+  if (!path.startsWith('/') || path.endsWith('/')) throw new CliError(`--inspect-base must start with "/" and not end with one, got ${JSON.stringify(path)}`);
+  const fromEnv = process.env.DELTASYNC_ADMIN_TOKEN || undefined;
+  if (fromEnv !== undefined && (fromEnv.length < 16 || /\s/.test(fromEnv))) {
+    throw new CliError('DELTASYNC_ADMIN_TOKEN must be at least 16 characters without spaces');
+  }
+  const token = fromEnv ?? newAdminToken();
+  const { authenticate, login } = tokenAuthentication(token);
+  const inspector = createInspector(server, { authenticate });
+  app.get(`${path}/login`, (req, res) => login(req, res, new URL(req.url, 'http://serve.invalid')));
+  app.use(path, inspector);
+  return { path, printedToken: fromEnv === undefined ? token : undefined };
 }
 
 async function serve({ options }, io) {
@@ -193,6 +214,7 @@ async function serve({ options }, io) {
   app.disable('x-powered-by');
   app.use(requestLogger(io));
   app.use(mount, createSyncRouter(server, { authenticate: authenticator(auth) }));
+  const inspector = options.inspect ? mountInspector(app, server, options) : null;
   app.use((req, res) => res.status(404).json({ error: { code: 'NOT_FOUND', message: `No route ${req.method} ${req.path}` } }));
 
   const http = app.listen(options.port, options.host);
@@ -213,6 +235,10 @@ async function serve({ options }, io) {
     none: 'requests are not authenticated',
   };
   io.stdout.write(`${described[auth.kind]}\n`);
+  if (inspector) {
+    const signIn = `${urlOf(http.address(), inspector.path)}/login?token=${inspector.printedToken ?? '<DELTASYNC_ADMIN_TOKEN>'}`;
+    io.stdout.write(`inspector at ${urlOf(http.address(), inspector.path)}/ (admins only); sign in at ${signIn}\n`);
+  }
   if (auth.kind === 'none') {
     io.stderr.write('warning: no authentication: every request is served as user "default"' +
       `${auth.insecureDevUsers ? ' (or the x-user-id header)' : ''}\n`);

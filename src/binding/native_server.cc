@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "binding/test_hooks.h"
+#include "core/server_inspection.h"
 
 namespace deltasync::binding {
 
@@ -98,6 +99,7 @@ Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
                          InstanceMethod("pull", &NativeServer::Pull),
                          InstanceMethod("status", &NativeServer::Status),
                          InstanceMethod("conflicts", &NativeServer::Conflicts),
+                         InstanceMethod("inspect", &NativeServer::Inspect),
                          InstanceMethod("resolveConflict", &NativeServer::ResolveConflict),
                          InstanceMethod("importSnapshot", &NativeServer::ImportSnapshot),
                          InstanceMethod("compatPush", &NativeServer::CompatPush),
@@ -282,6 +284,43 @@ Napi::Value NativeServer::Conflicts(const Napi::CallbackInfo& info) {
   const int64_t after = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
   return Run(info.Env(), [user = std::move(user), after](SyncServerCore& server, const std::string&) {
     return server.Conflicts(user, after);
+  });
+}
+
+// inspect(view, {userId, after, afterId, before, limit, days, entityType, entityId, deviceId,
+// changeType}) -> Promise<JSON text>. lib/inspector.js checks the types; absent fields are
+// undefined.
+Napi::Value NativeServer::Inspect(const Napi::CallbackInfo& info) {
+  InspectQuery query;
+  const std::optional<InspectQuery::View> view = ParseInspectView(info[0].As<Napi::String>().Utf8Value());
+  if (!view) {
+    Napi::TypeError::New(info.Env(), "unknown inspector view").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  query.view = *view;
+  Napi::Object params = info[1].As<Napi::Object>();
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    Napi::Value value = params.Get(key);
+    if (!value.IsString()) return std::nullopt;
+    return value.As<Napi::String>().Utf8Value();
+  };
+  auto number = [&](const char* key) -> std::optional<int64_t> {
+    Napi::Value value = params.Get(key);
+    if (!value.IsNumber()) return std::nullopt;
+    return value.As<Napi::Number>().Int64Value();
+  };
+  query.user_id = text("userId");
+  query.after = text("after");
+  query.after_id = number("afterId");
+  query.before = number("before");
+  query.limit = number("limit");
+  query.days = number("days");
+  query.entity_type = text("entityType");
+  query.entity_id = text("entityId");
+  query.device_id = text("deviceId");
+  query.change_type = text("changeType");
+  return Run(info.Env(), [query = std::move(query)](SyncServerCore& server, const std::string&) {
+    return server.Inspect(query);
   });
 }
 

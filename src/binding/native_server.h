@@ -34,6 +34,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Value Pull(const Napi::CallbackInfo& info);
   Napi::Value Status(const Napi::CallbackInfo& info);
   Napi::Value Conflicts(const Napi::CallbackInfo& info);
+  Napi::Value Inspect(const Napi::CallbackInfo& info);
   Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
   Napi::Value ImportSnapshot(const Napi::CallbackInfo& info);
   Napi::Value CompatPush(const Napi::CallbackInfo& info);

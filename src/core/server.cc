@@ -7,6 +7,7 @@
 #include "core/change_codec.h"
 #include "core/server_codec.h"
 #include "core/server_compat_codec.h"
+#include "core/server_inspection.h"
 #include "core/server_operation.h"
 #include "core/server_sqlite_store.h"
 
@@ -148,6 +149,10 @@ Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_
     DS_RETURN_IF_ERROR(op.AppendOpenConflicts(user_id, after, &out));
     return out;
   });
+}
+
+Result<std::string> SyncServerCore::Inspect(const InspectQuery& query) {
+  return WithSession([&](Operation& op) { return Inspection(*this, op.session()).Run(query); });
 }
 
 Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, int64_t conflict_id,

@@ -97,6 +97,7 @@ struct CompatOptions {
 };
 
 struct Resolution;
+struct InspectQuery;
 
 class SyncServerCore {
  public:
@@ -146,6 +147,10 @@ class SyncServerCore {
   // POST /resolve-conflict {conflictId, resolution: "client"|"server"|"merged"|{use, data}, data?}
   Result<std::string> CompatResolve(const std::string& user_id, const std::string& body);
 
+  // The inspector's read-only views (server_inspection.h): JSON, or INVALID_ARGUMENT for a
+  // query that breaks their rules.
+  Result<std::string> Inspect(const InspectQuery& query);
+
   const ServerOptions& options() const { return options_; }
 
   // Called after each commit that advanced a user's log, with the user's new head version,
@@ -162,6 +167,7 @@ class SyncServerCore {
   Result<std::string> CompatExchange(const std::string& user_id, const std::string& body, const CompatOptions& compat,
                                      const RequestContext& context, bool push, bool pull);
   class Operation;
+  class Inspection;
   // Sync (with `pull`) and Push: one request, one transaction.
   Result<std::string> Exchange(const std::string& user_id, const std::string& request, const RequestContext& context,
                                bool pull);

@@ -243,7 +243,8 @@ void AppendResolverContext(const ResolverContext& context, std::string* out) {
 }
 
 void AppendOpenConflict(const OpenConflict& conflict, std::string* out) {
-  JsonObjectWriter(out)
+  JsonObjectWriter item(out);
+  item
       .Int("id", conflict.id)
       .String("changeId", conflict.change_id)
       .OptionalString("deviceId", conflict.device_id)
@@ -255,8 +256,9 @@ void AppendOpenConflict(const OpenConflict& conflict, std::string* out) {
       .Int("clientTimestamp", conflict.client_timestamp)
       .Int("createdAt", conflict.created_at)
       .OptionalRaw("serverData", conflict.server_data)
-      .OptionalInt("serverVersion", conflict.server_version)
-      .Close();
+      .OptionalInt("serverVersion", conflict.server_version);
+  if (conflict.with_base) item.OptionalRaw("baseData", conflict.base_data);
+  item.Close();
 }
 
 Status DecodePushRequest(simdjson::ondemand::parser& parser, const std::string& body,

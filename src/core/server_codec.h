@@ -173,6 +173,9 @@ struct OpenConflict {
   int64_t created_at = 0;
   std::optional<std::string_view> server_data;  // null when the entity is deleted or absent
   std::optional<int64_t> server_version;
+  // The inspector's listing adds "baseData": the document at baseVersion (null: absent then).
+  bool with_base = false;
+  std::optional<std::string_view> base_data;
 };
 void AppendOpenConflict(const OpenConflict& conflict, std::string* out);
 

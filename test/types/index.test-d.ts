@@ -2,6 +2,8 @@
 import { SyncClient, SyncError, SyncServer, httpTransport, TransportError, type QueuedChange, type QueueStats, type EnqueueResult } from 'deltasync';
 import type { ClientConflictResolver, ClientResolverContext, JsonObject, ServerConflictResolver } from 'deltasync';
 import { createSyncRouter } from 'deltasync/express';
+import { createInspector } from 'deltasync/inspector';
+import type { InspectedChanges, InspectedEntity, InspectedUsers } from 'deltasync/inspector';
 import express from 'express';
 
 const client = new SyncClient({ path: ':memory:', durability: 'full', coalesce: false, limits: { maxDepth: 32 } });
@@ -172,6 +174,19 @@ async function serve(): Promise<number> {
 void serve;
 // @ts-expect-error authenticate is required
 createSyncRouter(server, {});
+app.use('/inspect', createInspector(server, { authenticate: (req) => (req.headers['x-admin'] === 'yes' ? { name: 'ops' } : null) }));
+app.use('/inspect-async', createInspector(server, { authenticate: async () => 'ops@example.com' }));
+// @ts-expect-error authenticate is required
+createInspector(server, {});
+declare const users: InspectedUsers;
+declare const changes: InspectedChanges;
+declare const entity: InspectedEntity;
+const nextUser: string | null = users.next;
+const olderPage: number | null = changes.next;
+const firstState = entity.versions[0]?.state;
+void nextUser;
+void olderPage;
+void firstState;
 // @ts-expect-error resolution needs data when merged
 server.resolveConflict('u1', 1, { use: 'merged' });
 
