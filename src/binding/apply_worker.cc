@@ -7,6 +7,12 @@
 
 namespace deltasync::binding {
 
+namespace {
+// Changes a chunk applies before a waiting caller may end it: progress is guaranteed, and a
+// caller waits for at most this many (well under a millisecond).
+constexpr size_t kChangesBeforeYield = 32;
+}  // namespace
+
 ApplyWorker::ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot,
                          simdjson::padded_string input, JsonLimits limits, int64_t chunk_size,
                          int64_t max_retries, Napi::Value on_progress)
@@ -54,7 +60,7 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   const size_t total = page.changes.size();
   size_t begin = 0;
   do {
-    const size_t end = std::min(total, begin + static_cast<size_t>(chunk_size_));
+    size_t end = std::min(total, begin + static_cast<size_t>(chunk_size_));
     {
       std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
       if (!slot_->client) {
@@ -62,8 +68,14 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
                                  std::to_string(result_.latest_server_version.value_or(0)) + " were applied");
         return;
       }
-      status_ = slot_->client->applier().ApplyChunk(page, begin, end, &result_);
+      // A main-thread call waiting for the client (a put() mid-apply) ends the chunk early,
+      // so it waits for a few changes and one commit, not for a whole chunk.
+      size_t reached = end;
+      status_ = slot_->client->applier().ApplyChunk(
+          page, begin, end, &result_, [this] { return slot_->waiters.load(std::memory_order_acquire) > 0; },
+          kChangesBeforeYield, &reached);
       if (!status_.ok()) return;
+      end = reached;
       if (end == total) {
         Result<int64_t> purged = slot_->client->PurgeExpiredTombstones();
         if (!purged.ok()) {

@@ -534,7 +534,9 @@ Status DeltaApplier::SetCursor(int64_t version) {
   return scope->Run();
 }
 
-Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result) {
+Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result,
+                                const std::function<bool()>& stop_early, size_t min_changes,
+                                size_t* reached) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
   if (page.resync && begin == 0) {
@@ -557,7 +559,9 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
       return Status::Error(status.code(), "Applying newChanges[" + std::to_string(i) + "] (changeId " +
                                               page.changes[i].change_id + "): " + status.message());
     }
+    if (stop_early && i + 1 < end && i + 1 - begin >= min_changes && stop_early()) end = i + 1;
   }
+  if (reached != nullptr) *reached = end;
   int64_t cursor = end > begin ? page.changes[end - 1].version : 0;
   if (end == page.changes.size() && !page.has_more && page.latest_server_version) {
     cursor = std::max(cursor, *page.latest_server_version);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -146,7 +147,13 @@ class DeltaApplier {
   // A page with `resync` first resets the client to the server's history: the cursor goes to
   // 0, the client's acknowledged changes above the server's head (which the server lost) are
   // queued again, and documents pulled above the head are re-pulled from the server.
-  Status ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result);
+  // `stop_early`, when given, is asked after each change once `min_changes` of the chunk are
+  // applied: true commits what is applied so far and returns, so a writer waiting for the
+  // database gets it within a few changes instead of a whole chunk. *reached (when given)
+  // is where the chunk ended, the `begin` of the next one.
+  Status ApplyChunk(const PullPage& page, size_t begin, size_t end, ApplyResult* result,
+                    const std::function<bool()>& stop_early = {}, size_t min_changes = 1,
+                    size_t* reached = nullptr);
 
   // Records the server's verdicts on pushed changes, in one transaction: applied changes are
   // synced; a change that lost a conflict leaves the queue and its entity rolls back to the

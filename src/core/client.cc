@@ -77,6 +77,11 @@ Status Client::Initialize() {
   DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations(), kApplicationId, options_.must_exist));
   DS_RETURN_IF_ERROR(db_->EnableWal());
   if (options_.path != ":memory:" && !options_.path.empty()) open_marker_ = OpenMarker::Acquire(options_.path);
+  // Checkpoints off the writing thread: otherwise a put() whose commit crosses the log's
+  // threshold copies back what a whole pulled page wrote.
+  Result<std::unique_ptr<WalCheckpointer>> checkpointer = WalCheckpointer::ForFile(*db_, options_.path, db_options);
+  if (!checkpointer.ok()) return checkpointer.status();
+  checkpointer_ = std::move(checkpointer).value();
 
   QueueOptions queue_options;
   queue_options.coalesce = options_.coalesce;

@@ -17,6 +17,7 @@
 #include "core/queue.h"
 #include "core/sqlite.h"
 #include "core/store.h"
+#include "core/wal_checkpointer.h"
 
 namespace deltasync {
 
@@ -82,6 +83,7 @@ class Client {
   // Declared before db_, so released only after the database is closed.
   std::unique_ptr<OpenMarker> open_marker_;
   std::unique_ptr<Database> db_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // after db_: stopped before it closes
   std::unique_ptr<ChangeQueue> queue_;
   std::unique_ptr<DocumentStore> store_;
   std::unique_ptr<DeltaApplier> applier_;

@@ -300,6 +300,30 @@ TEST_F(ApplyTest, TheCursorFollowsEachChunkAndReachesLatestOnlyAtTheEnd) {
   }
 }
 
+TEST_F(ApplyTest, AChunkAskedToStopEarlyCommitsWhatItAppliedAndSaysWhereItEnded) {
+  simdjson::ondemand::parser parser;
+  std::vector<std::string> changes;
+  for (int v = 1; v <= 10; ++v) changes.push_back(Remote(v, "CREATED", "n" + std::to_string(v), "{}"));
+  simdjson::padded_string input(Page(changes, 20));
+  PullPage page;
+  ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &page)));
+  ApplyResult result;
+  int asked = 0;
+  size_t reached = 0;
+  // Asked only once 3 changes are in; says stop the second time it is asked.
+  ASSERT_TRUE(IsOk(h_.applier->ApplyChunk(page, 0, 10, &result, [&] { return ++asked == 2; }, 3, &reached)));
+  EXPECT_EQ(asked, 2);
+  EXPECT_EQ(reached, 4u);
+  EXPECT_EQ(h_.Cursor(), 4);
+  EXPECT_EQ(result.applied, 4);
+  EXPECT_NE(h_.Visible("n4"), std::nullopt);
+  EXPECT_EQ(h_.Visible("n5"), std::nullopt);
+  ASSERT_TRUE(IsOk(h_.applier->ApplyChunk(page, reached, 10, &result, [] { return false; }, 1, &reached)));
+  EXPECT_EQ(reached, 10u);
+  EXPECT_EQ(h_.Cursor(), 20) << "the page's end still moves the cursor to latestServerVersion";
+  EXPECT_EQ(result.applied, 10);
+}
+
 TEST_F(ApplyTest, TheCursorNeverMovesBackAndAnEmptyPageCanAdvanceIt) {
   h_.Pull(Page({}, 7));
   EXPECT_EQ(h_.Cursor(), 7);
