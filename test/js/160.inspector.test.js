@@ -3,7 +3,7 @@
 // deltasync/inspector's HTTP API, through a real HTTP client against an Express app whose data
 // was made by three real devices (fixtures/inspector-world.js): what each view says, who is
 // refused, CSRF protection, and bad input answered with a 4xx and a JSON body. The page itself
-// is driven in Chromium by 161.inspector-browser.test.js.
+// is driven in Chromium by 162.inspector-browser.test.js.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');

@@ -69,10 +69,36 @@ test('a normal install uses the prebuild: no compiler runs, and the quick start 
     "const { exposeToRenderer, attachToElectron } = require('deltasync/electron');",
     "const { exposeSyncClient } = require('deltasync/electron-preload');",
     "require('deltasync/express');",
+    "require('deltasync/inspector');",
     "let react = 'loaded'; try { require('deltasync/react'); } catch (error) { react = error.code; }",
     "console.log(typeof exposeToRenderer, typeof attachToElectron, typeof exposeSyncClient, react);",
   ].join('\n')], { cwd: prebuiltProject });
   assert.equal(entries.stdout.trim(), 'function function function MODULE_NOT_FOUND');
+});
+
+test('the inspector\'s page ships bundled: an install serves it with no bundler', () => {
+  const script = [
+    "const http = require('node:http');",
+    "const { SyncServer } = require('deltasync');",
+    "const { createInspector } = require('deltasync/inspector');",
+    "const server = new SyncServer({ path: ':memory:' });",
+    "const handler = createInspector(server, { authenticate: (req) => req.headers.authorization === 'Bearer ops' && 'ops' });",
+    "const web = http.createServer(handler).listen(0, '127.0.0.1', async () => {",
+    "  const base = `http://127.0.0.1:${web.address().port}/`;",
+    "  const get = (path, headers) => fetch(base + path, { headers }).then(async (r) => [r.status, (await r.text()).length]);",
+    "  const admin = { authorization: 'Bearer ops' };",
+    "  console.log(JSON.stringify([await get('', admin), await get('assets/inspector.js', admin), await get('assets/inspector.css', admin), await get('api/users', admin), await get('api/users', {})]));",
+    "  web.close(); server.close();",
+    "});",
+  ].join('\n');
+  const result = run(process.execPath, ['-e', script], { cwd: prebuiltProject });
+  const [page, js, css, users, anonymous] = JSON.parse(result.stdout.trim());
+  assert.equal(page[0], 200);
+  assert.equal(js[0], 200);
+  assert.ok(js[1] > 20000, `the bundled script (with its chart library) is ${js[1]} bytes`);
+  assert.equal(css[0], 200);
+  assert.equal(users[0], 200);
+  assert.equal(anonymous[0], 403);
 });
 
 test('--ignore-scripts with no compiler, cmake or make on PATH still works', () => {
