@@ -55,6 +55,15 @@ async function call(inspector, cookie, method, route, { headers = {}, body } = {
   return { status: response.status, json: await response.json() };
 }
 
+/** Resolves once `read()` matches `pattern` (a process's output arrives in pieces). */
+async function printed(read, pattern) {
+  for (let waited = 0; !pattern.test(read()); waited += 10) {
+    if (waited > 10000) throw new Error(`never printed ${pattern}: ${read()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return pattern.exec(read());
+}
+
 async function fixture(t) {
   const dir = tempDir(t);
   const db = path.join(dir, 'client.db');
@@ -168,4 +177,47 @@ test('--allow-writes and --port without --web are usage errors; a missing file f
   const usage = await run(['inspect', path.join(dir, 'none.db'), '--allow-writes']);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--allow-writes needs --web/);
+});
+
+test('serve --inspect: the inspector behind its own admin token, which sync credentials never open', async (t) => {
+  const { startServe } = require('./fixtures/cli-helpers');
+  const dir = tempDir(t);
+  const adminToken = 'admin-token-abcdefghijklmnop';
+  const syncToken = 'sync-token-abcdefghijklmnopq';
+  const served = await startServe(t, ['--db', path.join(dir, 'server.db'), '--port', '0', '--token', syncToken, '--inspect'], {
+    DELTASYNC_ADMIN_TOKEN: adminToken,
+  });
+  const origin = new URL(served.url).origin;
+  await printed(served.stdout, /inspector at http:\/\/127\.0\.0\.1:\d+\/inspect\/ \(admins only\)/);
+  assert.doesNotMatch(served.stdout(), new RegExp(adminToken), 'a token from the environment is not printed');
+  const users = (headers) => fetch(`${origin}/inspect/api/users`, { headers }).then((response) => response.status);
+  assert.equal(await users({ authorization: `Bearer ${syncToken}` }), 403, 'a sync token is not an admin token');
+  assert.equal(await users({}), 403);
+  assert.equal(await users({ authorization: `Bearer ${adminToken}` }), 200);
+  const login = await fetch(`${origin}/inspect/login?token=${adminToken}`, { redirect: 'manual' });
+  assert.equal(login.status, 303);
+  assert.equal(login.headers.get('location'), '/inspect/');
+  const cookie = login.headers.get('set-cookie').split(';')[0];
+  assert.match(login.headers.get('set-cookie'), /Path=\/inspect$/);
+  assert.equal(await users({ cookie }), 200);
+  // The sync routes are unchanged beside it.
+  const sync = await fetch(`${served.url}/v2`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${syncToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ deviceId: 'd1', lastKnownServerVersion: 0, changes: [] }),
+  });
+  assert.equal(sync.status, 200);
+  await printed(served.stdout, /GET \/inspect\/login\?token=\*\*\* 303/);
+  assert.doesNotMatch(served.stdout(), new RegExp(adminToken));
+});
+
+test('serve --inspect without DELTASYNC_ADMIN_TOKEN prints a fresh token once, with the sign-in URL', async (t) => {
+  const { startServe } = require('./fixtures/cli-helpers');
+  const dir = tempDir(t);
+  const served = await startServe(t, ['--db', path.join(dir, 'server.db'), '--port', '0', '--inspect', '--inspect-base', '/admin'], { DELTASYNC_ADMIN_TOKEN: '' });
+  const found = await printed(served.stdout, /sign in at (http:\/\/\S+\/admin\/login\?token=(\S+))/);
+  assert.ok(found[2].length >= 40);
+  const login = await fetch(found[1], { redirect: 'manual' });
+  assert.equal(login.status, 303);
+  assert.equal(login.headers.get('location'), '/admin/');
 });
