@@ -3,6 +3,8 @@
 // Transports carry one sync request ({ deviceId, lastKnownServerVersion, changes, limit })
 // to the server and bring back the response body as bytes, which go to C++ unparsed.
 
+const http = require('node:http');
+const https = require('node:https');
 const { SyncError } = require('./errors');
 const is = require('./is');
 
@@ -42,6 +44,64 @@ function eitherSignal(a, b) {
     signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true, signal: controller.signal });
   }
   return controller.signal;
+}
+
+/**
+ * POSTs `body` over node:http(s) and resolves with { status, retryAfter, body: Buffer }.
+ * The body is copied chunk by chunk into one buffer of the announced length, so a large page
+ * never costs the event loop one long copy or a stream machinery's garbage (which fetch's
+ * did: the longest client stalls of a cold sync). Rejects with the signal's reason when it
+ * aborts, and with an Error named 'TimeoutError' past `timeoutMs`.
+ */
+function postOverNodeHttp(target, agent, { headers, body, signal, timeoutMs }) {
+  return new Promise((resolve, reject) => {
+    if (signal && signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    let settled = false;
+    const settle = (error, value) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (signal) signal.removeEventListener('abort', onAbort);
+      if (error) {
+        request.destroy();
+        reject(error);
+      } else {
+        resolve(value);
+      }
+    };
+    const onAbort = () => settle(signal.reason);
+    const payload = Buffer.from(body);
+    const request = (target.protocol === 'https:' ? https : http).request(target, {
+      method: 'POST',
+      agent,
+      headers: { ...headers, 'content-length': payload.length },
+    });
+    const timer = setTimeout(() => settle(Object.assign(new Error(`timed out after ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+    if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error) => settle(error));
+    request.on('response', (response) => {
+      const declared = Number(response.headers['content-length']);
+      const sized = Number.isSafeInteger(declared) && declared >= 0;
+      let buffer = sized ? Buffer.allocUnsafe(declared) : null;
+      const chunks = [];
+      let size = 0;
+      response.on('data', (chunk) => {
+        if (buffer && size + chunk.length <= buffer.length) chunk.copy(buffer, size);
+        else chunks.push(chunk);
+        size += chunk.length;
+      });
+      response.on('end', () => {
+        if (!buffer || size !== buffer.length) buffer = Buffer.concat(buffer ? [buffer.subarray(0, Math.min(size, buffer.length)), ...chunks] : chunks);
+        settle(null, { status: response.statusCode, retryAfter: response.headers['retry-after'], body: buffer });
+      });
+      response.on('aborted', () => settle(new Error('the response broke off')));
+      response.on('error', (error) => settle(error));
+    });
+    request.end(payload);
+  });
 }
 
 /**
@@ -88,29 +148,41 @@ function httpTransport(options) {
     });
   }
 
+  // Without a custom fetch, requests go over node:http(s) on connections kept alive by an agent
+  // of this transport's own (its idle sockets never keep the process alive).
+  const target = new URL(endpoint);
+  const agent = options.fetch === undefined ? new (target.protocol === 'https:' ? https : http).Agent({ keepAlive: true }) : null;
+
+  /** One POST: { status, retryAfter, body: Buffer }, or the error of the network or the timeout. */
+  async function post(request, signal, extra) {
+    const requestHeaders = { 'content-type': 'application/json', ...extra };
+    if (agent) return postOverNodeHttp(target, agent, { headers: requestHeaders, body: JSON.stringify(request), signal, timeoutMs });
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const response = await fetchImpl(endpoint, {
+      method: 'POST',
+      headers: requestHeaders,
+      body: JSON.stringify(request),
+      signal: signal ? eitherSignal(signal, timeout) : timeout,
+    });
+    return { status: response.status, retryAfter: response.headers.get('retry-after'), body: Buffer.from(await response.arrayBuffer()) };
+  }
+
   return Object.assign(transport, options.fetch === undefined ? { probe, events } : { probe });
 
   async function transport(request, { signal } = {}) {
     const extra = typeof headers === 'function' ? await headers() : headers;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? eitherSignal(signal, timeout) : timeout;
     let response;
     try {
-      response = await fetchImpl(endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...extra },
-        body: JSON.stringify(request),
-        signal: combined,
-      });
+      response = await post(request, signal, extra);
     } catch (error) {
       if (signal && signal.aborted) throw error;
-      const timedOut = timeout.aborted;
+      const timedOut = error && error.name === 'TimeoutError';
       throw new TransportError(timedOut ? `No response from ${endpoint} within ${timeoutMs} ms` : `Request to ${endpoint} failed: ${error.message}`, {
         cause: error,
       });
     }
-    const body = Buffer.from(await response.arrayBuffer());
-    if (!response.ok) {
+    const { body } = response;
+    if (response.status < 200 || response.status > 299) {
       let detail = '';
       try {
         const parsed = JSON.parse(body.toString('utf8'));
@@ -120,7 +192,7 @@ function httpTransport(options) {
       }
       throw new TransportError(`${endpoint} answered ${response.status}${detail}`, {
         status: response.status,
-        retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+        retryAfterMs: parseRetryAfter(response.retryAfter),
       });
     }
     return body;
