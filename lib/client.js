@@ -29,6 +29,7 @@ const CLIENT_OPTIONS = [
   'batch',
   'keepAlive',
   'mustExist',
+  'observer',
   'healthCheck',
   'resolverTimeoutMs',
   'live',
@@ -108,8 +109,10 @@ class SyncClient extends EventEmitter {
       throw is.invalid('options.limits.maxDocumentBytes', 'a positive integer', limits.maxDocumentBytes);
     }
 
-    const { mustExist = false } = options;
+    const { mustExist = false, observer = false } = options;
     if (!is.isBoolean(mustExist)) throw is.invalid('options.mustExist', 'a boolean', mustExist);
+    if (!is.isBoolean(observer)) throw is.invalid('options.observer', 'a boolean', observer);
+    if (observer && options.transport !== undefined) throw is.invalid('options.observer', 'no transport with it (an observer never syncs)', observer);
     const engine = options.transport !== undefined ? engineOptions(options) : null;
 
     /** @private */
@@ -128,6 +131,7 @@ class SyncClient extends EventEmitter {
       tombstoneRetentionMs,
       applyChunkSize,
       mustExist,
+      observer,
     });
     /** @private strategies, and the app's resolvers by entity type */
     this._conflicts = parsedConflicts;

@@ -12,7 +12,7 @@
 const { SyncServer } = require('./server');
 const { SyncError } = require('./errors');
 const is = require('./is');
-const { createSurface } = require('./inspector/surface');
+const { createSurface, positiveId } = require('./inspector/surface');
 
 const INTEGER = /^(0|[1-9][0-9]{0,15})$/;
 
@@ -20,7 +20,7 @@ const INTEGER = /^(0|[1-9][0-9]{0,15})$/;
 function readQuery(query, spec) {
   const params = {};
   for (const [name, value] of Object.entries(query)) {
-    const kind = spec[name];
+    const kind = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (kind === undefined) throw new SyncError(`Unknown query parameter "${name}" (accepted: ${Object.keys(spec).join(', ') || 'none'})`, 'INVALID_ARGUMENT');
     if (value === '') continue;
     if (kind === 'integer') {
@@ -71,11 +71,7 @@ function serverRoutes(server) {
     {
       method: 'POST',
       path: '/api/users/:userId/conflicts/:conflictId/resolve',
-      run: ({ params, body }) => {
-        const id = INTEGER.test(params.conflictId) ? Number(params.conflictId) : NaN;
-        if (!is.isPositiveInteger(id)) throw is.invalid('conflictId', 'a positive integer', params.conflictId);
-        return server.resolveConflict(params.userId, id, body);
-      },
+      run: ({ params, body }) => server.resolveConflict(params.userId, positiveId(params.conflictId, 'conflictId'), body),
     },
     { method: 'GET', path: '/api/activity', run: ({ query }) => inspect('activity', readQuery(query, { days: 'integer', userId: 'string' })) },
   ];

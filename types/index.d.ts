@@ -613,6 +613,12 @@ export interface SyncClientOptions {
   live?: boolean | LiveOptions;
   /** Open an existing database only: a missing file is NOT_FOUND and is not created. Default false. */
   mustExist?: boolean;
+  /**
+   * Look at a file an app may have open, without taking part (a support tool, the device
+   * inspector): changes in flight are never returned to pending and no checkpoint runs. No
+   * transport with it. Default false.
+   */
+  observer?: boolean;
 }
 
 /** The EventEmitter methods SyncClient has (it is a Node EventEmitter), declared here so no Node types are needed. */

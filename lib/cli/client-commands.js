@@ -13,8 +13,10 @@ const out = require('./output');
 /**
  * Opens an existing deltasync client database, or throws a CliError that says
  * what is wrong with the file. Neither creates nor modifies a file that is not one.
+ * @param {string} file
+ * @param {{ observer?: boolean }} [options] observer: leave an app's changes in flight alone
  */
-function openClient(file) {
+function openClient(file, { observer = false } = {}) {
   let stat;
   try {
     stat = fs.statSync(file);
@@ -26,7 +28,7 @@ function openClient(file) {
   // An empty file is a valid empty SQLite database, which the client would initialize.
   if (stat.size === 0) throw new CliError(`${file} is empty: not a deltasync client database`);
   try {
-    return new SyncClient({ path: file, mustExist: true });
+    return new SyncClient({ path: file, mustExist: true, observer });
   } catch (error) {
     if (error.code === 'NOT_FOUND') throw new CliError(`cannot open ${file}: ${error.message}`);
     if (error.code === 'NOT_A_DATABASE') throw new CliError(`${file} is not a deltasync client database: ${error.message}`);

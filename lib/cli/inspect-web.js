@@ -6,18 +6,23 @@
 const http = require('node:http');
 const { CliError } = require('./args');
 const { createDeviceInspector } = require('../inspector/device');
-const { tokenAuthentication, newAdminToken } = require('../inspector/token-auth');
+const { tokenAuthentication, newAdminToken, signInUrl } = require('../inspector/token-auth');
 
 const HOST = '127.0.0.1';
 
 async function inspectWeb({ positionals, options }, io, openClient) {
   const file = positionals['client.db'];
-  openClient(file).close(); // a file that is not a client database fails here, before listening
+  const open = () => openClient(file, { observer: true });
+  open().close(); // a file that is not a client database fails here, before listening
   const token = newAdminToken();
   const { authenticate, login } = tokenAuthentication(token);
   const allowWrites = options['allow-writes'] === true;
   let handler = null;
-  const server = http.createServer((req, res) => handler(req, res));
+  const server = http.createServer((req, res) => {
+    if (handler) return handler(req, res);
+    res.statusCode = 503;
+    res.end();
+  });
   try {
     await new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -28,7 +33,7 @@ async function inspectWeb({ positionals, options }, io, openClient) {
   }
   const { port } = server.address();
   handler = createDeviceInspector({
-    openClient: () => openClient(file),
+    openClient: open,
     file,
     allowWrites,
     authenticate,
@@ -37,7 +42,7 @@ async function inspectWeb({ positionals, options }, io, openClient) {
     allowedHosts: [`${HOST}:${port}`, `localhost:${port}`],
   });
   io.stdout.write(`deltasync inspector for ${file} (${allowWrites ? 'read-write' : 'read-only; --allow-writes to change it'})\n`);
-  io.stdout.write(`open http://${HOST}:${port}/login?token=${token}\n`);
+  io.stdout.write(`open ${signInUrl(`http://${HOST}:${port}/`, token)}\n`);
   return new Promise((resolve) => {
     const stop = (signal) => {
       io.stdout.write(`${signal}: stopping\n`);

@@ -166,12 +166,12 @@ function redacted(connection) {
  */
 function mountInspector(app, server, options) {
   const { createInspector } = require('../inspector');
-  const { tokenAuthentication, newAdminToken } = require('../inspector/token-auth');
+  const { tokenAuthentication, newAdminToken, TOKEN_RULE } = require('../inspector/token-auth');
   const path = options['inspect-base'];
   if (!path.startsWith('/') || path.endsWith('/')) throw new CliError(`--inspect-base must start with "/" and not end with one, got ${JSON.stringify(path)}`);
   const fromEnv = process.env.DELTASYNC_ADMIN_TOKEN || undefined;
-  if (fromEnv !== undefined && (fromEnv.length < 16 || /\s/.test(fromEnv))) {
-    throw new CliError('DELTASYNC_ADMIN_TOKEN must be at least 16 characters without spaces');
+  if (fromEnv !== undefined && !TOKEN_RULE.test(fromEnv)) {
+    throw new CliError('DELTASYNC_ADMIN_TOKEN must be 16-512 characters of A-Z, a-z, 0-9, ".", "_", "~" and "-"');
   }
   const token = fromEnv ?? newAdminToken();
   const { authenticate, login } = tokenAuthentication(token);
@@ -236,8 +236,10 @@ async function serve({ options }, io) {
   };
   io.stdout.write(`${described[auth.kind]}\n`);
   if (inspector) {
-    const signIn = `${urlOf(http.address(), inspector.path)}/login?token=${inspector.printedToken ?? '<DELTASYNC_ADMIN_TOKEN>'}`;
-    io.stdout.write(`inspector at ${urlOf(http.address(), inspector.path)}/ (admins only); sign in at ${signIn}\n`);
+    const { signInUrl } = require('../inspector/token-auth');
+    const page = `${urlOf(http.address(), inspector.path)}/`;
+    const signIn = inspector.printedToken ? signInUrl(page, inspector.printedToken) : `${page}login?token=<DELTASYNC_ADMIN_TOKEN>`;
+    io.stdout.write(`inspector at ${page} (admins only); sign in at ${signIn}\n`);
   }
   if (auth.kind === 'none') {
     io.stderr.write('warning: no authentication: every request is served as user "default"' +

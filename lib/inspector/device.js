@@ -1,14 +1,14 @@
 'use strict';
 
 // The device inspector (`deltasync inspect --web client.db`): the page's device mode over one
-// client database file. The file is opened for each request and closed after it, so an app
-// that has it open keeps its in-flight changes (another live client's are never touched, see
-// OpenMarker) and an app that starts meanwhile finds it alone again at once. Read-only unless
+// client database file, opened as an observer for each request and closed after it: an app
+// that has it open keeps its in-flight changes, on every platform, and an app that starts
+// meanwhile still recovers its own crash leftovers. Read-only unless
 // allowWrites: then failed changes can be retried, queued ones discarded (never one in flight)
 // and conflicts resolved, each through the client's own API.
 
 const { SyncError } = require('../errors');
-const { createSurface } = require('./surface');
+const { createSurface, positiveId } = require('./surface');
 
 const LISTED = 200;
 
@@ -59,11 +59,7 @@ function deviceRoutes(openClient, { allowWrites, file }) {
     {
       method: 'POST',
       path: '/api/conflicts/:conflictId/resolve',
-      run: writing((client, { params, body }) => {
-        const id = /^[1-9][0-9]{0,15}$/.test(params.conflictId) ? Number(params.conflictId) : NaN;
-        const document = client.resolveConflict(id, body);
-        return { document: document ?? null };
-      }),
+      run: writing((client, { params, body }) => ({ document: client.resolveConflict(positiveId(params.conflictId, 'conflictId'), body) ?? null })),
     },
   ];
 }

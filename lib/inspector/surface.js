@@ -10,6 +10,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { SyncError } = require('../errors');
 const { readBody, sendError, sendJsonText } = require('../http');
+const { sameSecret } = require('./token-auth');
 
 const PAGE_DIR = path.join(__dirname, '..', 'inspector-page');
 const ASSETS = {
@@ -85,13 +86,10 @@ function matchRoute(routes, method, pathname) {
   return null;
 }
 
-function identityKey(identity) {
-  if (typeof identity === 'string') return identity;
-  try {
-    return JSON.stringify(identity) ?? String(identity);
-  } catch {
-    return String(identity);
-  }
+/** A positive integer id from a path segment, or INVALID_ARGUMENT naming it. */
+function positiveId(text, name) {
+  if (!/^[1-9][0-9]{0,15}$/.test(text)) throw new SyncError(`Expected a positive integer for ${name} but received "${String(text).slice(0, 40)}"`, 'INVALID_ARGUMENT');
+  return Number(text);
 }
 
 /** The name the page shows for an admin identity. */
@@ -107,12 +105,14 @@ function identityName(identity) {
 
 /**
  * A cross-site request is refused whatever it carries: the browser names the requesting site
- * (Sec-Fetch-Site, Origin), and a state-changing call must also echo the admin's CSRF token,
+ * (Sec-Fetch-Site; from browsers without it, Origin against the host the request was sent to,
+ * as a proxy forwards it), and a state-changing call must also echo the admin's CSRF token,
  * which only a page of this origin can read (from /api/session).
  */
 function checkSameOrigin(req) {
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+  if (site !== undefined) {
+    if (site === 'same-origin' || site === 'none') return;
     throw new SyncError(`Cross-site requests are refused (Sec-Fetch-Site: ${site})`, 'FORBIDDEN');
   }
   const origin = req.headers.origin;
@@ -123,13 +123,8 @@ function checkSameOrigin(req) {
   } catch {
     throw new SyncError('Cross-site requests are refused (a malformed Origin)', 'FORBIDDEN');
   }
-  if (host !== req.headers.host) throw new SyncError(`Cross-site requests are refused (Origin ${origin})`, 'FORBIDDEN');
-}
-
-function tokensEqual(a, b) {
-  const left = Buffer.from(String(a));
-  const right = Buffer.from(String(b));
-  return left.length === right.length && crypto.timingSafeEqual(left, right);
+  const forwarded = String(req.headers['x-forwarded-host'] ?? '').split(',')[0].trim();
+  if (host !== req.headers.host && host !== forwarded) throw new SyncError(`Cross-site requests are refused (Origin ${origin})`, 'FORBIDDEN');
 }
 
 /**
@@ -143,7 +138,8 @@ function tokensEqual(a, b) {
 function createSurface({ authenticate, routes, session, allowedHosts, login }) {
   const page = loadPage();
   const secret = crypto.randomBytes(32);
-  const csrfToken = (identity) => crypto.createHmac('sha256', secret).update(identityKey(identity)).digest('base64url');
+  // Keyed on the identity's name, so an identity object with changing fields keeps its token.
+  const csrfToken = (identity) => crypto.createHmac('sha256', secret).update(identityName(identity)).digest('base64url');
   const table = compileRoutes([
     { method: 'GET', path: '/api/session', run: ({ identity }) => ({ admin: identityName(identity), csrfToken: csrfToken(identity), ...session }) },
     ...routes,
@@ -154,17 +150,13 @@ function createSurface({ authenticate, routes, session, allowedHosts, login }) {
     if (allowedHosts && !allowedHosts.includes(req.headers.host)) {
       throw new SyncError(`The Host "${req.headers.host}" is not this inspector's`, 'FORBIDDEN');
     }
-    const url = new URL(req.url, 'http://inspector.invalid');
+    // A path is "/..." and nothing else: "//host/..." would read as another host.
+    if (typeof req.url !== 'string' || !req.url.startsWith('/') || req.url.startsWith('//')) {
+      throw new SyncError('A request path starts with exactly one "/"', 'INVALID_ARGUMENT');
+    }
+    const url = new URL(`http://inspector.invalid${req.url}`);
     if (login && req.method === 'GET' && url.pathname === '/login') {
       login(req, res, url);
-      return;
-    }
-    const mountedAt = (req.originalUrl ?? req.url).split('?')[0];
-    if (url.pathname === '/' && !mountedAt.endsWith('/')) {
-      // The page's URLs are relative to the mount point: /inspect must become /inspect/.
-      res.statusCode = 308;
-      res.setHeader('Location', `${mountedAt}/${url.search}`);
-      res.end();
       return;
     }
     let identity;
@@ -174,7 +166,14 @@ function createSurface({ authenticate, routes, session, allowedHosts, login }) {
       throw new SyncError(`Admin authentication failed: ${error && error.message ? error.message : error}`, 'FORBIDDEN');
     }
     if (!identity) throw new SyncError('The inspector is for admins only', 'FORBIDDEN');
-
+    const mountedAt = (req.originalUrl ?? req.url).split('?')[0];
+    if (url.pathname === '/' && !mountedAt.endsWith('/')) {
+      // The page's URLs are relative to the mount point: /inspect must become /inspect/.
+      res.statusCode = 308;
+      res.setHeader('Location', `${mountedAt}/${url.search}`);
+      res.end();
+      return;
+    }
     const asset = req.method === 'GET' || req.method === 'HEAD' ? ASSETS[url.pathname] : undefined;
     if (asset) {
       res.statusCode = 200;
@@ -188,7 +187,7 @@ function createSurface({ authenticate, routes, session, allowedHosts, login }) {
     let body;
     if (req.method !== 'GET') {
       checkSameOrigin(req);
-      if (!tokensEqual(req.headers[CSRF_HEADER] ?? '', csrfToken(identity))) {
+      if (!sameSecret(req.headers[CSRF_HEADER], csrfToken(identity))) {
         throw new SyncError(`A state-changing call needs the ${CSRF_HEADER} header from /api/session`, 'FORBIDDEN');
       }
       const type = String(req.headers['content-type'] ?? '');
@@ -215,4 +214,4 @@ function createSurface({ authenticate, routes, session, allowedHosts, login }) {
   };
 }
 
-module.exports = { createSurface, CSRF_HEADER };
+module.exports = { createSurface, positiveId, CSRF_HEADER };

@@ -188,6 +188,7 @@ NativeClient::NativeClient(const Napi::CallbackInfo& info)
   if (auto value = number("tombstoneRetentionMs")) client_options.tombstone_retention_ms = *value;
   if (auto value = number("applyChunkSize")) client_options.apply_chunk_size = *value;
   client_options.must_exist = options.Get("mustExist").ToBoolean().Value();
+  client_options.observer = options.Get("observer").ToBoolean().Value();
   // Test hook DELTASYNC_TEST_HOOKS=crash-at-commit=<n>: see DatabaseOptions::crash_at_commit.
   client_options.crash_at_commit = TestHook("crash-at-commit").value_or(0);
   if (auto strategy = OptionalString(options, "conflicts")) {

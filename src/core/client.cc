@@ -76,12 +76,15 @@ Status Client::Initialize() {
   db_ = std::move(opened).value();
   DS_RETURN_IF_ERROR(Migrate(*db_, ClientMigrations(), kApplicationId, options_.must_exist));
   DS_RETURN_IF_ERROR(db_->EnableWal());
-  if (options_.path != ":memory:" && !options_.path.empty()) open_marker_ = OpenMarker::Acquire(options_.path);
-  // Checkpoints off the writing thread: otherwise a put() whose commit crosses the log's
-  // threshold copies back what a whole pulled page wrote.
-  Result<std::unique_ptr<WalCheckpointer>> checkpointer = WalCheckpointer::ForFile(*db_, options_.path, db_options);
-  if (!checkpointer.ok()) return checkpointer.status();
-  checkpointer_ = std::move(checkpointer).value();
+  const bool file = options_.path != ":memory:" && !options_.path.empty();
+  if (file && !options_.observer) {
+    open_marker_ = OpenMarker::Acquire(options_.path);
+    // Checkpoints off the writing thread: otherwise a put() whose commit crosses the log's
+    // threshold copies back what a whole pulled page wrote.
+    Result<std::unique_ptr<WalCheckpointer>> checkpointer = WalCheckpointer::ForFile(*db_, options_.path, db_options);
+    if (!checkpointer.ok()) return checkpointer.status();
+    checkpointer_ = std::move(checkpointer).value();
+  }
 
   QueueOptions queue_options;
   queue_options.coalesce = options_.coalesce;
@@ -116,7 +119,7 @@ Status Client::Initialize() {
   }
   // Changes in flight are a crash's leftovers only when no other live client has the file
   // open: another one's sync in progress is left alone.
-  if (!open_marker_ || open_marker_->alone_at_open()) {
+  if (!options_.observer && (!open_marker_ || open_marker_->alone_at_open())) {
     Result<int64_t> recovered = queue_->RecoverInFlight();
     if (!recovered.ok()) return recovered.status();
     recovered_at_open_ = recovered.value();

@@ -35,6 +35,10 @@ struct ClientOptions {
   int64_t tombstone_retention_ms = 30LL * 24 * 60 * 60 * 1000;  // synced tombstones older than this are purged
   int64_t apply_chunk_size = 1000;  // changes per transaction when applying a pulled page
   bool must_exist = false;          // fail with NOT_FOUND instead of creating a missing file
+  // A tool looking at a file an app may have open (the device inspector): takes no part in
+  // the app's life. It never returns changes in flight to pending, holds no open marker (so
+  // an app starting meanwhile still recovers its own crash leftovers) and runs no checkpoint.
+  bool observer = false;
   int64_t crash_at_commit = 0;      // test hook: DatabaseOptions::crash_at_commit
 };
 

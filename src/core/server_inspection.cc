@@ -1,6 +1,7 @@
 #include "core/server_inspection.h"
 
 #include <algorithm>
+#include <deque>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -42,6 +43,13 @@ constexpr const char* kChanges =
     "WHERE user_id = ?1 AND version < ?2 AND (CAST(?3 AS TEXT) IS NULL OR entity_type = ?3) "
     "AND (CAST(?4 AS TEXT) IS NULL OR entity_id = ?4) AND (CAST(?5 AS TEXT) IS NULL OR device_id = "
     "?5) "
+    "AND (CAST(?6 AS TEXT) IS NULL OR change_type = ?6) ORDER BY version DESC LIMIT ?7";
+// The same page of one entity's changes (both named): it reads entity_changes_by_entity.
+constexpr const char* kEntityChanges =
+    "SELECT version, change_id, device_id, change_type, entity_type, entity_id, change_data, "
+    "base_version, client_timestamp, server_timestamp, resolution FROM entity_changes "
+    "WHERE user_id = ?1 AND entity_type = ?3 AND entity_id = ?4 AND version < ?2 "
+    "AND (CAST(?5 AS TEXT) IS NULL OR device_id = ?5) "
     "AND (CAST(?6 AS TEXT) IS NULL OR change_type = ?6) ORDER BY version DESC LIMIT ?7";
 constexpr const char* kEntityLog =
     "SELECT version, change_id, device_id, change_type, entity_type, entity_id, change_data, "
@@ -252,7 +260,8 @@ Status SyncServerCore::Inspection::Devices(const InspectQuery& query, int64_t li
 
 Status SyncServerCore::Inspection::Changes(const InspectQuery& query, int64_t limit,
                                            std::string* out) {
-  Result<SqlQuery*> stmt = session_.Cached(kChanges);
+  const bool one_entity = query.entity_type && query.entity_id;
+  Result<SqlQuery*> stmt = session_.Cached(one_entity ? kEntityChanges : kChanges);
   if (!stmt.ok()) return stmt.status();
   SqlQuery::Scope scope(*stmt.value());
   scope->BindAll(*query.user_id, query.before.value_or(std::numeric_limits<int64_t>::max()),
@@ -301,8 +310,12 @@ Status SyncServerCore::Inspection::Entity(const InspectQuery& query, int64_t lim
   SqlQuery::Scope scope(*stmt.value());
   scope->BindAll(user_id, *query.entity_type, *query.entity_id,
                  std::numeric_limits<int64_t>::max());
+  // Only the newest `limit` versions within the response budget are kept while folding (the
+  // newest always is), so memory is bounded by the page, not by the entity's history.
   HistoryFold fold;
-  std::vector<std::string> versions;
+  std::deque<std::string> kept;
+  size_t kept_bytes = 0;
+  int64_t total = 0;
   for (;;) {
     Result<bool> row = scope->Step();
     if (!row.ok()) return row.status();
@@ -314,17 +327,19 @@ Status SyncServerCore::Inspection::Entity(const InspectQuery& query, int64_t lim
         .OptionalRaw("state",
                      fold.state() ? std::optional<std::string_view>(*fold.state()) : std::nullopt)
         .Close();
-    versions.push_back(std::move(item));
+    ++total;
+    kept_bytes += item.size();
+    kept.push_back(std::move(item));
+    while (kept.size() > 1 && (kept.size() > static_cast<size_t>(limit) ||
+                               kept_bytes > s_.options_.limits.max_response_bytes)) {
+      kept_bytes -= kept.front().size();
+      kept.pop_front();
+    }
   }
-  // Newest first, within `limit` and the response budget (the newest always goes).
   std::string listed = "[";
-  size_t count = 0;
-  for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
-    if (count == static_cast<size_t>(limit)) break;
-    if (count > 0 && listed.size() + it->size() > s_.options_.limits.max_response_bytes) break;
-    if (count > 0) listed.push_back(',');
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
+    if (it != kept.rbegin()) listed.push_back(',');
     listed += *it;
-    ++count;
   }
   listed.push_back(']');
   JsonObjectWriter(out)
@@ -332,7 +347,7 @@ Status SyncServerCore::Inspection::Entity(const InspectQuery& query, int64_t lim
       .String("entityId", *query.entity_id)
       .Raw("current", current)
       .Raw("versions", listed)
-      .Int("olderOmitted", static_cast<int64_t>(versions.size() - count))
+      .Int("olderOmitted", total - static_cast<int64_t>(kept.size()))
       .Close();
   return Status::Ok();
 }

@@ -111,6 +111,29 @@ TEST(ServerInspection, AnEntityListsEachVersionWithTheDocumentAfterIt) {
   EXPECT_TRUE(HasCode(h.server->Inspect(query), StatusCode::kInvalidArgument));
 }
 
+TEST(ServerInspection, ALongHistoryKeepsOnlyWhatItLists) {
+  ServerOptions options;
+  options.limits.max_response_bytes = 2000;
+  ServerHarness h(options);
+  const std::string padding(300, 'x');
+  h.Push("d", {Created("e", R"({"n":0})", "c0")});
+  for (int i = 1; i < 40; ++i) {
+    h.Push("d", {Updated("e", R"({"n":)" + std::to_string(i) + R"(,"pad":")" + padding + R"("})",
+                         "c" + std::to_string(i), i, kT0 + i)});
+  }
+  InspectQuery query = Query(InspectQuery::View::kEntity);
+  query.entity_type = "note";
+  query.entity_id = "e";
+  query.limit = 500;
+  const std::string entity = Inspect(h, query);
+  const int64_t listed = Count(entity, "/versions");
+  EXPECT_GT(listed, 0);
+  EXPECT_LT(listed, 10) << "the byte budget bounds the page";
+  EXPECT_EQ(Int(entity, "/versions/0/version"), 40);
+  EXPECT_EQ(Int(entity, "/olderOmitted"), 40 - listed);
+  EXPECT_LE(entity.size(), 2000u + 1000u);
+}
+
 TEST(ServerInspection, AConflictCarriesItsBase) {
   ServerHarness h = Seeded();
   const std::string conflicts = Inspect(h, Query(InspectQuery::View::kConflicts));

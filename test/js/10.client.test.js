@@ -364,3 +364,25 @@ describe('opening files that are not deltasync databases', () => {
     assertSyncError(() => new SyncClient({ path: file }), 'STORAGE', /x\.db/);
   });
 });
+
+describe('observer', () => {
+  test('an observer leaves changes in flight alone, holds no marker, and may not sync', (t) => {
+    const file = path.join(tempDir(t), 'app.db');
+    const app = new SyncClient({ path: file });
+    app.queue.enqueue(created('1', { v: 1 }, { changeId: 'in-flight' }));
+    assert.equal(JSON.parse(app._handle.takeBatch(1))[0].changeId, 'in-flight');
+    app.close(); // as a crash would leave it: the change is still "syncing"
+
+    const observer = new SyncClient({ path: file, mustExist: true, observer: true });
+    assert.equal(observer.queue.stats().syncing, 1, 'an observer opening alone does not call it a leftover');
+    // An app starting while the observer looks is alone: it recovers its own leftover.
+    const restarted = new SyncClient({ path: file });
+    assert.equal(restarted.queue.stats().syncing, 0);
+    assert.equal(restarted.queue.stats().pending, 1);
+    restarted.close();
+    observer.close();
+
+    assertSyncError(() => new SyncClient({ path: file, observer: 'yes' }), 'INVALID_ARGUMENT', /options\.observer/);
+    assertSyncError(() => new SyncClient({ path: file, observer: true, transport: async () => Buffer.from('{}') }), 'INVALID_ARGUMENT', /an observer never syncs/);
+  });
+});

@@ -58,10 +58,45 @@ test('everything, the page included, is refused to a non-admin with 403 and a JS
   assert.equal(open.json.conflicts.length, 1, 'a refused resolve changes nothing');
 });
 
+test('a path that reads as another host is refused before anything else, never redirected', async () => {
+  const { port } = new URL(world.inspectorUrl);
+  for (const target of ['//evil.example/', '//evil.example/login?token=x', '//x/api/users']) {
+    const answer = await new Promise((resolve, reject) => {
+      // A raw request line: fetch() would normalize the path.
+      const request = http.request({ host: '127.0.0.1', port, path: `/inspect${target}`, headers: world.adminHeaders }, (response) => {
+        let text = '';
+        response.setEncoding('utf8').on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode, location: response.headers.location, text }));
+      });
+      request.on('error', reject);
+      request.end();
+    });
+    assert.equal(answer.location, undefined, target);
+    assert.ok(answer.status === 400 || answer.status === 404, `${target}: ${answer.status}`);
+  }
+  const handler = createInspector(new SyncServer({ path: ':memory:' }), { authenticate: () => 'ops' });
+  const direct = http.createServer(handler);
+  await new Promise((resolve) => direct.listen(0, '127.0.0.1', resolve));
+  try {
+    const answer = await new Promise((resolve, reject) => {
+      const request = http.request({ host: '127.0.0.1', port: direct.address().port, path: '//evil.example/' }, (response) => {
+        response.resume();
+        resolve({ status: response.statusCode, location: response.headers.location });
+      });
+      request.on('error', reject);
+      request.end();
+    });
+    assert.deepEqual(answer, { status: 400, location: undefined });
+  } finally {
+    direct.close();
+  }
+});
+
 test('authenticate may answer with a promise; a throw or a rejection refuses', async () => {
   const server = new SyncServer({ path: ':memory:' });
+  let seen = 0;
   const answers = {
-    promise: async () => ({ email: 'ops@example.com' }),
+    promise: async () => ({ email: 'ops@example.com', seen: seen++ }),
     throws: () => {
       throw new Error('directory down');
     },
@@ -78,6 +113,8 @@ test('authenticate may answer with a promise; a throw or a rejection refuses', a
         assert.equal(response.status, 200);
         assert.equal(body.admin, 'ops@example.com', 'the identity is named by its email');
         assert.equal(body.mode, 'server');
+        const again = await (await fetch(`http://127.0.0.1:${httpServer.address().port}/api/session`)).json();
+        assert.equal(again.csrfToken, body.csrfToken, 'an identity whose other fields change keeps its CSRF token');
       } else {
         assert.equal(response.status, 403, kind);
         assert.match(body.error.message, /directory down/);
@@ -238,6 +275,8 @@ test('bad query values, routes and bodies are a 4xx with a JSON error', async ()
     ['api/users?limit=-1', 400, 'INVALID_ARGUMENT', /integer for limit/],
     ['api/users?limit=99999999999999999999', 400, 'INVALID_ARGUMENT', /integer for limit/],
     ['api/users?sort=name', 400, 'INVALID_ARGUMENT', /Unknown query parameter "sort"/],
+    ['api/users?__proto__=x', 400, 'INVALID_ARGUMENT', /Unknown query parameter "__proto__"/],
+    ['api/users?constructor=x', 400, 'INVALID_ARGUMENT', /Unknown query parameter "constructor"/],
     ['api/users/alice/changes?changeType=PATCHED', 400, 'INVALID_ARGUMENT', /CREATED, UPDATED or DELETED/],
     ['api/users/alice/changes?before=1.5', 400, 'INVALID_ARGUMENT', /before/],
     ['api/activity?days=0', 400, 'INVALID_ARGUMENT', /days/],
@@ -290,6 +329,16 @@ test('a state-changing call needs the CSRF token, JSON and the same origin', asy
     assert.match(response.json.error.message, message);
   }
   assert.equal((await get('api/users/alice/conflicts')).json.conflicts.length, 1, 'nothing was resolved');
+
+  // Behind a proxy that rewrites Host: the browser's Sec-Fetch-Site, or the forwarded host, decides.
+  const behindProxy = [
+    { origin: 'https://admin.example.com', 'sec-fetch-site': 'same-origin' },
+    { origin: 'https://admin.example.com', 'x-forwarded-host': 'admin.example.com' },
+  ];
+  for (const headers of behindProxy) {
+    const wrongUse = await post(resolve, { use: 'nothing' }, { 'x-deltasync-csrf': token, ...headers });
+    assert.equal(wrongUse.status, 400, `past the origin check: ${JSON.stringify(headers)}`);
+  }
 
   const origin = new URL(world.inspectorUrl).origin;
   const resolved = await post(resolve, { use: 'merged', data: { title: 'Write the final report today', done: true, owner: 'alice' } }, {

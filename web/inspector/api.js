@@ -1,7 +1,7 @@
 // The JSON API: every URL is relative to the page (it is served at <mount>/), every call carries
-// the admin's credentials, and a state-changing call also the CSRF token from GET api/session.
+// the admin's credentials (the browser's: the host app's session cookie, or the sign-in cookie of
+// the CLI's inspectors), and a state-changing call also the CSRF token from GET api/session.
 
-const TOKEN_KEY = 'deltasyncAdminToken';
 let csrfToken = '';
 
 export class ApiError extends Error {
@@ -10,28 +10,6 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
   }
-}
-
-function storage() {
-  try {
-    return window.sessionStorage;
-  } catch {
-    return null; // storage disabled: cookies or the server's own authentication still apply
-  }
-}
-
-/** Moves `token=...` from the hash into sessionStorage, and out of the URL and the history. */
-export function takeTokenFromHash() {
-  const hash = location.hash.slice(1);
-  const match = /(^|[&?])token=([^&]*)/.exec(hash);
-  if (!match) return;
-  let token = match[2];
-  try {
-    token = decodeURIComponent(token);
-  } catch {}
-  if (token) storage()?.setItem(TOKEN_KEY, token);
-  const rest = (hash.slice(0, match.index) + hash.slice(match.index + match[0].length)).replace(/[?&]$/, '');
-  history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
 }
 
 export function setCsrfToken(token) {
@@ -49,8 +27,6 @@ export function url(path, query) {
 /** GET path, or POST body as JSON when body is given. Throws ApiError. */
 export async function api(path, body) {
   const headers = { Accept: 'application/json' };
-  const token = storage()?.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = `Bearer ${token}`;
   const init = { credentials: 'same-origin', headers, cache: 'no-store' };
   if (body !== undefined) {
     init.method = 'POST';

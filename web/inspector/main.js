@@ -2,7 +2,7 @@
 // (#/users/<u>/changes?entityType=task) to a view. Views live in their own modules; each one
 // fills the root it is given, and a view that throws shows its error in the banner.
 
-import { api, setCsrfToken, takeTokenFromHash } from './api.js';
+import { api, setCsrfToken } from './api.js';
 import { banner, clearError, fill, h, link, showError } from './dom.js';
 import { device } from './device.js';
 import { changes, entity } from './server-log.js';
@@ -39,7 +39,6 @@ function match(routes, segments) {
 
 async function boot() {
   const app = document.getElementById('app');
-  takeTokenFromHash();
   let session;
   try {
     session = await api('api/session');
