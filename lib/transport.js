@@ -105,7 +105,7 @@ function postOverNodeHttp(target, agent, { headers, body, signal, timeoutMs }) {
 }
 
 /**
- * A transport over fetch: POST {url}/v2 with the request as JSON.
+ * POST {url}/v2 with the request as JSON, over node:http(s) or, when given, a custom fetch.
  * @param {{ url: string, headers?: object | (() => object | Promise<object>), timeoutMs?: number, fetch?: typeof fetch }} options
  */
 function httpTransport(options) {

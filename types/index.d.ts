@@ -385,7 +385,7 @@ export interface HttpTransportOptions {
   headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
   /** Per-request timeout. Default 30000. */
   timeoutMs?: number;
-  /** A fetch implementation. Default: the global fetch. */
+  /** A fetch to carry every request (a proxy agent, a test double); then there is no live stream. Default: requests go over node:http(s). */
   fetch?: typeof fetch;
 }
 
