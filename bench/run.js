@@ -215,6 +215,14 @@ const TRIALS = [
     script: 'trials/server-load.js',
     params: (quick) => ({ impl: 'better-sqlite3', mode: 'load', ...loadSizes(quick), requests: quick ? 10 : 100, changeIds: 'v4' }),
   },
+  // The same load from 32 devices at once, where requests of different users arrive together.
+  ...['deltasync', 'better-sqlite3'].map((impl) => ({
+    id: `server-load-32/${impl}`,
+    group: 'l4',
+    label: impl === 'deltasync' ? 'deltasync createSyncRouter (Express)' : 'JS peer: express.json + better-sqlite3',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl, mode: 'load', ...loadSizes(quick), clients: 32, users: 16, requests: quick ? 10 : 100 }),
+  })),
   // Issue "The server past one machine": the same load through 1, 2 and 4 server processes
   // on one PostgreSQL (devices spread round robin over the processes).
   ...[1, 2, 4].map((processes) => ({
@@ -601,6 +609,19 @@ const GROUPS = {
         `4 processes vs 1 ${fmtRatio(s.fourVsOneProcess)} (on ${require('node:os').cpus().length} cores shared by ` +
         'PostgreSQL, the servers and the load generator)',
     ],
+  },
+  l4: {
+    issue: 'server',
+    letter: "l'''",
+    title: (p) => `(l''') the load of (l) from ${fmtInt(p.clients)} devices of ${fmtInt(p.users)} users at once, ${fmtInt(p.requests)} requests each`,
+    subject: 'server-load-32/deltasync',
+    peer: 'server-load-32/better-sqlite3',
+    details: {
+      header: ['p50', 'p99', 'max', 'server RSS'],
+      row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), fmtMb(r.serverPeakRssKb / 1024)],
+    },
+    extra: (s, subject, peer) => ({ p50Ms: subject?.p50Ms, p99Ms: subject?.p99Ms, peerP50Ms: peer?.p50Ms, peerP99Ms: peer?.p99Ms }),
+    targets: [{ what: '>= 2.0x JS peer changes/s', metric: 'vsPeer', min: 2.0, unit: 'ratio' }],
   },
   l2: {
     issue: 'server',

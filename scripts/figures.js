@@ -34,6 +34,7 @@ const CAVEATS = {
   e: 'both sides spend most of their time in the same SQLite statements',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
   l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
+  l4: '32 devices of 16 users at once: requests of different users wait for the one SQLite session in turn',
   o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
   q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
   s: 'the peer is the same client polling every second (live: false); its idle requests are that polling',
