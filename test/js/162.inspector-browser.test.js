@@ -137,7 +137,7 @@ test('a page of another site cannot make the inspector resolve, even with the ad
   // localhost is another site than 127.0.0.1; the context adds the admin's token to every
   // request it makes, as a browser would send an admin's cookie.
   const evil = http.createServer((req, res) => res.end('<!doctype html><title>evil</title>'));
-  await new Promise((resolve) => evil.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => evil.listen(0, resolve)); // every address: "localhost" may resolve to ::1
   try {
     // Not open(): the refusals this page meets are its own console's errors, not the inspector's.
     const page = await admin.newPage();
