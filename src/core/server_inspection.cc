@@ -192,7 +192,8 @@ Status SyncServerCore::Inspection::Users(const InspectQuery& query, int64_t limi
   Result<SqlQuery*> stmt = session_.Cached(kUsers);
   if (!stmt.ok()) return stmt.status();
   SqlQuery::Scope scope(*stmt.value());
-  scope->BindAll(query.after.value_or(""), limit + 1);
+  const std::string after = query.after.value_or("");  // bound text must outlive the steps
+  scope->BindAll(after, limit + 1);
   std::string users;
   std::string last;
   bool more = false;
@@ -229,7 +230,8 @@ Status SyncServerCore::Inspection::Devices(const InspectQuery& query, int64_t li
   Result<SqlQuery*> stmt = session_.Cached(kDevices);
   if (!stmt.ok()) return stmt.status();
   SqlQuery::Scope scope(*stmt.value());
-  scope->BindAll(user_id, query.after.value_or(""), limit + 1);
+  const std::string after = query.after.value_or("");  // bound text must outlive the steps
+  scope->BindAll(user_id, after, limit + 1);
   std::string devices;
   std::string last;
   bool more = false;
