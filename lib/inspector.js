@@ -96,4 +96,4 @@ function createInspector(server, options) {
   return createSurface({ authenticate, routes: serverRoutes(server), session: { mode: 'server', readOnly: false } });
 }
 
-module.exports = { createInspector, readQuery };
+module.exports = { createInspector };

@@ -152,7 +152,7 @@ Result<std::string> SyncServerCore::Conflicts(const std::string& user_id, int64_
 }
 
 Result<std::string> SyncServerCore::Inspect(const InspectQuery& query) {
-  return WithSession([&](Operation& op) { return Inspection(*this, op.session()).Run(query); });
+  return WithSession([&](Operation& op) { return Inspection(*this, op).Run(query); });
 }
 
 Result<std::string> SyncServerCore::ResolveConflict(const std::string& user_id, int64_t conflict_id,

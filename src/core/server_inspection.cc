@@ -27,9 +27,6 @@ constexpr const char* kUsers =
     "FROM (SELECT user_id FROM user_versions UNION SELECT user_id FROM devices) AS k "
     "LEFT JOIN user_versions AS u ON u.user_id = k.user_id "
     "WHERE k.user_id > ?1 ORDER BY k.user_id LIMIT ?2";
-constexpr const char* kHeadVersion = "SELECT version FROM user_versions WHERE user_id = ?1";
-constexpr const char* kOpenConflictCount =
-    "SELECT count(*) FROM conflicts WHERE user_id = ?1 AND status = 'open'";
 constexpr const char* kDevices =
     "SELECT d.device_id, d.last_push_at, d.last_pull_at, d.last_seen_version, d.changes_pushed, "
     "d.conflicts_reported, "
@@ -153,16 +150,6 @@ Result<std::string> SyncServerCore::Inspection::Run(const InspectQuery& query) {
   return out;
 }
 
-Result<int64_t> SyncServerCore::Inspection::Count(const char* sql, const std::string& user_id) {
-  Result<SqlQuery*> stmt = session_.Cached(sql);
-  if (!stmt.ok()) return stmt.status();
-  SqlQuery::Scope scope(*stmt.value());
-  scope->BindAll(user_id);
-  Result<bool> row = scope->Step();
-  if (!row.ok()) return row.status();
-  return row.value() ? scope->Int(0) : 0;
-}
-
 template <typename AppendRow>
 Status SyncServerCore::Inspection::ListPage(SqlQuery& query, int64_t limit, std::string* items,
                                             bool* more, AppendRow append_row) {
@@ -223,9 +210,10 @@ Status SyncServerCore::Inspection::Users(const InspectQuery& query, int64_t limi
 Status SyncServerCore::Inspection::Devices(const InspectQuery& query, int64_t limit,
                                            std::string* out) {
   const std::string& user_id = *query.user_id;
-  Result<int64_t> head = Count(kHeadVersion, user_id);
-  if (!head.ok()) return head.status();
-  Result<int64_t> open = Count(kOpenConflictCount, user_id);
+  Result<std::pair<int64_t, int64_t>> version = op_.UserVersion(user_id);
+  if (!version.ok()) return version.status();
+  const int64_t head = version.value().first;
+  Result<int64_t> open = op_.OpenConflictCount(user_id);
   if (!open.ok()) return open.status();
   Result<SqlQuery*> stmt = session_.Cached(kDevices);
   if (!stmt.ok()) return stmt.status();
@@ -243,7 +231,7 @@ Status SyncServerCore::Inspection::Devices(const InspectQuery& query, int64_t li
             .OptionalInt("lastPushAt", row.OptionalInt(1))
             .OptionalInt("lastPullAt", row.OptionalInt(2))
             .Int("lastSeenVersion", row.Int(3))
-            .Int("lag", std::max<int64_t>(0, head.value() - row.Int(3)))
+            .Int("lag", std::max<int64_t>(0, head - row.Int(3)))
             .Int("changesPushed", row.Int(4))
             .Int("conflictsReported", row.Int(5))
             .Int("openConflicts", row.Int(6))
@@ -252,7 +240,7 @@ Status SyncServerCore::Inspection::Devices(const InspectQuery& query, int64_t li
       }));
   JsonObjectWriter(out)
       .String("userId", user_id)
-      .Int("headVersion", head.value())
+      .Int("headVersion", head)
       .Int("openConflicts", open.value())
       .Raw("devices", devices)
       .OptionalString("next", more ? std::optional<std::string_view>(last) : std::nullopt)
@@ -354,25 +342,6 @@ Status SyncServerCore::Inspection::Entity(const InspectQuery& query, int64_t lim
   return Status::Ok();
 }
 
-Result<std::optional<std::string>> SyncServerCore::Inspection::StateAt(const std::string& user_id,
-                                                                       std::string_view entity_type,
-                                                                       std::string_view entity_id,
-                                                                       int64_t version) {
-  Result<SqlQuery*> stmt = session_.Cached(kEntityLog);
-  if (!stmt.ok()) return stmt.status();
-  SqlQuery::Scope scope(*stmt.value());
-  scope->BindAll(user_id, entity_type, entity_id, version);
-  HistoryFold fold;
-  for (;;) {
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    if (!row.value()) break;
-    const ChangeType type = ParseChangeType(scope->Text(3)).value_or(ChangeType::kUpdated);
-    DS_RETURN_IF_ERROR(fold.Add(session_.scratch_parser(), type, scope->OptionalText(6)));
-  }
-  return fold.state();
-}
-
 Status SyncServerCore::Inspection::Conflicts(const InspectQuery& query, int64_t limit,
                                              std::string* out) {
   const std::string& user_id = *query.user_id;
@@ -425,7 +394,7 @@ Status SyncServerCore::Inspection::Conflicts(const InspectQuery& query, int64_t 
     std::optional<std::string> base;
     if (row.base_version) {
       Result<std::optional<std::string>> state =
-          StateAt(user_id, row.entity_type, row.entity_id, *row.base_version);
+          op_.StateAt(user_id, row.entity_type, row.entity_id, *row.base_version);
       if (!state.ok()) return state.status();
       base = std::move(state).value();
     }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/server.h"
+#include "core/server_operation.h"
 #include "core/server_store.h"
 #include "core/status.h"
 
@@ -44,7 +45,8 @@ class SyncServerCore::Inspection {
   // How many devices lag the most are listed by kActivity.
   static constexpr int64_t kLaggingDevices = 20;
 
-  Inspection(SyncServerCore& server, SqlSession& session) : s_(server), session_(session) {}
+  // Reads through `op`'s session, and with `op`'s own reads where a view needs one of them.
+  Inspection(SyncServerCore& server, Operation& op) : s_(server), op_(op), session_(op.session()) {}
 
   // The view's JSON; INVALID_ARGUMENT for a query whose values break the rules above.
   Result<std::string> Run(const InspectQuery& query);
@@ -68,22 +70,17 @@ class SyncServerCore::Inspection {
   // "deviceLag":[{userId, deviceId, lag}]}; days are UTC, `day` its first millisecond.
   Status Activity(const InspectQuery& query, std::string* out);
 
-  // The one number `sql` (bound to the user) reads; 0 when it reads no row.
-  Result<int64_t> Count(const char* sql, const std::string& user_id);
   // Appends a JSON array of the query's rows, at most `limit` of them and, past the first, at
   // most the response budget. `more`: a further row exists (or the budget stopped the page).
   template <typename AppendRow>
   Status ListPage(SqlQuery& query, int64_t limit, std::string* items, bool* more,
                   AppendRow append_row);
-  // The entity's document after `version` (nullopt: absent or deleted then).
-  Result<std::optional<std::string>> StateAt(const std::string& user_id,
-                                             std::string_view entity_type,
-                                             std::string_view entity_id, int64_t version);
   // {day, count} items of a per-day count query bound to (since, user).
   Status AppendPerDay(const char* sql, int64_t since, const std::optional<std::string>& user_id,
                       std::string* out);
 
   SyncServerCore& s_;
+  Operation& op_;
   SqlSession& session_;
 };
 

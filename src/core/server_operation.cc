@@ -293,12 +293,13 @@ void SyncServerCore::Operation::UseResolver(const RequestContext& context) {
 }
 
 Result<std::optional<std::string>> SyncServerCore::Operation::StateAt(const std::string& user_id,
-                                                                      const ChangeInput& change,
+                                                                      std::string_view entity_type,
+                                                                      std::string_view entity_id,
                                                                       int64_t version) {
   Result<SqlQuery*> stmt = session_.Cached(kEntityHistory);
   if (!stmt.ok()) return stmt.status();
   SqlQuery::Scope scope(*stmt.value());
-  scope->BindAll(user_id, change.entity_type, change.entity_id, version);
+  scope->BindAll(user_id, entity_type, entity_id, version);
   HistoryFold fold;
   for (;;) {
     Result<bool> row = scope->Step();
@@ -338,7 +339,8 @@ Status SyncServerCore::Operation::AskResolver(const std::string& user_id,
   if (!proposed.ok()) return proposed.status();
   std::optional<std::string> base;
   if (change.base_version) {
-    Result<std::optional<std::string>> at = StateAt(user_id, change, *change.base_version);
+    Result<std::optional<std::string>> at =
+        StateAt(user_id, change.entity_type, change.entity_id, *change.base_version);
     if (!at.ok()) return at.status();
     base = std::move(at).value();
   }
@@ -538,19 +540,23 @@ Status SyncServerCore::Operation::AppendDeviceStatus(const std::string& user_id,
         .Int("conflictsReported", scope->Int(3))
         .Int("lastSeenVersion", scope->Int(4));
   }
-  Result<SqlQuery*> count = session_.Cached(kOpenConflictCount);
-  if (!count.ok()) return count.status();
-  {
-    SqlQuery::Scope scope(*count.value());
-    scope->BindText(1, user_id);
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    status.Int("openConflicts", scope->Int(0));
-  }
+  Result<int64_t> open = OpenConflictCount(user_id);
+  if (!open.ok()) return open.status();
+  status.Int("openConflicts", open.value());
   Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
   if (!latest.ok()) return latest.status();
   status.Int("latestServerVersion", latest.value().first).Close();
   return Status::Ok();
+}
+
+Result<int64_t> SyncServerCore::Operation::OpenConflictCount(const std::string& user_id) {
+  Result<SqlQuery*> stmt = session_.Cached(kOpenConflictCount);
+  if (!stmt.ok()) return stmt.status();
+  SqlQuery::Scope scope(*stmt.value());
+  scope->BindAll(user_id);
+  Result<bool> row = scope->Step();
+  if (!row.ok()) return row.status();
+  return scope->Int(0);
 }
 
 Status SyncServerCore::Operation::AppendOpenConflicts(const std::string& user_id, int64_t after,

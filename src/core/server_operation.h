@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -35,6 +36,13 @@ class SyncServerCore::Operation {
 
   // Commits the operation's transaction and tells the commit listener when the user's log advanced.
   Status Commit(SessionTransaction& tx);
+
+  // The entity's state at `version`, rebuilt from its log (nullopt: absent or deleted then).
+  Result<std::optional<std::string>> StateAt(const std::string& user_id, std::string_view entity_type,
+                                             std::string_view entity_id, int64_t version);
+
+  // How many conflicts of the user are open.
+  Result<int64_t> OpenConflictCount(const std::string& user_id);
 
   // Writes the user's version counter, advanced by Write(), before the transaction commits.
   Status FlushCounter();
@@ -143,10 +151,6 @@ class SyncServerCore::Operation {
   // change (a revert), and one whose version is current is a replay. So a revert applies,
   // and a retry of it (same content, nothing in between) is recognised.
   Status RekeyRevert(const std::string& user_id, ChangeInput* change);
-
-  // The entity's state at `version`, rebuilt from its log (nullopt: absent or deleted then).
-  Result<std::optional<std::string>> StateAt(const std::string& user_id, const ChangeInput& change,
-                                             int64_t version);
 
   // What other devices logged for the change's entity after its baseVersion.
   Result<std::vector<ServerChange>> ServerChangesSince(const std::string& user_id,

@@ -7,32 +7,16 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const http = require('node:http');
 const path = require('node:path');
 const { SyncClient } = require('../..');
 const { tempDir } = require('./helpers');
-const { BIN, run, makeClientDb } = require('./fixtures/cli-helpers');
+const { run, makeClientDb, startCommand, startServe } = require('./fixtures/cli-helpers');
 
 /** Starts `deltasync inspect --web ...args` and resolves with its sign-in URL once it prints it. */
 async function startInspector(t, args) {
-  const child = spawn(process.execPath, [BIN, 'inspect', '--web', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-  const signIn = await new Promise((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdout += chunk;
-      const found = /^open (http:\/\/\S+)$/m.exec(stdout);
-      if (found) resolve(found[1]);
-    });
-    exited.then(({ code }) => reject(new Error(`inspect --web exited with ${code}: ${stderr}`)));
-  });
-  return { child, signIn, origin: new URL(signIn).origin, exited, stdout: () => stdout };
+  const started = await startCommand(t, ['inspect', '--web', ...args], /^open (http:\/\/\S+)$/m);
+  return { ...started, signIn: started.url, origin: new URL(started.url).origin };
 }
 
 /** Signs in through the printed URL; resolves with the session cookie. */
@@ -180,7 +164,6 @@ test('--allow-writes and --port without --web are usage errors; a missing file f
 });
 
 test('serve --inspect: the inspector behind its own admin token, which sync credentials never open', async (t) => {
-  const { startServe } = require('./fixtures/cli-helpers');
   const dir = tempDir(t);
   const adminToken = 'admin-token-abcdefghijklmnop';
   const syncToken = 'sync-token-abcdefghijklmnopq';
@@ -212,7 +195,6 @@ test('serve --inspect: the inspector behind its own admin token, which sync cred
 });
 
 test('serve --inspect without DELTASYNC_ADMIN_TOKEN prints a fresh token once, with the sign-in URL', async (t) => {
-  const { startServe } = require('./fixtures/cli-helpers');
   const dir = tempDir(t);
   const served = await startServe(t, ['--db', path.join(dir, 'server.db'), '--port', '0', '--inspect', '--inspect-base', '/admin'], { DELTASYNC_ADMIN_TOKEN: '' });
   const found = await printed(served.stdout, /sign in at (http:\/\/\S+\/admin\/login\?token=(\S+))/);

@@ -14,7 +14,6 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 
 const CHROMIUM = '/usr/bin/chromium';
 if (!fs.existsSync(CHROMIUM)) {
@@ -23,7 +22,7 @@ if (!fs.existsSync(CHROMIUM)) {
 }
 
 const { startWorld } = require('./fixtures/inspector-world');
-const { BIN, makeClientDb } = require('./fixtures/cli-helpers');
+const { makeClientDb, startCommand } = require('./fixtures/cli-helpers');
 
 const SHOTS = process.env.DELTASYNC_SCREENSHOTS === 'docs'
   ? path.join(__dirname, '..', '..', 'docs')
@@ -226,19 +225,7 @@ test('a non-admin gets a 403 and no data, the page included', async () => {
 // ---- a device's database, through the command line
 
 async function startDeviceInspector(t, args) {
-  const child = spawn(process.execPath, [BIN, 'inspect', '--web', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  return new Promise((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdout += chunk;
-      const found = /^open (http:\/\/\S+)$/m.exec(stdout);
-      if (found) resolve(found[1]);
-    });
-    child.on('close', (code) => reject(new Error(`inspect --web exited with ${code}`)));
-  });
+  return (await startCommand(t, ['inspect', '--web', ...args], /^open (http:\/\/\S+)$/m)).url;
 }
 
 test('a device: its queue with errors, conflicts and cursor; read-only by default, retry, discard and resolve with --allow-writes', async (t) => {
