@@ -107,6 +107,30 @@ void AppendInt(std::string* out, const char* name, int64_t value) {
   out->append(",\"").append(name).append("\":").append(std::to_string(value));
 }
 
+// The entity id held by a record's id field, given that field's canonical value: a string,
+// or an integer within int64; empty for anything else.
+std::string EntityIdFrom(simdjson::ondemand::parser& parser, std::string_view canonical_value) {
+  if (canonical_value.size() >= 2 && canonical_value.front() == '"' &&
+      canonical_value.find('\\') == std::string_view::npos) {
+    return std::string(canonical_value.substr(1, canonical_value.size() - 2));  // nothing to unescape
+  }
+  simdjson::padded_string padded(canonical_value);
+  simdjson::ondemand::document value;
+  simdjson::ondemand::json_type type;
+  if (parser.iterate(padded).get(value) != simdjson::SUCCESS || value.type().get(type) != simdjson::SUCCESS) {
+    return std::string();
+  }
+  std::string_view text;
+  int64_t number = 0;
+  if (type == simdjson::ondemand::json_type::string && value.get_string().get(text) == simdjson::SUCCESS) {
+    return std::string(text);
+  }
+  if (type == simdjson::ondemand::json_type::number && value.get_int64().get(number) == simdjson::SUCCESS) {
+    return std::to_string(number);
+  }
+  return std::string();
+}
+
 }  // namespace
 
 bool GlobMatch(std::string_view pattern, std::string_view path) { return GlobMatchFrom(pattern, path); }
@@ -369,7 +393,8 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
           continue;
         }
         canonical.clear();
-        Status copied = CopyValidatedJson(value, 0, limits_, "record", &canonical);
+        TopLevelField id_field{options.id_field};
+        Status copied = CopyValidatedJson(value, 0, limits_, "record", &canonical, &id_field);
         if (!copied.ok()) {
           fail(CodeName(copied.code()), copied.message());
           continue;
@@ -378,26 +403,9 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
           fail("INVALID_ARGUMENT", "Trailing content after the record");
           continue;
         }
-        // The id, read from the canonical copy.
-        std::string entity_id;
-        {
-          simdjson::padded_string padded(canonical);
-          simdjson::ondemand::document record;
-          simdjson::ondemand::value id_value;
-          simdjson::ondemand::json_type id_type;
-          if (parser.iterate(padded).get(record) == simdjson::SUCCESS &&
-              record.find_field(options.id_field).get(id_value) == simdjson::SUCCESS &&
-              id_value.type().get(id_type) == simdjson::SUCCESS) {
-            std::string_view id_text;
-            int64_t id_number = 0;
-            if (id_type == simdjson::ondemand::json_type::string && id_value.get_string().get(id_text) == simdjson::SUCCESS) {
-              entity_id.assign(id_text);
-            } else if (id_type == simdjson::ondemand::json_type::number &&
-                       id_value.get_int64().get(id_number) == simdjson::SUCCESS) {
-              entity_id = std::to_string(id_number);
-            }
-          }
-        }
+        const std::string entity_id =
+            id_field.found ? EntityIdFrom(parser, std::string_view(canonical).substr(id_field.begin, id_field.end - id_field.begin))
+                           : std::string();
         if (entity_id.empty() || entity_id.size() > 256) {
           fail("INVALID_ARGUMENT", "Expected a string or integer id of 1-256 bytes in field \"" + options.id_field + "\"");
           continue;

@@ -137,10 +137,11 @@ class KeySet {
 };
 
 Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, std::string& path,
-                 std::string* out);
+                 std::string* out, TopLevelField* located = nullptr);
 
+// `located`, when set, is looked for among this object's own keys only.
 Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits& limits, std::string& path,
-                  std::string* out) {
+                  std::string* out, TopLevelField* located) {
   out->push_back('{');
   KeySet keys;
   bool first = true;
@@ -167,8 +168,15 @@ Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits
     const size_t path_size = path.size();
     path.push_back('.');
     path.append(key);
+    const size_t value_begin = out->size();
+    const bool wanted = located != nullptr && key == located->name;
     Status status = CopyValue(field.value(), depth + 1, limits, path, out);
     if (!status.ok()) return status;
+    if (wanted) {
+      located->found = true;
+      located->begin = value_begin;
+      located->end = out->size();
+    }
     path.resize(path_size);
     if (out->size() > limits.max_document_bytes) {
       return Status::LimitExceeded(ErrorMessage(path, "Document larger than the limit of " +
@@ -205,7 +213,7 @@ Status CopyArray(simdjson::ondemand::array array, int depth, const JsonLimits& l
 }
 
 Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, std::string& path,
-                 std::string* out) {
+                 std::string* out, TopLevelField* located) {
   json_type type;
   if (auto error = value.type().get(type)) return MalformedAt(path, error);
   if ((type == json_type::object || type == json_type::array) && depth >= limits.max_depth) {
@@ -216,7 +224,7 @@ Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& l
     case json_type::object: {
       simdjson::ondemand::object object;
       if (auto error = value.get_object().get(object)) return MalformedAt(path, error);
-      return CopyObject(object, depth, limits, path, out);
+      return CopyObject(object, depth, limits, path, out, located);
     }
     case json_type::array: {
       simdjson::ondemand::array array;
@@ -419,10 +427,19 @@ bool JsonValueEquals(std::string_view a, std::string_view b) {
 
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
                          std::string_view path, std::string* out) {
+  return CopyValidatedJson(value, depth, limits, path, out, nullptr);
+}
+
+Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                         std::string_view path, std::string* out, TopLevelField* field) {
   std::string path_buffer(path);
   const size_t start = out->size();
-  Status status = CopyValue(value, depth, limits, path_buffer, out);
-  if (!status.ok()) out->resize(start);
+  if (field != nullptr) field->found = false;
+  Status status = CopyValue(value, depth, limits, path_buffer, out, field);
+  if (!status.ok()) {
+    out->resize(start);
+    if (field != nullptr) field->found = false;
+  }
   return status;
 }
 

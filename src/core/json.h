@@ -62,6 +62,19 @@ std::string DescribeReceived(simdjson::ondemand::value value);
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
                          std::string_view path, std::string* out);
 
+// One top-level field of an object, found while CopyValidatedJson copies it: where its
+// canonical value sits in `out` (keys are unique, so there is at most one).
+struct TopLevelField {
+  std::string_view name;  // unescaped key to look for
+  bool found = false;
+  size_t begin = 0;       // [begin, end) of the canonical value in `out`
+  size_t end = 0;
+};
+
+// CopyValidatedJson that also locates `field` when `value` is an object.
+Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                         std::string_view path, std::string* out, TopLevelField* field);
+
 // What a null value in a patch means.
 enum class PatchNulls {
   kKeep,    // null is a value: combining two deltas keeps it, so it still removes the field later

@@ -2,6 +2,12 @@
 
 #include <cstring>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DELTASYNC_SHA_NI 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 namespace deltasync {
 namespace {
 
@@ -25,11 +31,7 @@ inline uint32_t LoadBigEndian(const uint8_t* p) {
          (static_cast<uint32_t>(p[2]) << 8) | static_cast<uint32_t>(p[3]);
 }
 
-}  // namespace
-
-Sha256::Sha256() : state_(kInitialState) {}
-
-void Sha256::Compress(const uint8_t* block) {
+void CompressPortable(std::array<uint32_t, 8>& state, const uint8_t* block) {
   uint32_t w[64];
   for (int i = 0; i < 16; ++i) w[i] = LoadBigEndian(block + 4 * i);
   for (int i = 16; i < 64; ++i) {
@@ -37,8 +39,8 @@ void Sha256::Compress(const uint8_t* block) {
     const uint32_t s1 = RotateRight(w[i - 2], 17) ^ RotateRight(w[i - 2], 19) ^ (w[i - 2] >> 10);
     w[i] = w[i - 16] + s0 + w[i - 7] + s1;
   }
-  uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-  uint32_t e = state_[4], f = state_[5], g = state_[6], h = state_[7];
+  uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+  uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
   for (int i = 0; i < 64; ++i) {
     const uint32_t sum1 = RotateRight(e, 6) ^ RotateRight(e, 11) ^ RotateRight(e, 25);
     const uint32_t choose = (e & f) ^ (~e & g);
@@ -55,14 +57,90 @@ void Sha256::Compress(const uint8_t* block) {
     b = a;
     a = t1 + t2;
   }
-  state_[0] += a;
-  state_[1] += b;
-  state_[2] += c;
-  state_[3] += d;
-  state_[4] += e;
-  state_[5] += f;
-  state_[6] += g;
-  state_[7] += h;
+  state[0] += a;
+  state[1] += b;
+  state[2] += c;
+  state[3] += d;
+  state[4] += e;
+  state[5] += f;
+  state[6] += g;
+  state[7] += h;
+}
+
+#ifdef DELTASYNC_SHA_NI
+bool CpuHasShaInstructions() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const bool ssse3 = (ecx & (1u << 9)) != 0;
+  const bool sse41 = (ecx & (1u << 19)) != 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool sha = (ebx & (1u << 29)) != 0;
+  return ssse3 && sse41 && sha;
+}
+
+// The state is kept as the two halves the SHA instructions work on: ABEF and CDGH.
+__attribute__((target("sha,sse4.1,ssse3"))) void CompressShaNi(std::array<uint32_t, 8>& state,
+                                                                const uint8_t* blocks, size_t count) {
+  const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i abcd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data()));
+  __m128i efgh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data() + 4));
+  const __m128i cdab = _mm_shuffle_epi32(abcd, 0xB1);
+  efgh = _mm_shuffle_epi32(efgh, 0x1B);
+  __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+  __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+
+  for (; count > 0; --count, blocks += 64) {
+    const __m128i abef_in = abef;
+    const __m128i cdgh_in = cdgh;
+    __m128i w[4];  // the last 16 schedule words, four per register, w[i % 4] holding words 4i..4i+3
+    for (int i = 0; i < 16; ++i) {
+      if (i < 4) {
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + 16 * i)), byte_swap);
+      } else {
+        const __m128i partial = _mm_sha256msg1_epu32(w[i % 4], w[(i + 1) % 4]);
+        const __m128i seventh = _mm_alignr_epi8(w[(i + 3) % 4], w[(i + 2) % 4], 4);
+        w[i % 4] = _mm_sha256msg2_epu32(_mm_add_epi32(partial, seventh), w[(i + 3) % 4]);
+      }
+      __m128i k_plus_w =
+          _mm_add_epi32(w[i % 4], _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRoundConstants.data() + 4 * i)));
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, k_plus_w);
+      k_plus_w = _mm_shuffle_epi32(k_plus_w, 0x0E);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, k_plus_w);
+    }
+    abef = _mm_add_epi32(abef, abef_in);
+    cdgh = _mm_add_epi32(cdgh, cdgh_in);
+  }
+
+  const __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+  const __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+  abcd = _mm_blend_epi16(feba, dchg, 0xF0);
+  efgh = _mm_alignr_epi8(dchg, feba, 8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data()), abcd);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data() + 4), efgh);
+}
+#endif
+
+}  // namespace
+
+bool Sha256::HasShaInstructions() {
+#ifdef DELTASYNC_SHA_NI
+  return CpuHasShaInstructions();
+#else
+  return false;
+#endif
+}
+
+Sha256::Sha256(Engine engine)
+    : accelerated_(engine == Engine::kFastest && HasShaInstructions()), state_(kInitialState) {}
+
+void Sha256::Compress(const uint8_t* blocks, size_t count) {
+#ifdef DELTASYNC_SHA_NI
+  if (accelerated_) {
+    CompressShaNi(state_, blocks, count);
+    return;
+  }
+#endif
+  for (; count > 0; --count, blocks += 64) CompressPortable(state_, blocks);
 }
 
 void Sha256::Update(std::string_view data) {
@@ -76,10 +154,15 @@ void Sha256::Update(std::string_view data) {
     p += take;
     remaining -= take;
     if (buffered_ < buffer_.size()) return;
-    Compress(buffer_.data());
+    Compress(buffer_.data(), 1);
     buffered_ = 0;
   }
-  for (; remaining >= 64; p += 64, remaining -= 64) Compress(p);
+  const size_t whole_blocks = remaining / 64;
+  if (whole_blocks > 0) {
+    Compress(p, whole_blocks);
+    p += whole_blocks * 64;
+    remaining -= whole_blocks * 64;
+  }
   if (remaining > 0) {
     std::memcpy(buffer_.data(), p, remaining);
     buffered_ = remaining;
@@ -102,8 +185,8 @@ Sha256::Digest Sha256::Finish() {
   return digest;
 }
 
-std::string Sha256::Hex(std::string_view data) {
-  Sha256 hash;
+std::string Sha256::Hex(std::string_view data, Engine engine) {
+  Sha256 hash(engine);
   hash.Update(data);
   const Digest digest = hash.Finish();
   static constexpr char kHex[] = "0123456789abcdef";

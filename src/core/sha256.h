@@ -18,17 +18,27 @@ class Sha256 {
  public:
   using Digest = std::array<uint8_t, 32>;
 
-  Sha256();
+  enum class Engine {
+    kFastest,   // the CPU's SHA instructions (x86-64 SHA-NI) when it has them, else kPortable
+    kPortable,  // plain C++ on every CPU
+  };
+
+  explicit Sha256(Engine engine = Engine::kFastest);
+
+  // True when this CPU runs kFastest with SHA instructions.
+  static bool HasShaInstructions();
   void Update(std::string_view data);
   // Returns the digest of everything given to Update. The instance is spent afterwards.
   Digest Finish();
 
   // Lowercase hex digest of `data` in one call.
-  static std::string Hex(std::string_view data);
+  static std::string Hex(std::string_view data, Engine engine = Engine::kFastest);
 
  private:
-  void Compress(const uint8_t* block);
+  // Compresses `count` consecutive 64-byte blocks into state_.
+  void Compress(const uint8_t* blocks, size_t count);
 
+  bool accelerated_;
   std::array<uint32_t, 8> state_;
   std::array<uint8_t, 64> buffer_{};
   size_t buffered_ = 0;

@@ -288,6 +288,33 @@ describe('ingest: options', () => {
     assert.deepEqual(client.queue.pending().map((change) => change.entityType), ['product', 'product']);
   });
 
+  test('ids: escaped strings unescaped, integers in decimal, only a top-level field counts', async (t) => {
+    const { data, client } = setup(t);
+    fs.writeFileSync(
+      path.join(data, 'ids.jsonl'),
+      [
+        '{"meta":{"id":"nested"},"id":"plain"}',
+        '{"id":"\\u0061\\"q\\" \\u00e9"}',
+        '{"\\u0069d":"key-escaped"}',
+        '{"id":-7}',
+        '{"id":9007199254740991}',
+        '{"meta":{"id":"only-nested"}}',
+        '{"id":1e3}',
+        '{"id":{"a":1}}',
+        '{"id":true}',
+        '{"id":""}',
+        JSON.stringify({ id: 'x'.repeat(257) }),
+        JSON.stringify({ id: 'y'.repeat(256) }),
+      ].join('\n'),
+    );
+    const report = await client.ingest(data);
+    assert.deepEqual(report.errors.map(({ line }) => line), [6, 7, 8, 9, 10, 11]);
+    for (const error of report.errors) assert.match(error.message, /id of 1-256 bytes in field "id"/);
+    assert.deepEqual(ids(client), ['-7', '9007199254740991', 'a"q" é', 'key-escaped', 'plain', 'y'.repeat(256)].sort());
+    assert.deepEqual(client.get('record', 'plain'), { meta: { id: 'nested' }, id: 'plain' });
+    assert.deepEqual(client.get('record', 'a"q" é'), { id: 'a"q" é' });
+  });
+
   test('pattern: ** spans directories, * and ? do not', async (t) => {
     const { data } = setup(t);
     writeJsonl(path.join(data, 'a.jsonl'), [{ id: 'a' }]);
