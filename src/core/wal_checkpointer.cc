@@ -46,6 +46,11 @@ WalCheckpointer::~WalCheckpointer() {
   thread_.join();
 }
 
+uint64_t WalCheckpointer::requested() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return requested_;
+}
+
 uint64_t WalCheckpointer::completed() const {
   std::lock_guard<std::mutex> guard(mutex_);
   return completed_;
@@ -59,10 +64,17 @@ int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* schema, int w
     sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     return SQLITE_OK;
   }
-  if (wal_pages >= checkpointer->threshold_pages_) {
+  if (wal_pages < checkpointer->last_log_frames_.exchange(wal_pages, std::memory_order_relaxed)) {
+    checkpointer->copied_frames_.store(0, std::memory_order_release);  // the log restarted
+  }
+  const int copied = checkpointer->copied_frames_.load(std::memory_order_acquire);
+  const int not_copied = wal_pages >= copied ? wal_pages - copied : wal_pages;
+  if (not_copied >= checkpointer->threshold_pages_) {
     {
       std::lock_guard<std::mutex> guard(checkpointer->mutex_);
-      checkpointer->requested_ = true;
+      if (checkpointer->pending_) return SQLITE_OK;
+      checkpointer->pending_ = true;
+      ++checkpointer->requested_;
     }
     checkpointer->wake_.notify_one();
   }
@@ -72,14 +84,19 @@ int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* schema, int w
 void WalCheckpointer::Run() {
   std::unique_lock<std::mutex> guard(mutex_);
   for (;;) {
-    wake_.wait(guard, [&] { return requested_ || stopping_; });
+    wake_.wait(guard, [&] { return pending_ || stopping_; });
     if (stopping_) return;
-    requested_ = false;
     guard.unlock();
     // A failure (the file is busy in a way PASSIVE cannot wait out) leaves the frames for the
     // next request or for the writer's own checkpoint at the limit.
-    sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    int log_frames = 0;
+    int copied_frames = 0;
+    if (sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                  &copied_frames) == SQLITE_OK) {
+      copied_frames_.store(copied_frames, std::memory_order_release);
+    }
     guard.lock();
+    pending_ = false;
     ++completed_;
   }
 }

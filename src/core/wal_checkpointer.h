@@ -4,12 +4,16 @@
 // one request waits for the copy and its fsync while every other request waits for it.
 //
 // The writer's commits are counted with sqlite3_wal_hook (which replaces the automatic
-// checkpoint). Past `threshold_pages` in the log the thread runs a PASSIVE checkpoint, which
-// never blocks the writer or readers. Should the log still reach `limit_pages` (the thread
-// cannot keep up, or a reader pins old frames), the committing connection checkpoints itself,
-// as SQLite would, so the log stays bounded.
+// checkpoint). Once `threshold_pages` frames of the log are not yet copied back, the thread
+// runs a PASSIVE checkpoint, which never blocks the writer or readers. Under steady writes a
+// passive checkpoint rarely catches up with the last commit, so the log is seldom restarted and
+// keeps growing: counting only the frames not yet copied keeps the thread from checkpointing
+// (and syncing the file) after every commit. Should the log still reach `limit_pages` (the
+// thread cannot keep up, or a reader pins old frames), the committing connection checkpoints
+// itself, as SQLite would, so the log stays bounded.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -38,7 +42,8 @@ class WalCheckpointer {
   static Result<std::unique_ptr<WalCheckpointer>> ForFile(Database& writer, const std::string& path,
                                                           const DatabaseOptions& options);
 
-  // Checkpoints the thread has completed so far.
+  // Checkpoints the thread has been asked for, and has completed, so far.
+  uint64_t requested() const;
   uint64_t completed() const;
 
  private:
@@ -52,9 +57,13 @@ class WalCheckpointer {
   const int limit_pages_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  bool requested_ = false;  // guarded by mutex_
-  bool stopping_ = false;   // guarded by mutex_
-  uint64_t completed_ = 0;  // guarded by mutex_
+  // Frames of the log that the last checkpoint copied back, reset when the log restarts.
+  std::atomic<int> copied_frames_{0};
+  std::atomic<int> last_log_frames_{0};  // the log's length at the last commit
+  bool pending_ = false;         // guarded by mutex_
+  bool stopping_ = false;        // guarded by mutex_
+  uint64_t requested_ = 0;       // guarded by mutex_
+  uint64_t completed_ = 0;       // guarded by mutex_
   std::thread thread_;      // last: started once the rest is set up
 };
 

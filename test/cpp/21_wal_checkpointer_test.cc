@@ -47,6 +47,16 @@ Watched Watch(const std::string& path, int threshold_pages, int limit_pages) {
   return watched;
 }
 
+// Blocks until the thread has completed `count` checkpoints (bounded only so that a broken
+// checkpointer fails instead of hanging the suite).
+void AwaitCompleted(const WalCheckpointer& checkpointer, uint64_t count) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (checkpointer.completed() < count && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  ASSERT_GE(checkpointer.completed(), count);
+}
+
 TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
   TempDir dir;
   const std::string path = dir.File("db.sqlite");
@@ -58,13 +68,32 @@ TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
   Write(writer, 1);  // about 5 pages: below the threshold
   EXPECT_EQ(checkpointer.completed(), 0u);
   Write(writer, 4);
-  // Bounded only so that a broken checkpointer fails instead of hanging the suite.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (checkpointer.completed() == 0 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::yield();
-  }
-  ASSERT_GE(checkpointer.completed(), 1u);
+  AwaitCompleted(checkpointer, 1);
   EXPECT_GT(FileSize(path), before);
+}
+
+// A log that cannot restart (a reader is on it) is checkpointed again only once another
+// threshold of frames has been written, not after every commit past the threshold.
+TEST(WalCheckpointer, CountsOnlyTheFramesNotCopiedYet) {
+  TempDir dir;
+  const std::string path = dir.File("db.sqlite");
+  Watched watched = Watch(path, /*threshold_pages=*/8, /*limit_pages=*/1000000);
+  ASSERT_NE(watched.checkpointer, nullptr);
+  Database& writer = *watched.writer;
+  WalCheckpointer& checkpointer = *watched.checkpointer;
+  Write(writer, 2);  // about 10 frames
+  ASSERT_EQ(checkpointer.requested(), 1u);
+  AwaitCompleted(checkpointer, 1);
+  // A reader on the log as it is now: the log cannot restart, so new frames follow the old ones.
+  std::unique_ptr<Database> reader = OpenDb(path);
+  ASSERT_NE(reader, nullptr);
+  ASSERT_TRUE(IsOk(reader->Exec("BEGIN; SELECT count(*) FROM blobs")));
+  Write(writer, 1);  // the log is past the threshold, but only about 5 frames are new
+  EXPECT_EQ(checkpointer.requested(), 1u);
+  Write(writer, 1);  // about 10 new frames
+  EXPECT_EQ(checkpointer.requested(), 2u);
+  AwaitCompleted(checkpointer, 2);
+  ASSERT_TRUE(IsOk(reader->Exec("COMMIT")));
 }
 
 TEST(WalCheckpointer, TheWriterCheckpointsItselfPastTheLimit) {
