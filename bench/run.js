@@ -378,6 +378,31 @@ const TRIALS = [
       params: (quick) => ({ side, impl, count: quick ? 500 : 5000, batch: 100, rounds: quick ? 1 : 5 }),
     })),
   ),
+  // Issue "Speed round two": PouchDB (pouchdb-node client, express-pouchdb server, both on
+  // LevelDB) on the work of the cold sync (p'), the push (p'') and the put (i) trials.
+  {
+    id: 'sync-cold-10k/pouchdb',
+    group: 't',
+    label: 'PouchDB replicate.from, batch_size 10000',
+    script: 'trials/pouchdb.js',
+    nodeArgs: GC,
+    params: (quick) => ({ mode: 'cold', total: quick ? 10000 : 100000, pull: 10000, runs: 1 }),
+  },
+  {
+    id: 'sync-push/pouchdb',
+    group: 'u',
+    label: 'PouchDB replicate.to, batch_size 100',
+    script: 'trials/pouchdb.js',
+    nodeArgs: GC,
+    params: (quick) => ({ mode: 'push', total: quick ? 2000 : 20000, push: 100, runs: quick ? 1 : 3 }),
+  },
+  {
+    id: 'store-put/pouchdb',
+    group: 'v',
+    label: 'PouchDB await db.put(doc)',
+    script: 'trials/pouchdb.js',
+    params: (quick) => ({ mode: 'put', ...storeSizes(quick) }),
+  },
 ];
 
 const ISSUES = {
@@ -389,6 +414,7 @@ const ISSUES = {
   resolvers: 'Conflict resolution an app can write itself',
   live: 'Live sync',
   scale: 'The server past one machine',
+  speed: 'Speed round two',
 };
 
 const resolverTitle = (letter, side, p) =>
@@ -433,6 +459,11 @@ const COLD_DETAILS = {
   header: ['max stall', 'ELD p99', 'requests', 'seconds'],
   row: (r) => [fmtMs(r.maxStallMs), fmtMs(r.eldP99Ms), fmtInt(r.requests), r.seconds.toFixed(2)],
   note: (r) => `max stall per run: ${r.maxStallPerRunMs.map(fmtMs).join(', ')}`,
+};
+
+const POUCHDB_DETAILS = {
+  header: ['max stall', 'ELD p99', 'peak RSS', 'seconds'],
+  row: (r) => [fmtMs(r.maxStallMs), fmtMs(r.eldP99Ms), fmtMb(r.peakRssKb / 1024), r.seconds.toFixed(2)],
 };
 
 function coldExtra(s, subject, peer) {
@@ -743,6 +774,41 @@ const GROUPS = {
     ],
     targets: [{ what: '>= 3.0x JS peer (records/s)', metric: 'vsPeer', min: 3.0, unit: 'ratio' }],
   },
+  t: {
+    issue: 'speed',
+    title: (p) =>
+      `(t) against PouchDB: the cold sync of (p'), ${fmtInt(p.total)} changes (${fmtInt(p.total / 2)} documents) in pages of ` +
+      `${fmtInt(p.pull)}; PouchDB replicates each document's latest revision`,
+    subject: 'sync-cold-10k/deltasync',
+    peer: 'sync-cold-10k/pouchdb',
+    details: POUCHDB_DETAILS,
+    extra: (s, subject, peer) => ({
+      peakRssMb: subject ? subject.peakRssKb / 1024 : NaN,
+      peerPeakRssMb: peer ? peer.peakRssKb / 1024 : NaN,
+      peakRssVsPeer: subject && peer ? subject.peakRssKb / peer.peakRssKb : NaN,
+      maxStallMs: subject?.maxStallMs,
+      peerMaxStallMs: peer?.maxStallMs,
+    }),
+    targets: [{ what: "client peak RSS below PouchDB's", metric: 'peakRssVsPeer', max: 0.999, unit: 'ratio' }],
+  },
+  u: {
+    issue: 'speed',
+    title: (p) => `(u) against PouchDB: the push of (p''), ${fmtInt(p.total)} offline writes in requests of ${fmtInt(p.push)}`,
+    subject: 'sync-push/deltasync',
+    peer: 'sync-push/pouchdb',
+    details: POUCHDB_DETAILS,
+    extra: (s, subject, peer) => ({ maxStallMs: subject?.maxStallMs, peerMaxStallMs: peer?.maxStallMs }),
+  },
+  v: {
+    issue: 'speed',
+    title: (p) => `(v) against PouchDB: the put of (i), ${fmtInt(p.count)} new documents one at a time (median of ${p.rounds} rounds)`,
+    subject: 'store-put/deltasync',
+    peer: 'store-put/pouchdb',
+    details: {
+      header: ['CPU µs/op', 'peak RSS'],
+      row: (r) => [r.cpuUsPerOp.toFixed(1), fmtMb(r.peakRssKb / 1024)],
+    },
+  },
   s: {
     issue: 'live',
     title: (p) =>
@@ -993,6 +1059,9 @@ function printTable(entries, summary, quick) {
   for (const [key, group] of Object.entries(GROUPS)) {
     const members = entries.filter((e) => e.group === key);
     if (members.length === 0) continue;
+    // A group may compare a trial of another group (its subject) with a peer of its own.
+    const borrowed = entries.find((e) => e.id === group.subject && e.group !== key);
+    if (borrowed) members.unshift(borrowed);
     if (group.issue !== issue) {
       issue = group.issue;
       out.push(`[issue "${ISSUES[issue]}"]`);

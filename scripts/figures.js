@@ -38,6 +38,8 @@ const CAVEATS = {
   o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
   q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
   s: 'the peer is the same client polling every second (live: false); its idle requests are that polling',
+  t: "PouchDB replicates each document's latest revision (50,000 documents); its rate counts the server's 100,000 changes, as for deltasync",
+  v: "PouchDB's LevelDB writes are not synced to disk; deltasync's put() returns with its change committed to SQLite's log",
   r: 'the peer is the built-in merge on the same conflicts; resolverCostUs is what a JS resolver adds per conflicting change (the request runs twice in C++, plus the call)',
   r2: 'the peer is the built-in merge on the same conflicts; resolverCostUs is what a JS resolver adds per conflicting change (reading the conflicts, the call, writing the verdicts)',
 };

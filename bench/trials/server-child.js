@@ -3,13 +3,14 @@
 // A sync server in its own process, started by common.startServerChild (fork):
 // Express on 127.0.0.1 (a free port) with deltasync's createSyncRouter or the JS
 // peer (bench/peer-server.js), both at /api/sync, the user id from the x-user-id
-// header. Messages (IPC):
+// header; or PouchDB's own server (express-pouchdb on LevelDB, the databases under the
+// directory `file`) served as it is at /, with the Express 4 it brings. Messages (IPC):
 //   -> { type: 'ready', port }                         once listening
 //   <- { type: 'probe-start' } -> { type: 'probe-started' }
 //   <- { type: 'probe-stop' }  -> { type: 'probe', stats }   event-loop stall (common.startStallProbe)
 //   <- { type: 'cpu' }         -> { type: 'cpu', threadCpuMs }           CPU ms of each thread so far
 //   <- { type: 'exit' }        -> { type: 'bye', peakRssKb, cpuUserMs, cpuSystemMs, threadCpuMs }, then exits
-// Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3', file, limits, postgres? (deltasync on PostgreSQL) }
+// Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3' | 'pouchdb', file, limits, postgres? (deltasync on PostgreSQL) }
 
 const express = require('express');
 const c = require('./common');
@@ -20,6 +21,7 @@ const app = express();
 app.disable('x-powered-by');
 const authenticate = (req) => req.get('x-user-id');
 let close;
+let handler = app;
 if (impl === 'deltasync') {
   const { SyncServer } = require('../..');
   const { createSyncRouter } = require('../../lib/express');
@@ -31,11 +33,21 @@ if (impl === 'deltasync') {
   const peer = createPeerServer({ path: file, limits });
   app.use('/api/sync', peer.router({ authenticate }));
   close = () => peer.close();
+} else if (impl === 'pouchdb') {
+  const path = require('node:path');
+  const PouchDB = require('pouchdb-node').defaults({ prefix: `${file}${path.sep}` });
+  handler = require('express-pouchdb')(PouchDB, {
+    mode: 'minimumForPouchDB',
+    inMemoryConfig: true,
+    logPath: path.join(file, 'express-pouchdb.log'),
+  });
+  close = () => {};
 } else {
   throw new Error(`unknown impl ${impl}`);
 }
 
-const listener = app.listen(0, '127.0.0.1', () => {
+const listener = require('node:http').createServer(handler);
+listener.listen(0, '127.0.0.1', () => {
   process.send({ type: 'ready', port: listener.address().port });
 });
 listener.keepAliveTimeout = 60000;
