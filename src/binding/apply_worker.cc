@@ -37,12 +37,12 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   if (external_data_ != nullptr || external_size_ > 0) {
     input_ = simdjson::padded_string(reinterpret_cast<const char*>(external_data_), external_size_);
   }
-  // Decode and validate the whole page before touching the database.
+  // Validate the whole page before touching the database, keeping none of its changes: they
+  // are decoded again a chunk at a time as they are applied, so memory follows the chunk.
   simdjson::ondemand::parser parser;
   PullPage page;
-  status_ = DecodePullPage(parser, input_, limits_, &page);
+  status_ = DecodePullPage(parser, input_, limits_, &page, PageChanges::kCountOnly);
   if (!status_.ok()) return;
-  input_ = simdjson::padded_string();  // the decoded page holds what is needed
   if (!page.verdicts.empty()) {
     // A whole sync response: record the verdicts on what was pushed before applying what was pulled.
     std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
@@ -57,10 +57,17 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
 
   using SteadyClock = std::chrono::steady_clock;
   auto last_report = SteadyClock::now();
-  const size_t total = page.changes.size();
-  size_t begin = 0;
+  const size_t total = page.ChangeCount();
+  const size_t window = static_cast<size_t>(chunk_size_);
+  PageChangeReader reader(parser, input_, limits_);
+  size_t begin = 0;  // within page.changes, the window the reader last decoded
   do {
-    size_t end = std::min(total, begin + static_cast<size_t>(chunk_size_));
+    if (begin == page.changes.size()) {
+      status_ = reader.Next(window, &page);
+      if (!status_.ok()) return;
+      begin = 0;
+    }
+    size_t end = page.changes.size();
     {
       std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
       if (!slot_->client) {
@@ -76,7 +83,7 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
           kChangesBeforeYield, &reached);
       if (!status_.ok()) return;
       end = reached;
-      if (end == total) {
+      if (page.window_start + end == total) {
         Result<int64_t> purged = slot_->client->PurgeExpiredTombstones();
         if (!purged.ok()) {
           status_ = purged.status();
@@ -87,13 +94,14 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
     begin = end;
     slot_->YieldToWaiters();
     const auto now = SteadyClock::now();
-    if (now - last_report >= std::chrono::milliseconds(16) || begin == total) {
+    const bool done = page.window_start + begin == total;
+    if (now - last_report >= std::chrono::milliseconds(16) || done) {
       last_report = now;
       ApplyProgress report{result_.applied + result_.skipped, static_cast<int64_t>(total),
                            static_cast<int64_t>(page.bytes)};
       progress.Send(&report, 1);
     }
-  } while (begin < total);
+  } while (page.window_start + begin < total);
 }
 
 void ApplyWorker::OnProgress(const ApplyProgress* data, size_t count) {

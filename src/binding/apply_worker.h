@@ -1,6 +1,7 @@
 // ApplyWorker: applies one pulled page off the main thread. The page bytes are
-// copied into a padded buffer on the main thread; Execute() decodes and validates
-// the whole page, then applies it chunk by chunk, taking the client's lock only
+// copied into a padded buffer on the main thread; Execute() validates the whole
+// page, then decodes and applies it chunk by chunk (so it holds one chunk of
+// decoded changes, not the page's), taking the client's lock only
 // for one chunk at a time so that writes from the main thread wait at most one
 // chunk. Progress reaches JS at most once per 16 ms.
 #pragma once

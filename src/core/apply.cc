@@ -183,32 +183,43 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
   return Status::Ok();
 }
 
-Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& limits, const std::string& name,
-                          PullPage* out) {
+// The element at `name` of a changes array, decoded into *change.
+Status DecodeChangeElement(simdjson::simdjson_result<simdjson::ondemand::value> element_result,
+                           const JsonLimits& limits, const std::string& name, std::string* buffer,
+                           RemoteChange* change) {
+  simdjson::ondemand::value element;
+  simdjson::ondemand::object object;
+  if (std::move(element_result).get(element) != simdjson::SUCCESS) {
+    return Status::InvalidArgument("Malformed JSON at " + name);
+  }
+  if (element.get_object().get(object) != simdjson::SUCCESS) {
+    return ExpectedError("a change object", name, DescribeReceived(element));
+  }
+  return DecodeRemoteChange(object, limits, name, buffer, change);
+}
+
+std::string ChangeElementName(size_t index) { return "newChanges[" + std::to_string(index) + "]"; }
+
+// Decodes every change of the array, in increasing versions; with PageChanges::kCountOnly each
+// is validated and dropped. *count and *last_version describe what was read.
+Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& limits, PageChanges keep,
+                          PullPage* out, size_t* count, int64_t* last_version) {
   size_t index = 0;
-  std::string element_name;
   std::string buffer;
   for (auto element_result : array) {
-    element_name.assign(name).append("[").append(std::to_string(index)).append("]");
-    simdjson::ondemand::value element;
-    simdjson::ondemand::object object;
-    if (std::move(element_result).get(element) != simdjson::SUCCESS) {
-      return Status::InvalidArgument("Malformed JSON at " + element_name);
-    }
-    if (element.get_object().get(object) != simdjson::SUCCESS) {
-      return ExpectedError("a change object", element_name, DescribeReceived(element));
-    }
+    const std::string element_name = ChangeElementName(index);
     RemoteChange change;
-    DS_RETURN_IF_ERROR(DecodeRemoteChange(object, limits, element_name, &buffer, &change));
-    if (!out->changes.empty() && change.version <= out->changes.back().version) {
+    DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, &buffer, &change));
+    if (index > 0 && change.version <= *last_version) {
       return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
-                                     std::to_string(change.version) + " follows " +
-                                     std::to_string(out->changes.back().version) + " (changeId " +
-                                     change.change_id + ")");
+                                     std::to_string(change.version) + " follows " + std::to_string(*last_version) +
+                                     " (changeId " + change.change_id + ")");
     }
-    out->changes.push_back(std::move(change));
+    *last_version = change.version;
+    if (keep == PageChanges::kKeep) out->changes.push_back(std::move(change));
     ++index;
   }
+  *count = index;
   return Status::Ok();
 }
 
@@ -308,8 +319,10 @@ const char* ConflictStrategyName(ConflictStrategy strategy) {
 }
 
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
-                      const JsonLimits& limits, PullPage* out) {
+                      const JsonLimits& limits, PullPage* out, PageChanges keep) {
   out->bytes = input.size();
+  size_t count = 0;
+  int64_t last = 0;
   simdjson::ondemand::document doc;
   if (auto error = parser.iterate(input).get(doc)) {
     return Status::InvalidArgument(std::string("Malformed JSON for page (") + simdjson::error_message(error) + ")");
@@ -321,7 +334,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
   if (type == simdjson::ondemand::json_type::array) {
     simdjson::ondemand::array array;
     if (doc.get_array().get(array) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
-    DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, "newChanges", out));
+    DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, &count, &last));
   } else if (type == simdjson::ondemand::json_type::object) {
     simdjson::ondemand::object object;
     if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
@@ -334,7 +347,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
         if (value.get_array().get(array) != simdjson::SUCCESS) {
           return ExpectedError("an array of changes", "page.newChanges", DescribeReceived(value));
         }
-        DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, "newChanges", out));
+        DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, &count, &last));
         has_changes = true;
       } else if (key == "latestServerVersion" || key == "headVersion" || key == "resyncFrom") {
         int64_t version = 0;
@@ -370,9 +383,9 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
     return Status::InvalidArgument("Expected a pull page (an object with newChanges, or an array of changes)");
   }
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the page");
+  if (keep == PageChanges::kCountOnly) out->page_change_count = count;
   // The versions must agree, or a hostile or broken server could move the cursor where no
   // change will ever be pulled (past the head) or make the client ask for the same page forever.
-  const int64_t last = out->changes.empty() ? 0 : out->changes.back().version;
   if (out->latest_server_version && *out->latest_server_version < last) {
     return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
                                    ") is below the version of its last change (" + std::to_string(last) + ")");
@@ -381,8 +394,57 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
     return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
                                    ") is above page.headVersion (" + std::to_string(*out->head_version) + ")");
   }
-  if (out->has_more && out->changes.empty()) {
+  if (out->has_more && count == 0) {
     return Status::InvalidArgument("page.hasMore is true but the page has no changes");
+  }
+  return Status::Ok();
+}
+
+PageChangeReader::PageChangeReader(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                                   const JsonLimits& limits)
+    : parser_(parser), input_(input), limits_(limits) {}
+
+Status PageChangeReader::Open() {
+  const Status changed = Status::Internal("The page changed after it was validated");
+  if (parser_.iterate(input_).get(doc_) != simdjson::SUCCESS) return changed;
+  simdjson::ondemand::json_type type;
+  if (doc_.type().get(type) != simdjson::SUCCESS) return changed;
+  simdjson::ondemand::array array;
+  if (type == simdjson::ondemand::json_type::array) {
+    if (doc_.get_array().get(array) != simdjson::SUCCESS) return changed;
+  } else {
+    simdjson::ondemand::object object;
+    if (doc_.get_object().get(object) != simdjson::SUCCESS) return changed;
+    bool found = false;
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return changed;
+      }
+      if (key != "newChanges") continue;  // skipped unread: validated already
+      if (field.value().get_array().get(array) != simdjson::SUCCESS) return changed;
+      found = true;
+      break;
+    }
+    if (!found) return changed;
+  }
+  if (array.begin().get(next_) != simdjson::SUCCESS || array.end().get(end_) != simdjson::SUCCESS) return changed;
+  open_ = true;
+  return Status::Ok();
+}
+
+Status PageChangeReader::Next(size_t count, PullPage* page) {
+  if (!open_) DS_RETURN_IF_ERROR(Open());
+  page->changes.clear();
+  page->window_start = index_;
+  for (; page->changes.size() < count && next_ != end_; ++next_) {
+    RemoteChange change;
+    Status decoded = DecodeChangeElement(*next_, limits_, ChangeElementName(index_), &buffer_, &change);
+    if (!decoded.ok()) return Status::Internal("The page changed after it was validated: " + decoded.message());
+    page->changes.push_back(std::move(change));
+    ++index_;
   }
   return Status::Ok();
 }
@@ -539,7 +601,7 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
                                 size_t* reached) {
   Transaction tx(db_);
   DS_RETURN_IF_ERROR(tx.status());
-  if (page.resync && begin == 0) {
+  if (page.resync && page.window_start + begin == 0) {
     DS_RETURN_IF_ERROR(ResetToServerHistory(page.resync_from.value_or(page.head_version.value_or(0))));
     result->resynced = true;
   }
@@ -556,14 +618,14 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
   for (size_t i = begin; i < end; ++i) {
     Status status = ApplyOne(page.changes[i], has_local, result);
     if (!status.ok()) {
-      return Status::Error(status.code(), "Applying newChanges[" + std::to_string(i) + "] (changeId " +
+      return Status::Error(status.code(), "Applying newChanges[" + std::to_string(page.window_start + i) + "] (changeId " +
                                               page.changes[i].change_id + "): " + status.message());
     }
     if (stop_early && i + 1 < end && i + 1 - begin >= min_changes && stop_early()) end = i + 1;
   }
   if (reached != nullptr) *reached = end;
   int64_t cursor = end > begin ? page.changes[end - 1].version : 0;
-  if (end == page.changes.size() && !page.has_more && page.latest_server_version) {
+  if (page.window_start + end == page.ChangeCount() && !page.has_more && page.latest_server_version) {
     cursor = std::max(cursor, *page.latest_server_version);
   }
   DS_RETURN_IF_ERROR(SetCursor(cursor));

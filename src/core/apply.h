@@ -49,7 +49,7 @@ struct PushVerdict {
 };
 
 struct PullPage {
-  std::vector<RemoteChange> changes;  // strictly increasing versions
+  std::vector<RemoteChange> changes;  // strictly increasing versions; all of them, or a window
   std::optional<int64_t> latest_server_version;  // the cursor this page brings the client to
   std::optional<int64_t> head_version;           // the server's newest version
   bool has_more = false;
@@ -57,6 +57,18 @@ struct PullPage {
   std::optional<int64_t> resync_from;  // with resync: the server's head before the request
   size_t bytes = 0;
   std::vector<PushVerdict> verdicts;  // when the page is a whole sync response
+  // When `changes` holds a window of the page (see PageChangeReader): where the window starts,
+  // and how many changes the whole page has.
+  size_t window_start = 0;
+  std::optional<size_t> page_change_count;
+
+  size_t ChangeCount() const { return page_change_count.value_or(changes.size()); }
+};
+
+// What DecodePullPage keeps of the page's changes.
+enum class PageChanges {
+  kKeep,       // every change, in `changes`
+  kCountOnly,  // each one validated, then dropped: `changes` stays empty, page_change_count counts them
 };
 
 // Decodes a page: either {"newChanges": [...], "latestServerVersion": n, "headVersion": n,
@@ -65,7 +77,34 @@ struct PullPage {
 // change or above headVersion, hasMore with no change) is INVALID_ARGUMENT.
 // Errors name the first offending change ("newChanges[17].entityType (changeId c-17)").
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
-                      const JsonLimits& limits, PullPage* out);
+                      const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kKeep);
+
+// The changes of a page that DecodePullPage has validated (with PageChanges::kCountOnly), decoded
+// a window at a time, so that an apply holds a chunk of decoded changes, not the whole page.
+// REQUIRES: `parser` and `input` outlive the reader, and nothing else uses `parser` meanwhile.
+class PageChangeReader {
+ public:
+  PageChangeReader(simdjson::ondemand::parser& parser, const simdjson::padded_string& input, const JsonLimits& limits);
+  PageChangeReader(const PageChangeReader&) = delete;
+  PageChangeReader& operator=(const PageChangeReader&) = delete;
+
+  // Moves page->changes to the next window of at most `count` changes (none past the end) and
+  // sets page->window_start. Failing means the page is not the one DecodePullPage validated.
+  Status Next(size_t count, PullPage* page);
+
+ private:
+  Status Open();
+
+  simdjson::ondemand::parser& parser_;
+  const simdjson::padded_string& input_;
+  JsonLimits limits_;
+  simdjson::ondemand::document doc_;
+  simdjson::ondemand::array_iterator next_;
+  simdjson::ondemand::array_iterator end_;
+  bool open_ = false;
+  size_t index_ = 0;  // of the next change in the page
+  std::string buffer_;
+};
 
 // A pulled change that met local changes the server has not acknowledged.
 struct AppliedConflict {
@@ -143,7 +182,8 @@ class DeltaApplier {
 
   // Applies page.changes[begin, end) in one transaction and moves the cursor to the
   // last of them (and, when `end` is the end of a page without hasMore, to the page's
-  // latestServerVersion). Accumulates into *result.
+  // latestServerVersion). Accumulates into *result. `page` may hold a window of the page's
+  // changes (PageChangeReader): positions are then within the window.
   // A page with `resync` first resets the client to the server's history: the cursor goes to
   // 0, the client's acknowledged changes above the server's head (which the server lost) are
   // queued again, and documents pulled above the head are re-pulled from the server.

@@ -77,21 +77,24 @@ TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
 TEST(WalCheckpointer, CountsOnlyTheFramesNotCopiedYet) {
   TempDir dir;
   const std::string path = dir.File("db.sqlite");
-  Watched watched = Watch(path, /*threshold_pages=*/8, /*limit_pages=*/1000000);
+  Watched watched = Watch(path, /*threshold_pages=*/10, /*limit_pages=*/1000000);
   ASSERT_NE(watched.checkpointer, nullptr);
   Database& writer = *watched.writer;
   WalCheckpointer& checkpointer = *watched.checkpointer;
-  Write(writer, 2);  // about 10 frames
-  ASSERT_EQ(checkpointer.requested(), 1u);
-  AwaitCompleted(checkpointer, 1);
-  // A reader on the log as it is now: the log cannot restart, so new frames follow the old ones.
+  auto write_small = [&] { ASSERT_TRUE(IsOk(writer.Exec("INSERT INTO blobs (data) VALUES (x'00')"))); };
+  Write(writer, 1);  // below the threshold
+  ASSERT_EQ(checkpointer.requested(), 0u);
+  // A reader on the log as it is now: no checkpoint copies past it, and the log cannot restart.
   std::unique_ptr<Database> reader = OpenDb(path);
   ASSERT_NE(reader, nullptr);
   ASSERT_TRUE(IsOk(reader->Exec("BEGIN; SELECT count(*) FROM blobs")));
-  Write(writer, 1);  // the log is past the threshold, but only about 5 frames are new
+  for (int i = 0; i < 20 && checkpointer.requested() == 0; ++i) write_small();
+  ASSERT_EQ(checkpointer.requested(), 1u);
+  AwaitCompleted(checkpointer, 1);  // copied up to the reader
+  write_small();  // the log is past the threshold, but only a few of its frames are not copied
   EXPECT_EQ(checkpointer.requested(), 1u);
-  Write(writer, 1);  // about 10 new frames
-  EXPECT_EQ(checkpointer.requested(), 2u);
+  for (int i = 0; i < 10 && checkpointer.requested() == 1; ++i) Write(writer, 1);
+  EXPECT_EQ(checkpointer.requested(), 2u);  // another threshold of frames
   AwaitCompleted(checkpointer, 2);
   ASSERT_TRUE(IsOk(reader->Exec("COMMIT")));
 }

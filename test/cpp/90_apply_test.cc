@@ -159,6 +159,63 @@ TEST(DecodePullPage, RejectsMalformedChangesNamingThem) {
   }
 }
 
+// Counting only: every change validated, none kept; the same errors as keeping them.
+TEST(DecodePullPage, CountsWithoutKeepingChanges) {
+  const std::string json =
+      R"({"hasMore":false,"newChanges":[)" + Remote(1, "CREATED", "a", R"({"x":1})") + "," +
+      Remote(2, "UPDATED", "a", R"({"x":2})") + "," + Remote(3, "DELETED", "a", "null") +
+      R"(],"latestServerVersion":9,"headVersion":9})";
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string input(json);
+  PullPage page;
+  ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly)));
+  EXPECT_TRUE(page.changes.empty());
+  EXPECT_EQ(page.ChangeCount(), 3u);
+  EXPECT_EQ(page.latest_server_version, 9);
+  EXPECT_EQ(page.head_version, 9);
+  const std::string bad = "[" + Remote(1, "CREATED", "a", R"({"x":1})") + "," + Remote(2, "CREATED", "b", "[]") + "]";
+  simdjson::padded_string bad_input(bad);
+  PullPage counted;
+  PullPage kept;
+  const Status counting = DecodePullPage(parser, bad_input, JsonLimits{}, &counted, PageChanges::kCountOnly);
+  const Status keeping = DecodePullPage(parser, bad_input, JsonLimits{}, &kept);
+  EXPECT_FALSE(counting.ok());
+  EXPECT_EQ(counting.ToString(), keeping.ToString());
+}
+
+// The reader gives the changes DecodePullPage keeps, a window at a time, whatever the fields
+// around newChanges and however its key is written.
+TEST(PageChangeReader, ReadsTheValidatedChangesInWindows) {
+  std::vector<std::string> changes;
+  for (int v = 1; v <= 5; ++v) changes.push_back(Remote(v, "CREATED", "n" + std::to_string(v), R"({"v":1})"));
+  std::string list;
+  for (const std::string& change : changes) list += (list.empty() ? "" : ",") + change;
+  for (const std::string& json :
+       {"[" + list + "]", R"({"applied":[],"latestServerVersion":5,"newChanges":[)" + list + R"(],"hasMore":false})",
+        R"({"extra":{"newChanges":[]},"newChanges":[)" + list + "]}"}) {
+    simdjson::ondemand::parser parser;
+    simdjson::padded_string input(json);
+    PullPage whole;
+    ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &whole))) << json;
+    PullPage page;
+    ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly)));
+    ASSERT_EQ(page.ChangeCount(), 5u);
+    PageChangeReader reader(parser, input, JsonLimits{});
+    std::vector<size_t> starts;
+    std::vector<std::string> ids;
+    for (int window = 0; window < 4; ++window) {
+      ASSERT_TRUE(IsOk(reader.Next(2, &page)));
+      starts.push_back(page.window_start);
+      for (const RemoteChange& change : page.changes) ids.push_back(change.entity_id);
+    }
+    EXPECT_EQ(starts, (std::vector<size_t>{0, 2, 4, 5})) << json;
+    EXPECT_EQ(ids, (std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"})) << json;
+    EXPECT_TRUE(page.changes.empty());
+    EXPECT_EQ(whole.changes.size(), 5u);
+    EXPECT_EQ(whole.changes[4].data, R"({"v":1})");
+  }
+}
+
 TEST(DecodePullPage, RejectsInvalidJsonAndInvalidUtf8) {
   for (const std::string& json : {std::string(R"({"newChanges":[)"), std::string("{\"newChanges\":[}"),
                                   std::string(""), std::string("nul"), std::string("{\"newChanges\":[\"abc]}")}) {
@@ -298,6 +355,31 @@ TEST_F(ApplyTest, TheCursorFollowsEachChunkAndReachesLatestOnlyAtTheEnd) {
     EXPECT_EQ(result.latest_server_version, has_more ? 5 : 20);
     EXPECT_EQ(result.applied, 5);
   }
+}
+
+// A window's positions are the page's: the cursor reaches latestServerVersion only at the
+// page's end, and a resync resets the client once, at the page's first change.
+TEST_F(ApplyTest, AppliesAPageWindowByWindow) {
+  std::vector<std::string> changes;
+  for (int v = 1; v <= 5; ++v) changes.push_back(Remote(v, "CREATED", "n" + std::to_string(v), "{}"));
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string input(Page(changes, 20, false));
+  PullPage page;
+  ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly)));
+  PageChangeReader reader(parser, input, JsonLimits{});
+  ApplyResult result;
+  ASSERT_TRUE(IsOk(reader.Next(2, &page)));
+  ASSERT_TRUE(IsOk(h_.applier->ApplyChunk(page, 0, page.changes.size(), &result)));
+  EXPECT_EQ(h_.Cursor(), 2);
+  ASSERT_TRUE(IsOk(reader.Next(2, &page)));
+  ASSERT_TRUE(IsOk(h_.applier->ApplyChunk(page, 0, page.changes.size(), &result)));
+  EXPECT_EQ(h_.Cursor(), 4);
+  ASSERT_TRUE(IsOk(reader.Next(2, &page)));
+  ASSERT_EQ(page.changes.size(), 1u);
+  ASSERT_TRUE(IsOk(h_.applier->ApplyChunk(page, 0, 1, &result)));
+  EXPECT_EQ(h_.Cursor(), 20);
+  EXPECT_EQ(result.applied, 5);
+  EXPECT_EQ(h_.Visible("n5"), "{}");
 }
 
 TEST_F(ApplyTest, AChunkAskedToStopEarlyCommitsWhatItAppliedAndSaysWhereItEnded) {

@@ -197,19 +197,21 @@ class StoreHarness {
     applier = std::make_unique<DeltaApplier>(*db, clock, *queue, strategy, std::move(per_type));
   }
 
-  // Decodes `page_json` and applies it in chunks of `chunk` changes (0: one chunk).
+  // Decodes `page_json` and applies it: whole (chunk 0), or as the apply worker does, validated
+  // first and then decoded and applied `chunk` changes at a time (PageChangeReader).
   Status TryPull(const std::string& page_json, ApplyResult* result, size_t chunk = 0) {
     simdjson::padded_string input(page_json);
     PullPage page;
-    DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page));
-    const size_t total = page.changes.size();
-    const size_t step = chunk == 0 ? std::max<size_t>(total, 1) : chunk;
-    size_t begin = 0;
+    if (chunk == 0) {
+      DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page));
+      return applier->ApplyChunk(page, 0, page.changes.size(), result);
+    }
+    DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly));
+    PageChangeReader reader(parser, input, JsonLimits{});
     do {
-      const size_t end = std::min(total, begin + step);
-      DS_RETURN_IF_ERROR(applier->ApplyChunk(page, begin, end, result));
-      begin = end;
-    } while (begin < total);
+      DS_RETURN_IF_ERROR(reader.Next(chunk, &page));
+      DS_RETURN_IF_ERROR(applier->ApplyChunk(page, 0, page.changes.size(), result));
+    } while (page.window_start + page.changes.size() < page.ChangeCount());
     return Status::Ok();
   }
   ApplyResult Pull(const std::string& page_json, size_t chunk = 0) {
