@@ -296,28 +296,6 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
 
 }  // namespace
 
-std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name) {
-  if (name == "newest_wins") return ConflictStrategy::kNewestWins;
-  if (name == "server_wins") return ConflictStrategy::kServerWins;
-  if (name == "client_wins") return ConflictStrategy::kClientWins;
-  if (name == "merge") return ConflictStrategy::kMerge;
-  if (name == "manual") return ConflictStrategy::kManual;
-  if (name == "custom") return ConflictStrategy::kCustom;
-  return std::nullopt;
-}
-
-const char* ConflictStrategyName(ConflictStrategy strategy) {
-  switch (strategy) {
-    case ConflictStrategy::kNewestWins: return "newest_wins";
-    case ConflictStrategy::kServerWins: return "server_wins";
-    case ConflictStrategy::kClientWins: return "client_wins";
-    case ConflictStrategy::kMerge: return "merge";
-    case ConflictStrategy::kManual: return "manual";
-    case ConflictStrategy::kCustom: return "custom";
-  }
-  return "newest_wins";
-}
-
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
                       const JsonLimits& limits, PullPage* out, PageChanges keep) {
   out->bytes = input.size();
@@ -637,7 +615,7 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
   return Status::Ok();
 }
 
-Result<std::vector<DeltaApplier::LocalChange>> DeltaApplier::LocalChanges(const std::string& entity_type,
+Result<std::vector<LocalChange>> DeltaApplier::LocalChanges(const std::string& entity_type,
                                                                         const std::string& entity_id,
                                                                         std::optional<int64_t> acknowledged_above) {
   Result<Statement*> stmt = db_.Cached(kLocalChanges);
@@ -659,34 +637,9 @@ Result<std::vector<DeltaApplier::LocalChange>> DeltaApplier::LocalChanges(const 
   return changes;
 }
 
-Result<DeltaApplier::State> DeltaApplier::Replay(State state, const std::vector<LocalChange>& changes,
+Result<DeltaApplier::State> DeltaApplier::Replay(State base, const std::vector<LocalChange>& changes,
                                                  bool only_in_flight, bool created_merges) {
-  for (const LocalChange& change : changes) {
-    if (only_in_flight && change.status != ChangeStatus::kSyncing) continue;
-    switch (change.type) {
-      case ChangeType::kCreated:
-        if (created_merges && state.data && change.data) {
-          Result<std::string> merged = ShallowMergeObjects(parser_, *state.data, *change.data);
-          if (!merged.ok()) return merged.status();
-          state.data = std::move(merged).value();
-        } else {
-          state.data = change.data;
-        }
-        break;
-      case ChangeType::kUpdated: {
-        // Fields set on a document that is not there (deleted meanwhile) do not make one.
-        if (!change.data || !state.data) break;
-        Result<std::string> merged = ShallowMergeObjects(parser_, *state.data, *change.data);
-        if (!merged.ok()) return merged.status();
-        state.data = std::move(merged).value();
-        break;
-      }
-      case ChangeType::kDeleted:
-        state.data.reset();
-        break;
-    }
-  }
-  return state;
+  return ReplayLocalChanges(parser_, std::move(base), changes, only_in_flight, created_merges);
 }
 
 Status DeltaApplier::DiscardUnsent(const std::vector<LocalChange>& changes) {
@@ -800,106 +753,38 @@ Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_c
     return WriteDocument(change, visible.value(), server_after, true);
   }
 
-  int64_t newest_local = 0;
-  bool local_deletes = false;
-  for (const LocalChange& local : locals) {
-    newest_local = std::max(newest_local, local.timestamp);
-    local_deletes = local_deletes || local.type == ChangeType::kDeleted;
-  }
-  const bool remote_is_newer = change.timestamp >= newest_local;  // a tie goes to the remote
+  return SettleWithLocalChanges(change, locals, server_before, server_after, result);
+}
+
+Status DeltaApplier::SettleWithLocalChanges(const RemoteChange& change, const std::vector<LocalChange>& locals,
+                                            const State& server_before, const State& server_after,
+                                            ApplyResult* result) {
   const ConflictStrategy configured = StrategyFor(change.entity_type);
-  ConflictStrategy strategy = configured;
-  if (strategy == ConflictStrategy::kMerge && (local_deletes || change.type == ChangeType::kDeleted)) {
-    strategy = ConflictStrategy::kNewestWins;  // a delete has no fields to merge
+  Result<ConflictPlan> planned = PlanConflict(parser_, change, locals, configured, server_after.data.has_value());
+  if (!planned.ok()) return planned.status();
+  const ConflictPlan& plan = planned.value();
+  for (const ConflictPlan::Rewrite& rewrite : plan.rewrites) {
+    DS_RETURN_IF_ERROR(queue_.RewriteUnsent(rewrite.id, rewrite.type, rewrite.data));
   }
-  AppliedConflict conflict{change.entity_type, change.entity_id, change.change_id, change.version, configured, "", {}};
-  std::vector<LocalChange> remaining = locals;
-  // Where the local changes are replayed when they stay: on the pulled state, or, when the
-  // pulled change is a delete that the local side outlives, on the state before it.
-  const State& local_base = change.type == ChangeType::kDeleted ? server_before : server_after;
-
-  switch (strategy) {
-    case ConflictStrategy::kClientWins:
-      conflict.winner = "local";
-      break;
-    case ConflictStrategy::kServerWins:
-      conflict.winner = "remote";
-      break;
-    case ConflictStrategy::kNewestWins:
-      conflict.winner = remote_is_newer ? "remote" : "local";
-      break;
-    case ConflictStrategy::kMerge: {
-      conflict.winner = "merged";
-      Result<std::unordered_set<std::string>> remote_keys = ObjectKeys(parser_, *change.data);
-      if (!remote_keys.ok()) return remote_keys.status();
-      remaining.clear();
-      for (const LocalChange& local : locals) {
-        if (local.status == ChangeStatus::kSyncing || !local.data) {
-          remaining.push_back(local);
-          continue;
-        }
-        if (change.timestamp < local.timestamp) {
-          // Every local field is newer: all stay; a CREATED still becomes an UPDATED (see below).
-          LocalChange kept_all = local;
-          if (local.type == ChangeType::kCreated && server_after.data) {
-            kept_all.type = ChangeType::kUpdated;
-            DS_RETURN_IF_ERROR(queue_.RewriteUnsent(local.id, kept_all.type, *local.data));
-          }
-          remaining.push_back(std::move(kept_all));
-          continue;
-        }
-        // Overlapping fields go to the remote change when it is at least as new.
-        Result<std::string> kept = ObjectWithoutKeys(parser_, *local.data, remote_keys.value());
-        if (!kept.ok()) return kept.status();
-        if (kept.value() == "{}" && local.type == ChangeType::kUpdated) {
-          DS_RETURN_IF_ERROR(queue_.Discard(local.change_id));
-          continue;
-        }
-        LocalChange rewritten = local;
-        // A CREATED kept against a state the server has becomes an UPDATED of its fields, so the
-        // server sets them on its document instead of replacing it.
-        if (local.type == ChangeType::kCreated && server_after.data) rewritten.type = ChangeType::kUpdated;
-        if (kept.value() != *local.data || rewritten.type != local.type) {
-          DS_RETURN_IF_ERROR(queue_.RewriteUnsent(local.id, rewritten.type, kept.value()));
-        }
-        rewritten.data = std::move(kept).value();
-        remaining.push_back(std::move(rewritten));
-      }
-      break;
-    }
-    case ConflictStrategy::kManual:
-    case ConflictStrategy::kCustom: {
-      // Kept open: a person settles it, or the app's resolver once the page is applied.
-      conflict.winner = strategy == ConflictStrategy::kCustom ? "custom" : "manual";
-      Result<int64_t> id =
-          conflicts_.Open(change, server_after.data, server_before.data, strategy == ConflictStrategy::kCustom);
-      if (!id.ok()) return id.status();
-      conflict.conflict_id = id.value();
-      break;
-    }
+  for (const std::string& change_id : plan.discards) DS_RETURN_IF_ERROR(queue_.Discard(change_id));
+  AppliedConflict conflict{change.entity_type, change.entity_id, change.change_id, change.version, configured,
+                           plan.winner, {}};
+  if (plan.open_conflict) {
+    // Kept open: a person settles it, or the app's resolver once the page is applied.
+    Result<int64_t> id = conflicts_.Open(change, server_after.data, server_before.data,
+                                         plan.strategy == ConflictStrategy::kCustom);
+    if (!id.ok()) return id.status();
+    conflict.conflict_id = id.value();
   }
-
-  State visible;
-  bool still_dirty = true;
-  if (conflict.winner == "remote") {
-    DS_RETURN_IF_ERROR(DiscardUnsent(locals));
-    Result<State> replayed = Replay(server_after, locals, true);
-    if (!replayed.ok()) return replayed.status();
-    visible = std::move(replayed).value();
-    still_dirty = std::any_of(locals.begin(), locals.end(),
-                              [](const LocalChange& local) { return local.status == ChangeStatus::kSyncing; });
-  } else {
-    Result<State> replayed = Replay(local_base, remaining, false, conflict.winner == "merged");
-    if (!replayed.ok()) return replayed.status();
-    visible = std::move(replayed).value();
-    still_dirty = !remaining.empty();
-    if (!conflict.conflict_id) {
-      // The local side saw this version and kept its changes: they are now based on it.
-      DS_RETURN_IF_ERROR(queue_.RebaseUnsent(change.entity_type, change.entity_id, change.version));
-    }
+  Result<State> visible = Replay(plan.replay_on_state_before ? server_before : server_after, plan.remaining,
+                                 false, plan.created_merges);
+  if (!visible.ok()) return visible.status();
+  if (plan.rebase) {
+    // The local side saw this version and kept its changes: they are now based on it.
+    DS_RETURN_IF_ERROR(queue_.RebaseUnsent(change.entity_type, change.entity_id, change.version));
   }
   result->conflicts.push_back(std::move(conflict));
-  return WriteDocument(change, visible, server_after, still_dirty);
+  return WriteDocument(change, visible.value(), server_after, !plan.remaining.empty());
 }
 
 Result<std::string> DeltaApplier::ConflictsJson() { return conflicts_.OpenJson(); }

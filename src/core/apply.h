@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/apply_decision.h"
 #include "core/change.h"
 #include "core/conflict_store.h"
 #include "core/env.h"
@@ -24,11 +25,6 @@
 #include "simdjson.h"
 
 namespace deltasync {
-
-// kCustom: the app's own resolver decides (in JS, after the native work, see ConflictStore).
-enum class ConflictStrategy { kNewestWins, kServerWins, kClientWins, kMerge, kManual, kCustom };
-std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name);
-const char* ConflictStrategyName(ConflictStrategy strategy);  // "newest_wins", ...
 
 // The server's verdict on one pushed change (the applied / conflicts / errors of a sync response).
 struct PushVerdict {
@@ -219,27 +215,19 @@ class DeltaApplier {
   Result<ResolvedConflict> ResolveConflict(int64_t conflict_id, ResolveUse use, const std::optional<std::string>& data);
 
  private:
-  struct LocalChange {
-    int64_t id;
-    std::string change_id;
-    ChangeType type;
-    std::optional<std::string> data;
-    int64_t timestamp;
-    ChangeStatus status;
-  };
-  struct State {
-    std::optional<std::string> data;  // nullopt: absent or deleted
-  };
+  using State = EntityState;
 
   Status ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result);
   // The entity's unacknowledged changes and, with `acknowledged_above`, also those the server
   // acknowledged at a higher version.
   Result<std::vector<LocalChange>> LocalChanges(const std::string& entity_type, const std::string& entity_id,
                                                 std::optional<int64_t> acknowledged_above = std::nullopt);
-  // Applies local changes (all, or only those in flight) on top of `base`. With
-  // created_merges a local CREATED sets its fields on the base instead of replacing it.
+  // ReplayLocalChanges with the applier's parser.
   Result<State> Replay(State base, const std::vector<LocalChange>& changes, bool only_in_flight,
                        bool created_merges = false);
+  // Carries out PlanConflict's plan for `change`, which met `locals`.
+  Status SettleWithLocalChanges(const RemoteChange& change, const std::vector<LocalChange>& locals,
+                                const State& server_before, const State& server_after, ApplyResult* result);
   Status DiscardUnsent(const std::vector<LocalChange>& changes);
   Status WriteDocument(const RemoteChange& change, const State& visible, const State& server, bool dirty);
   Status WriteRolledBack(const RemoteChange& change, const State& visible, const State& server, bool dirty);
