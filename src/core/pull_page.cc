@@ -1,0 +1,384 @@
+#include "core/pull_page.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "core/change_codec.h"
+
+namespace deltasync {
+
+namespace {
+
+Status PageError([[maybe_unused]] const std::string& path, const std::string& change_id, Status status) {
+  std::string message = status.message();
+  if (!change_id.empty()) message += " (changeId " + change_id + ")";
+  return Status::Error(status.code(), std::move(message));
+}
+
+// Reads a string of 1..256 bytes.
+bool ReadShortString(simdjson::ondemand::value value, std::string* out) {
+  std::string_view text;
+  simdjson::ondemand::json_type type;
+  if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::string) return false;
+  if (value.get_string().get(text) != simdjson::SUCCESS || text.empty() || text.size() > 256) return false;
+  if (text.find('\0') != std::string_view::npos) return false;
+  out->assign(text);
+  return true;
+}
+
+// `buffer`: reused across the changes of a page, so that a document is built once and stored
+// at its exact size (a string grown by appending holds up to twice its length).
+Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& limits, const std::string& name,
+                          std::string* buffer, RemoteChange* out) {
+  bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
+  std::string scratch;
+  std::vector<std::string_view> seen_keys;  // views into the parser's buffer: valid for the page
+  seen_keys.reserve(8);
+  std::string_view key;
+  // Built only for an error message: most changes never need it.
+  auto path = [&]() { return name + "." + std::string(key); };
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+      return PageError(name, out->change_id, Status::InvalidArgument("Malformed JSON in " + name));
+    }
+    if (std::find(seen_keys.begin(), seen_keys.end(), key) != seen_keys.end()) {
+      return PageError(path(), out->change_id, Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name));
+    }
+    seen_keys.emplace_back(key);
+    simdjson::ondemand::value value = field.value();
+    if (key == "version") {
+      int64_t version = 0;
+      if (value.get_int64().get(version) != simdjson::SUCCESS || version < 1 || version > kMaxSafeInteger) {
+        return PageError(path(), out->change_id, ExpectedError("a positive integer", path(), DescribeReceived(value)));
+      }
+      out->version = version;
+      has_version = true;
+    } else if (key == "changeId") {
+      if (!ReadShortString(value, &out->change_id)) {
+        return ExpectedError("a non-empty string of at most 256 bytes", path(), DescribeReceived(value));
+      }
+    } else if (key == "type") {
+      std::string text;
+      std::optional<ChangeType> type;
+      if (ReadShortString(value, &text)) type = ParseChangeType(text);
+      if (!type) {
+        return PageError(path(), out->change_id, ExpectedError("one of \"CREATED\", \"UPDATED\", \"DELETED\"", path(),
+                                                             DescribeReceived(value)));
+      }
+      out->type = *type;
+      has_type = true;
+    } else if (key == "entityType") {
+      if (!ReadShortString(value, &out->entity_type) || !IsValidEntityType(out->entity_type)) {
+        return PageError(path(), out->change_id,
+                         ExpectedError("a string matching [A-Za-z0-9_.-]{1,64}", path(), DescribeReceived(value)));
+      }
+      has_entity_type = true;
+    } else if (key == "entityId") {
+      if (!ReadShortString(value, &out->entity_id)) {
+        return PageError(path(), out->change_id,
+                         ExpectedError("a non-empty string of at most 256 bytes", path(), DescribeReceived(value)));
+      }
+      has_entity_id = true;
+    } else if (key == "data") {
+      simdjson::ondemand::json_type type;
+      if (value.type().get(type) != simdjson::SUCCESS) {
+        return PageError(path(), out->change_id, Status::InvalidArgument("Malformed JSON at " + path()));
+      }
+      if (type == simdjson::ondemand::json_type::null) {
+        out->data.reset();
+      } else if (type == simdjson::ondemand::json_type::object) {
+        buffer->clear();
+        Status copied = CopyValidatedJson(value, 0, limits, path(), buffer);
+        if (!copied.ok()) return PageError(path(), out->change_id, copied);
+        out->data.emplace(*buffer);
+      } else {
+        return PageError(path(), out->change_id, ExpectedError("an object or null", path(), DescribeReceived(value)));
+      }
+    } else if (key == "timestamp") {
+      double number = 0;
+      if (value.get_double().get(number) != simdjson::SUCCESS || !(number >= 0) || number > 8.64e15) {
+        return PageError(path(), out->change_id,
+                         ExpectedError("milliseconds since the epoch", path(), DescribeReceived(value)));
+      }
+      out->timestamp = static_cast<int64_t>(number);
+    } else if (key == "deviceId") {
+      bool is_null = false;
+      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) continue;
+      std::string device;
+      if (!ReadShortString(value, &device)) {
+        return PageError(path(), out->change_id, ExpectedError("a string or null", path(), DescribeReceived(value)));
+      }
+      out->device_id = std::move(device);
+    } else {
+      // Fields this release does not use are still validated as JSON.
+      scratch.clear();
+      Status copied = CopyValidatedJson(value, 1, limits, path(), &scratch);
+      if (!copied.ok()) return PageError(path(), out->change_id, copied);
+    }
+  }
+  if (!has_version) return PageError(name, out->change_id, ExpectedError("a positive integer", name + ".version", "undefined"));
+  if (out->change_id.empty()) return ExpectedError("a non-empty string", name + ".changeId", "undefined");
+  if (!has_type) {
+    return PageError(name, out->change_id,
+                     ExpectedError("one of \"CREATED\", \"UPDATED\", \"DELETED\"", name + ".type", "undefined"));
+  }
+  if (!has_entity_type) {
+    return PageError(name, out->change_id,
+                     ExpectedError("a string matching [A-Za-z0-9_.-]{1,64}", name + ".entityType", "undefined"));
+  }
+  if (!has_entity_id) {
+    return PageError(name, out->change_id, ExpectedError("a non-empty string", name + ".entityId", "undefined"));
+  }
+  if (out->type != ChangeType::kDeleted && !out->data) {
+    return PageError(name, out->change_id, ExpectedError("an object", name + ".data", "nothing"));
+  }
+  return Status::Ok();
+}
+
+// The element at `name` of a changes array, decoded into *change.
+Status DecodeChangeElement(simdjson::simdjson_result<simdjson::ondemand::value> element_result,
+                           const JsonLimits& limits, const std::string& name, std::string* buffer,
+                           RemoteChange* change) {
+  simdjson::ondemand::value element;
+  simdjson::ondemand::object object;
+  if (std::move(element_result).get(element) != simdjson::SUCCESS) {
+    return Status::InvalidArgument("Malformed JSON at " + name);
+  }
+  if (element.get_object().get(object) != simdjson::SUCCESS) {
+    return ExpectedError("a change object", name, DescribeReceived(element));
+  }
+  return DecodeRemoteChange(object, limits, name, buffer, change);
+}
+
+std::string ChangeElementName(size_t index) { return "newChanges[" + std::to_string(index) + "]"; }
+
+// Decodes every change of the array, in increasing versions; with PageChanges::kCountOnly each
+// is validated and dropped. *count and *last_version describe what was read.
+Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& limits, PageChanges keep,
+                          PullPage* out, size_t* count, int64_t* last_version) {
+  size_t index = 0;
+  std::string buffer;
+  for (auto element_result : array) {
+    const std::string element_name = ChangeElementName(index);
+    RemoteChange change;
+    DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, &buffer, &change));
+    if (index > 0 && change.version <= *last_version) {
+      return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
+                                     std::to_string(change.version) + " follows " + std::to_string(*last_version) +
+                                     " (changeId " + change.change_id + ")");
+    }
+    *last_version = change.version;
+    if (keep == PageChanges::kKeep) out->changes.push_back(std::move(change));
+    ++index;
+  }
+  *count = index;
+  return Status::Ok();
+}
+
+Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, const JsonLimits& limits,
+                      const std::string& name, std::vector<PushVerdict>* out) {
+  size_t index = 0;
+  for (auto item_result : items) {
+    const std::string item_name = name + "[" + std::to_string(index++) + "]";
+    simdjson::ondemand::value item;
+    simdjson::ondemand::object object;
+    if (std::move(item_result).get(item) != simdjson::SUCCESS || item.get_object().get(object) != simdjson::SUCCESS) {
+      return ExpectedError("an object", item_name, "another value");
+    }
+    PushVerdict verdict;
+    verdict.kind = kind;
+    DS_RETURN_IF_ERROR(ForEachField(object, item_name, "Malformed JSON in " + item_name,
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+      const std::string path = item_name + "." + std::string(key);
+      std::string text;
+      int64_t number = 0;
+      bool is_null = false;
+      if (value.is_null().get(is_null) == simdjson::SUCCESS && is_null) return Status::Ok();
+      if (key == "changeId") {
+        if (!ReadShortString(value, &verdict.change_id)) {
+          return ExpectedError("a non-empty string", path, DescribeReceived(value));
+        }
+      } else if (key == "version" || key == "serverVersion" || key == "conflictId") {
+        if (value.get_int64().get(number) != simdjson::SUCCESS || number < 0 || number > kMaxSafeInteger) {
+          return ExpectedError("an integer", path, DescribeReceived(value));
+        }
+        if (key == "version") verdict.version = number;
+        if (key == "serverVersion") verdict.server_version = number;
+        if (key == "conflictId") verdict.conflict_id = number;
+      } else if (key == "serverDataOmitted") {
+        if (value.get_bool().get(verdict.server_data_omitted) != simdjson::SUCCESS) {
+          return ExpectedError("a boolean", path, DescribeReceived(value));
+        }
+      } else if (key == "serverData") {
+        std::string copy;
+        simdjson::ondemand::json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS || type != simdjson::ondemand::json_type::object) {
+          return ExpectedError("an object or null", path, DescribeReceived(value));
+        }
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 0, limits, path, &copy));
+        verdict.server_data = std::move(copy);
+      } else if (key == "winner" || key == "resolution" || key == "reason" || key == "entityType" ||
+                 key == "entityId" || key == "code" || key == "message") {
+        std::string_view view;
+        if (value.get_string().get(view) != simdjson::SUCCESS) {
+          return ExpectedError("a string", path, DescribeReceived(value));
+        }
+        std::string* slot = key == "winner"       ? &verdict.winner
+                            : key == "resolution" ? &verdict.resolution
+                            : key == "reason"     ? &verdict.reason
+                            : key == "entityType" ? &verdict.entity_type
+                            : key == "entityId"   ? &verdict.entity_id
+                            : key == "code"       ? &verdict.error_code
+                                                  : &verdict.error_message;
+        slot->assign(view.substr(0, 4096));
+      } else {
+        std::string ignored;
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, path, &ignored));
+      }
+      return Status::Ok();
+    }));
+    if (verdict.change_id.empty()) return ExpectedError("a non-empty string", item_name + ".changeId", "undefined");
+    if (kind == PushVerdict::Kind::kApplied && !verdict.version) {
+      return ExpectedError("an integer", item_name + ".version", "undefined");
+    }
+    out->push_back(std::move(verdict));
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                      const JsonLimits& limits, PullPage* out, PageChanges keep) {
+  out->bytes = input.size();
+  size_t count = 0;
+  int64_t last = 0;
+  simdjson::ondemand::document doc;
+  if (auto error = parser.iterate(input).get(doc)) {
+    return Status::InvalidArgument(std::string("Malformed JSON for page (") + simdjson::error_message(error) + ")");
+  }
+  simdjson::ondemand::json_type type;
+  if (auto error = doc.type().get(type)) {
+    return Status::InvalidArgument(std::string("Malformed JSON for page (") + simdjson::error_message(error) + ")");
+  }
+  if (type == simdjson::ondemand::json_type::array) {
+    simdjson::ondemand::array array;
+    if (doc.get_array().get(array) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
+    DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, &count, &last));
+  } else if (type == simdjson::ondemand::json_type::object) {
+    simdjson::ondemand::object object;
+    if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
+    bool has_changes = false;
+    std::string scratch;
+    DS_RETURN_IF_ERROR(ForEachField(object, "page", "Malformed JSON for page",
+                                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+      if (key == "newChanges") {
+        simdjson::ondemand::array array;
+        if (value.get_array().get(array) != simdjson::SUCCESS) {
+          return ExpectedError("an array of changes", "page.newChanges", DescribeReceived(value));
+        }
+        DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, &count, &last));
+        has_changes = true;
+      } else if (key == "latestServerVersion" || key == "headVersion" || key == "resyncFrom") {
+        int64_t version = 0;
+        if (value.get_int64().get(version) != simdjson::SUCCESS || version < 0 || version > kMaxSafeInteger) {
+          return ExpectedError("a non-negative integer", "page." + std::string(key), DescribeReceived(value));
+        }
+        (key == "latestServerVersion" ? out->latest_server_version
+         : key == "headVersion"       ? out->head_version
+                                      : out->resync_from) = version;
+      } else if (key == "applied" || key == "conflicts" || key == "errors") {
+        simdjson::ondemand::array items;
+        if (value.get_array().get(items) != simdjson::SUCCESS) {
+          return ExpectedError("an array", "page." + std::string(key), DescribeReceived(value));
+        }
+        const PushVerdict::Kind kind = key == "applied"     ? PushVerdict::Kind::kApplied
+                                       : key == "conflicts" ? PushVerdict::Kind::kConflict
+                                                            : PushVerdict::Kind::kError;
+        DS_RETURN_IF_ERROR(DecodeVerdicts(items, kind, limits, "page." + std::string(key), &out->verdicts));
+      } else if (key == "hasMore" || key == "resync") {
+        bool flag = false;
+        if (value.get_bool().get(flag) != simdjson::SUCCESS) {
+          return ExpectedError("a boolean", "page." + std::string(key), DescribeReceived(value));
+        }
+        (key == "hasMore" ? out->has_more : out->resync) = flag;
+      } else {
+        scratch.clear();
+        DS_RETURN_IF_ERROR(CopyValidatedJson(value, 1, limits, "page." + std::string(key), &scratch));
+      }
+      return Status::Ok();
+    }));
+    if (!has_changes) return ExpectedError("an array of changes", "page.newChanges", "undefined");
+  } else {
+    return Status::InvalidArgument("Expected a pull page (an object with newChanges, or an array of changes)");
+  }
+  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the page");
+  if (keep == PageChanges::kCountOnly) out->page_change_count = count;
+  // The versions must agree, or a hostile or broken server could move the cursor where no
+  // change will ever be pulled (past the head) or make the client ask for the same page forever.
+  if (out->latest_server_version && *out->latest_server_version < last) {
+    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
+                                   ") is below the version of its last change (" + std::to_string(last) + ")");
+  }
+  if (out->head_version && out->latest_server_version && *out->latest_server_version > *out->head_version) {
+    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
+                                   ") is above page.headVersion (" + std::to_string(*out->head_version) + ")");
+  }
+  if (out->has_more && count == 0) {
+    return Status::InvalidArgument("page.hasMore is true but the page has no changes");
+  }
+  return Status::Ok();
+}
+
+PageChangeReader::PageChangeReader(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                                   const JsonLimits& limits)
+    : parser_(parser), input_(input), limits_(limits) {}
+
+Status PageChangeReader::Open() {
+  const Status changed = Status::Internal("The page changed after it was validated");
+  if (parser_.iterate(input_).get(doc_) != simdjson::SUCCESS) return changed;
+  simdjson::ondemand::json_type type;
+  if (doc_.type().get(type) != simdjson::SUCCESS) return changed;
+  simdjson::ondemand::array array;
+  if (type == simdjson::ondemand::json_type::array) {
+    if (doc_.get_array().get(array) != simdjson::SUCCESS) return changed;
+  } else {
+    simdjson::ondemand::object object;
+    if (doc_.get_object().get(object) != simdjson::SUCCESS) return changed;
+    bool found = false;
+    for (auto field_result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
+        return changed;
+      }
+      if (key != "newChanges") continue;  // skipped unread: validated already
+      if (field.value().get_array().get(array) != simdjson::SUCCESS) return changed;
+      found = true;
+      break;
+    }
+    if (!found) return changed;
+  }
+  if (array.begin().get(next_) != simdjson::SUCCESS || array.end().get(end_) != simdjson::SUCCESS) return changed;
+  open_ = true;
+  return Status::Ok();
+}
+
+Status PageChangeReader::Next(size_t count, PullPage* page) {
+  if (!open_) DS_RETURN_IF_ERROR(Open());
+  page->changes.clear();
+  page->window_start = index_;
+  for (; page->changes.size() < count && next_ != end_; ++next_) {
+    RemoteChange change;
+    Status decoded = DecodeChangeElement(*next_, limits_, ChangeElementName(index_), &buffer_, &change);
+    if (!decoded.ok()) return Status::Internal("The page changed after it was validated: " + decoded.message());
+    page->changes.push_back(std::move(change));
+    ++index_;
+  }
+  return Status::Ok();
+}
+
+}  // namespace deltasync
