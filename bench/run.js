@@ -386,7 +386,7 @@ const TRIALS = [
     label: 'PouchDB replicate.from, batch_size 10000',
     script: 'trials/pouchdb.js',
     nodeArgs: GC,
-    params: (quick) => ({ mode: 'cold', total: quick ? 10000 : 100000, pull: 10000, runs: 1 }),
+    params: (quick) => ({ mode: 'cold', total: quick ? 10000 : 100000, pull: 10000, runs: quick ? 1 : 3 }),
   },
   {
     id: 'sync-push/pouchdb',

@@ -65,7 +65,7 @@ Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonL
 // One top-level field of an object, found while CopyValidatedJson copies it: where its
 // canonical value sits in `out` (keys are unique, so there is at most one).
 struct TopLevelField {
-  std::string_view name;  // unescaped key to look for
+  std::string_view name;  // the key, unescaped: "\u0069d" in the JSON is the key "id"
   bool found = false;
   size_t begin = 0;       // [begin, end) of the canonical value in `out`
   size_t end = 0;

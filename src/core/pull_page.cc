@@ -372,11 +372,15 @@ Status PageChangeReader::Next(size_t count, PullPage* page) {
   page->changes.clear();
   page->window_start = index_;
   for (; page->changes.size() < count && next_ != end_; ++next_) {
+    if (index_ >= page->ChangeCount()) return Status::Internal("The page changed after it was validated");
     RemoteChange change;
     Status decoded = DecodeChangeElement(*next_, limits_, ChangeElementName(index_), &buffer_, &change);
     if (!decoded.ok()) return Status::Internal("The page changed after it was validated: " + decoded.message());
     page->changes.push_back(std::move(change));
     ++index_;
+  }
+  if (page->changes.empty() && index_ < page->ChangeCount()) {
+    return Status::Internal("The page changed after it was validated");
   }
   return Status::Ok();
 }

@@ -75,7 +75,8 @@ class PageChangeReader {
   PageChangeReader& operator=(const PageChangeReader&) = delete;
 
   // Moves page->changes to the next window of at most `count` changes (none past the end) and
-  // sets page->window_start. Failing means the page is not the one DecodePullPage validated.
+  // sets page->window_start. `page` is the one DecodePullPage counted. Failing (INTERNAL)
+  // means the bytes are not those DecodePullPage validated.
   Status Next(size_t count, PullPage* page);
 
  private:

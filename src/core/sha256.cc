@@ -124,7 +124,8 @@ __attribute__((target("sha,sse4.1,ssse3"))) void CompressShaNi(std::array<uint32
 
 bool Sha256::HasShaInstructions() {
 #ifdef DELTASYNC_SHA_NI
-  return CpuHasShaInstructions();
+  static const bool kHasShaInstructions = CpuHasShaInstructions();  // the CPU does not change
+  return kHasShaInstructions;
 #else
   return false;
 #endif

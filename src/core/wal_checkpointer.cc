@@ -64,11 +64,19 @@ int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* schema, int w
     sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     return SQLITE_OK;
   }
-  if (wal_pages < checkpointer->last_log_frames_.exchange(wal_pages, std::memory_order_relaxed)) {
-    checkpointer->copied_frames_.store(0, std::memory_order_release);  // the log restarted
+  const bool restarted = wal_pages < checkpointer->last_log_frames_.exchange(wal_pages, std::memory_order_relaxed);
+  uint64_t checkpointed = checkpointer->checkpointed_.load(std::memory_order_acquire);
+  if (restarted && checkpointed != 0) {
+    // What the last checkpoint copied belongs to the old log. (Unless the thread has stored a
+    // newer checkpoint meanwhile, which the exchange leaves in place.)
+    if (checkpointer->checkpointed_.compare_exchange_strong(checkpointed, 0, std::memory_order_acq_rel)) {
+      checkpointed = 0;
+    }
   }
-  const int copied = checkpointer->copied_frames_.load(std::memory_order_acquire);
-  const int not_copied = wal_pages >= copied ? wal_pages - copied : wal_pages;
+  const auto log_then = static_cast<int>(checkpointed >> 32);
+  const auto copied = static_cast<int>(checkpointed & 0xFFFFFFFFu);
+  // A log shorter than the checkpoint saw has restarted since: none of it is copied back.
+  const int not_copied = wal_pages < log_then ? wal_pages : wal_pages - copied;
   if (not_copied >= checkpointer->threshold_pages_) {
     {
       std::lock_guard<std::mutex> guard(checkpointer->mutex_);
@@ -91,9 +99,11 @@ void WalCheckpointer::Run() {
     // next request or for the writer's own checkpoint at the limit.
     int log_frames = 0;
     int copied_frames = 0;
-    if (sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                                  &copied_frames) == SQLITE_OK) {
-      copied_frames_.store(copied_frames, std::memory_order_release);
+    if (sqlite3_wal_checkpoint_v2(checkpointer_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                  &copied_frames) == SQLITE_OK &&
+        log_frames >= 0 && copied_frames >= 0) {
+      checkpointed_.store((static_cast<uint64_t>(log_frames) << 32) | static_cast<uint32_t>(copied_frames),
+                          std::memory_order_release);
     }
     guard.lock();
     pending_ = false;

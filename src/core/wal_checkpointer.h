@@ -4,13 +4,15 @@
 // one request waits for the copy and its fsync while every other request waits for it.
 //
 // The writer's commits are counted with sqlite3_wal_hook (which replaces the automatic
-// checkpoint). Once `threshold_pages` frames of the log are not yet copied back, the thread
-// runs a PASSIVE checkpoint, which never blocks the writer or readers. Under steady writes a
-// passive checkpoint rarely catches up with the last commit, so the log is seldom restarted and
-// keeps growing: counting only the frames not yet copied keeps the thread from checkpointing
-// (and syncing the file) after every commit. Should the log still reach `limit_pages` (the
-// thread cannot keep up, or a reader pins old frames), the committing connection checkpoints
-// itself, as SQLite would, so the log stays bounded.
+// checkpoint). Once `threshold_pages` frames of the log are not yet copied back (not: the log
+// is that long, which a busy log stays), the thread runs a PASSIVE checkpoint, which never
+// blocks the writer or readers. Should the log still reach `limit_pages` (the thread cannot
+// keep up, or a reader pins old frames), the committing connection checkpoints itself, as
+// SQLite would, so the log stays bounded.
+//
+// Thread safety: the hook runs on whichever thread commits through `writer` (one at a time,
+// as SQLite requires of a connection); requested() and completed() may be called from any
+// thread.
 #pragma once
 
 #include <atomic>
@@ -57,9 +59,10 @@ class WalCheckpointer {
   const int limit_pages_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  // Frames of the log that the last checkpoint copied back, reset when the log restarts.
-  std::atomic<int> copied_frames_{0};
-  std::atomic<int> last_log_frames_{0};  // the log's length at the last commit
+  // What the last checkpoint saw, written by the thread: the log's length in the high 32 bits,
+  // the frames it copied back in the low 32. A log shorter than that length has restarted since.
+  std::atomic<uint64_t> checkpointed_{0};
+  std::atomic<int> last_log_frames_{0};  // the log's length at the writer's last commit
   bool pending_ = false;         // guarded by mutex_
   bool stopping_ = false;        // guarded by mutex_
   uint64_t requested_ = 0;       // guarded by mutex_

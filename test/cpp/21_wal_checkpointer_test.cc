@@ -99,6 +99,29 @@ TEST(WalCheckpointer, CountsOnlyTheFramesNotCopiedYet) {
   ASSERT_TRUE(IsOk(reader->Exec("COMMIT")));
 }
 
+// Once the log restarts (everything copied back, nobody reading it), the next checkpoint is
+// asked for after a threshold of new frames, whatever the old log's length was.
+TEST(WalCheckpointer, ARestartedLogCountsFromItsStart) {
+  TempDir dir;
+  const std::string path = dir.File("db.sqlite");
+  Watched watched = Watch(path, /*threshold_pages=*/20, /*limit_pages=*/1000000);
+  ASSERT_NE(watched.checkpointer, nullptr);
+  Database& writer = *watched.writer;
+  WalCheckpointer& checkpointer = *watched.checkpointer;
+  for (int i = 0; i < 20 && checkpointer.requested() == 0; ++i) Write(writer, 1);
+  ASSERT_EQ(checkpointer.requested(), 1u);
+  AwaitCompleted(checkpointer, 1);  // all of it copied: the next commit restarts the log
+  // About 5 frames a transaction: a threshold of new frames within 5 of them.
+  int transactions = 0;
+  while (transactions < 6 && checkpointer.requested() == 1) {
+    Write(writer, 1);
+    ++transactions;
+  }
+  EXPECT_EQ(checkpointer.requested(), 2u);
+  EXPECT_LE(transactions, 5);
+  AwaitCompleted(checkpointer, 2);
+}
+
 TEST(WalCheckpointer, TheWriterCheckpointsItselfPastTheLimit) {
   TempDir dir;
   const std::string path = dir.File("db.sqlite");

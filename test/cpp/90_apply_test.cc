@@ -357,8 +357,8 @@ TEST_F(ApplyTest, TheCursorFollowsEachChunkAndReachesLatestOnlyAtTheEnd) {
   }
 }
 
-// A window's positions are the page's: the cursor reaches latestServerVersion only at the
-// page's end, and a resync resets the client once, at the page's first change.
+// A window's positions are the page's: the cursor follows each window and reaches
+// latestServerVersion only at the page's end.
 TEST_F(ApplyTest, AppliesAPageWindowByWindow) {
   std::vector<std::string> changes;
   for (int v = 1; v <= 5; ++v) changes.push_back(Remote(v, "CREATED", "n" + std::to_string(v), "{}"));
