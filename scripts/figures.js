@@ -74,7 +74,8 @@ function renderBench(bench) {
   if (!bench) return 'No benchmark results yet: run `npm run bench`.';
   const { machine } = bench;
   const lines = [
-    `One full run of \`npm run bench\` (${bench.generatedAt.slice(0, 10)}, node ${machine.node}, ${machine.cpus} cores, ` +
+    `${bench.repeat > 1 ? `\`npm run bench -- --repeat ${bench.repeat}\`, each trial's median of ${bench.repeat} runs` : 'One full run of `npm run bench`'} ` +
+      `(${bench.generatedAt.slice(0, 10)}, node ${machine.node}, ${machine.cpus} cores, ` +
       `load average ${machine.loadavgAtStart.map((load) => number(load, 1)).join(' / ')} at the start): every trial, ` +
       'each against its peer measured in the same run. Ratios are the figures to read; absolute rates move with the load.',
     '',
