@@ -454,6 +454,22 @@ function scratchDb(dir, name) {
   return path.join(dir, `${name}-${process.pid}-${scratchCounter++}.db`);
 }
 
+/**
+ * The figures of runs each watched by startStallProbe ({ seconds, changesPerSec, ...its stats }):
+ * the median rate and time, and the event loop's worst over all runs.
+ */
+function summarizeWatchedRuns(perRun) {
+  return {
+    changesPerSec: median(perRun.map((r) => r.changesPerSec)),
+    seconds: median(perRun.map((r) => r.seconds)),
+    maxStallMs: Math.max(...perRun.map((r) => r.maxGapMs)),
+    eldMaxMs: Math.max(...perRun.map((r) => r.eldMaxMs)),
+    eldP99Ms: Math.max(...perRun.map((r) => r.eldP99Ms)),
+    maxStallPerRunMs: perRun.map((r) => Math.round(r.maxGapMs * 10) / 10),
+    secondsPerRun: perRun.map((r) => Math.round(r.seconds * 1000) / 1000),
+  };
+}
+
 /** Prints the trial's one JSON line, with the process's peak RSS. */
 function report(result) {
   const peakRssKb = process.resourceUsage().maxRSS;
@@ -504,6 +520,7 @@ module.exports = {
   percentile,
   sleep,
   startStallProbe,
+  summarizeWatchedRuns,
   forkScript,
   startServerChild,
   threadCpuMs,

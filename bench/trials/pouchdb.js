@@ -67,6 +67,24 @@ async function startServer(root) {
   };
 }
 
+/**
+ * One timed replication, the event loop watched (common.startStallProbe) from just before it
+ * to just after: { result, run: { seconds, changesPerSec, ...the probe's stats } }.
+ */
+async function watchedReplication(changes, replicate) {
+  if (global.gc) global.gc();
+  await c.sleep(50);
+  const rssBeforeMb = process.memoryUsage.rss() / 2 ** 20;
+  const probe = c.startStallProbe();
+  await c.sleep(20);
+  const started = c.seconds();
+  const result = await replicate();
+  const seconds = c.seconds() - started;
+  await c.sleep(20);
+  const stats = probe.stop();
+  return { result, run: { seconds, changesPerSec: changes / seconds, rssBeforeMb, ...stats } };
+}
+
 const documentOf = (doc) => {
   const { _id, _rev, ...rest } = doc;
   return rest;
@@ -124,16 +142,9 @@ async function cold() {
   const perRun = [];
   for (let run = 0; run < runs; ++run) {
     const local = new PouchDB(`cold-${run}`);
-    if (global.gc) global.gc();
-    await c.sleep(50);
-    const rssBeforeMb = process.memoryUsage.rss() / 2 ** 20;
-    const probe = c.startStallProbe();
-    await c.sleep(20);
-    const started = c.seconds();
-    const result = await local.replicate.from(server.url(COLD_DB), { batch_size: pull });
-    const seconds = c.seconds() - started;
-    await c.sleep(20);
-    const stats = probe.stop();
+    const { result, run: measured } = await watchedReplication(total, () =>
+      local.replicate.from(server.url(COLD_DB), { batch_size: pull }),
+    );
     assert.equal(result.docs_written, total / 2, 'documents written by the replication');
     const info = await local.info();
     assert.equal(info.doc_count, total / 2, 'documents after the replication');
@@ -141,20 +152,16 @@ async function cold() {
       assert.deepEqual(documentOf(await local.get(`e${j}`)), c.updatedDocument(j), `e${j}`);
     }
     await local.destroy();
-    perRun.push({ seconds, changesPerSec: total / seconds, rssBeforeMb, ...stats });
+    perRun.push(measured);
   }
   const serverStats = await server.stop();
   fs.rmSync(clientRoot, { recursive: true, force: true });
-  const worst = perRun.reduce((a, b) => (b.maxGapMs > a.maxGapMs ? b : a));
   c.report({
     changes: total,
     documents: total / 2,
     pull,
     runs,
-    changesPerSec: c.median(perRun.map((r) => r.changesPerSec)),
-    seconds: c.median(perRun.map((r) => r.seconds)),
-    maxStallMs: worst.maxGapMs,
-    eldP99Ms: Math.max(...perRun.map((r) => r.eldP99Ms)),
+    ...c.summarizeWatchedRuns(perRun),
     perRun,
     serverPeakRssKb: serverStats.peakRssKb,
     serverDbBytes: serverStats.dbBytes,
@@ -184,33 +191,23 @@ async function push() {
   for (let run = 0; run < runs; ++run) {
     const local = new PouchDB(`push-${run}`);
     await offline(local, total, 'p');
-    if (global.gc) global.gc();
-    await c.sleep(50);
-    const probe = c.startStallProbe();
-    await c.sleep(20);
-    const started = c.seconds();
-    const result = await local.replicate.to(server.url(`push-${run}`), { batch_size: pushBatch });
-    const seconds = c.seconds() - started;
-    await c.sleep(20);
-    const stats = probe.stop();
+    const { result, run: measured } = await watchedReplication(total, () =>
+      local.replicate.to(server.url(`push-${run}`), { batch_size: pushBatch }),
+    );
     assert.equal(result.docs_written, total, 'documents written by the replication');
     const remote = new PouchDB(server.url(`push-${run}`));
     assert.equal((await remote.info()).doc_count, total, 'documents on the server');
     assert.deepEqual(documentOf(await remote.get(`p${total - 1}`)), c.makeDocument(total - 1));
     await local.destroy();
-    perRun.push({ seconds, changesPerSec: total / seconds, ...stats });
+    perRun.push(measured);
   }
   const serverStats = await server.stop();
   fs.rmSync(clientRoot, { recursive: true, force: true });
-  const worst = perRun.reduce((a, b) => (b.maxGapMs > a.maxGapMs ? b : a));
   c.report({
     changes: total,
     push: pushBatch,
     runs,
-    changesPerSec: c.median(perRun.map((r) => r.changesPerSec)),
-    seconds: c.median(perRun.map((r) => r.seconds)),
-    maxStallMs: worst.maxGapMs,
-    eldP99Ms: Math.max(...perRun.map((r) => r.eldP99Ms)),
+    ...c.summarizeWatchedRuns(perRun),
     perRun,
     serverPeakRssKb: serverStats.peakRssKb,
     pouchdb: require('pouchdb-node/package.json').version,

@@ -293,19 +293,12 @@ async function cold() {
     });
   }
   const serverStats = await server.stop();
-  const worst = perRun.reduce((a, b) => (b.maxGapMs > a.maxGapMs ? b : a));
   c.report({
     changes: total,
     pull,
     runs,
-    changesPerSec: c.median(perRun.map((r) => r.changesPerSec)),
-    seconds: c.median(perRun.map((r) => r.seconds)),
+    ...c.summarizeWatchedRuns(perRun),
     requests: perRun[0].requests,
-    maxStallMs: worst.maxGapMs,
-    eldMaxMs: Math.max(...perRun.map((r) => r.eldMaxMs)),
-    eldP99Ms: Math.max(...perRun.map((r) => r.eldP99Ms)),
-    maxStallPerRunMs: perRun.map((r) => Math.round(r.maxGapMs * 10) / 10),
-    secondsPerRun: perRun.map((r) => Math.round(r.seconds * 1000) / 1000),
     perRun,
     serverPeakRssKb: serverStats.peakRssKb,
     serverDbBytes: serverStats.dbBytes,
@@ -352,17 +345,12 @@ async function push() {
     perRun.push({ seconds, changesPerSec: total / seconds, ...stats });
   }
   await server.stop();
-  const worst = perRun.reduce((a, b) => (b.maxGapMs > a.maxGapMs ? b : a));
   c.report({
     changes: total,
     push: pushBatch,
     runs,
-    changesPerSec: c.median(perRun.map((r) => r.changesPerSec)),
-    seconds: c.median(perRun.map((r) => r.seconds)),
+    ...c.summarizeWatchedRuns(perRun),
     requests: Math.ceil(total / pushBatch),
-    maxStallMs: worst.maxGapMs,
-    eldP99Ms: Math.max(...perRun.map((r) => r.eldP99Ms)),
-    maxStallPerRunMs: perRun.map((r) => Math.round(r.maxGapMs * 10) / 10),
     perRun,
     sqliteVersion,
   });
