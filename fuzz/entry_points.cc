@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "core/env.h"
 #include "core/ingest.h"
 #include "core/json.h"
+#include "core/pull_page.h"
 #include "core/queue.h"
 #include "core/schema.h"
 #include "core/server.h"
@@ -184,18 +186,39 @@ Status PullPageEntry(const uint8_t* data, size_t size) {
   Status seeded = SeedClient(client, parser);
   if (!seeded.ok()) return SeedFailed(seeded);
 
-  simdjson::padded_string input(reinterpret_cast<const char*>(data), size);
+  // The windowed validation the apply uses must agree with the whole-page decoder, error
+  // for error, and read back the same changes.
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  simdjson::padded_string input(bytes);
+  PullPage whole;
+  const Status decoded = DecodePullPage(parser, input, JsonLimits{}, &whole);
   PullPage page;
-  DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page));
+  PageLayout layout;
+  const Status validated = ValidatePullPage(parser, bytes, JsonLimits{}, &page, &layout);
+  if (validated.ToString() != decoded.ToString()) {
+    return Status::Internal("ValidatePullPage (" + validated.ToString() + ") disagrees with DecodePullPage (" +
+                            decoded.ToString() + ")");
+  }
+  DS_RETURN_IF_ERROR(decoded);
+  if (page.ChangeCount() != whole.changes.size() || page.verdicts.size() != whole.verdicts.size() ||
+      page.latest_server_version != whole.latest_server_version || page.has_more != whole.has_more) {
+    return Status::Internal("ValidatePullPage read another page than DecodePullPage");
+  }
   ApplyResult result;
   if (!page.verdicts.empty()) DS_RETURN_IF_ERROR(client.applier->ApplyVerdicts(page, 3, &result));
-  const size_t total = page.changes.size();
-  size_t begin = 0;
+  PageChangeReader reader(parser, bytes, layout, JsonLimits{});
   do {
-    const size_t end = std::min(total, begin + 2);
-    DS_RETURN_IF_ERROR(client.applier->ApplyChunk(page, begin, end, &result));
-    begin = end;
-  } while (begin < total);
+    const Status next = reader.Next(2, &page);
+    if (!next.ok()) return Status::Internal("PageChangeReader failed on the bytes it was given: " + next.ToString());
+    for (size_t i = 0; i < page.changes.size(); ++i) {
+      const RemoteChange& read = page.changes[i];
+      const RemoteChange& expected = whole.changes[page.window_start + i];
+      if (read.change_id != expected.change_id || read.version != expected.version || read.data != expected.data) {
+        return Status::Internal("PageChangeReader read another change than DecodePullPage");
+      }
+    }
+    DS_RETURN_IF_ERROR(client.applier->ApplyChunk(page, 0, page.changes.size(), &result));
+  } while (page.window_start + page.changes.size() < page.ChangeCount());
   // What was applied must read back as JSON.
   DS_RETURN_IF_ERROR(CheckJson(client.store->List("note", ListQuery{}), "DocumentStore::List"));
   DS_RETURN_IF_ERROR(CheckJson(client.applier->ConflictsJson(), "DeltaApplier::ConflictsJson"));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace deltasync::binding {
@@ -34,14 +35,16 @@ void ApplyWorker::SetExternalInput(Napi::Object owner, const uint8_t* data, size
 }
 
 void ApplyWorker::Execute(const ExecutionProgress& progress) {
-  if (external_data_ != nullptr || external_size_ > 0) {
-    input_ = simdjson::padded_string(reinterpret_cast<const char*>(external_data_), external_size_);
-  }
-  // Validate the whole page before touching the database, keeping none of its changes: they
-  // are decoded again a chunk at a time as they are applied, so memory follows the chunk.
+  const std::string_view bytes = external_data_ != nullptr || external_size_ > 0
+                                     ? std::string_view(reinterpret_cast<const char*>(external_data_), external_size_)
+                                     : std::string_view(input_.data(), input_.size());
+  // Validate the whole page before touching the database, a window at a time and keeping none
+  // of its changes: they are decoded again a chunk at a time as they are applied, so memory
+  // follows the chunk, not the page.
   simdjson::ondemand::parser parser;
   PullPage page;
-  status_ = DecodePullPage(parser, input_, limits_, &page, PageChanges::kCountOnly);
+  PageLayout layout;
+  status_ = ValidatePullPage(parser, bytes, limits_, &page, &layout);
   if (!status_.ok()) return;
   if (!page.verdicts.empty()) {
     // A whole sync response: record the verdicts on what was pushed before applying what was pulled.
@@ -59,7 +62,7 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   auto last_report = SteadyClock::now();
   const size_t total = page.ChangeCount();
   const size_t window = static_cast<size_t>(chunk_size_);
-  PageChangeReader reader(parser, input_, limits_);
+  PageChangeReader reader(parser, bytes, layout, limits_);
   size_t begin = 0;  // within page.changes, the window the reader last decoded
   do {
     if (begin == page.changes.size()) {

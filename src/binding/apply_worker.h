@@ -1,7 +1,6 @@
-// ApplyWorker: applies one pulled page off the main thread. The page bytes are
-// copied into a padded buffer on the main thread; Execute() validates the whole
-// page, then decodes and applies it chunk by chunk (so it holds one chunk of
-// decoded changes, not the page's), taking the client's lock only
+// ApplyWorker: applies one pulled page off the main thread. Execute() validates the
+// whole page a window at a time, then decodes and applies it chunk by chunk (so it
+// holds one chunk of the page's bytes and decoded changes, not the page's), taking the client's lock only
 // for one chunk at a time so that writes from the main thread wait at most one
 // chunk. Progress reaches JS at most once per 16 ms.
 #pragma once
@@ -29,8 +28,8 @@ class ApplyWorker : public Napi::AsyncProgressWorker<ApplyProgress> {
   // `max_retries`: for a whole sync response, how many rejections fail a pushed change.
   ApplyWorker(Napi::Env env, DeltaSyncAddon* addon, std::shared_ptr<ClientSlot> slot, simdjson::padded_string input,
               JsonLimits limits, int64_t chunk_size, int64_t max_retries, Napi::Value on_progress);
-  // Bytes still owned by `owner` (a Buffer or ArrayBuffer, kept alive by a reference): they
-  // are copied into a padded buffer on the worker thread, not on the main thread.
+  // Bytes still owned by `owner` (a Buffer or ArrayBuffer, kept alive by a reference): the
+  // worker reads them in place, a window at a time, never on the main thread.
   void SetExternalInput(Napi::Object owner, const uint8_t* data, size_t size);
   Napi::Promise Promise() { return deferred_.Promise(); }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/change_codec.h"
+#include "core/page_layout.h"
 
 namespace deltasync {
 
@@ -248,13 +249,11 @@ Status DecodeVerdicts(simdjson::ondemand::array items, PushVerdict::Kind kind, c
   }
   return Status::Ok();
 }
-}  // namespace
 
-Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
-                      const JsonLimits& limits, PullPage* out, PageChanges keep) {
-  out->bytes = input.size();
-  size_t count = 0;
-  int64_t last = 0;
+// Every field of the page, its changes counted (and kept with PageChanges::kKeep); *count and
+// *last describe the changes read.
+Status DecodePageFields(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                        const JsonLimits& limits, PullPage* out, PageChanges keep, size_t* count, int64_t* last) {
   simdjson::ondemand::document doc;
   if (auto error = parser.iterate(input).get(doc)) {
     return Status::InvalidArgument(std::string("Malformed JSON for page (") + simdjson::error_message(error) + ")");
@@ -266,7 +265,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
   if (type == simdjson::ondemand::json_type::array) {
     simdjson::ondemand::array array;
     if (doc.get_array().get(array) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
-    DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, &count, &last));
+    DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, count, last));
   } else if (type == simdjson::ondemand::json_type::object) {
     simdjson::ondemand::object object;
     if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument("Malformed JSON for page");
@@ -279,7 +278,7 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
         if (value.get_array().get(array) != simdjson::SUCCESS) {
           return ExpectedError("an array of changes", "page.newChanges", DescribeReceived(value));
         }
-        DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, &count, &last));
+        DS_RETURN_IF_ERROR(DecodeChangesArray(array, limits, keep, out, count, last));
         has_changes = true;
       } else if (key == "latestServerVersion" || key == "headVersion" || key == "resyncFrom") {
         int64_t version = 0;
@@ -315,73 +314,143 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
     return Status::InvalidArgument("Expected a pull page (an object with newChanges, or an array of changes)");
   }
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the page");
-  if (keep == PageChanges::kCountOnly) out->page_change_count = count;
-  // The versions must agree, or a hostile or broken server could move the cursor where no
-  // change will ever be pulled (past the head) or make the client ask for the same page forever.
-  if (out->latest_server_version && *out->latest_server_version < last) {
-    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
+  return Status::Ok();
+}
+
+// The versions must agree, or a hostile or broken server could move the cursor where no
+// change will ever be pulled (past the head) or make the client ask for the same page forever.
+Status CheckPageVersions(const PullPage& page, size_t count, int64_t last) {
+  if (page.latest_server_version && *page.latest_server_version < last) {
+    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*page.latest_server_version) +
                                    ") is below the version of its last change (" + std::to_string(last) + ")");
   }
-  if (out->head_version && out->latest_server_version && *out->latest_server_version > *out->head_version) {
-    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*out->latest_server_version) +
-                                   ") is above page.headVersion (" + std::to_string(*out->head_version) + ")");
+  if (page.head_version && page.latest_server_version && *page.latest_server_version > *page.head_version) {
+    return Status::InvalidArgument("page.latestServerVersion (" + std::to_string(*page.latest_server_version) +
+                                   ") is above page.headVersion (" + std::to_string(*page.head_version) + ")");
   }
-  if (out->has_more && count == 0) {
+  if (page.has_more && count == 0) {
     return Status::InvalidArgument("page.hasMore is true but the page has no changes");
   }
   return Status::Ok();
 }
 
-PageChangeReader::PageChangeReader(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
-                                   const JsonLimits& limits)
-    : parser_(parser), input_(input), limits_(limits) {}
+}  // namespace
 
-Status PageChangeReader::Open() {
-  const Status changed = Status::Internal("The page changed after it was validated");
-  if (parser_.iterate(input_).get(doc_) != simdjson::SUCCESS) return changed;
-  simdjson::ondemand::json_type type;
-  if (doc_.type().get(type) != simdjson::SUCCESS) return changed;
+Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
+                      const JsonLimits& limits, PullPage* out, PageChanges keep) {
+  out->bytes = input.size();
+  size_t count = 0;
+  int64_t last = 0;
+  DS_RETURN_IF_ERROR(DecodePageFields(parser, input, limits, out, keep, &count, &last));
+  if (keep == PageChanges::kCountOnly) out->page_change_count = count;
+  return CheckPageVersions(*out, count, last);
+}
+
+namespace {
+
+// The bytes of a window parse in one simdjson document; a single larger change is its own window.
+constexpr size_t kMaxWindowBytes = size_t{1} << 18;
+
+// The end of a window of at most `count` changes from `first`, and at most kMaxWindowBytes
+// unless its first change alone is larger.
+size_t WindowEnd(const PageLayout& layout, size_t first, size_t count) {
+  const size_t limit = std::min(layout.changes.size(), first + count);
+  size_t end = first + 1;
+  while (end < limit && layout.changes[end].second - layout.changes[first].first <= kMaxWindowBytes) ++end;
+  return end;
+}
+
+// Decodes changes [first, end) of the page from their bytes, as the array `[first..end)` in a
+// padded copy (`window`, reused), checking their versions increase from *last_version; each
+// is appended to `out` unless it is null.
+Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                    size_t first, size_t end, const JsonLimits& limits, std::string* window, std::string* buffer,
+                    int64_t* last_version, std::vector<RemoteChange>* out) {
+  const size_t from = layout.changes[first].first;
+  const size_t to = layout.changes[end - 1].second;
+  window->clear();
+  window->reserve(to - from + 2 + simdjson::SIMDJSON_PADDING);
+  window->push_back('[');
+  window->append(bytes.substr(from, to - from));
+  window->push_back(']');
+  const Status malformed = Status::InvalidArgument("Malformed JSON at " + ChangeElementName(first));
+  simdjson::ondemand::document doc;
   simdjson::ondemand::array array;
-  if (type == simdjson::ondemand::json_type::array) {
-    if (doc_.get_array().get(array) != simdjson::SUCCESS) return changed;
-  } else {
-    simdjson::ondemand::object object;
-    if (doc_.get_object().get(object) != simdjson::SUCCESS) return changed;
-    bool found = false;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return changed;
-      }
-      if (key != "newChanges") continue;  // skipped unread: validated already
-      if (field.value().get_array().get(array) != simdjson::SUCCESS) return changed;
-      found = true;
-      break;
-    }
-    if (!found) return changed;
+  if (parser.iterate(simdjson::padded_string_view(*window)).get(doc) != simdjson::SUCCESS ||
+      doc.get_array().get(array) != simdjson::SUCCESS) {
+    return malformed;
   }
-  if (array.begin().get(next_) != simdjson::SUCCESS || array.end().get(end_) != simdjson::SUCCESS) return changed;
-  open_ = true;
+  size_t index = first;
+  for (auto element_result : array) {
+    if (index == end) return malformed;
+    const std::string element_name = ChangeElementName(index);
+    RemoteChange change;
+    DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, buffer, &change));
+    if (index > 0 && change.version <= *last_version) {
+      return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
+                                     std::to_string(change.version) + " follows " + std::to_string(*last_version) +
+                                     " (changeId " + change.change_id + ")");
+    }
+    *last_version = change.version;
+    if (out != nullptr) out->push_back(std::move(change));
+    ++index;
+  }
+  if (index != end || !doc.at_end()) return malformed;
   return Status::Ok();
 }
 
+}  // namespace
+
+Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                         const JsonLimits& limits, PullPage* out) {
+  const simdjson::padded_string envelope(layout.Envelope(bytes));
+  size_t envelope_changes = 0;
+  int64_t last = 0;
+  DS_RETURN_IF_ERROR(
+      DecodePageFields(parser, envelope, limits, out, PageChanges::kCountOnly, &envelope_changes, &last));
+  if (envelope_changes != 0) return Status::InvalidArgument("More than one newChanges array in the page");
+  std::string window;
+  std::string buffer;
+  for (size_t first = 0; first < layout.changes.size();) {
+    const size_t end = WindowEnd(layout, first, layout.changes.size());
+    DS_RETURN_IF_ERROR(DecodeWindow(parser, bytes, layout, first, end, limits, &window, &buffer, &last, nullptr));
+    first = end;
+  }
+  out->bytes = bytes.size();
+  out->page_change_count = layout.changes.size();
+  return CheckPageVersions(*out, layout.changes.size(), last);
+}
+
+Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
+                        PullPage* out, PageLayout* layout) {
+  std::optional<PageLayout> scanned = ScanPageLayout(bytes);
+  if (scanned && ValidatePullPageInWindows(parser, bytes, *scanned, limits, out).ok()) {
+    *layout = std::move(*scanned);
+    return Status::Ok();
+  }
+  // Read whole: the page the scan could not lay out, or the error DecodePullPage gives.
+  *out = PullPage{};
+  const simdjson::padded_string whole(bytes);
+  DS_RETURN_IF_ERROR(DecodePullPage(parser, whole, limits, out, PageChanges::kCountOnly));
+  return ParsePageLayout(parser, whole, layout);
+}
+
+PageChangeReader::PageChangeReader(simdjson::ondemand::parser& parser, std::string_view bytes,
+                                   const PageLayout& layout, const JsonLimits& limits)
+    : parser_(parser), bytes_(bytes), layout_(layout), limits_(limits) {}
+
 Status PageChangeReader::Next(size_t count, PullPage* page) {
-  if (!open_) DS_RETURN_IF_ERROR(Open());
   page->changes.clear();
   page->window_start = index_;
-  for (; page->changes.size() < count && next_ != end_; ++next_) {
-    if (index_ >= page->ChangeCount()) return Status::Internal("The page changed after it was validated");
-    RemoteChange change;
-    Status decoded = DecodeChangeElement(*next_, limits_, ChangeElementName(index_), &buffer_, &change);
-    if (!decoded.ok()) return Status::Internal("The page changed after it was validated: " + decoded.message());
-    page->changes.push_back(std::move(change));
-    ++index_;
+  if (index_ == layout_.changes.size() || count == 0) return Status::Ok();
+  const size_t end = WindowEnd(layout_, index_, count);
+  Status decoded =
+      DecodeWindow(parser_, bytes_, layout_, index_, end, limits_, &window_, &buffer_, &last_version_, &page->changes);
+  if (!decoded.ok()) {
+    page->changes.clear();
+    return Status::InvalidArgument("The page's bytes changed after it was validated: " + decoded.message());
   }
-  if (page->changes.empty() && index_ < page->ChangeCount()) {
-    return Status::Internal("The page changed after it was validated");
-  }
+  index_ = end;
   return Status::Ok();
 }
 

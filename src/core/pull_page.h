@@ -1,16 +1,18 @@
 // A pull page (the `newChanges` of DESIGN.md section 4, or a whole sync response) as the
-// client receives it: decoded and validated completely, so that a malformed page changes
-// nothing, and read again a window of changes at a time while it is applied.
+// client receives it: validated completely, so that a malformed page changes nothing, then
+// read again a window of changes at a time while it is applied.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/change.h"
 #include "core/json.h"
+#include "core/page_layout.h"
 #include "core/status.h"
 #include "simdjson.h"
 
@@ -65,31 +67,43 @@ enum class PageChanges {
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
                       const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kKeep);
 
-// The changes of a page that DecodePullPage has validated (with PageChanges::kCountOnly), decoded
-// a window at a time, so that an apply holds a chunk of decoded changes, not the whole page.
-// REQUIRES: `parser` and `input` outlive the reader, and nothing else uses `parser` meanwhile.
+// Validates the page in `bytes` (which need no padding) as DecodePullPage does with
+// PageChanges::kCountOnly, with the same errors, but parses it a window of changes at a time,
+// so that memory follows the window, not the page. *layout tells PageChangeReader where the
+// changes are. A page that ScanPageLayout cannot lay out is read whole instead.
+Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
+                        PullPage* out, PageLayout* layout);
+
+// ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
+// changes array emptied, then the changes a window at a time. Its errors may differ from
+// DecodePullPage's (ValidatePullPage then reads the page whole for the error).
+Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                                 const JsonLimits& limits, PullPage* out);
+
+// The changes of a page that ValidatePullPage has validated, decoded again from its bytes a
+// window at a time, so that an apply holds a window of decoded changes, not the whole page.
+// REQUIRES: `parser`, `bytes` and `layout` outlive the reader, and nothing else uses `parser`
+// meanwhile.
 class PageChangeReader {
  public:
-  PageChangeReader(simdjson::ondemand::parser& parser, const simdjson::padded_string& input, const JsonLimits& limits);
+  PageChangeReader(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                   const JsonLimits& limits);
   PageChangeReader(const PageChangeReader&) = delete;
   PageChangeReader& operator=(const PageChangeReader&) = delete;
 
-  // Moves page->changes to the next window of at most `count` changes (none past the end) and
-  // sets page->window_start. `page` is the one DecodePullPage counted. Failing (INTERNAL)
-  // means the bytes are not those DecodePullPage validated.
+  // Moves page->changes to the next window of at most `count` changes (fewer when they are
+  // large; none past the end) and sets page->window_start. INVALID_ARGUMENT means the bytes
+  // are no longer those ValidatePullPage validated; page->changes is then empty.
   Status Next(size_t count, PullPage* page);
 
  private:
-  Status Open();
-
   simdjson::ondemand::parser& parser_;
-  const simdjson::padded_string& input_;
+  std::string_view bytes_;
+  const PageLayout& layout_;
   JsonLimits limits_;
-  simdjson::ondemand::document doc_;
-  simdjson::ondemand::array_iterator next_;
-  simdjson::ondemand::array_iterator end_;
-  bool open_ = false;
   size_t index_ = 0;  // of the next change in the page
+  int64_t last_version_ = 0;
+  std::string window_;  // the padded copy of the window's bytes
   std::string buffer_;
 };
 

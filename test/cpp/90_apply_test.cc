@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/apply.h"
+#include "core/page_layout.h"
 #include "simdjson.h"
 #include "test_util.h"
 
@@ -198,9 +199,10 @@ TEST(PageChangeReader, ReadsTheValidatedChangesInWindows) {
     PullPage whole;
     ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &whole))) << json;
     PullPage page;
-    ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly)));
+    PageLayout layout;
+    ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
     ASSERT_EQ(page.ChangeCount(), 5u);
-    PageChangeReader reader(parser, input, JsonLimits{});
+    PageChangeReader reader(parser, json, layout, JsonLimits{});
     std::vector<size_t> starts;
     std::vector<std::string> ids;
     for (int window = 0; window < 4; ++window) {
@@ -214,6 +216,175 @@ TEST(PageChangeReader, ReadsTheValidatedChangesInWindows) {
     EXPECT_EQ(whole.changes.size(), 5u);
     EXPECT_EQ(whole.changes[4].data, R"({"v":1})");
   }
+}
+
+// ---- ValidatePullPage and the layout it reads the page by
+
+// A page of `count` changes with about `data_bytes` of data each: past the bytes of one
+// validation window when large enough.
+std::vector<std::string> ChangesOfSize(int count, size_t data_bytes) {
+  std::vector<std::string> changes;
+  const std::string filler(data_bytes, 'x');
+  for (int v = 1; v <= count; ++v) {
+    changes.push_back(Remote(v, "CREATED", "n" + std::to_string(v), R"({"f":")" + filler + R"("})"));
+  }
+  return changes;
+}
+
+// Every page, valid or not, gets from the windowed validation what it gets from the whole-page
+// decoder: the same error, or the same fields and the same changes read back by the reader.
+TEST(ValidatePullPage, AgreesWithDecodePullPageOnEveryPage) {
+  const std::string c1 = Remote(1, "CREATED", "a", R"({"s":"a\"]},[{","t":"\\","u":"\\\"x","v":[{"w":"]"}]})");
+  const std::string c2 = Remote(2, "UPDATED", "b\\\"]", R"({"x":[1,2,{"y":"}"}]})");
+  const std::string c3 = Remote(3, "DELETED", "a", "null");
+  std::vector<std::string> big = ChangesOfSize(3000, 500);  // about 2 MB: three validation windows
+  std::vector<std::string> decreasing = big;
+  decreasing[2500] = Remote(2499, "CREATED", "late", "{}");
+  std::vector<std::string> malformed = big;
+  malformed[2900] = R"({"version":2901,"changeId":"c","type":"CREATED","entityType":"note","entityId":"n","data":{"a":}})";
+  std::vector<std::string> bad_utf8 = big;
+  bad_utf8[2200] = Remote(2201, "CREATED", "n\xC3\x28", "{}");
+  const std::vector<std::string> pages = {
+      "[" + c1 + "," + c2 + "," + c3 + "]",
+      Page({c1, c2, c3}, 9, true),
+      " \n[ \t" + c1 + " ,\r\n " + c2 + " ] \n",
+      "\xEF\xBB\xBF" + Page({c1}),
+      R"({"applied":[{"changeId":"x","version":1}],"extra":{"newChanges":[1]},"newChanges":[)" + c1 + R"(],"headVersion":4})",
+      R"({"new\u0043hanges":[)" + c1 + "]}",
+      R"({"a\"b":{"c":"]"},"newChanges":[)" + c2 + "]}",
+      Page(big, 3000),
+      Page(decreasing),
+      Page(malformed),
+      Page(bad_utf8),
+      R"({"newChanges":[)" + c1 + R"(],"newChanges":[]})",
+      R"({"newChanges":{}})",
+      "[" + c1 + ",]",
+      "[" + c1 + ",," + c2 + "]",
+      "[" + c1,
+      "[" + c1 + "] x",
+      "[" + c1 + "][]",
+      "[1]",
+      "[" + c1 + ",null]",
+      R"({"hasMore":false})",
+      "{}",
+      "",
+      "   ",
+      R"({"newChanges":[],"hasMore":true})",
+      Page({c1, c2}, 1),
+      R"({"newChanges":[)" + c1 + R"(],"hasMore":"yes"})",
+      R"({"newChanges":[)" + c1 + R"(],"latestServerVersion":5,"headVersion":4})",
+      R"({"newChanges":[)" + c1 + R"(] "hasMore":false})",
+      R"({"newChanges":[)" + c1 + R"(],})",
+      R"({"newChanges":[)" + c1.substr(0, c1.size() - 1) + "]}",
+      R"({"newChanges":[)" + c1 + R"(]})" + "\"",
+  };
+  for (const std::string& json : pages) {
+    const std::string label = json.substr(0, 120);
+    simdjson::ondemand::parser parser;
+    simdjson::padded_string input(json);
+    PullPage whole;
+    const Status decoded = DecodePullPage(parser, input, JsonLimits{}, &whole);
+    PullPage page;
+    PageLayout layout;
+    const Status validated = ValidatePullPage(parser, json, JsonLimits{}, &page, &layout);
+    ASSERT_EQ(validated.ToString(), decoded.ToString()) << label;
+    if (!decoded.ok()) continue;
+    // A valid page is read in windows unless one of its keys is escaped.
+    const bool escaped_key = json.rfind(R"({"new\u0043hanges")", 0) == 0 || json.rfind(R"({"a\"b")", 0) == 0;
+    std::optional<PageLayout> scanned = ScanPageLayout(json);
+    EXPECT_EQ(scanned.has_value(), !escaped_key) << label;
+    PullPage windowed;
+    if (scanned) {
+      EXPECT_TRUE(IsOk(ValidatePullPageInWindows(parser, json, *scanned, JsonLimits{}, &windowed))) << label;
+    }
+    EXPECT_EQ(page.ChangeCount(), whole.changes.size()) << label;
+    EXPECT_EQ(page.latest_server_version, whole.latest_server_version) << label;
+    EXPECT_EQ(page.head_version, whole.head_version) << label;
+    EXPECT_EQ(page.has_more, whole.has_more) << label;
+    EXPECT_EQ(page.verdicts.size(), whole.verdicts.size()) << label;
+    PageChangeReader reader(parser, json, layout, JsonLimits{});
+    std::vector<RemoteChange> read;
+    do {
+      ASSERT_TRUE(IsOk(reader.Next(700, &page))) << label;
+      for (RemoteChange& change : page.changes) read.push_back(std::move(change));
+    } while (page.window_start + page.changes.size() < page.ChangeCount());
+    ASSERT_EQ(read.size(), whole.changes.size()) << label;
+    for (size_t i = 0; i < read.size(); ++i) {
+      EXPECT_EQ(read[i].change_id, whole.changes[i].change_id) << label;
+      EXPECT_EQ(read[i].entity_id, whole.changes[i].entity_id) << label;
+      EXPECT_EQ(read[i].data, whole.changes[i].data) << label;
+    }
+  }
+}
+
+// The scan finds each change's bytes past strings full of quotes, brackets and backslashes, and
+// agrees with the layout simdjson reads from the whole page.
+TEST(ScanPageLayout, FindsEachChangeAsSimdjsonDoes) {
+  const std::vector<std::string> changes = {
+      Remote(1, "CREATED", "a", R"({"s":"a\"]},[{","t":"\\","u":"\\\\\"x\\\\","v":[{"w":"]"}]})"),
+      Remote(2, "UPDATED", "b\\\"]", R"({"x":[1,2,{"y":"}"}],"z":-1.5e3,"t":true,"n":null})"),
+      Remote(3, "DELETED", "a", "null")};
+  const std::string json = "\xEF\xBB\xBF {\"k\":[\"]\",{\"a\":\"}\"}], \"newChanges\" : [ " + changes[0] + " ,\n" +
+                           changes[1] + "," + changes[2] + "\t] , \"hasMore\":false }\n";
+  std::optional<PageLayout> scanned = ScanPageLayout(json);
+  ASSERT_TRUE(scanned.has_value());
+  ASSERT_EQ(scanned->changes.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto [begin, end] = scanned->changes[i];
+    EXPECT_EQ(json.substr(begin, end - begin), changes[i]);
+  }
+  EXPECT_EQ(scanned->Envelope(json), "\xEF\xBB\xBF {\"k\":[\"]\",{\"a\":\"}\"}], \"newChanges\" : [] , \"hasMore\":false }\n");
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string input(json);
+  PageLayout parsed;
+  ASSERT_TRUE(IsOk(ParsePageLayout(parser, input, &parsed)));
+  EXPECT_EQ(parsed.changes, scanned->changes);
+  EXPECT_EQ(parsed.changes_open, scanned->changes_open);
+  EXPECT_EQ(parsed.changes_close, scanned->changes_close);
+
+  // What the scan leaves to the whole-page reader.
+  for (const std::string& other : {std::string(R"({"new\u0043hanges":[]})"), std::string("[") + changes[0],
+                                   std::string(R"({"newChanges":[],"newChanges":[]})"), std::string("{}"),
+                                   std::string(R"({"a":"unterminated})"), std::string("[1 2]")}) {
+    EXPECT_FALSE(ScanPageLayout(other).has_value()) << other;
+  }
+}
+
+// A window holds at most about a megabyte of changes, whatever count is asked for.
+TEST(PageChangeReader, BoundsAWindowByItsBytes) {
+  const std::string json = Page(ChangesOfSize(4, 600 * 1024));
+  simdjson::ondemand::parser parser;
+  PullPage page;
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
+  PageChangeReader reader(parser, json, layout, JsonLimits{});
+  std::vector<size_t> sizes;
+  do {
+    ASSERT_TRUE(IsOk(reader.Next(1000, &page)));
+    sizes.push_back(page.changes.size());
+  } while (page.window_start + page.changes.size() < page.ChangeCount());
+  EXPECT_EQ(sizes, (std::vector<size_t>{1, 1, 1, 1}));
+}
+
+// Bytes changed after validation are found, and no change of that window is given out.
+TEST(PageChangeReader, RefusesBytesThatChangedAfterValidation) {
+  std::string json = Page(ChangesOfSize(6, 10));
+  simdjson::ondemand::parser parser;
+  PullPage page;
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
+  PageChangeReader reader(parser, json, layout, JsonLimits{});
+  ASSERT_TRUE(IsOk(reader.Next(3, &page)));
+  EXPECT_EQ(page.changes.size(), 3u);
+  json[layout.changes[4].first + 1] = '[';  // the fifth change no longer parses
+  Status changed = reader.Next(3, &page);
+  EXPECT_TRUE(HasCode(changed, StatusCode::kInvalidArgument)) << changed.ToString();
+  EXPECT_TRUE(page.changes.empty());
+  json = Page(ChangesOfSize(6, 10));
+  json.replace(json.find("\"version\":6"), 11, "\"version\":2");  // parses, but goes back in versions
+  PageChangeReader again(parser, json, layout, JsonLimits{});
+  ASSERT_TRUE(IsOk(again.Next(3, &page)));
+  EXPECT_TRUE(HasCode(again.Next(3, &page), StatusCode::kInvalidArgument));
 }
 
 TEST(DecodePullPage, RejectsInvalidJsonAndInvalidUtf8) {
@@ -363,10 +534,11 @@ TEST_F(ApplyTest, AppliesAPageWindowByWindow) {
   std::vector<std::string> changes;
   for (int v = 1; v <= 5; ++v) changes.push_back(Remote(v, "CREATED", "n" + std::to_string(v), "{}"));
   simdjson::ondemand::parser parser;
-  simdjson::padded_string input(Page(changes, 20, false));
+  const std::string json = Page(changes, 20, false);
   PullPage page;
-  ASSERT_TRUE(IsOk(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly)));
-  PageChangeReader reader(parser, input, JsonLimits{});
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
+  PageChangeReader reader(parser, json, layout, JsonLimits{});
   ApplyResult result;
   ASSERT_TRUE(IsOk(reader.Next(2, &page)));
   ASSERT_TRUE(IsOk(h_.applier->ApplyChunk(page, 0, page.changes.size(), &result)));

@@ -206,8 +206,9 @@ class StoreHarness {
       DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page));
       return applier->ApplyChunk(page, 0, page.changes.size(), result);
     }
-    DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page, PageChanges::kCountOnly));
-    PageChangeReader reader(parser, input, JsonLimits{});
+    PageLayout layout;
+    DS_RETURN_IF_ERROR(ValidatePullPage(parser, page_json, JsonLimits{}, &page, &layout));
+    PageChangeReader reader(parser, page_json, layout, JsonLimits{});
     do {
       DS_RETURN_IF_ERROR(reader.Next(chunk, &page));
       DS_RETURN_IF_ERROR(applier->ApplyChunk(page, 0, page.changes.size(), result));

@@ -580,6 +580,40 @@ describe('applyRemote runs off the main thread', () => {
     await closeWhileApplying(t, 'next tick');
   });
 
+  test('a Buffer overwritten mid-page: INVALID_ARGUMENT or done, and only whole valid changes are stored', async (t) => {
+    const client = memoryClient(t, { applyChunkSize: 100 });
+    const count = 20000;
+    const bytes = Buffer.from(pageText(createdChanges(count)));
+    let overwrittenAt;
+    client.once('progress', (report) => {
+      overwrittenAt = report.applied;
+      bytes.fill(0x20); // the rest of the page becomes blanks under the apply
+    });
+    const outcome = await client.applyRemote(bytes).then(
+      (result) => result,
+      (error) => error,
+    );
+    if (outcome instanceof Error) {
+      assert.ok(outcome instanceof SyncError, String(outcome));
+      assert.equal(outcome.code, 'INVALID_ARGUMENT');
+      assert.match(outcome.message, /changed after it was validated/);
+      assert.ok(overwrittenAt < count, 'rejected only when overwritten mid-page');
+    } else {
+      assert.equal(outcome.applied, count);
+    }
+    // Every stored document is a whole change of the page, and the cursor is at the last of them.
+    const stored = client.list('note');
+    assert.ok(stored.length >= overwrittenAt, `${stored.length} stored, ${overwrittenAt} applied when overwritten`);
+    assert.equal(client.serverVersion, stored.length);
+    for (const doc of stored) assert.deepEqual(Object.keys(doc), ['i']);
+    assert.equal(new Set(stored.map((doc) => doc.i)).size, stored.length);
+    assert.equal(Math.max(...stored.map((doc) => doc.i)), stored.length);
+    // The client goes on: the page again, intact, applies the rest.
+    const again = await client.applyRemote(Buffer.from(pageText(createdChanges(count))));
+    assert.equal(again.applied, count - stored.length);
+    assert.equal(client.serverVersion, count);
+  });
+
   test("close() from a 'progress' listener, mid-page: the cursor is the last applied change", async (t) => {
     const { outcome, cursor } = await closeWhileApplying(t, 'progress');
     if (outcome instanceof Error) assert.match(outcome.message, new RegExp(`up to version ${cursor}\\b`));
