@@ -310,6 +310,7 @@ class SyncClient extends EventEmitter {
   /**
    * Applies a pulled page (the `newChanges` shape) given as bytes: parsed and
    * applied in C++ on a worker thread, in bounded chunks, the cursor advanced with each.
+   * A Buffer or ArrayBuffer is read in place while it applies: do not modify it until this settles.
    * @param {Buffer | Uint8Array | ArrayBuffer | DataView | string} page
    * @returns {Promise<import('../types').ApplyResult>}
    */

@@ -660,6 +660,10 @@ export class SyncClient {
   batch(ops: BatchOp[]): Array<WriteResult | boolean>;
   purgeTombstones(retentionMs?: number): number;
 
+  /**
+   * Applies a pulled page on a worker thread, validated whole first, then in chunks. A Buffer or
+   * ArrayBuffer is read in place while the page applies: do not modify it until the promise settles.
+   */
   applyRemote(page: Uint8Array | ArrayBuffer | DataView | string): Promise<ApplyResult>;
   conflicts(): Conflict[];
   resolveConflict(conflictId: number, resolution: ConflictResolution): JsonObject | undefined;
