@@ -38,13 +38,14 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   const std::string_view bytes = external_data_ != nullptr || external_size_ > 0
                                      ? std::string_view(reinterpret_cast<const char*>(external_data_), external_size_)
                                      : std::string_view(input_.data(), input_.size());
-  // Validate the whole page before touching the database, a window at a time and keeping none
-  // of its changes: they are decoded again a chunk at a time as they are applied, so memory
-  // follows the chunk, not the page.
+  // Validate the whole page before touching the database, a window at a time. A large page
+  // keeps none of its changes: they are decoded again a chunk at a time as they are applied,
+  // so memory follows the chunk, not the page. A small one keeps them, decoded once.
   simdjson::ondemand::parser parser;
   PullPage page;
   PageLayout layout;
-  status_ = ValidatePullPage(parser, bytes, limits_, &page, &layout);
+  const PageChanges keep = bytes.size() <= kDecodeOncePageBytes ? PageChanges::kKeep : PageChanges::kCountOnly;
+  status_ = ValidatePullPage(parser, bytes, limits_, &page, &layout, keep);
   if (!status_.ok()) return;
   if (!page.verdicts.empty()) {
     // A whole sync response: record the verdicts on what was pushed before applying what was pulled.
@@ -63,14 +64,14 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   const size_t total = page.ChangeCount();
   const size_t window = static_cast<size_t>(chunk_size_);
   PageChangeReader reader(parser, bytes, layout, limits_);
-  size_t begin = 0;  // within page.changes, the window the reader last decoded
+  size_t begin = 0;  // within page.changes: the changes kept from validation, or the window last read
   do {
     if (begin == page.changes.size()) {
       status_ = reader.Next(window, &page);
       if (!status_.ok()) return;
       begin = 0;
     }
-    size_t end = page.changes.size();
+    size_t end = std::min(page.changes.size(), begin + window);
     {
       std::lock_guard<std::recursive_mutex> lock(slot_->mutex);
       if (!slot_->client) {

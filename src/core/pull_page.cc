@@ -402,18 +402,20 @@ Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, 
 }  // namespace
 
 Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
-                         const JsonLimits& limits, PullPage* out) {
+                                 const JsonLimits& limits, PullPage* out, PageChanges keep) {
   const simdjson::padded_string envelope(layout.Envelope(bytes));
   size_t envelope_changes = 0;
   int64_t last = 0;
   DS_RETURN_IF_ERROR(
       DecodePageFields(parser, envelope, limits, out, PageChanges::kCountOnly, &envelope_changes, &last));
   if (envelope_changes != 0) return Status::InvalidArgument("More than one newChanges array in the page");
+  std::vector<RemoteChange>* kept = keep == PageChanges::kKeep ? &out->changes : nullptr;
+  if (kept != nullptr) kept->reserve(layout.changes.size());
   std::string window;
   std::string buffer;
   for (size_t first = 0; first < layout.changes.size();) {
     const size_t end = WindowEnd(layout, first, layout.changes.size());
-    DS_RETURN_IF_ERROR(DecodeWindow(parser, bytes, layout, first, end, limits, &window, &buffer, &last, nullptr));
+    DS_RETURN_IF_ERROR(DecodeWindow(parser, bytes, layout, first, end, limits, &window, &buffer, &last, kept));
     first = end;
   }
   out->bytes = bytes.size();
@@ -422,16 +424,16 @@ Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string
 }
 
 Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
-                        PullPage* out, PageLayout* layout) {
+                        PullPage* out, PageLayout* layout, PageChanges keep) {
   std::optional<PageLayout> scanned = ScanPageLayout(bytes);
-  if (scanned && ValidatePullPageInWindows(parser, bytes, *scanned, limits, out).ok()) {
+  if (scanned && ValidatePullPageInWindows(parser, bytes, *scanned, limits, out, keep).ok()) {
     *layout = std::move(*scanned);
     return Status::Ok();
   }
   // Read whole: the page the scan could not lay out, or the error DecodePullPage gives.
   *out = PullPage{};
   const simdjson::padded_string whole(bytes);
-  DS_RETURN_IF_ERROR(DecodePullPage(parser, whole, limits, out, PageChanges::kCountOnly));
+  DS_RETURN_IF_ERROR(DecodePullPage(parser, whole, limits, out, keep));
   return ParsePageLayout(parser, whole, layout);
 }
 
@@ -440,17 +442,19 @@ PageChangeReader::PageChangeReader(simdjson::ondemand::parser& parser, std::stri
     : parser_(parser), bytes_(bytes), layout_(layout), limits_(limits) {}
 
 Status PageChangeReader::Next(size_t count, PullPage* page) {
+  const size_t first = page->window_start + page->changes.size();
+  int64_t last_version = page->changes.empty() ? last_version_ : page->changes.back().version;
   page->changes.clear();
-  page->window_start = index_;
-  if (index_ == layout_.changes.size() || count == 0) return Status::Ok();
-  const size_t end = WindowEnd(layout_, index_, count);
+  page->window_start = first;
+  if (first >= layout_.changes.size() || count == 0) return Status::Ok();
+  const size_t end = WindowEnd(layout_, first, count);
   Status decoded =
-      DecodeWindow(parser_, bytes_, layout_, index_, end, limits_, &window_, &buffer_, &last_version_, &page->changes);
+      DecodeWindow(parser_, bytes_, layout_, first, end, limits_, &window_, &buffer_, &last_version, &page->changes);
   if (!decoded.ok()) {
     page->changes.clear();
     return Status::InvalidArgument("The page's bytes changed after it was validated: " + decoded.message());
   }
-  index_ = end;
+  last_version_ = last_version;
   return Status::Ok();
 }
 

@@ -67,18 +67,23 @@ enum class PageChanges {
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
                       const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kKeep);
 
-// Validates the page in `bytes` (which need no padding) as DecodePullPage does with
-// PageChanges::kCountOnly, with the same errors, but parses it a window of changes at a time,
-// so that memory follows the window, not the page. *layout tells PageChangeReader where the
+// Validates the page in `bytes` (which need no padding) as DecodePullPage does, with the same
+// errors, but parses it a window of changes at a time, so that memory follows the window, not
+// the page. With PageChanges::kKeep the decoded changes are kept as well (for a page small
+// enough to hold decoded: see kDecodeOncePageBytes). *layout tells PageChangeReader where the
 // changes are. A page that ScanPageLayout cannot lay out is read whole instead.
 Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
-                        PullPage* out, PageLayout* layout);
+                        PullPage* out, PageLayout* layout, PageChanges keep = PageChanges::kCountOnly);
+
+// Pages up to this size are worth keeping decoded from their validation, so that they are
+// decoded once: their decoded changes take about twice their bytes.
+constexpr size_t kDecodeOncePageBytes = size_t{1} << 20;
 
 // ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
 // changes array emptied, then the changes a window at a time. Its errors may differ from
 // DecodePullPage's (ValidatePullPage then reads the page whole for the error).
 Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
-                                 const JsonLimits& limits, PullPage* out);
+                                 const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kCountOnly);
 
 // The changes of a page that ValidatePullPage has validated, decoded again from its bytes a
 // window at a time, so that an apply holds a window of decoded changes, not the whole page.
@@ -91,9 +96,11 @@ class PageChangeReader {
   PageChangeReader(const PageChangeReader&) = delete;
   PageChangeReader& operator=(const PageChangeReader&) = delete;
 
-  // Moves page->changes to the next window of at most `count` changes (fewer when they are
-  // large; none past the end) and sets page->window_start. INVALID_ARGUMENT means the bytes
-  // are no longer those ValidatePullPage validated; page->changes is then empty.
+  // Moves page->changes to the window that follows them (at most `count` changes, fewer when
+  // they are large, none past the end) and sets page->window_start: the first window of a page
+  // validated without its changes, nothing more after a page that kept them all.
+  // INVALID_ARGUMENT means the bytes are no longer those ValidatePullPage validated;
+  // page->changes is then empty.
   Status Next(size_t count, PullPage* page);
 
  private:
@@ -101,8 +108,7 @@ class PageChangeReader {
   std::string_view bytes_;
   const PageLayout& layout_;
   JsonLimits limits_;
-  size_t index_ = 0;  // of the next change in the page
-  int64_t last_version_ = 0;
+  int64_t last_version_ = 0;  // of the last change read, when the page no longer holds it
   std::string window_;  // the padded copy of the window's bytes
   std::string buffer_;
 };

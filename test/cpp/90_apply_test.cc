@@ -350,6 +350,25 @@ TEST(ScanPageLayout, FindsEachChangeAsSimdjsonDoes) {
   }
 }
 
+// Kept from validation, the changes are all there at once, and the reader has nothing more.
+TEST(ValidatePullPage, KeepsTheChangesWhenAsked) {
+  const std::string json = Page(ChangesOfSize(5, 10), 9);
+  for (const std::string& page_json : {json, R"({"new\u0043hanges")" + json.substr(json.find(':'))}) {
+    simdjson::ondemand::parser parser;
+    PullPage page;
+    PageLayout layout;
+    ASSERT_TRUE(IsOk(ValidatePullPage(parser, page_json, JsonLimits{}, &page, &layout, PageChanges::kKeep)));
+    ASSERT_EQ(page.changes.size(), 5u) << page_json;
+    EXPECT_EQ(page.changes[4].entity_id, "n5");
+    EXPECT_EQ(page.ChangeCount(), 5u);
+    EXPECT_EQ(page.latest_server_version, 9);
+    PageChangeReader reader(parser, page_json, layout, JsonLimits{});
+    ASSERT_TRUE(IsOk(reader.Next(2, &page)));
+    EXPECT_TRUE(page.changes.empty());
+    EXPECT_EQ(page.window_start, 5u);
+  }
+}
+
 // A window holds at most about a megabyte of changes, whatever count is asked for.
 TEST(PageChangeReader, BoundsAWindowByItsBytes) {
   const std::string json = Page(ChangesOfSize(4, 600 * 1024));
@@ -383,8 +402,9 @@ TEST(PageChangeReader, RefusesBytesThatChangedAfterValidation) {
   json = Page(ChangesOfSize(6, 10));
   json.replace(json.find("\"version\":6"), 11, "\"version\":2");  // parses, but goes back in versions
   PageChangeReader again(parser, json, layout, JsonLimits{});
-  ASSERT_TRUE(IsOk(again.Next(3, &page)));
-  EXPECT_TRUE(HasCode(again.Next(3, &page), StatusCode::kInvalidArgument));
+  PullPage fresh;
+  ASSERT_TRUE(IsOk(again.Next(3, &fresh)));
+  EXPECT_TRUE(HasCode(again.Next(3, &fresh), StatusCode::kInvalidArgument));
 }
 
 TEST(DecodePullPage, RejectsInvalidJsonAndInvalidUtf8) {
