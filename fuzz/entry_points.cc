@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -175,6 +176,46 @@ Status PushRequestEntry(const uint8_t* data, size_t size) {
   return body.find("\"changes\":{") != std::string::npos ? compat.status() : synced.status();
 }
 
+Status ReadPageAsTheApplyDoes(std::string_view bytes, size_t window_bytes, size_t window_changes,
+                              const std::function<Status(const PullPage&)>& on_page,
+                              const std::function<Status(const PullPage&)>& on_window) {
+  simdjson::ondemand::parser parser;
+  const simdjson::padded_string input(bytes);
+  PullPage whole;
+  const Status decoded = DecodePullPage(parser, input, JsonLimits{}, &whole);
+  PullPage page;
+  PageLayout layout;
+  const Status validated =
+      ValidatePullPage(parser, bytes, JsonLimits{}, &page, &layout, PageChanges::kCountOnly, window_bytes);
+  if (validated.ToString() != decoded.ToString()) {
+    return Status::Internal("ValidatePullPage (" + validated.ToString() + ") disagrees with DecodePullPage (" +
+                            decoded.ToString() + ")");
+  }
+  DS_RETURN_IF_ERROR(decoded);
+  if (page.ChangeCount() != whole.changes.size() || page.verdicts.size() != whole.verdicts.size() ||
+      page.latest_server_version != whole.latest_server_version || page.head_version != whole.head_version ||
+      page.has_more != whole.has_more || page.resync != whole.resync || page.resync_from != whole.resync_from) {
+    return Status::Internal("ValidatePullPage read another page than DecodePullPage");
+  }
+  DS_RETURN_IF_ERROR(on_page(page));
+  PageChangeReader reader(parser, bytes, layout, JsonLimits{});
+  do {
+    const Status next = reader.Next(window_changes, &page);
+    if (!next.ok()) return Status::Internal("PageChangeReader failed on the bytes it was given: " + next.ToString());
+    for (size_t i = 0; i < page.changes.size(); ++i) {
+      const RemoteChange& read = page.changes[i];
+      const RemoteChange& expected = whole.changes[page.window_start + i];
+      if (read.change_id != expected.change_id || read.version != expected.version ||
+          read.entity_id != expected.entity_id || read.data != expected.data) {
+        return Status::Internal("PageChangeReader read another change than DecodePullPage at newChanges[" +
+                                std::to_string(page.window_start + i) + "]");
+      }
+    }
+    DS_RETURN_IF_ERROR(on_window(page));
+  } while (page.window_start + page.changes.size() < page.ChangeCount());
+  return Status::Ok();
+}
+
 Status PullPageEntry(const uint8_t* data, size_t size) {
   static constexpr ConflictStrategy kStrategies[] = {ConflictStrategy::kNewestWins, ConflictStrategy::kServerWins,
                                                      ConflictStrategy::kClientWins, ConflictStrategy::kMerge,
@@ -186,39 +227,14 @@ Status PullPageEntry(const uint8_t* data, size_t size) {
   Status seeded = SeedClient(client, parser);
   if (!seeded.ok()) return SeedFailed(seeded);
 
-  // The windowed validation the apply uses must agree with the whole-page decoder, error
-  // for error, and read back the same changes.
-  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  simdjson::padded_string input(bytes);
-  PullPage whole;
-  const Status decoded = DecodePullPage(parser, input, JsonLimits{}, &whole);
-  PullPage page;
-  PageLayout layout;
-  const Status validated = ValidatePullPage(parser, bytes, JsonLimits{}, &page, &layout);
-  if (validated.ToString() != decoded.ToString()) {
-    return Status::Internal("ValidatePullPage (" + validated.ToString() + ") disagrees with DecodePullPage (" +
-                            decoded.ToString() + ")");
-  }
-  DS_RETURN_IF_ERROR(decoded);
-  if (page.ChangeCount() != whole.changes.size() || page.verdicts.size() != whole.verdicts.size() ||
-      page.latest_server_version != whole.latest_server_version || page.has_more != whole.has_more) {
-    return Status::Internal("ValidatePullPage read another page than DecodePullPage");
-  }
+  // Windows of 64 bytes, so that even a small input crosses window boundaries.
   ApplyResult result;
-  if (!page.verdicts.empty()) DS_RETURN_IF_ERROR(client.applier->ApplyVerdicts(page, 3, &result));
-  PageChangeReader reader(parser, bytes, layout, JsonLimits{});
-  do {
-    const Status next = reader.Next(2, &page);
-    if (!next.ok()) return Status::Internal("PageChangeReader failed on the bytes it was given: " + next.ToString());
-    for (size_t i = 0; i < page.changes.size(); ++i) {
-      const RemoteChange& read = page.changes[i];
-      const RemoteChange& expected = whole.changes[page.window_start + i];
-      if (read.change_id != expected.change_id || read.version != expected.version || read.data != expected.data) {
-        return Status::Internal("PageChangeReader read another change than DecodePullPage");
-      }
-    }
-    DS_RETURN_IF_ERROR(client.applier->ApplyChunk(page, 0, page.changes.size(), &result));
-  } while (page.window_start + page.changes.size() < page.ChangeCount());
+  DS_RETURN_IF_ERROR(ReadPageAsTheApplyDoes(
+      std::string_view(reinterpret_cast<const char*>(data), size), /*window_bytes=*/64, /*window_changes=*/2,
+      [&](const PullPage& page) {
+        return page.verdicts.empty() ? Status::Ok() : client.applier->ApplyVerdicts(page, 3, &result);
+      },
+      [&](const PullPage& window) { return client.applier->ApplyChunk(window, 0, window.changes.size(), &result); }));
   // What was applied must read back as JSON.
   DS_RETURN_IF_ERROR(CheckJson(client.store->List("note", ListQuery{}), "DocumentStore::List"));
   DS_RETURN_IF_ERROR(CheckJson(client.applier->ConflictsJson(), "DeltaApplier::ConflictsJson"));

@@ -14,9 +14,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
+#include "core/pull_page.h"
 #include "core/status.h"
 
 namespace deltasync {
@@ -26,10 +28,19 @@ namespace fuzz {
 // then CompatPush with the same body, on a ':memory:' server holding a few entities.
 Status PushRequestEntry(const uint8_t* data, size_t size);
 
-// (b) The pull-page applier: DecodePullPage, then ApplyVerdicts (when the page is a sync
-// response) and ApplyChunk in chunks of two, on a ':memory:' client holding pulled and
-// local documents. The conflict strategy is picked from a hash of the input.
+// (b) The pull-page applier: the page read as the apply reads it (ReadPageAsTheApplyDoes,
+// windows of 64 bytes and two changes), then ApplyVerdicts (when the page is a sync response)
+// and ApplyChunk for each window, on a ':memory:' client holding pulled and local documents.
+// The conflict strategy is picked from a hash of the input.
 Status PullPageEntry(const uint8_t* data, size_t size);
+
+// Reads the page as the apply does (ValidatePullPage with windows of `window_bytes`, then
+// PageChangeReader `window_changes` at a time), checking it against DecodePullPage: the same
+// error, the same fields, the same changes. Calls `on_page` once the page is validated, then
+// `on_window` for each window. INTERNAL when the two readings differ.
+Status ReadPageAsTheApplyDoes(std::string_view bytes, size_t window_bytes, size_t window_changes,
+                              const std::function<Status(const PullPage&)>& on_page,
+                              const std::function<Status(const PullPage&)>& on_window);
 
 // (c) The JSONL ingestion parser: the input becomes one .jsonl file in a fresh temporary
 // directory, ingested by Ingester::Run into a ':memory:' client.

@@ -72,6 +72,17 @@ function optionalId(name, value) {
  * or { source: 'ingest', entityType, inserted, updated } once per ingest() that wrote records), 'conflict' (one per pulled change that met local changes), 'progress'
  * ({ applied, total, bytesParsed } while a page is applied, at most every 16 ms).
  */
+/**
+ * The page as the worker may read it while it applies: bytes read in place must not be freed
+ * under it, so a view of a resizable ArrayBuffer (which can shrink) is copied first.
+ */
+function readableInPlace(page) {
+  const buffer = page instanceof ArrayBuffer ? page : ArrayBuffer.isView(page) ? page.buffer : undefined;
+  if (buffer === undefined || buffer.resizable !== true) return page;
+  const view = page instanceof ArrayBuffer ? new Uint8Array(page) : new Uint8Array(page.buffer, page.byteOffset, page.byteLength);
+  return view.slice();
+}
+
 class SyncClient extends EventEmitter {
   /**
    * @param {import('../types').SyncClientOptions} options
@@ -310,7 +321,8 @@ class SyncClient extends EventEmitter {
   /**
    * Applies a pulled page (the `newChanges` shape) given as bytes: parsed and
    * applied in C++ on a worker thread, in bounded chunks, the cursor advanced with each.
-   * A Buffer or ArrayBuffer is read in place while it applies: do not modify it until this settles.
+   * A Buffer or ArrayBuffer is read in place while it applies: do not modify, transfer or
+   * detach it until this settles (a resizable ArrayBuffer is copied first).
    * @param {Buffer | Uint8Array | ArrayBuffer | DataView | string} page
    * @returns {Promise<import('../types').ApplyResult>}
    */
@@ -330,6 +342,7 @@ class SyncClient extends EventEmitter {
     if (this._transactionMarks.length > 0) {
       throw new SyncError('applyRemote cannot run inside client.transaction()', 'CONFLICT');
     }
+    const bytes = readableInPlace(page); // now: the caller may resize it as soon as this returns
     const onProgress = this.listenerCount('progress') > 0 ? (report) => this.emit('progress', report) : undefined;
     // Pages apply one after another, so the cursor never passes a change another page has not applied.
     const previous = this._applying;
@@ -340,7 +353,7 @@ class SyncClient extends EventEmitter {
     let result;
     try {
       await previous;
-      result = await this._native().applyRemote(page, onProgress, maxRetries);
+      result = await this._native().applyRemote(bytes, onProgress, maxRetries);
     } finally {
       done();
     }

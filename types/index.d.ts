@@ -662,7 +662,8 @@ export class SyncClient {
 
   /**
    * Applies a pulled page on a worker thread, validated whole first, then in chunks. A Buffer or
-   * ArrayBuffer is read in place while the page applies: do not modify it until the promise settles.
+   * ArrayBuffer is read in place while the page applies: do not modify, transfer or detach it
+   * until the promise settles (a resizable ArrayBuffer is copied first).
    */
   applyRemote(page: Uint8Array | ArrayBuffer | DataView | string): Promise<ApplyResult>;
   conflicts(): Conflict[];

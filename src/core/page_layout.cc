@@ -2,7 +2,8 @@
 
 #include <cstring>
 
-#include "core/json.h"
+#include "simdjson.h"
+
 
 namespace deltasync {
 
@@ -72,7 +73,7 @@ bool ScanChanges(std::string_view s, size_t open, PageLayout* layout) {
   }
   while (true) {
     const size_t end = ValueEnd(s, i);
-    if (end == kNone) return false;
+    if (end == kNone || end - i < kMinChangeBytes) return false;
     layout->changes.emplace_back(i, end);
     i = SkipWhitespace(s, end);
     if (i >= s.size()) return false;
@@ -83,6 +84,19 @@ bool ScanChanges(std::string_view s, size_t open, PageLayout* layout) {
     if (s[i] != ',') return false;
     i = SkipWhitespace(s, i + 1);
   }
+}
+
+// The text of a quoted key with escapes, as JSON reads it.
+bool UnescapeKey(std::string_view quoted, std::string* out) {
+  simdjson::ondemand::parser parser;
+  const simdjson::padded_string input(quoted);
+  simdjson::ondemand::document doc;
+  std::string_view text;
+  if (parser.iterate(input).get(doc) != simdjson::SUCCESS || doc.get_string().get(text) != simdjson::SUCCESS) {
+    return false;
+  }
+  out->assign(text);
+  return true;
 }
 
 size_t SkipByteOrderMark(std::string_view s) { return s.size() >= 3 && s.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0; }
@@ -112,8 +126,12 @@ std::optional<PageLayout> ScanPageLayout(std::string_view s) {
       if (i >= s.size() || s[i] != '"') return std::nullopt;
       const size_t key_end = StringEnd(s, i);
       if (key_end == kNone) return std::nullopt;
-      const std::string_view key = s.substr(i + 1, key_end - i - 2);
-      if (key.find('\\') != std::string_view::npos) return std::nullopt;
+      std::string unescaped;
+      std::string_view key = s.substr(i + 1, key_end - i - 2);
+      if (key.find('\\') != std::string_view::npos) {
+        if (!UnescapeKey(s.substr(i, key_end - i), &unescaped)) return std::nullopt;
+        key = unescaped;
+      }
       i = SkipWhitespace(s, key_end);
       if (i >= s.size() || s[i] != ':') return std::nullopt;
       i = SkipWhitespace(s, i + 1);
@@ -137,62 +155,6 @@ std::optional<PageLayout> ScanPageLayout(std::string_view s) {
   }
   if (SkipWhitespace(s, end) != s.size()) return std::nullopt;
   return layout;
-}
-
-Status ParsePageLayout(simdjson::ondemand::parser& parser, const simdjson::padded_string& page, PageLayout* out) {
-  const Status unreadable = Status::Internal("The validated page could not be read again");
-  const std::string_view bytes(page.data(), page.size());
-  simdjson::ondemand::document doc;
-  simdjson::ondemand::json_type type;
-  if (parser.iterate(page).get(doc) != simdjson::SUCCESS || doc.type().get(type) != simdjson::SUCCESS) {
-    return unreadable;
-  }
-  std::string_view array_text;  // from '[' to ']'
-  if (type == simdjson::ondemand::json_type::array) {
-    const size_t open = SkipWhitespace(bytes, SkipByteOrderMark(bytes));
-    array_text = TrimJsonWhitespace(bytes.substr(open));
-  } else {
-    simdjson::ondemand::object object;
-    if (doc.get_object().get(object) != simdjson::SUCCESS) return unreadable;
-    for (auto field_result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) != simdjson::SUCCESS ||
-          field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
-        return unreadable;
-      }
-      if (key != "newChanges") continue;
-      if (field.value().raw_json().get(array_text) != simdjson::SUCCESS) return unreadable;
-      array_text = TrimJsonWhitespace(array_text);
-      break;
-    }
-  }
-  if (array_text.size() < 2 || array_text.front() != '[' || array_text.back() != ']') return unreadable;
-  const size_t open = static_cast<size_t>(array_text.data() - bytes.data());
-  // The array alone, parsed again: each element's raw text gives its place in the page.
-  const simdjson::padded_string array_copy(array_text);
-  simdjson::ondemand::document array_doc;
-  simdjson::ondemand::array array;
-  if (parser.iterate(array_copy).get(array_doc) != simdjson::SUCCESS ||
-      array_doc.get_array().get(array) != simdjson::SUCCESS) {
-    return unreadable;
-  }
-  PageLayout layout;
-  layout.changes_open = open;
-  layout.changes_close = open + array_text.size() - 1;
-  for (auto element_result : array) {
-    simdjson::ondemand::value element;
-    std::string_view text;
-    if (std::move(element_result).get(element) != simdjson::SUCCESS ||
-        element.raw_json().get(text) != simdjson::SUCCESS) {
-      return unreadable;
-    }
-    text = TrimJsonWhitespace(text);
-    const size_t begin = open + static_cast<size_t>(text.data() - array_copy.data());
-    layout.changes.emplace_back(begin, begin + text.size());
-  }
-  *out = std::move(layout);
-  return Status::Ok();
 }
 
 }  // namespace deltasync

@@ -9,9 +9,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
-#include "simdjson.h"
-
 namespace deltasync {
 
 struct PageLayout {
@@ -20,19 +17,23 @@ struct PageLayout {
   size_t changes_close = 0;
   // [begin, end) of each element of that array, in order.
   std::vector<std::pair<size_t, size_t>> changes;
+  // The most bytes of changes parsed at once (a larger change is parsed alone).
+  size_t window_bytes = 0;
 
   // The page with its changes array emptied: every other field, to decode on its own.
   std::string Envelope(std::string_view bytes) const;
 };
 
-// Finds the layout of a page that is a bare array or an object with one "newChanges" array,
-// scanning its strings and brackets without parsing or validating anything else. Returns
-// nullopt when the bytes do not have that shape as far as the scan can tell (malformed JSON,
-// no array, an escaped "newChanges" key): the caller then reads the page whole.
-std::optional<PageLayout> ScanPageLayout(std::string_view bytes);
+// The fewest bytes a valid change takes: {"version":1,"changeId":"a","type":"DELETED",
+// "entityType":"a","entityId":"a"} is 76. An element shorter than this cannot be one, so a
+// layout holds at most one entry per kMinChangeBytes of the page.
+constexpr size_t kMinChangeBytes = 64;
 
-// The layout of a page that DecodePullPage accepted, read with simdjson from the whole padded
-// page: for the pages ScanPageLayout leaves to the caller.
-Status ParsePageLayout(simdjson::ondemand::parser& parser, const simdjson::padded_string& page, PageLayout* out);
+// Finds the layout of a page that is a bare array or an object with one "newChanges" array
+// (its key unescaped as JSON reads it), scanning strings and brackets without validating
+// anything else. Every valid page has one. Returns nullopt when the bytes do not have that
+// shape as far as the scan can tell (malformed JSON, no array, an element shorter than
+// kMinChangeBytes): such a page is not valid, and reading it whole says why.
+std::optional<PageLayout> ScanPageLayout(std::string_view bytes);
 
 }  // namespace deltasync

@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "core/change_codec.h"
-#include "core/page_layout.h"
 
 namespace deltasync {
 
@@ -156,6 +155,14 @@ Status DecodeChangeElement(simdjson::simdjson_result<simdjson::ondemand::value> 
 
 std::string ChangeElementName(size_t index) { return "newChanges[" + std::to_string(index) + "]"; }
 
+// Versions in a page increase strictly, change after change.
+Status CheckVersionFollows(const std::string& element_name, const RemoteChange& change, int64_t last_version) {
+  if (change.version > last_version) return Status::Ok();
+  return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
+                                 std::to_string(change.version) + " follows " + std::to_string(last_version) +
+                                 " (changeId " + change.change_id + ")");
+}
+
 // Decodes every change of the array, in increasing versions; with PageChanges::kCountOnly each
 // is validated and dropped. *count and *last_version describe what was read.
 Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& limits, PageChanges keep,
@@ -166,11 +173,7 @@ Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& lim
     const std::string element_name = ChangeElementName(index);
     RemoteChange change;
     DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, &buffer, &change));
-    if (index > 0 && change.version <= *last_version) {
-      return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
-                                     std::to_string(change.version) + " follows " + std::to_string(*last_version) +
-                                     " (changeId " + change.change_id + ")");
-    }
+    if (index > 0) DS_RETURN_IF_ERROR(CheckVersionFollows(element_name, change, *last_version));
     *last_version = change.version;
     if (keep == PageChanges::kKeep) out->changes.push_back(std::move(change));
     ++index;
@@ -348,15 +351,12 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
 
 namespace {
 
-// The bytes of a window parse in one simdjson document; a single larger change is its own window.
-constexpr size_t kMaxWindowBytes = size_t{1} << 18;
-
-// The end of a window of at most `count` changes from `first`, and at most kMaxWindowBytes
-// unless its first change alone is larger.
+// The end of a window of at most `count` changes from `first`, and at most the layout's
+// window_bytes unless its first change alone is larger.
 size_t WindowEnd(const PageLayout& layout, size_t first, size_t count) {
   const size_t limit = std::min(layout.changes.size(), first + count);
   size_t end = first + 1;
-  while (end < limit && layout.changes[end].second - layout.changes[first].first <= kMaxWindowBytes) ++end;
+  while (end < limit && layout.changes[end].second - layout.changes[first].first <= layout.window_bytes) ++end;
   return end;
 }
 
@@ -386,11 +386,7 @@ Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, 
     const std::string element_name = ChangeElementName(index);
     RemoteChange change;
     DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, buffer, &change));
-    if (index > 0 && change.version <= *last_version) {
-      return Status::InvalidArgument("Expected versions in increasing order at " + element_name + ".version but " +
-                                     std::to_string(change.version) + " follows " + std::to_string(*last_version) +
-                                     " (changeId " + change.change_id + ")");
-    }
+    if (index > 0) DS_RETURN_IF_ERROR(CheckVersionFollows(element_name, change, *last_version));
     *last_version = change.version;
     if (out != nullptr) out->push_back(std::move(change));
     ++index;
@@ -408,9 +404,10 @@ Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string
   int64_t last = 0;
   DS_RETURN_IF_ERROR(
       DecodePageFields(parser, envelope, limits, out, PageChanges::kCountOnly, &envelope_changes, &last));
-  if (envelope_changes != 0) return Status::InvalidArgument("More than one newChanges array in the page");
+  // The scan found the only newChanges array, so the envelope holds none; were it to hold one,
+  // its changes would be missed, so the page is then read whole instead.
+  if (envelope_changes != 0) return Status::Internal("The page's layout missed changes");
   std::vector<RemoteChange>* kept = keep == PageChanges::kKeep ? &out->changes : nullptr;
-  if (kept != nullptr) kept->reserve(layout.changes.size());
   std::string window;
   std::string buffer;
   for (size_t first = 0; first < layout.changes.size();) {
@@ -424,17 +421,21 @@ Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string
 }
 
 Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
-                        PullPage* out, PageLayout* layout, PageChanges keep) {
+                        PullPage* out, PageLayout* layout, PageChanges keep, size_t window_bytes) {
   std::optional<PageLayout> scanned = ScanPageLayout(bytes);
-  if (scanned && ValidatePullPageInWindows(parser, bytes, *scanned, limits, out, keep).ok()) {
-    *layout = std::move(*scanned);
-    return Status::Ok();
+  if (scanned) {
+    scanned->window_bytes = window_bytes;
+    if (ValidatePullPageInWindows(parser, bytes, *scanned, limits, out, keep).ok()) {
+      *layout = std::move(*scanned);
+      return Status::Ok();
+    }
+    scanned.reset();
   }
-  // Read whole: the page the scan could not lay out, or the error DecodePullPage gives.
+  // The page is not valid: reading it whole gives the error DecodePullPage gives.
   *out = PullPage{};
   const simdjson::padded_string whole(bytes);
   DS_RETURN_IF_ERROR(DecodePullPage(parser, whole, limits, out, keep));
-  return ParsePageLayout(parser, whole, layout);
+  return Status::Internal("A valid page could not be read a window at a time");
 }
 
 PageChangeReader::PageChangeReader(simdjson::ondemand::parser& parser, std::string_view bytes,

@@ -53,7 +53,7 @@ struct PullPage {
   size_t ChangeCount() const { return page_change_count.value_or(changes.size()); }
 };
 
-// What DecodePullPage keeps of the page's changes.
+// What a decoder keeps of the page's changes.
 enum class PageChanges {
   kKeep,       // every change, in `changes`
   kCountOnly,  // each one validated, then dropped: `changes` stays empty, page_change_count counts them
@@ -67,17 +67,21 @@ enum class PageChanges {
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
                       const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kKeep);
 
-// Validates the page in `bytes` (which need no padding) as DecodePullPage does, with the same
-// errors, but parses it a window of changes at a time, so that memory follows the window, not
-// the page. With PageChanges::kKeep the decoded changes are kept as well (for a page small
-// enough to hold decoded: see kDecodeOncePageBytes). *layout tells PageChangeReader where the
-// changes are. A page that ScanPageLayout cannot lay out is read whole instead.
-Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
-                        PullPage* out, PageLayout* layout, PageChanges keep = PageChanges::kCountOnly);
+// The bytes of a window parsed as one simdjson document; a larger change is a window alone.
+constexpr size_t kPageWindowBytes = size_t{1} << 18;
 
 // Pages up to this size are worth keeping decoded from their validation, so that they are
 // decoded once: their decoded changes take about twice their bytes.
 constexpr size_t kDecodeOncePageBytes = size_t{1} << 20;
+
+// Validates the page in `bytes` (which need no padding) as DecodePullPage does, with the same
+// errors, but parses it a window of changes at a time (at most `window_bytes`, or one larger
+// change), so that memory follows the window, not the page. With PageChanges::kKeep the
+// decoded changes are kept as well. *layout tells PageChangeReader where the changes are.
+// An invalid page is read whole for its error.
+Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
+                        PullPage* out, PageLayout* layout, PageChanges keep = PageChanges::kCountOnly,
+                        size_t window_bytes = kPageWindowBytes);
 
 // ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
 // changes array emptied, then the changes a window at a time. Its errors may differ from

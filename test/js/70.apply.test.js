@@ -614,6 +614,18 @@ describe('applyRemote runs off the main thread', () => {
     assert.equal(client.serverVersion, count);
   });
 
+  test('a resizable ArrayBuffer shrunk right after applyRemote(): the page still applies whole', async (t) => {
+    const client = memoryClient(t, { applyChunkSize: 100 });
+    const bytes = Buffer.from(pageText(createdChanges(5000)));
+    const resizable = new ArrayBuffer(bytes.length, { maxByteLength: bytes.length * 2 });
+    new Uint8Array(resizable).set(bytes);
+    const applying = client.applyRemote(new Uint8Array(resizable));
+    resizable.resize(0);
+    const result = await applying;
+    assert.equal(result.applied, 5000);
+    assert.equal(client.list('note').length, 5000);
+  });
+
   test("close() from a 'progress' listener, mid-page: the cursor is the last applied change", async (t) => {
     const { outcome, cursor } = await closeWhileApplying(t, 'progress');
     if (outcome instanceof Error) assert.match(outcome.message, new RegExp(`up to version ${cursor}\\b`));
