@@ -62,17 +62,6 @@ function optionalId(name, value) {
 }
 
 /**
- * An offline-first sync client on one local SQLite file: a document store whose
- * every write queues its change in the same transaction, the durable change
- * queue (`client.queue`), and native application of pulled changes.
- *
- * Events: 'change' ({ source: 'local', changes } once per transaction,
- * { source: 'remote', applied, skipped, latestServerVersion } once per applied
- * page, { source: 'resolution', conflictId, entityType, entityId } once per resolved conflict,
- * or { source: 'ingest', entityType, inserted, updated } once per ingest() that wrote records), 'conflict' (one per pulled change that met local changes), 'progress'
- * ({ applied, total, bytesParsed } while a page is applied, at most every 16 ms).
- */
-/**
  * The page as the worker may read it while it applies: bytes read in place must not be freed
  * under it, so a view of a resizable ArrayBuffer (which can shrink) is copied first.
  */
@@ -83,6 +72,17 @@ function readableInPlace(page) {
   return view.slice();
 }
 
+/**
+ * An offline-first sync client on one local SQLite file: a document store whose
+ * every write queues its change in the same transaction, the durable change
+ * queue (`client.queue`), and native application of pulled changes.
+ *
+ * Events: 'change' ({ source: 'local', changes } once per transaction,
+ * { source: 'remote', applied, skipped, latestServerVersion } once per applied
+ * page, { source: 'resolution', conflictId, entityType, entityId } once per resolved conflict,
+ * or { source: 'ingest', entityType, inserted, updated } once per ingest() that wrote records), 'conflict' (one per pulled change that met local changes), 'progress'
+ * ({ applied, total, bytesParsed } while a page is applied, at most every 16 ms).
+ */
 class SyncClient extends EventEmitter {
   /**
    * @param {import('../types').SyncClientOptions} options

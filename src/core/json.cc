@@ -51,11 +51,7 @@ void AppendJsonString(std::string* out, std::string_view text) {
 }
 
 std::string_view TrimJsonWhitespace(std::string_view text) {
-  while (!text.empty()) {
-    const char last = text.back();
-    if (last != ' ' && last != '\t' && last != '\n' && last != '\r') break;
-    text.remove_suffix(1);
-  }
+  while (!text.empty() && IsJsonWhitespace(text.back())) text.remove_suffix(1);
   return text;
 }
 

@@ -141,6 +141,9 @@ Status ForEachField(simdjson::ondemand::object& object, std::string_view where,
   return Status::Ok();
 }
 
+// JSON's whitespace: space, tab, line feed, carriage return.
+constexpr bool IsJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
 // Trims JSON whitespace from the end of a raw token.
 std::string_view TrimJsonWhitespace(std::string_view text);
 

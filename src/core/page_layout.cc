@@ -2,16 +2,14 @@
 
 #include <cstring>
 
+#include "core/json.h"
 #include "simdjson.h"
-
 
 namespace deltasync {
 
 namespace {
 
 constexpr size_t kNone = std::string_view::npos;
-
-bool IsJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 size_t SkipWhitespace(std::string_view s, size_t i) {
   while (i < s.size() && IsJsonWhitespace(s[i])) ++i;

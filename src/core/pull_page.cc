@@ -395,8 +395,9 @@ Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, 
   return Status::Ok();
 }
 
-}  // namespace
-
+// ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
+// changes array emptied, then the changes a window at a time. Its errors may differ from
+// DecodePullPage's (ValidatePullPage then reads the page whole for the error).
 Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
                                  const JsonLimits& limits, PullPage* out, PageChanges keep) {
   const simdjson::padded_string envelope(layout.Envelope(bytes));
@@ -419,6 +420,8 @@ Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string
   out->page_change_count = layout.changes.size();
   return CheckPageVersions(*out, layout.changes.size(), last);
 }
+
+}  // namespace
 
 Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
                         PullPage* out, PageLayout* layout, PageChanges keep, size_t window_bytes) {

@@ -83,12 +83,6 @@ Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view byt
                         PullPage* out, PageLayout* layout, PageChanges keep = PageChanges::kCountOnly,
                         size_t window_bytes = kPageWindowBytes);
 
-// ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
-// changes array emptied, then the changes a window at a time. Its errors may differ from
-// DecodePullPage's (ValidatePullPage then reads the page whole for the error).
-Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
-                                 const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kCountOnly);
-
 // The changes of a page that ValidatePullPage has validated, decoded again from its bytes a
 // window at a time, so that an apply holds a window of decoded changes, not the whole page.
 // REQUIRES: `parser`, `bytes` and `layout` outlive the reader, and nothing else uses `parser`

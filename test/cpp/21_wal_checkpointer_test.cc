@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -29,23 +30,24 @@ void Write(Database& db, int transactions) {
 
 uintmax_t FileSize(const std::string& path) { return std::filesystem::file_size(path); }
 
-// A WAL database at `path` with an empty table of blobs, and a checkpointer watching it.
-struct Watched {
-  std::unique_ptr<Database> writer;
-  std::unique_ptr<WalCheckpointer> checkpointer;
+// A WAL database with an empty table of blobs, and a checkpointer watching it (Watch).
+class WalCheckpointerTest : public ::testing::Test {
+ protected:
+  void Watch(int threshold_pages, int limit_pages) {
+    writer_ = OpenDb(path_);
+    ASSERT_NE(writer_, nullptr);
+    ASSERT_TRUE(IsOk(writer_->Exec("CREATE TABLE blobs (data BLOB)")));
+    Result<std::unique_ptr<WalCheckpointer>> started =
+        WalCheckpointer::Start(*writer_, OpenDb(path_), threshold_pages, limit_pages);
+    ASSERT_TRUE(IsOk(started));
+    checkpointer_ = std::move(started).value();
+  }
+
+  TempDir dir_;
+  const std::string path_ = dir_.File("db.sqlite");
+  std::unique_ptr<Database> writer_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // stopped before the writer closes
 };
-Watched Watch(const std::string& path, int threshold_pages, int limit_pages) {
-  Watched watched;
-  watched.writer = OpenDb(path);
-  EXPECT_NE(watched.writer, nullptr);
-  if (!watched.writer) return watched;
-  EXPECT_TRUE(IsOk(watched.writer->Exec("CREATE TABLE blobs (data BLOB)")));
-  Result<std::unique_ptr<WalCheckpointer>> started =
-      WalCheckpointer::Start(*watched.writer, OpenDb(path), threshold_pages, limit_pages);
-  EXPECT_TRUE(IsOk(started));
-  if (started.ok()) watched.checkpointer = std::move(started).value();
-  return watched;
-}
 
 // Blocks until the thread has completed `count` checkpoints (bounded only so that a broken
 // checkpointer fails instead of hanging the suite).
@@ -57,35 +59,29 @@ void AwaitCompleted(const WalCheckpointer& checkpointer, uint64_t count) {
   ASSERT_GE(checkpointer.completed(), count);
 }
 
-TEST(WalCheckpointer, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
-  TempDir dir;
-  const std::string path = dir.File("db.sqlite");
-  Watched watched = Watch(path, /*threshold_pages=*/8, /*limit_pages=*/1000000);
-  ASSERT_NE(watched.checkpointer, nullptr);
-  Database& writer = *watched.writer;
-  WalCheckpointer& checkpointer = *watched.checkpointer;
-  const uintmax_t before = FileSize(path);
+TEST_F(WalCheckpointerTest, CopiesTheLogBackOnItsOwnThreadPastTheThreshold) {
+  ASSERT_NO_FATAL_FAILURE(Watch(/*threshold_pages=*/8, /*limit_pages=*/1000000));
+  Database& writer = *writer_;
+  WalCheckpointer& checkpointer = *checkpointer_;
+  const uintmax_t before = FileSize(path_);
   Write(writer, 1);  // about 5 pages: below the threshold
   EXPECT_EQ(checkpointer.completed(), 0u);
   Write(writer, 4);
   AwaitCompleted(checkpointer, 1);
-  EXPECT_GT(FileSize(path), before);
+  EXPECT_GT(FileSize(path_), before);
 }
 
 // A log that cannot restart (a reader is on it) is checkpointed again only once another
 // threshold of frames has been written, not after every commit past the threshold.
-TEST(WalCheckpointer, CountsOnlyTheFramesNotCopiedYet) {
-  TempDir dir;
-  const std::string path = dir.File("db.sqlite");
-  Watched watched = Watch(path, /*threshold_pages=*/10, /*limit_pages=*/1000000);
-  ASSERT_NE(watched.checkpointer, nullptr);
-  Database& writer = *watched.writer;
-  WalCheckpointer& checkpointer = *watched.checkpointer;
+TEST_F(WalCheckpointerTest, CountsOnlyTheFramesNotCopiedYet) {
+  ASSERT_NO_FATAL_FAILURE(Watch(/*threshold_pages=*/10, /*limit_pages=*/1000000));
+  Database& writer = *writer_;
+  WalCheckpointer& checkpointer = *checkpointer_;
   auto write_small = [&] { ASSERT_TRUE(IsOk(writer.Exec("INSERT INTO blobs (data) VALUES (x'00')"))); };
   Write(writer, 1);  // below the threshold
   ASSERT_EQ(checkpointer.requested(), 0u);
   // A reader on the log as it is now: no checkpoint copies past it, and the log cannot restart.
-  std::unique_ptr<Database> reader = OpenDb(path);
+  std::unique_ptr<Database> reader = OpenDb(path_);
   ASSERT_NE(reader, nullptr);
   ASSERT_TRUE(IsOk(reader->Exec("BEGIN; SELECT count(*) FROM blobs")));
   for (int i = 0; i < 20 && checkpointer.requested() == 0; ++i) write_small();
@@ -101,13 +97,10 @@ TEST(WalCheckpointer, CountsOnlyTheFramesNotCopiedYet) {
 
 // Once the log restarts (everything copied back, nobody reading it), the next checkpoint is
 // asked for after a threshold of new frames, whatever the old log's length was.
-TEST(WalCheckpointer, ARestartedLogCountsFromItsStart) {
-  TempDir dir;
-  const std::string path = dir.File("db.sqlite");
-  Watched watched = Watch(path, /*threshold_pages=*/20, /*limit_pages=*/1000000);
-  ASSERT_NE(watched.checkpointer, nullptr);
-  Database& writer = *watched.writer;
-  WalCheckpointer& checkpointer = *watched.checkpointer;
+TEST_F(WalCheckpointerTest, ARestartedLogCountsFromItsStart) {
+  ASSERT_NO_FATAL_FAILURE(Watch(/*threshold_pages=*/20, /*limit_pages=*/1000000));
+  Database& writer = *writer_;
+  WalCheckpointer& checkpointer = *checkpointer_;
   for (int i = 0; i < 20 && checkpointer.requested() == 0; ++i) Write(writer, 1);
   ASSERT_EQ(checkpointer.requested(), 1u);
   AwaitCompleted(checkpointer, 1);  // all of it copied: the next commit restarts the log
@@ -122,19 +115,16 @@ TEST(WalCheckpointer, ARestartedLogCountsFromItsStart) {
   AwaitCompleted(checkpointer, 2);
 }
 
-TEST(WalCheckpointer, TheWriterCheckpointsItselfPastTheLimit) {
-  TempDir dir;
-  const std::string path = dir.File("db.sqlite");
+TEST_F(WalCheckpointerTest, TheWriterCheckpointsItselfPastTheLimit) {
   // The thread is never asked (the threshold is out of reach); the limit is 12 pages.
-  Watched watched = Watch(path, /*threshold_pages=*/1000000, /*limit_pages=*/12);
-  ASSERT_NE(watched.checkpointer, nullptr);
-  Database& writer = *watched.writer;
-  WalCheckpointer& checkpointer = *watched.checkpointer;
-  const uintmax_t before = FileSize(path);
+  ASSERT_NO_FATAL_FAILURE(Watch(/*threshold_pages=*/1000000, /*limit_pages=*/12));
+  Database& writer = *writer_;
+  WalCheckpointer& checkpointer = *checkpointer_;
+  const uintmax_t before = FileSize(path_);
   Write(writer, 1);
-  EXPECT_EQ(FileSize(path), before);  // below the limit: nothing copied
+  EXPECT_EQ(FileSize(path_), before);  // below the limit: nothing copied
   Write(writer, 3);                  // past it: copied within the commit
-  EXPECT_GT(FileSize(path), before);
+  EXPECT_GT(FileSize(path_), before);
   EXPECT_EQ(checkpointer.completed(), 0u);
 }
 

@@ -200,10 +200,9 @@ class StoreHarness {
   // Decodes `page_json` and applies it: whole (chunk 0), or as the apply worker does, validated
   // first and then decoded and applied `chunk` changes at a time (PageChangeReader).
   Status TryPull(const std::string& page_json, ApplyResult* result, size_t chunk = 0) {
-    simdjson::padded_string input(page_json);
     PullPage page;
     if (chunk == 0) {
-      DS_RETURN_IF_ERROR(DecodePullPage(parser, input, JsonLimits{}, &page));
+      DS_RETURN_IF_ERROR(DecodePullPage(parser, simdjson::padded_string(page_json), JsonLimits{}, &page));
       return applier->ApplyChunk(page, 0, page.changes.size(), result);
     }
     PageLayout layout;
