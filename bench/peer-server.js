@@ -146,7 +146,7 @@ function checkChange(change, index, now) {
 
 /**
  * A peer sync server on one SQLite file.
- * @param {{ path: string, toleranceMs?: number, limits?: { maxChangesPerPush?: number, maxPullLimit?: number,
+ * @param {{ path: string, durability?: 'normal' | 'full', toleranceMs?: number, limits?: { maxChangesPerPush?: number, maxPullLimit?: number,
  *           defaultPullLimit?: number, maxBodyBytes?: number } }} options
  */
 function createPeerServer(options) {
@@ -161,6 +161,7 @@ function createPeerServer(options) {
   };
   const db = new Database(path);
   for (const pragma of PRAGMAS) db.pragma(pragma);
+  if (options.durability === 'full') db.pragma('synchronous = FULL');
   db.exec(SCHEMA);
 
   const userVersion = db.prepare('SELECT version FROM user_versions WHERE user_id = ?').pluck();

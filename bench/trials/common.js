@@ -383,8 +383,8 @@ function forkScript(script, args) {
  * deltasync's createSyncRouter or the JS peer at /api/sync, the user from x-user-id)
  * on `file`. stop() ends it, deletes the database and returns the child's last report.
  */
-async function startServerChild({ impl, file, limits = {}, postgres }) {
-  const server = forkScript('server-child.js', { impl, file, limits, postgres });
+async function startServerChild({ impl, file, limits = {}, postgres, durability }) {
+  const server = forkScript('server-child.js', { impl, file, limits, postgres, durability });
   const { port } = await server.next('ready');
   return {
     server,

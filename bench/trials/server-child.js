@@ -10,12 +10,13 @@
 //   <- { type: 'probe-stop' }  -> { type: 'probe', stats }   event-loop stall (common.startStallProbe)
 //   <- { type: 'cpu' }         -> { type: 'cpu', threadCpuMs }           CPU ms of each thread so far
 //   <- { type: 'exit' }        -> { type: 'bye', peakRssKb, cpuUserMs, cpuSystemMs, threadCpuMs }, then exits
-// Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3' | 'pouchdb', file, limits, postgres? (deltasync on PostgreSQL) }
+// Params (argv[2], JSON): { impl: 'deltasync' | 'better-sqlite3' | 'pouchdb', file, limits, postgres? (deltasync on PostgreSQL),
+//   durability? ('normal' | 'full', for the SQLite servers) }
 
 const express = require('express');
 const c = require('./common');
 
-const { impl, file, limits = {}, postgres } = c.params();
+const { impl, file, limits = {}, postgres, durability = 'normal' } = c.params();
 
 const app = express();
 app.disable('x-powered-by');
@@ -25,12 +26,12 @@ let handler = app;
 if (impl === 'deltasync') {
   const { SyncServer } = require('../..');
   const { createSyncRouter } = require('../../lib/express');
-  const server = new SyncServer({ ...(postgres ? { postgres } : { path: file }), limits });
+  const server = new SyncServer({ ...(postgres ? { postgres } : { path: file, durability }), limits });
   app.use('/api/sync', createSyncRouter(server, { authenticate }));
   close = () => server.close();
 } else if (impl === 'better-sqlite3') {
   const { createPeerServer } = require('../peer-server');
-  const peer = createPeerServer({ path: file, limits });
+  const peer = createPeerServer({ path: file, limits, durability });
   app.use('/api/sync', peer.router({ authenticate }));
   close = () => peer.close();
 } else if (impl === 'pouchdb') {

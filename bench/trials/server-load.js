@@ -13,17 +13,18 @@
 //               (common.startStallProbe) from just before each request to just after
 //               its response. Both servers get limits that admit such a request.
 // Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, processes? (deltasync on PostgreSQL
-// with that many server processes), ...the mode's sizes }
+// with that many server processes), durability? ('normal' | 'full': each commit synced to disk,
+// SQLite's synchronous=FULL for both servers), ...the mode's sizes }
 
 const http = require('node:http');
 const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const params = c.params();
-const { impl, mode = 'load', dir } = params;
+const { impl, mode = 'load', dir, durability = 'normal' } = params;
 
 async function startServer(limits) {
-  return c.startServerChild({ impl, file: c.scratchDb(dir, `server-${impl}`), limits });
+  return c.startServerChild({ impl, file: c.scratchDb(dir, `server-${impl}`), limits, durability });
 }
 
 /**

@@ -64,6 +64,9 @@ Result<std::string> SyncServerCore::WithSession(Body body) {
       } else {
         Operation op(*this, lease.value().session());
         result = body(op);
+        Status durable = lease.value().Release();
+        if (result.ok() && !durable.ok()) result = durable;
+        if (result.ok()) op.NotifyDurableCommit();
       }
     }
     if (result.ok() || result.status().code() != StatusCode::kUnavailable || attempt == kAttempts) return result;

@@ -6,8 +6,9 @@
 // section 4), so that requests are decoded and responses encoded here, off the
 // JS main thread.
 //
-// Thread safety: thread-safe. Operations are serialized by an internal mutex, so
-// versions stay gapless and changeIds unique whatever the concurrency.
+// Thread safety: thread-safe. The store serializes each user's operations (the SQLite
+// store: every operation, on its one connection), so versions stay gapless and changeIds
+// unique whatever the concurrency.
 #pragma once
 
 #include <cstdint>

@@ -172,9 +172,12 @@ Result<std::pair<int64_t, int64_t>> SyncServerCore::Operation::NextVersion(
 Status SyncServerCore::Operation::Commit(SessionTransaction& tx) {
   if (advanced_) DS_RETURN_IF_ERROR(session_.AnnounceCommit(counter_user_, counter_version_));
   DS_RETURN_IF_ERROR(tx.Commit());
-  if (!advanced_) return Status::Ok();
-  s_.NotifyCommit(counter_user_, counter_version_);
+  committed_ = true;
   return Status::Ok();
+}
+
+void SyncServerCore::Operation::NotifyDurableCommit() {
+  if (committed_ && advanced_) s_.NotifyCommit(counter_user_, counter_version_);
 }
 
 Status SyncServerCore::Operation::FlushCounter() {

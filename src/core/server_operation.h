@@ -34,8 +34,11 @@ class SyncServerCore::Operation {
   Result<EntityRow> LoadEntity(const std::string& user_id, const std::string& entity_type,
                                const std::string& entity_id);
 
-  // Commits the operation's transaction and tells the commit listener when the user's log advanced.
+  // Commits the operation's transaction (which the store may make durable later, with others':
+  // SessionLease::Release).
   Status Commit(SessionTransaction& tx);
+  // Once the commit is durable: tells the commit listener when the user's log advanced.
+  void NotifyDurableCommit();
 
   // The entity's state at `version`, rebuilt from its log (nullopt: absent or deleted then).
   Result<std::optional<std::string>> StateAt(const std::string& user_id, std::string_view entity_type,
@@ -178,6 +181,7 @@ class SyncServerCore::Operation {
   bool counter_dirty_ = false;
   bool content_addressed_ids_ = false;
   bool advanced_ = false;  // the user's version counter was written: the log advanced
+  bool committed_ = false;
   ResolverState resolver_;
   std::string resolver_contexts_;  // "[{...},...", what the host's resolver is asked
 };

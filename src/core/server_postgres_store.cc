@@ -472,7 +472,10 @@ class PostgresServerStore final : public ServerStore {
       }
     }
     SessionLease lease(session,
-                       [this](SqlSession* given) { GiveBack(static_cast<PgSession*>(given)); });
+                       [this](SqlSession* given) {
+                         GiveBack(static_cast<PgSession*>(given));
+                         return Status::Ok();  // each request committed its own transaction
+                       });
     DS_RETURN_IF_ERROR(session->EnsureConnected());
     return lease;
   }

@@ -1,5 +1,9 @@
 #include "core/server_sqlite_store.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -129,6 +133,35 @@ class SqliteQuery final : public SqlQuery {
   Statement& stmt_;
 };
 
+// The outcome of one group commit, which every request of the group waits for.
+class CommitGroup {
+ public:
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    settled_changed_.wait(lock, [&] { return settled_; });
+    return outcome_;
+  }
+  void Settle(Status outcome) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      outcome_ = std::move(outcome);
+      settled_ = true;
+    }
+    settled_changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable settled_changed_;
+  bool settled_ = false;  // guarded by mutex_
+  Status outcome_;        // guarded by mutex_
+};
+
+// The store's one connection. Requests that hold it one after another share one write
+// transaction (a group): the request that opens it runs in it, each later one in a savepoint of
+// its own, so a request that fails rolls back only its own writes, and the group ends with one
+// COMMIT (one WAL commit).
+// Used by one request at a time (the store's lock); the group's state is only touched then.
 class SqliteSession final : public SqlSession {
  public:
   explicit SqliteSession(std::unique_ptr<Database> db) : db_(std::move(db)) {}
@@ -146,26 +179,101 @@ class SqliteSession final : public SqlSession {
     return raw;
   }
 
-  // The store's mutex already serializes every request, so the user is not needed here.
+  // The store's lock already serializes every request, so the user is not needed here. The
+  // request that opens a group runs in the group's own transaction (nothing else is in it
+  // yet); a request that joins one runs in a savepoint, which costs SQLite a copy of each page
+  // it changes.
   Status Begin(const std::string& /*user_id*/) override {
-    transaction_.emplace(*db_);
-    Status status = transaction_->status();
-    if (!status.ok()) transaction_.reset();
+    if (!group_transaction_) {
+      group_transaction_.emplace(*db_);
+      Status status = group_transaction_->status();
+      if (!status.ok()) {
+        group_transaction_.reset();
+        return status;
+      }
+      group_ = std::make_shared<CommitGroup>();
+      group_requests_ = 1;
+      group_committed_requests_ = 0;
+      request_group_ = group_;
+      return Status::Ok();
+    }
+    ++group_requests_;
+    savepoint_.emplace(*db_);
+    Status status = savepoint_->status();
+    if (!status.ok()) savepoint_.reset();
     return status;
   }
   Status AnnounceCommit(const std::string& /*user_id*/, int64_t /*version*/) override {
     return Status::Ok();
   }
   Status Commit() override {
-    Status status = transaction_->Commit();
-    transaction_.reset();
-    return status;
+    if (savepoint_) {
+      Status status = savepoint_->Commit();
+      savepoint_.reset();
+      if (!status.ok()) return status;
+    }  // else the group's first request, committed with the group
+    ++group_committed_requests_;
+    return Status::Ok();
   }
-  void Rollback() override { transaction_.reset(); }
+  void Rollback() override {
+    if (savepoint_) {
+      savepoint_.reset();
+      return;
+    }
+    // The group's first request: the group holds nothing else, so it ends here.
+    group_transaction_.reset();
+    group_->Settle(Status::Ok());
+    group_.reset();
+    request_group_.reset();
+  }
+
+  // A request takes the connection: whatever it reads or writes belongs to the open group, if any.
+  void StartRequest() { request_group_ = group_; }
+  // The group whose commit the request that held the connection waits for (none: it touched none).
+  std::shared_ptr<CommitGroup> EndRequest() { return std::move(request_group_); }
+
+  // Whether the group can take another request: SQLite did not roll its transaction back (an I/O
+  // error or a full disk can) and it is not full.
+  bool GroupCanGrow() const { return db_->TransactionAlive() && group_requests_ < kMaxGroupRequests; }
+
+  // Commits the group (or, when SQLite rolled it back, tells its requests to run again) and
+  // settles it for every request that waits.
+  Status EndGroup() {
+    Status outcome = db_->TransactionAlive()
+                         ? group_transaction_->Commit()
+                         : Status::Error(StatusCode::kUnavailable,
+                                         "The transaction this request shared with others was rolled back by "
+                                         "another request's error");
+    group_transaction_.reset();
+    if (outcome.ok()) {
+      requests_committed_.fetch_add(group_committed_requests_, std::memory_order_relaxed);
+      commits_.fetch_add(1, std::memory_order_relaxed);
+    }
+    group_->Settle(outcome);
+    group_.reset();
+    return outcome;
+  }
+
+  GroupCommitStats Stats() const {
+    GroupCommitStats stats;
+    stats.requests = requests_committed_.load(std::memory_order_relaxed);
+    stats.commits = commits_.load(std::memory_order_relaxed);
+    return stats;
+  }
 
  private:
+  // Bounds how long the first request of a group waits for the group's commit.
+  static constexpr int kMaxGroupRequests = 16;
+
   std::unique_ptr<Database> db_;
-  std::optional<Transaction> transaction_;
+  std::optional<Transaction> group_transaction_;  // BEGIN IMMEDIATE ... COMMIT of the open group
+  std::optional<Transaction> savepoint_;          // the request's own, when it joined the group
+  std::shared_ptr<CommitGroup> group_;            // the open group's outcome
+  int group_requests_ = 0;            // requests that began a transaction in the open group
+  int group_committed_requests_ = 0;  // those of them that committed it
+  std::atomic<uint64_t> requests_committed_{0};
+  std::atomic<uint64_t> commits_{0};
+  std::shared_ptr<CommitGroup> request_group_;  // the group the current request used
   std::unordered_map<const char*, std::unique_ptr<SqliteQuery>> queries_;
 };
 
@@ -184,18 +292,46 @@ class SqliteServerStore final : public ServerStore {
   // Requests get the session in the order they asked for it (FifoLock).
   Result<SessionLease> Acquire() override {
     lock_.lock();
-    return SessionLease(&session_, [this](SqlSession*) { lock_.unlock(); });
+    session_.StartRequest();
+    return SessionLease(&session_, [this](SqlSession*) { return Release(); });
   }
   // One process owns the file: every commit is made here, so there is nothing to listen to.
   void ListenForOtherProcesses(CommitListener /*listener*/) override {}
 
+  GroupCommitStats Stats() const {
+    GroupCommitStats stats = session_.Stats();
+    stats.waiting = lock_.waiting();
+    return stats;
+  }
+
  private:
+  // Group commit: while requests wait for the session, the open group stays open for them and
+  // the last of them commits it; this request's response waits for that commit.
+  Status Release() {
+    std::shared_ptr<CommitGroup> group = session_.EndRequest();
+    if (!group) {
+      lock_.unlock();
+      return Status::Ok();
+    }
+    if (lock_.waiting() > 0 && session_.GroupCanGrow()) {
+      lock_.unlock();
+      return group->Wait();
+    }
+    Status outcome = session_.EndGroup();
+    lock_.unlock();
+    return outcome;
+  }
+
   FifoLock lock_;
   SqliteSession session_;
   std::unique_ptr<WalCheckpointer> checkpointer_;  // after session_: stopped before its connection closes
 };
 
 }  // namespace
+
+GroupCommitStats SqliteGroupCommitStats(const ServerStore& store) {
+  return static_cast<const SqliteServerStore&>(store).Stats();
+}
 
 const std::vector<Migration>& ServerMigrations() {
   static const std::vector<Migration> kMigrations = {

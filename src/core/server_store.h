@@ -144,30 +144,37 @@ class SqlSession {
   simdjson::ondemand::parser scratch_parser_;
 };
 
-// A session lent to one request; given back when the lease goes.
+// A session lent to one request. Release() gives it back and returns once what the request
+// wrote is durable (a store may commit several requests' transactions together): its error
+// means the request's writes were not kept. The destructor releases a lease not yet released.
 class SessionLease {
  public:
+  using GiveBack = std::function<Status(SqlSession*)>;
   SessionLease() = default;
-  SessionLease(SqlSession* session, std::function<void(SqlSession*)> give_back)
-      : session_(session), give_back_(std::move(give_back)) {}
+  SessionLease(SqlSession* session, GiveBack give_back) : session_(session), give_back_(std::move(give_back)) {}
   SessionLease(SessionLease&& other) noexcept
       : session_(other.session_), give_back_(std::move(other.give_back_)) {
     other.session_ = nullptr;
   }
   SessionLease& operator=(SessionLease&&) = delete;
   SessionLease(const SessionLease&) = delete;
-  ~SessionLease() {
-    if (session_ != nullptr) give_back_(session_);
-  }
+  ~SessionLease() { (void)Release(); }
   SqlSession& session() { return *session_; }
+  Status Release() {
+    if (session_ == nullptr) return Status::Ok();
+    SqlSession* session = session_;
+    session_ = nullptr;
+    return give_back_(session);
+  }
 
  private:
   SqlSession* session_ = nullptr;
-  std::function<void(SqlSession*)> give_back_;
+  GiveBack give_back_;
 };
 
-// Where the server's data lives: one SQLite file (one session, so one request at a time) or a
-// PostgreSQL database (a pool of sessions; requests of different users run at once).
+// Where the server's data lives: one SQLite file (one session, so one request at a time, with
+// the transactions of requests that queue for it committed together) or a PostgreSQL database
+// (a pool of sessions; requests of different users run at once).
 class ServerStore {
  public:
   using CommitListener = std::function<void(const std::string& user_id, int64_t head_version)>;

@@ -125,6 +125,9 @@ class Database {
   int64_t LastInsertRowId() const;
   int Changes() const;
   bool InTransaction() const { return transaction_depth_ > 0; }
+  // Whether SQLite still holds the transaction BEGIN opened: an I/O error, a full disk or an
+  // interrupt can roll it back on its own, savepoints and all.
+  bool TransactionAlive() const { return sqlite3_get_autocommit(db_) == 0; }
   sqlite3* handle() const { return db_; }
   const std::string& path() const { return path_; }
 
