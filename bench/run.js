@@ -223,6 +223,14 @@ const TRIALS = [
     script: 'trials/server-load.js',
     params: (quick) => ({ impl, mode: 'load', ...loadSizes(quick), clients: 32, users: 16, requests: quick ? 10 : 100 }),
   })),
+  // The load of (l''') with every commit synced to disk, where sharing a commit saves an fsync.
+  ...['deltasync', 'better-sqlite3'].map((impl) => ({
+    id: `server-load-32-full/${impl}`,
+    group: 'l5',
+    label: impl === 'deltasync' ? "deltasync createSyncRouter (Express), durability: 'full'" : 'JS peer: express.json + better-sqlite3, synchronous=FULL',
+    script: 'trials/server-load.js',
+    params: (quick) => ({ impl, mode: 'load', ...loadSizes(quick), clients: 32, users: 16, requests: quick ? 10 : 100, durability: 'full' }),
+  })),
   // Issue "The server past one machine": the same load through 1, 2 and 4 server processes
   // on one PostgreSQL (devices spread round robin over the processes).
   ...[1, 2, 4].map((processes) => ({
@@ -653,6 +661,20 @@ const GROUPS = {
     },
     extra: (s, subject, peer) => ({ p50Ms: subject?.p50Ms, p99Ms: subject?.p99Ms, peerP50Ms: peer?.p50Ms, peerP99Ms: peer?.p99Ms }),
     targets: [{ what: '>= 2.0x JS peer changes/s', metric: 'vsPeer', min: 2.0, unit: 'ratio' }],
+  },
+  l5: {
+    issue: 'server',
+    letter: "l''''",
+    title: (p) =>
+      `(l'''') the load of (l''') with every commit synced to disk (durability 'full'; the peer with synchronous=FULL), ` +
+      `${fmtInt(p.requests)} requests each`,
+    subject: 'server-load-32-full/deltasync',
+    peer: 'server-load-32-full/better-sqlite3',
+    details: {
+      header: ['p50', 'p99', 'max', 'server RSS'],
+      row: (r) => [fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), fmtMb(r.serverPeakRssKb / 1024)],
+    },
+    extra: (s, subject, peer) => ({ p50Ms: subject?.p50Ms, p99Ms: subject?.p99Ms, peerP50Ms: peer?.p50Ms, peerP99Ms: peer?.p99Ms }),
   },
   l2: {
     issue: 'server',
