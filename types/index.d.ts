@@ -799,6 +799,10 @@ export interface SyncServerOptions {
   /** Strategy or resolver per entity type, e.g. { goal: 'merge', list: unionOfItems }. */
   perType?: Record<string, ConflictStrategy | ServerConflictResolver>;
   limits?: SyncServerLimits;
+  /**
+   * 'full' syncs every commit to disk. On SQLite, requests that queue for the one connection share
+   * a transaction and a commit, so under load that is one fsync per group of requests. Default 'normal'.
+   */
   durability?: 'normal' | 'full';
   busyTimeoutMs?: number;
   /** For the compatible routes and importSnapshot: the id field of each entity type (default `id`, else `<singular>_id`). */
