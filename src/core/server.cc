@@ -64,8 +64,10 @@ Result<std::string> SyncServerCore::WithSession(Body body) {
       } else {
         Operation op(*this, lease.value().session());
         result = body(op);
+        // A request whose shared commit failed runs again (UNAVAILABLE), even when it failed on
+        // its own: its error may rest on another request's writes that were not kept.
         Status durable = lease.value().Release();
-        if (result.ok() && !durable.ok()) result = durable;
+        if (!durable.ok() && (result.ok() || durable.code() == StatusCode::kUnavailable)) result = durable;
         if (result.ok()) op.NotifyDurableCommit();
       }
     }

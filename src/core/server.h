@@ -154,7 +154,8 @@ class SyncServerCore {
 
   const ServerOptions& options() const { return options_; }
 
-  // Called after each commit that advanced a user's log, with the user's new head version,
+  // Called after each commit that advanced a user's log, once it is durable, with the user's new
+  // head version (calls for one user may arrive out of version order: keep the highest),
   // on the thread that ran the operation (or, for another process's commit on the same
   // PostgreSQL database, on the store's listening thread): it must not block or call back into
   // the server. Replaces any earlier listener; an empty one removes it. Never

@@ -195,61 +195,77 @@ class SqliteSession final : public SqlSession {
       group_requests_ = 1;
       group_committed_requests_ = 0;
       request_group_ = group_;
-      return Status::Ok();
+      opened_group_ = true;
+    } else {
+      savepoint_.emplace(*db_);
+      Status status = savepoint_->status();
+      if (!status.ok()) {
+        savepoint_.reset();
+        return status;
+      }
     }
-    ++group_requests_;
-    savepoint_.emplace(*db_);
-    Status status = savepoint_->status();
-    if (!status.ok()) savepoint_.reset();
-    return status;
+    in_transaction_ = true;
+    return Status::Ok();
   }
   Status AnnounceCommit(const std::string& /*user_id*/, int64_t /*version*/) override {
     return Status::Ok();
   }
+  // The request's writes join the group's; they are durable once the group commits.
   Status Commit() override {
-    if (savepoint_) {
-      Status status = savepoint_->Commit();
-      savepoint_.reset();
-      if (!status.ok()) return status;
-    }  // else the group's first request, committed with the group
+    if (!opened_group_) DS_RETURN_IF_ERROR(savepoint_->Commit());  // on failure Rollback() follows
+    savepoint_.reset();
+    in_transaction_ = false;
     ++group_committed_requests_;
     return Status::Ok();
   }
   void Rollback() override {
-    if (savepoint_) {
+    in_transaction_ = false;
+    if (!opened_group_) {
       savepoint_.reset();
       return;
     }
-    // The group's first request: the group holds nothing else, so it ends here.
+    // The group holds nothing but this request's writes (it still holds the lock), so it ends.
+    opened_group_ = false;
     group_transaction_.reset();
     group_->Settle(Status::Ok());
     group_.reset();
     request_group_.reset();
   }
 
-  // A request takes the connection: whatever it reads or writes belongs to the open group, if any.
-  void StartRequest() { request_group_ = group_; }
+  // A request takes the connection: whatever it reads or writes belongs to the open group, if
+  // any, and it answers after the group commits.
+  void StartRequest() {
+    request_group_ = group_;
+    if (group_) ++group_requests_;
+  }
   // The group whose commit the request that held the connection waits for (none: it touched none).
-  std::shared_ptr<CommitGroup> EndRequest() { return std::move(request_group_); }
+  // A transaction the request left unfinished is rolled back.
+  std::shared_ptr<CommitGroup> EndRequest() {
+    if (in_transaction_) Rollback();
+    opened_group_ = false;
+    return std::move(request_group_);
+  }
 
   // Whether the group can take another request: SQLite did not roll its transaction back (an I/O
   // error or a full disk can) and it is not full.
   bool GroupCanGrow() const { return db_->TransactionAlive() && group_requests_ < kMaxGroupRequests; }
 
-  // Commits the group (or, when SQLite rolled it back, tells its requests to run again) and
-  // settles it for every request that waits.
+  // Commits the group, or finds that SQLite rolled it back during the current request, and
+  // settles it. The current request gets what happened; every other request of the group, whose
+  // writes went with it through no fault of its own, gets UNAVAILABLE and runs again.
   Status EndGroup() {
     Status outcome = db_->TransactionAlive()
                          ? group_transaction_->Commit()
-                         : Status::Error(StatusCode::kUnavailable,
-                                         "The transaction this request shared with others was rolled back by "
-                                         "another request's error");
+                         : Status::Storage("SQLite rolled the transaction back after an error");
     group_transaction_.reset();
     if (outcome.ok()) {
       requests_committed_.fetch_add(group_committed_requests_, std::memory_order_relaxed);
       commits_.fetch_add(1, std::memory_order_relaxed);
+      group_->Settle(Status::Ok());
+    } else {
+      group_->Settle(Status::Error(StatusCode::kUnavailable,
+                                   "The transaction this request shared with others failed: " + outcome.message()));
     }
-    group_->Settle(outcome);
     group_.reset();
     return outcome;
   }
@@ -262,18 +278,20 @@ class SqliteSession final : public SqlSession {
   }
 
  private:
-  // Bounds how long the first request of a group waits for the group's commit.
+  // Bounds how many requests the first request of a group waits for.
   static constexpr int kMaxGroupRequests = 16;
 
   std::unique_ptr<Database> db_;
   std::optional<Transaction> group_transaction_;  // BEGIN IMMEDIATE ... COMMIT of the open group
   std::optional<Transaction> savepoint_;          // the request's own, when it joined the group
   std::shared_ptr<CommitGroup> group_;            // the open group's outcome
-  int group_requests_ = 0;            // requests that began a transaction in the open group
+  int group_requests_ = 0;            // requests that used the open group
   int group_committed_requests_ = 0;  // those of them that committed it
   std::atomic<uint64_t> requests_committed_{0};
   std::atomic<uint64_t> commits_{0};
   std::shared_ptr<CommitGroup> request_group_;  // the group the current request used
+  bool opened_group_ = false;                   // the current request began the open group
+  bool in_transaction_ = false;                 // the current request began and did not finish
   std::unordered_map<const char*, std::unique_ptr<SqliteQuery>> queries_;
 };
 

@@ -117,12 +117,14 @@ class SqlSession {
   // static storage.
   virtual Result<SqlQuery*> Cached(const char* sql) = 0;
 
-  // Begins a transaction that serializes with every other transaction of `user_id` (and with no
-  // other user's) until Commit() or Rollback().
+  // Begins a transaction that serializes with every other transaction of `user_id` until
+  // Commit() or Rollback().
   virtual Status Begin(const std::string& user_id) = 0;
   // Tells the store's other processes, at commit, that the user's log reached `version`. Called
   // inside the transaction, before Commit().
   virtual Status AnnounceCommit(const std::string& user_id, int64_t version) = 0;
+  // Ends the transaction with its writes kept. They are durable once SessionLease::Release()
+  // returns OK (a store may commit several requests' transactions together).
   virtual Status Commit() = 0;
   virtual void Rollback() = 0;
 

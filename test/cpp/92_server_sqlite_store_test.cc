@@ -1,9 +1,11 @@
 // 92: the server's SQLite store and its group commit. Requests that queue for the one
 // connection share a transaction: one COMMIT for all of them, each request's release returning
-// only once that commit is made, a request that rolls back taking only its own writes, and a
-// transaction SQLite rolled back asking every request of the group to run again.
+// only once that commit is made, a request that rolls back taking only its own writes, readers
+// joining the group, and a failed commit or a transaction SQLite rolled back failing the request
+// that was running and asking every other request of the group to run again.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -12,6 +14,7 @@
 #include "core/server.h"
 #include "core/server_sqlite_store.h"
 #include "core/sqlite.h"
+#include "fault_vfs.h"
 #include "server_harness.h"
 #include "test_util.h"
 
@@ -29,7 +32,11 @@ class GroupCommitTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = dir_.File("server.db");
-    Result<std::unique_ptr<ServerStore>> opened = OpenSqliteServerStore(path_, DatabaseOptions{});
+    Open(DatabaseOptions{});
+  }
+  void Open(const DatabaseOptions& options) {
+    store_.reset();
+    Result<std::unique_ptr<ServerStore>> opened = OpenSqliteServerStore(path_, options);
     ASSERT_TRUE(IsOk(opened));
     store_ = std::move(opened).value();
   }
@@ -155,32 +162,91 @@ TEST_F(GroupCommitTest, TheRequestThatOpenedAGroupRollsBackOnlyItself) {
   EXPECT_EQ(SqliteGroupCommitStats(*store_).requests, 1u);
 }
 
-TEST_F(GroupCommitTest, AGroupSqliteRolledBackAsksEveryRequestToRunAgain) {
+TEST_F(GroupCommitTest, AReaderJoinsTheOpenGroupAndAnswersAfterItsCommit) {
+  Result<SessionLease> first = store_->Acquire();
+  ASSERT_TRUE(IsOk(first));
+  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
+  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
+  ASSERT_TRUE(IsOk(first.value().session().Commit()));
+  int64_t seen = -1;
+  Status reader_released;
+  std::thread reader([&] {
+    Result<SessionLease> lease = store_->Acquire();
+    ASSERT_TRUE(IsOk(lease));
+    Result<SqlQuery*> count = lease.value().session().Cached("SELECT count(*) FROM user_versions");
+    ASSERT_TRUE(IsOk(count));
+    SqlQuery::Scope scope(*count.value());
+    Result<bool> row = scope->Step();
+    ASSERT_TRUE(IsOk(row));
+    seen = scope->Int(0);
+    scope->Reset();
+    reader_released = lease.value().Release();
+  });
+  AwaitWaiting(1);
+  EXPECT_TRUE(IsOk(first.value().Release()));
+  reader.join();
+  EXPECT_EQ(seen, 1);  // the group's write, read before it was committed
+  EXPECT_TRUE(IsOk(reader_released));
+  EXPECT_EQ(CommittedUsers(), "a");
+  EXPECT_EQ(SqliteGroupCommitStats(*store_).commits, 1u);
+}
+
+TEST_F(GroupCommitTest, AGroupSqliteRolledBackFailsItsRequestAndRunsTheOthersAgain) {
   Result<SessionLease> first = store_->Acquire();
   ASSERT_TRUE(IsOk(first));
   ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
   ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
   ASSERT_TRUE(IsOk(first.value().session().Commit()));
 
-  Status failing_released;
+  Status failing_commit, failing_released;
   std::thread failing([&] {
     Result<SessionLease> lease = store_->Acquire();
     ASSERT_TRUE(IsOk(lease));
     SqlSession& session = lease.value().session();
     ASSERT_TRUE(IsOk(session.Begin("b")));
     ASSERT_TRUE(IsOk(session.Run(kInsertUser, "b")));
-    // What an I/O error or a full disk can do: SQLite ends the whole transaction.
+    // What an I/O error or a full disk can do: SQLite ends the whole transaction, so this
+    // request's savepoint is gone and its commit fails.
     ASSERT_TRUE(IsOk(session.Run(kRollBackEverything)));
+    failing_commit = session.Commit();
     session.Rollback();
     failing_released = lease.value().Release();
   });
   AwaitWaiting(1);
+  // The first request's write went with the group: it must run again, never hear OK.
   EXPECT_TRUE(HasCode(first.value().Release(), StatusCode::kUnavailable));
   failing.join();
-  EXPECT_TRUE(HasCode(failing_released, StatusCode::kUnavailable));
+  EXPECT_FALSE(failing_commit.ok());
+  EXPECT_TRUE(HasCode(failing_released, StatusCode::kStorage));
   EXPECT_EQ(CommittedUsers(), "");
 
   // The connection serves the next request as usual.
+  Status next_released;
+  Writer("c", &next_released).join();
+  EXPECT_TRUE(IsOk(next_released));
+  EXPECT_EQ(CommittedUsers(), "c");
+}
+
+TEST_F(GroupCommitTest, AFailedCommitFailsTheCommitterAndRunsTheOthersAgain) {
+  testing_util::FaultVfs& vfs = testing_util::FaultVfs::Get();  // registers it
+  DatabaseOptions options;
+  options.vfs = testing_util::FaultVfs::kName;
+  Open(options);
+  Result<SessionLease> first = store_->Acquire();
+  ASSERT_TRUE(IsOk(first));
+  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
+  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
+  ASSERT_TRUE(IsOk(first.value().session().Commit()));
+  Status committer_released;
+  std::thread committer = Writer("b", &committer_released);
+  AwaitWaiting(1);
+  vfs.Arm(1, testing_util::kFaultWrite, /*persistent=*/true);  // the group's log frames
+  Status first_released = first.value().Release();
+  committer.join();
+  vfs.Disarm();
+  EXPECT_TRUE(HasCode(first_released, StatusCode::kUnavailable));
+  EXPECT_TRUE(HasCode(committer_released, StatusCode::kStorage));
+  EXPECT_EQ(CommittedUsers(), "");
   Status next_released;
   Writer("c", &next_released).join();
   EXPECT_TRUE(IsOk(next_released));
@@ -198,8 +264,10 @@ TEST(SyncServerGroupCommit, ConcurrentUsersKeepEveryAcceptedChangeAcrossAReopen)
   static constexpr int kThreads = 8;
   static constexpr int kRequests = 15;
   static constexpr int kPerRequest = 5;
+  std::atomic<int> heard{0};
   {
     ServerHarness h(options);
+    h.server->SetCommitListener([&heard](const std::string&, int64_t) { ++heard; });
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&h, t] {
@@ -223,6 +291,7 @@ TEST(SyncServerGroupCommit, ConcurrentUsersKeepEveryAcceptedChangeAcrossAReopen)
     }
     for (std::thread& thread : threads) thread.join();
   }
+  EXPECT_EQ(heard.load(), kThreads * kRequests);  // each applied request, and no refused one
   ServerHarness reopened(options);
   for (int u = 0; u < 4; ++u) {
     const std::string user = "user-" + std::to_string(u);
