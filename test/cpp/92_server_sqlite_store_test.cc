@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -56,20 +57,35 @@ class GroupCommitTest : public ::testing::Test {
     return users;
   }
 
-  // Blocks until `count` requests wait for the connection.
+  // Blocks until `count` requests wait for the connection. The deadline only turns a request
+  // that never queues (a regression, or a thread that failed before queueing) into a failure
+  // instead of a hang; the wait it guards takes microseconds.
   void AwaitWaiting(uint64_t count) const {
-    while (SqliteGroupCommitStats(*store_).waiting < count) std::this_thread::yield();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (SqliteGroupCommitStats(*store_).waiting < count) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no " << count << " requests ever queued";
+      std::this_thread::yield();
+    }
+  }
+
+  // A request of `user` that wrote its row (and, with `commit`, committed it to the group) and
+  // still holds the connection, so that requests acquiring it next queue behind it.
+  Result<SessionLease> OpenGroupWith(const std::string& user, bool commit = true) {
+    Result<SessionLease> lease = store_->Acquire();
+    if (!lease.ok()) return lease;
+    SqlSession& session = lease.value().session();
+    Status status = session.Begin(user);
+    if (status.ok()) status = session.Run(kInsertUser, user);
+    if (status.ok() && commit) status = session.Commit();
+    if (!status.ok()) return status;
+    return lease;
   }
 
   // A request that writes `user` and commits, on its own thread; `released` gets its release's status.
   std::thread Writer(const std::string& user, Status* released) {
     return std::thread([this, user, released] {
-      Result<SessionLease> lease = store_->Acquire();
+      Result<SessionLease> lease = OpenGroupWith(user);
       ASSERT_TRUE(IsOk(lease));
-      SqlSession& session = lease.value().session();
-      ASSERT_TRUE(IsOk(session.Begin(user)));
-      ASSERT_TRUE(IsOk(session.Run(kInsertUser, user)));
-      ASSERT_TRUE(IsOk(session.Commit()));
       *released = lease.value().Release();
     });
   }
@@ -80,11 +96,8 @@ class GroupCommitTest : public ::testing::Test {
 };
 
 TEST_F(GroupCommitTest, RequestsThatQueueShareOneCommitAndEachReleaseWaitsForIt) {
-  Result<SessionLease> first = store_->Acquire();
+  Result<SessionLease> first = OpenGroupWith("a");
   ASSERT_TRUE(IsOk(first));
-  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
-  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
-  ASSERT_TRUE(IsOk(first.value().session().Commit()));
   EXPECT_EQ(CommittedUsers(), "");  // committed to the group, not yet to the file
 
   Status second_released, third_released;
@@ -116,11 +129,8 @@ TEST_F(GroupCommitTest, ARequestAloneCommitsAtOnce) {
 }
 
 TEST_F(GroupCommitTest, AJoinedRequestThatRollsBackTakesOnlyItsOwnWrites) {
-  Result<SessionLease> first = store_->Acquire();
+  Result<SessionLease> first = OpenGroupWith("a");
   ASSERT_TRUE(IsOk(first));
-  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
-  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
-  ASSERT_TRUE(IsOk(first.value().session().Commit()));
 
   Status refused_released, third_released;
   std::thread refused([&] {
@@ -147,10 +157,8 @@ TEST_F(GroupCommitTest, AJoinedRequestThatRollsBackTakesOnlyItsOwnWrites) {
 }
 
 TEST_F(GroupCommitTest, TheRequestThatOpenedAGroupRollsBackOnlyItself) {
-  Result<SessionLease> first = store_->Acquire();
+  Result<SessionLease> first = OpenGroupWith("a", /*commit=*/false);
   ASSERT_TRUE(IsOk(first));
-  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
-  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
   Status second_released;
   std::thread second = Writer("b", &second_released);
   AwaitWaiting(1);
@@ -163,11 +171,8 @@ TEST_F(GroupCommitTest, TheRequestThatOpenedAGroupRollsBackOnlyItself) {
 }
 
 TEST_F(GroupCommitTest, AReaderJoinsTheOpenGroupAndAnswersAfterItsCommit) {
-  Result<SessionLease> first = store_->Acquire();
+  Result<SessionLease> first = OpenGroupWith("a");
   ASSERT_TRUE(IsOk(first));
-  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
-  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
-  ASSERT_TRUE(IsOk(first.value().session().Commit()));
   int64_t seen = -1;
   Status reader_released;
   std::thread reader([&] {
@@ -192,11 +197,8 @@ TEST_F(GroupCommitTest, AReaderJoinsTheOpenGroupAndAnswersAfterItsCommit) {
 }
 
 TEST_F(GroupCommitTest, AGroupSqliteRolledBackFailsItsRequestAndRunsTheOthersAgain) {
-  Result<SessionLease> first = store_->Acquire();
+  Result<SessionLease> first = OpenGroupWith("a");
   ASSERT_TRUE(IsOk(first));
-  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
-  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
-  ASSERT_TRUE(IsOk(first.value().session().Commit()));
 
   Status failing_commit, failing_released;
   std::thread failing([&] {
@@ -232,11 +234,8 @@ TEST_F(GroupCommitTest, AFailedCommitFailsTheCommitterAndRunsTheOthersAgain) {
   DatabaseOptions options;
   options.vfs = testing_util::FaultVfs::kName;
   Open(options);
-  Result<SessionLease> first = store_->Acquire();
+  Result<SessionLease> first = OpenGroupWith("a");
   ASSERT_TRUE(IsOk(first));
-  ASSERT_TRUE(IsOk(first.value().session().Begin("a")));
-  ASSERT_TRUE(IsOk(first.value().session().Run(kInsertUser, "a")));
-  ASSERT_TRUE(IsOk(first.value().session().Commit()));
   Status committer_released;
   std::thread committer = Writer("b", &committer_released);
   AwaitWaiting(1);
