@@ -32,6 +32,7 @@ const sha1 = crypto.hash
   ? (text) => crypto.hash('sha1', text, 'base64')
   : (text) => crypto.createHash('sha1').update(text).digest('base64');
 
+// deltasync's server store (src/core/sqlite.h kServerCacheKib sets the cache).
 const PRAGMAS = ['journal_mode = WAL', 'synchronous = NORMAL', 'foreign_keys = ON', 'temp_store = MEMORY', 'cache_size = -16000'];
 
 const SCHEMA = `

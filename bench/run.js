@@ -1247,7 +1247,7 @@ function main() {
       deltasync: entries.find((e) => e.ok && e.id.endsWith('/deltasync'))?.result.sqliteVersion ?? null,
       betterSqlite3: entries.find((e) => e.ok && e.id.endsWith('/better-sqlite3'))?.result.sqliteVersion ?? null,
     },
-    pragmas: 'journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON, temp_store=MEMORY, cache_size=-16000 (all peers)',
+    pragmas: 'journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON, temp_store=MEMORY, cache_size=-4000 (client-side peers and ceilings, as deltasync\'s client) or -16000 (the server peer, as deltasync\'s server)',
     summary,
     trials: entries,
   };

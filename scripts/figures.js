@@ -32,7 +32,7 @@ const FUZZ_LOG = path.join(root, 'fuzz', 'log.json');
 const CAVEATS = {
   b: 'both goals sit above the raw SQLite ceiling (c) measured in the same run',
   e: 'both sides spend most of their time in the same SQLite statements',
-  f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 16 MB cache',
+  f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 4 MB page cache, as deltasync\'s client does',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
   l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
   l4: '32 devices of 16 users at once: requests wait for the one SQLite session in turn, and those that queue share one commit',

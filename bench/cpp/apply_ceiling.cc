@@ -115,7 +115,9 @@ Result<int> Upsert(sqlite3* db, sqlite3_stmt* stmt, const Row& row, int64_t now_
 // from BEGIN to COMMIT.
 Result<double> TimedApply(const std::string& path, const std::vector<Row>& seed, const std::vector<Row>& rows,
                           int64_t now_ms) {
-  Result<std::unique_ptr<Database>> opened = Database::Open(path, deltasync::DatabaseOptions{});
+  deltasync::DatabaseOptions options;
+  options.cache_kib = deltasync::kClientCacheKib;  // the client's connections, as the peers' pragmas
+  Result<std::unique_ptr<Database>> opened = Database::Open(path, options);
   if (!opened.ok()) return opened.status();
   Database& database = *opened.value();
   DS_RETURN_IF_ERROR(deltasync::Migrate(database, deltasync::ClientMigrations()));

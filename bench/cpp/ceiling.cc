@@ -74,7 +74,9 @@ Status SqliteError(sqlite3* db, const std::string& what) {
 // Inserts `rows` into a fresh deltasync database at `path`; returns the seconds
 // from BEGIN to COMMIT.
 Result<double> TimedInsert(const std::string& path, const std::vector<Row>& rows, int64_t now_ms) {
-  Result<std::unique_ptr<Database>> opened = Database::Open(path, deltasync::DatabaseOptions{});
+  deltasync::DatabaseOptions options;
+  options.cache_kib = deltasync::kClientCacheKib;  // the client's connections, as the peers' pragmas
+  Result<std::unique_ptr<Database>> opened = Database::Open(path, options);
   if (!opened.ok()) return opened.status();
   Database& db = *opened.value();
   DS_RETURN_IF_ERROR(deltasync::Migrate(db, deltasync::ClientMigrations()));

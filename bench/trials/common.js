@@ -259,7 +259,8 @@ const UPSERT_REMOTE =
   'deleted_at = CASE WHEN excluded.deleted THEN coalesce(documents.deleted_at, excluded.deleted_at) END ' +
   'WHERE documents.version IS NULL OR documents.version < excluded.version';
 
-const PRAGMAS = ['journal_mode = WAL', 'synchronous = NORMAL', 'foreign_keys = ON', 'temp_store = MEMORY', 'cache_size = -16000'];
+// deltasync's client connections (src/core/sqlite.h kClientCacheKib sets the cache).
+const PRAGMAS = ['journal_mode = WAL', 'synchronous = NORMAL', 'foreign_keys = ON', 'temp_store = MEMORY', 'cache_size = -4000'];
 
 /** Opens a better-sqlite3 database with deltasync's pragmas and its `meta`, `changes` and `documents` tables. */
 function openPeer(file) {

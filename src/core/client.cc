@@ -68,6 +68,7 @@ Status Client::Initialize() {
   DatabaseOptions db_options;
   db_options.durability = options_.durability;
   db_options.busy_timeout_ms = options_.busy_timeout_ms;
+  db_options.cache_kib = kClientCacheKib;
   db_options.enable_wal = false;  // not before Migrate has checked that the file is ours
   db_options.must_exist = options_.must_exist;
   db_options.crash_at_commit = options_.crash_at_commit;

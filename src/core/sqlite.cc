@@ -122,7 +122,8 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
   if (!options.read_only && options.enable_wal) DS_RETURN_IF_ERROR(db->EnableWal());
   DS_RETURN_IF_ERROR(db->Exec(options.durability == Durability::kFull ? "PRAGMA synchronous=FULL"
                                                                        : "PRAGMA synchronous=NORMAL"));
-  DS_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000"));
+  DS_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-" +
+                              std::to_string(options.cache_kib)));
   return db;
 }
 

@@ -24,11 +24,20 @@ enum class Durability {
   kFull,    // WAL + synchronous=FULL: every commit is fsynced; survives power loss
 };
 
+// The page caches of deltasync's connections, in KiB. A client's store lives in the app's own
+// process, next to its UI, so it keeps a small one and leaves the rest to the OS's page cache:
+// applying 100,000 pulled changes into 50,000 documents runs as fast with 4 MB as with 16 MB,
+// and peaks 12 MB lower. A server's store, and the tools that open one, keep 16 MB.
+inline constexpr int kClientCacheKib = 4000;
+inline constexpr int kServerCacheKib = 16000;
+
 struct DatabaseOptions {
   Durability durability = Durability::kNormal;
   // How long a write waits for another connection's lock before failing with BUSY.
   int busy_timeout_ms = 10000;
   bool read_only = false;
+  // The page cache this connection may hold, in KiB (SQLite's `cache_size`, negated).
+  int cache_kib = kServerCacheKib;
   // When true, opening a path that does not exist fails instead of creating it.
   bool must_exist = false;
   // Switch to WAL at open. Callers that must first check whose file it is (and so

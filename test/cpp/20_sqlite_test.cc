@@ -54,6 +54,7 @@ TEST(Database, OpensAFileInWalModeWithTheChosenDurability) {
     EXPECT_EQ(QueryText(*db, "PRAGMA journal_mode"), "wal");
     EXPECT_EQ(QueryInt(*db, "PRAGMA synchronous"), 1);  // NORMAL
     EXPECT_EQ(QueryInt(*db, "PRAGMA foreign_keys"), 1);
+    EXPECT_EQ(QueryInt(*db, "PRAGMA cache_size"), -kServerCacheKib);
     EXPECT_EQ(db->path(), path);
   }
   DatabaseOptions full;
@@ -61,6 +62,14 @@ TEST(Database, OpensAFileInWalModeWithTheChosenDurability) {
   Result<std::unique_ptr<Database>> db = Database::Open(path, full);
   ASSERT_TRUE(IsOk(db));
   EXPECT_EQ(QueryInt(*db.value(), "PRAGMA synchronous"), 2);  // FULL
+}
+
+TEST(Database, OpensWithTheChosenPageCache) {
+  DatabaseOptions options;
+  options.cache_kib = 1234;
+  Result<std::unique_ptr<Database>> db = Database::Open(":memory:", options);
+  ASSERT_TRUE(IsOk(db));
+  EXPECT_EQ(QueryInt(*db.value(), "PRAGMA cache_size"), -1234);
 }
 
 TEST(Database, MemoryDatabasesAreAllowed) {

@@ -144,6 +144,12 @@ TEST_F(ClientTest, DurabilityFullSetsSynchronousFull) {
   EXPECT_EQ(QueryInt(client->database(), "PRAGMA synchronous"), 2);
 }
 
+TEST_F(ClientTest, TheStoreKeepsTheClientsSmallPageCache) {
+  auto client = MustOpen(FileOptions());
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(QueryInt(client->database(), "PRAGMA cache_size"), -kClientCacheKib);
+}
+
 // ---- Crash recovery
 
 TEST_F(ClientTest, ChangesLeftInFlightReturnToPendingAtOpen) {
