@@ -12,8 +12,11 @@ const is = require('./is');
 const { readBody, sendError, sendJsonText } = require('./http');
 
 const { LiveStreams, LIVE_DEFAULTS } = require('./live-server');
+const { UserTally } = require('./tally');
 
 const ROUTER_OPTIONS = ['authenticate', 'limits', 'idFields', 'heartbeatMs'];
+const LIMIT_OPTIONS = ['maxBodyBytes', 'maxConcurrentRequests', 'maxConcurrentRequestsPerUser', 'bodyIdleTimeoutMs', 'maxStreams', 'maxStreamsPerUser'];
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's largest delay; also bounds the counts
 const EVENTS_PATH = '/v2/events';
 function loadExpress() {
   try {
@@ -36,54 +39,54 @@ function createSyncRouter(server, options) {
   is.optionsObject('options', options, ROUTER_OPTIONS);
   const { authenticate } = options;
   if (typeof authenticate !== 'function') throw is.invalid('options.authenticate', 'a function (req) => userId', authenticate);
-  const limits = is.optionsObject('options.limits', options.limits, ['maxBodyBytes', 'maxConcurrentRequests', 'maxStreams', 'maxStreamsPerUser']);
-  const maxBodyBytes = limits.maxBodyBytes ?? server.limits.maxBodyBytes;
-  if (!is.isPositiveInteger(maxBodyBytes)) throw is.invalid('options.limits.maxBodyBytes', 'a positive integer', maxBodyBytes);
-  const maxConcurrentRequests = limits.maxConcurrentRequests ?? 64;
-  if (!is.isPositiveInteger(maxConcurrentRequests)) {
-    throw is.invalid('options.limits.maxConcurrentRequests', 'a positive integer', maxConcurrentRequests);
-  }
+  const limits = is.optionsObject('options.limits', options.limits, LIMIT_OPTIONS);
+  const limit = (key, fallback) => {
+    const value = limits[key] ?? fallback;
+    if (!is.isPositiveInteger(value) || value > MAX_TIMER_MS) throw is.invalid(`options.limits.${key}`, 'a positive integer', value);
+    return value;
+  };
+  const maxBodyBytes = limit('maxBodyBytes', server.limits.maxBodyBytes);
+  const maxConcurrentRequests = limit('maxConcurrentRequests', 64);
+  const maxConcurrentRequestsPerUser = limit('maxConcurrentRequestsPerUser', 16);
+  const bodyIdleTimeoutMs = limit('bodyIdleTimeoutMs', 30_000);
   const live = { ...LIVE_DEFAULTS };
-  for (const key of ['maxStreams', 'maxStreamsPerUser']) {
-    if (limits[key] === undefined) continue;
-    if (!is.isPositiveInteger(limits[key])) throw is.invalid(`options.limits.${key}`, 'a positive integer', limits[key]);
-    live[key] = limits[key];
-  }
+  for (const key of ['maxStreams', 'maxStreamsPerUser']) live[key] = limit(key, LIVE_DEFAULTS[key]);
   if (options.heartbeatMs !== undefined) {
-    if (!is.isPositiveInteger(options.heartbeatMs) || options.heartbeatMs > 2 ** 31 - 1) {
+    if (!is.isPositiveInteger(options.heartbeatMs) || options.heartbeatMs > MAX_TIMER_MS) {
       throw is.invalid('options.heartbeatMs', 'a positive integer of milliseconds', options.heartbeatMs);
     }
     live.heartbeatMs = options.heartbeatMs;
   }
   const streams = new LiveStreams(server, live);
-  let inFlight = 0;
+  let inFlight = 0; // requests, counted from before authentication
+  const inFlightOfUser = new UserTally();
   const idFields = { ...server._idFields, ...(idFieldsArg('options.idFields', options.idFields) ?? {}) };
 
   const express = loadExpress();
   const router = express.Router();
 
-  // Requests in flight are bounded: past the bound a request is refused at once with 503 and
-  // Retry-After, so a burst of large pushes cannot hold unbounded memory or starve small ones.
+  // Requests in flight are bounded, in all and per user: past a bound a request is refused at
+  // once with 503 and Retry-After, so a burst of large pushes cannot hold unbounded memory or
+  // starve small ones, and one user's requests (bodies sent slowly, say) cannot shut out others.
+  // Live streams count against the stream limits instead.
+  const isStream = (req) => req.method === 'GET' && req.path === EVENTS_PATH;
+  const refuse = (req, res, message) => {
+    req.resume();
+    sendError(res, new SyncError(message, 'OVERLOADED'));
+  };
   router.use((req, res, next) => {
-    if (req.method === 'GET' && req.path === EVENTS_PATH) {
-      next(); // a live stream stays open: it counts against the stream limits instead
+    if (isStream(req)) {
+      next();
       return;
     }
     if (inFlight >= maxConcurrentRequests) {
-      req.resume();
-      sendError(res, new SyncError(`The server is handling ${inFlight} sync requests; try again shortly`, 'OVERLOADED'));
+      refuse(req, res, `The server is handling ${inFlight} sync requests; try again shortly`);
       return;
     }
     inFlight += 1;
-    let done = false;
-    const release = () => {
-      if (!done) {
-        done = true;
-        inFlight -= 1;
-      }
-    };
-    res.on('finish', release);
-    res.on('close', release);
+    onceAnswered(res, () => {
+      inFlight -= 1;
+    });
     next();
   });
 
@@ -105,14 +108,21 @@ function createSyncRouter(server, options) {
       return;
     }
     req.deltasyncUserId = userId;
+    if (!isStream(req)) {
+      if (inFlightOfUser.of(userId) >= maxConcurrentRequestsPerUser) {
+        refuse(req, res, `This user has ${inFlightOfUser.of(userId)} sync requests in flight, the limit; try again shortly`);
+        return;
+      }
+      inFlightOfUser.add(userId, 1);
+      onceAnswered(res, () => inFlightOfUser.add(userId, -1));
+    }
     next();
   });
-
 
   const post = (path, run) =>
     router.post(path, async (req, res) => {
       try {
-        const body = await readBody(req, maxBodyBytes);
+        const body = await readBody(req, maxBodyBytes, { idleTimeoutMs: bodyIdleTimeoutMs });
         sendJsonText(res, 200, await run(req.deltasyncUserId, body, req));
       } catch (error) {
         sendError(res, error);
@@ -133,10 +143,17 @@ function createSyncRouter(server, options) {
   };
   post('/v2', (userId, body, req) =>
     server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange)));
+  // HEAD is answered at once, with a stream's headers and no stream: Express would otherwise
+  // hand it to the GET route, which keeps a response open.
+  router.head(EVENTS_PATH, (req, res) => {
+    try {
+      streams.head(req.deltasyncUserId, res);
+    } catch (error) {
+      sendError(res, error);
+    }
+  });
   router.get(EVENTS_PATH, async (req, res) => {
     try {
-      const refused = streams.refusal(req.deltasyncUserId);
-      if (refused) throw refused;
       await streams.serve(req.deltasyncUserId, req, res);
     } catch (error) {
       sendError(res, error);
@@ -189,6 +206,19 @@ function createSyncRouter(server, options) {
     sendError(res, error);
   });
   return router;
+}
+
+/** Calls `release` once, when the response is sent or its connection goes away first. */
+function onceAnswered(res, release) {
+  let done = false;
+  const once = () => {
+    if (!done) {
+      done = true;
+      release();
+    }
+  };
+  res.on('finish', once);
+  res.on('close', once);
 }
 
 module.exports = { createSyncRouter, SyncServer };

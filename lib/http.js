@@ -16,13 +16,15 @@ const STATUS_BY_CODE = {
   BUSY: 503,
   UNAVAILABLE: 503,
   OVERLOADED: 503,
+  REQUEST_TIMEOUT: 408,
   TOO_MANY_STREAMS: 429,
   FORBIDDEN: 403,
 };
 
 /** Reads the raw request body, up to maxBytes (then a LIMIT_EXCEEDED SyncError). Memory grows
- *  with the bytes that arrive, never with what Content-Length declares. */
-function readBody(req, maxBytes) {
+ *  with the bytes that arrive, never with what Content-Length declares. With `idleTimeoutMs`, a
+ *  body of which no byte arrives for that long fails with REQUEST_TIMEOUT. */
+function readBody(req, maxBytes, { idleTimeoutMs } = {}) {
   if (req.body !== undefined && (req._body || req.readableEnded)) {
     // A body parser ran before us: use what it read.
     if (Buffer.isBuffer(req.body) || typeof req.body === 'string') return Promise.resolve(req.body);
@@ -39,14 +41,23 @@ function readBody(req, maxBytes) {
     let buffer = Buffer.allocUnsafe(Math.min(64 * 1024, Number.isFinite(declared) && declared > 0 ? declared : 64 * 1024));
     let size = 0;
     let failed = false;
+    let idle = null;
     const fail = (error) => {
       failed = true;
+      clearTimeout(idle);
       buffer = null;
       reject(error);
       req.resume();
     };
+    if (idleTimeoutMs !== undefined) {
+      idle = setTimeout(() => {
+        fail(new SyncError(`No byte of the request body arrived for ${idleTimeoutMs} ms`, 'REQUEST_TIMEOUT'));
+      }, idleTimeoutMs);
+      idle.unref();
+    }
     req.on('data', (chunk) => {
       if (failed) return;
+      idle?.refresh();
       if (size + chunk.length > maxBytes) {
         fail(new SyncError(`The request body is larger than the limit of ${maxBytes} bytes`, 'LIMIT_EXCEEDED'));
         return;
@@ -64,6 +75,7 @@ function readBody(req, maxBytes) {
       size += chunk.length;
     });
     req.on('end', () => {
+      clearTimeout(idle);
       if (!failed) resolve(buffer.subarray(0, size));
     });
     req.on('error', (error) => {
@@ -87,6 +99,7 @@ function sendError(res, error) {
   if (res.headersSent) return;
   if (status === 503) res.setHeader('Retry-After', '1');
   if (status === 429) res.setHeader('Retry-After', '5');
+  if (status === 408) res.setHeader('Connection', 'close'); // the rest of the body is not awaited
   sendJsonText(res, status, JSON.stringify({ error: { code, message } }));
 }
 

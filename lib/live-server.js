@@ -6,6 +6,7 @@
 // proxies keep an idle stream open. Pokes go only to the streams of the user whose log moved.
 
 const { SyncError } = require('./errors');
+const { UserTally } = require('./tally');
 
 const DEFAULTS = { maxStreams: 1000, maxStreamsPerUser: 16, heartbeatMs: 15000 };
 // A device that stops reading lets its stream's unsent bytes pile up in memory; past this the
@@ -20,26 +21,36 @@ class LiveStreams {
   constructor(server, options) {
     this._server = server;
     this._options = options;
-    this._total = 0;
-    this._perUser = new Map();
+    this._open = new UserTally();
   }
 
   /** Why a new stream of `userId` is refused (a SyncError), or null. */
   refusal(userId) {
     const { maxStreams, maxStreamsPerUser } = this._options;
-    if (this._total >= maxStreams) {
-      return new SyncError(`The server has ${this._total} live streams open, its limit; try again shortly`, 'TOO_MANY_STREAMS');
+    if (this._open.total >= maxStreams) {
+      return new SyncError(`The server has ${this._open.total} live streams open, its limit; try again shortly`, 'TOO_MANY_STREAMS');
     }
-    if ((this._perUser.get(userId) ?? 0) >= maxStreamsPerUser) {
+    if (this._open.of(userId) >= maxStreamsPerUser) {
       return new SyncError(`This user has ${maxStreamsPerUser} live streams open, the limit; close one first`, 'TOO_MANY_STREAMS');
     }
     return null;
   }
 
+  /** Answers HEAD: the status and headers a stream of `userId` would open with, and no stream. */
+  head(userId, res) {
+    this._server._native(); // CLOSED
+    const refused = this.refusal(userId);
+    if (refused) throw refused;
+    writeStreamHead(res);
+    res.end();
+  }
+
   /** Serves one stream until the device goes away or the server closes. */
   async serve(userId, req, res) {
     this._server._native(); // CLOSED, before anything is sent
-    this._count(userId, 1);
+    const refused = this.refusal(userId);
+    if (refused) throw refused;
+    this._open.add(userId, 1);
     let last = -1;
     let ended = false;
     const write = (text) => {
@@ -63,16 +74,13 @@ class LiveStreams {
       ended = true;
       clearInterval(heartbeat);
       unwatch();
-      this._count(userId, -1);
+      this._open.add(userId, -1);
       if (drop) res.destroy();
       else res.end();
     };
     res.on('close', () => end()); // the connection went away (req's 'close' only says the request was read)
     res.on('error', () => end(true));
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('X-Accel-Buffering', 'no'); // nginx: pass each event on at once
+    writeStreamHead(res);
     res.flushHeaders();
     unwatch = this._server._watch(userId, (version) => (version === null ? end() : send(version)));
     try {
@@ -82,12 +90,13 @@ class LiveStreams {
     }
   }
 
-  _count(userId, delta) {
-    this._total += delta;
-    const count = (this._perUser.get(userId) ?? 0) + delta;
-    if (count > 0) this._perUser.set(userId, count);
-    else this._perUser.delete(userId);
-  }
+}
+
+function writeStreamHead(res) {
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Accel-Buffering', 'no'); // nginx: pass each event on at once
 }
 
 module.exports = { LiveStreams, LIVE_DEFAULTS: DEFAULTS, MAX_UNSENT_BYTES };

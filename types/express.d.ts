@@ -12,6 +12,10 @@ export interface SyncRouterOptions {
     maxBodyBytes?: number;
     /** Requests in flight at once; past it, 503 OVERLOADED with Retry-After: 1. Default 64. Live streams do not count. */
     maxConcurrentRequests?: number;
+    /** Requests of one user in flight at once; past it, 503 OVERLOADED with Retry-After: 1. Default 16. Live streams do not count. */
+    maxConcurrentRequestsPerUser?: number;
+    /** A request body of which no byte arrives for this long is answered 408 REQUEST_TIMEOUT and its connection closed. Default 30000. */
+    bodyIdleTimeoutMs?: number;
     /** Live streams open at once on this router; past it, 429 TOO_MANY_STREAMS with Retry-After. Default 1000. */
     maxStreams?: number;
     /** Live streams of one user; past it, 429 TOO_MANY_STREAMS. Default 16. */

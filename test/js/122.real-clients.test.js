@@ -5,6 +5,7 @@
 // built to crash or stall the server. Each test failed before its fix.
 
 const { test, describe, after } = require('node:test');
+const { once } = require('node:events');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -28,6 +29,38 @@ after(() => recordFigures('real-clients', { tests: passedTests }));
 /** `count` CREATED changes of notes n0..n{count-1}, as a Sync V2 client queues them. */
 function createdChanges(count, prefix = 'c', data = (i) => ({ title: `note ${i}` })) {
   return Array.from({ length: count }, (_, i) => change(`${prefix}${i}`, 'CREATED', `n${i}`, data(i), { timestamp: 1000 + i }));
+}
+
+/**
+ * A POST whose body is sent but for its last byte, over node:http: `sent` resolves once the rest
+ * is on the wire, `finish()` sends the last byte, and `response` resolves with
+ * { status, headers, json } (or the response the server sends without waiting).
+ */
+function startSlowPost(app, route, body, user) {
+  const http = require('node:http');
+  const bytes = Buffer.from(body);
+  const request = http.request(`${app.base}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-length': bytes.length, 'x-user': user },
+  });
+  const response = new Promise((resolve, reject) => {
+    request.on('response', (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode, headers: res.headers, json: text ? JSON.parse(text) : undefined });
+      });
+    });
+    request.on('error', reject);
+  });
+  const sent = new Promise((resolve) => request.write(bytes.subarray(0, bytes.length - 1), resolve));
+  return { sent, response, finish: () => request.end(bytes.subarray(bytes.length - 1)) };
+}
+
+/** Polls `check` until it holds (each poll waits for the event loop to turn). */
+async function waitUntil(check) {
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
 }
 
 describe('an independent Sync V2 client', () => {
@@ -261,6 +294,58 @@ describe('the router answers JSON, checks identities and bounds its work', () =>
     release();
     for (const response of await Promise.all(held)) assert.equal(response.status, 200);
     assert.equal((await app.post('/v2', { deviceId: 'd', changes: createdChanges(1, 'c') })).status, 200, 'served once the others finished');
+  });
+
+  countedTest('one user\'s requests in flight are bounded apart: bodies it sends slowly never shut out another user', async (t) => {
+    const app = await withApp(t, { router: { limits: { maxConcurrentRequests: 4, maxConcurrentRequestsPerUser: 2 } } });
+    const body = JSON.stringify({ deviceId: 'd', changes: createdChanges(1, 'slow') });
+    const slow = [startSlowPost(app, '/v2', body, 'mallory'), startSlowPost(app, '/v2', body.replace('slow', 'slower'), 'mallory')];
+    await Promise.all(slow.map((post) => post.sent));
+    await waitUntil(async () => (await app.post('/v2', { deviceId: 'd', changes: [] }, { user: 'mallory' })).status === 503);
+    const refused = await app.post('/v2', { deviceId: 'd', changes: [] }, { user: 'mallory' });
+    assertHttpError(refused, 503, 'OVERLOADED', /This user has 2 sync requests in flight/);
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal((await app.sync({ deviceId: 'd', changes: createdChanges(1, 'b') }, { user: 'bob' })).applied.length, 1);
+    for (const post of slow) post.finish();
+    for (const post of slow) assert.equal((await post.response).status, 200);
+    assert.equal((await app.post('/v2', { deviceId: 'd', changes: [] }, { user: 'mallory' })).status, 200, 'served once its own finished');
+  });
+
+  countedTest('a body that stops arriving is answered 408 REQUEST_TIMEOUT, frees its slot and applies nothing', async (t) => {
+    const app = await withApp(t, { router: { limits: { maxConcurrentRequests: 1, bodyIdleTimeoutMs: 100 } } });
+    const body = JSON.stringify({ deviceId: 'd', changes: createdChanges(1, 'stalled') });
+    const stalled = startSlowPost(app, '/v2', body, 'mallory');
+    const response = await stalled.response;
+    assert.equal(response.status, 408);
+    assert.deepEqual(Object.keys(response.json.error).sort(), ['code', 'message']);
+    assert.equal(response.json.error.code, 'REQUEST_TIMEOUT');
+    assert.equal(response.headers.connection, 'close');
+    assert.equal((await app.sync({ deviceId: 'd', changes: [] }, { user: 'mallory' })).latestServerVersion, 0, 'nothing applied');
+    assert.equal((await app.sync({ deviceId: 'd', changes: createdChanges(1, 'b') }, { user: 'bob' })).applied.length, 1);
+  });
+
+  countedTest('HEAD /v2/events answers a stream\'s headers at once, holding no request slot and no stream', async (t) => {
+    const app = await withApp(t, { router: { limits: { maxConcurrentRequests: 1, maxStreamsPerUser: 1 } } });
+    // Over raw sockets left open, as a prober or a proxy that keeps its connections would.
+    const { base } = app;
+    const url = new URL(base);
+    const sockets = [];
+    t.after(() => sockets.forEach((socket) => socket.destroy()));
+    for (let i = 0; i < 3; i += 1) {
+      const socket = require('node:net').connect(Number(url.port), url.hostname);
+      sockets.push(socket);
+      socket.write(`HEAD ${url.pathname}/v2/events HTTP/1.1\r\nHost: ${url.host}\r\nx-user: alice\r\n\r\n`);
+      let head = '';
+      while (!head.includes('\r\n\r\n')) head += (await once(socket, 'data'))[0].toString('latin1');
+      assert.match(head, /^HTTP\/1\.1 200 /);
+      assert.match(head, /content-type: text\/event-stream/i);
+    }
+    assert.equal((await app.sync({ deviceId: 'd', changes: createdChanges(1) })).applied.length, 1, 'the slot is free');
+    const controller = new AbortController();
+    const stream = await fetch(`${app.base}/v2/events`, { headers: { 'x-user': 'alice' }, signal: controller.signal });
+    assert.equal(stream.status, 200, 'the stream slot is free');
+    controller.abort();
+    assert.equal((await app.request('HEAD', '/v2/events', undefined, null, {})).status, 401, 'a HEAD carries no body, only the status');
   });
 });
 

@@ -156,7 +156,7 @@ new SyncServer({ postgres: { host: 'db', port: '5432' } });
 void storeKind;
 void noFile;
 const app = express();
-app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null, limits: { maxConcurrentRequests: 32 } }));
+app.use('/api/sync', createSyncRouter(server, { authenticate: (req) => req.header('x-user') ?? null, limits: { maxConcurrentRequests: 32, maxConcurrentRequestsPerUser: 8, bodyIdleTimeoutMs: 10_000 } }));
 app.use('/live', createSyncRouter(server, { authenticate: () => 'u', heartbeatMs: 10_000, limits: { maxStreams: 100, maxStreamsPerUser: 4 } }));
 async function serve(): Promise<number> {
   const response = await server.sync('u1', { deviceId: 'd1', lastKnownServerVersion: 0, changes: [] });
