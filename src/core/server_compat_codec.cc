@@ -313,6 +313,7 @@ Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string
         }
         return Status::Ok();
       }));
+  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
   if (out->conflict_id == 0) return ExpectedError("a positive integer", "conflictId", "undefined");
   if (!resolution_object) {  // the short form says the same as {use, data}
     resolution_object = "{\"use\":";
@@ -327,13 +328,14 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
                                        const CompatOptions& compat, const std::string& entity_type,
                                        const std::string& entity_id,
                                        const std::optional<std::string_view>& data, bool deleted,
-                                       int64_t server_timestamp) {
+                                       int64_t server_timestamp, int64_t max_clock_skew_ms) {
   const std::string configured = IdFieldFor(compat, entity_type);
   const std::string singular_id = Singular(entity_type) + "_id";
   // The id field the records were pushed with: the configured one, or one the stored (for a
   // deleted entity, its last) state has, else "id".
   std::string id_field = configured.empty() ? "id" : configured;
   bool has_time = false;
+  bool time_admitted = true;  // the pushed time, unless the server clamped it as too far ahead
   std::string_view rest = "{}";
   std::string id_json;  // the id as it was pushed (a number stays a number)
   if (data) {
@@ -352,14 +354,24 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
         id_value.raw_json().get(raw) == simdjson::SUCCESS) {
       id_json = std::string(TrimJsonWhitespace(raw));
     }
+    for (const char* time_field : {"updated_at", "updatedAt"}) {
+      simdjson::ondemand::value time_value;
+      std::optional<int64_t> sent;
+      if (has_time && doc.find_field_unordered(time_field).get(time_value) == simdjson::SUCCESS &&
+          ReadRecordTime(time_value, time_field, &sent).ok() && sent &&
+          AdmittedTimestamp(*sent, server_timestamp, max_clock_skew_ms) != *sent) {
+        time_admitted = false;
+      }
+    }
   }
   if (id_json.empty()) AppendString(&id_json, entity_id);
   std::string record = "{";
   AppendString(&record, id_field);
   record.push_back(':');
   record.append(id_json);
-  if (!has_time || deleted) {
-    // A record keeps the updated_at it was pushed with; one without gets the server's commit time.
+  if (!has_time || !time_admitted || deleted) {
+    // A record keeps the updated_at it was pushed with; one without, or one the server clamped
+    // (further ahead of the server's clock than the skew allows), gets the server's commit time.
     record.append(",\"updated_at\":");
     AppendString(&record, FormatIso8601(server_timestamp));
   }
@@ -367,7 +379,9 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
     record.append(",\"deleted\":true}");
     return record;
   }
-  Result<std::string> fields = ObjectWithoutKeys(scratch, rest, {id_field});
+  Result<std::string> fields =
+      time_admitted ? ObjectWithoutKeys(scratch, rest, {id_field})
+                    : ObjectWithoutKeys(scratch, rest, {id_field, "updated_at", "updatedAt"});
   if (!fields.ok()) return fields.status();
   if (fields.value().size() > 2) {
     record.push_back(',');

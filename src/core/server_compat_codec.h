@@ -48,14 +48,15 @@ Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string
                            const ServerLimits& limits, CompatResolveRequest* out);
 
 // The entity as a compatible record: the id under the field it was pushed with (a number stays
-// a number), the updated_at it was pushed with or the server's commit time, and for a deleted
-// entity only its id and "deleted":true. `data`: the stored document (for a deleted entity,
-// its last live state), if any.
+// a number), the updated_at it was pushed with or, when it had none or one further ahead of
+// `server_timestamp` than `max_clock_skew_ms` (AdmittedTimestamp), the server's commit time; and
+// for a deleted entity only its id and "deleted":true. `data`: the stored document (for a
+// deleted entity, its last live state), if any.
 Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
                                        const CompatOptions& compat, const std::string& entity_type,
                                        const std::string& entity_id,
                                        const std::optional<std::string_view>& data, bool deleted,
-                                       int64_t server_timestamp);
+                                       int64_t server_timestamp, int64_t max_clock_skew_ms);
 
 // {entityType: [records], ...}: `records` maps each type to its records joined with commas.
 void AppendRecordsByType(const std::map<std::string, std::string>& records, std::string* out);

@@ -728,6 +728,9 @@ Result<int64_t> SyncServerCore::Operation::AppendEntitiesSince(const std::string
       by_type.emplace(std::string(scope->Text(0)), std::string());
     }
   }
+  // The types an app configured are listed even before the user has any: clients of the older
+  // designs loop over each one's array.
+  for (const auto& configured : compat.id_fields) by_type.emplace(configured.first, std::string());
   Result<std::pair<int64_t, int64_t>> latest = UserVersion(user_id);
   if (!latest.ok()) return latest.status();
   int64_t next_since = std::max(since, latest.value().second);
@@ -752,7 +755,8 @@ Result<int64_t> SyncServerCore::Operation::AppendEntitiesSince(const std::string
     const int64_t server_timestamp = scope->Int(4);
     Result<std::string> record =
         EncodeCompatRecord(scratch(), compat, entity_type, std::string(scope->Text(1)),
-                           scope->OptionalView(2), scope->Int(3) != 0, server_timestamp);
+                           scope->OptionalView(2), scope->Int(3) != 0, server_timestamp,
+                           s_.options_.max_clock_skew_ms);
     if (!record.ok()) return record.status();
     record_bytes += record.value().size() + 1;
     if (rows > 1 && record_bytes > max_bytes) {

@@ -111,6 +111,20 @@ describe("seed 004: the documented examples, exactly", () => {
     assert.equal(typeof response.timestamp, 'string');
   });
 
+  test('an account with nothing yet lists each type named in idFields, empty: the seed client loops over each', async (t) => {
+    const idFields = { customers: 'customer_id', orders: 'order_id', payments: 'payment_id', projects: 'project_id' };
+    const empty = await withApp(t, { router: { idFields } });
+    const pulled = await ok(empty, '/pull', { deviceId: 'test_device_123', lastSyncTimestamp: '2025-01-01T00:00:00Z' });
+    assert.deepEqual(pulled.changes, { customers: [], orders: [], payments: [], projects: [] });
+    const changes = await empty.get('/changes?since=2025-01-01T00:00:00Z');
+    assert.equal(changes.status, 200, changes.text);
+    assert.deepEqual(changes.json.entities, { customers: [], orders: [], payments: [], projects: [] });
+    await ok(empty, '/push', { deviceId: 'd', changes: { notes: [{ id: 'n1', text: 'x', updated_at: '2025-01-02T00:00:00Z' }] } });
+    const { changes: after } = await ok(empty, '/pull', { deviceId: 'other', lastSyncTimestamp: '2025-01-01T00:00:00Z' });
+    assert.deepEqual(Object.keys(after).sort(), ['customers', 'notes', 'orders', 'payments', 'projects']);
+    assert.deepEqual(after.notes.map((record) => record.id), ['n1']);
+  });
+
   test('POST /full {deviceId, lastSyncTimestamp, changes} pushes then pulls, in one response', async () => {
     const response = await ok(app, '/full', {
       deviceId: 'test_device_123',
@@ -230,6 +244,12 @@ describe("seed 004's conflict example: the same customer edited on the device an
     const [conflict] = response.conflicts;
     assert.equal(conflict.winner, 'manual');
     assert.ok(Number.isInteger(conflict.conflictId));
+    assertHttpError(
+      await app.post('/resolve-conflict', `${JSON.stringify({ conflictId: conflict.conflictId, resolution: 'client' })}{}`),
+      400,
+      'INVALID_ARGUMENT',
+      /Trailing content/,
+    );
     const resolved = await ok(app, '/resolve-conflict', { conflictId: conflict.conflictId, resolution: 'client' });
     assert.equal(resolved.success, true);
     assert.equal(resolved.resolution, 'client');
