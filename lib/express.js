@@ -164,20 +164,8 @@ function createSyncRouter(server, options) {
     if (deviceId === undefined) throw is.invalid('deviceId', 'a device id in the X-Device-ID header or ?deviceId=', deviceId);
     return JSON.stringify({ success: true, ...(await server.status(userId, deviceId)) });
   });
-  post('/v2/migrate', async (userId, body) => {
-    // The legacy state, { entityType: [records] }, bare or as { state: {...} }: imported once.
-    let parsed;
-    try {
-      parsed = JSON.parse(Buffer.isBuffer(body) ? body.toString('utf8') : body);
-    } catch (error) {
-      throw new SyncError(`Malformed JSON in the request body (${error.message})`, 'INVALID_ARGUMENT');
-    }
-    if (!is.isPlainObject(parsed)) throw is.invalid('the request body', 'an object { entityType: [records] }', parsed);
-    const keys = Object.keys(parsed).filter((key) => key !== 'deviceId');
-    const state = keys.length === 1 && keys[0] === 'state' && is.isPlainObject(parsed.state) ? parsed.state : parsed;
-    if (state === parsed && 'deviceId' in parsed) delete parsed.deviceId;
-    return JSON.stringify({ success: true, ...(await server.importSnapshot(userId, state, { idFields })) });
-  });
+  // The legacy state, { entityType: [records] }, bare or as { state: {...} }: imported once.
+  post('/v2/migrate', (userId, body) => server._native().compatMigrate(userId, body, idFields));
   post('/push', (userId, body) => server._exchange((exchange) => server._native().compatPush(userId, body, idFields, exchange)));
   post('/pull', (userId, body) => server._native().compatPull(userId, body, idFields));
   post('/full', (userId, body) => server._exchange((exchange) => server._native().compatFull(userId, body, idFields, exchange)));

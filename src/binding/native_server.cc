@@ -107,6 +107,7 @@ Napi::Function NativeServer::Define(Napi::Env env, DeltaSyncAddon* addon) {
                          InstanceMethod("compatFull", &NativeServer::CompatFull),
                          InstanceMethod("compatChanges", &NativeServer::CompatChanges),
                          InstanceMethod("compatResolve", &NativeServer::CompatResolve),
+                         InstanceMethod("compatMigrate", &NativeServer::CompatMigrate),
                          InstanceMethod("onCommit", &NativeServer::OnCommit),
                      },
                      addon);
@@ -344,6 +345,18 @@ Napi::Value NativeServer::ImportSnapshot(const Napi::CallbackInfo& info) {
       info.Env(),
       [user = std::move(user), compat](SyncServerCore& server, const std::string& state) {
         return server.ImportSnapshot(user, state, compat);
+      },
+      info[1]);
+}
+
+// compatMigrate(userId, body, idFields)
+Napi::Value NativeServer::CompatMigrate(const Napi::CallbackInfo& info) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(
+      info.Env(),
+      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
+        return server.CompatMigrate(user, body, compat);
       },
       info[1]);
 }

@@ -37,6 +37,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Value Inspect(const Napi::CallbackInfo& info);
   Napi::Value ResolveConflict(const Napi::CallbackInfo& info);
   Napi::Value ImportSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value CompatMigrate(const Napi::CallbackInfo& info);
   Napi::Value CompatPush(const Napi::CallbackInfo& info);
   Napi::Value CompatPull(const Napi::CallbackInfo& info);
   Napi::Value CompatFull(const Napi::CallbackInfo& info);

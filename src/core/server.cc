@@ -234,7 +234,28 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
     ParserPool::Lease parsers = parsers_.Borrow();
     DS_RETURN_IF_ERROR(DecodeSnapshot(parsers.parser(), parsers.scratch(), state, compat, options_.limits, &changes));
   }
-  return WithSession([&](Operation& op) -> Result<std::string> {
+  std::string out = "{";
+  DS_RETURN_IF_ERROR(Import(user_id, changes, &out));
+  out.push_back('}');
+  return out;
+}
+
+Result<std::string> SyncServerCore::CompatMigrate(const std::string& user_id, const std::string& body,
+                                                  const CompatOptions& compat) {
+  std::vector<ChangeInput> changes;
+  {
+    ParserPool::Lease parsers = parsers_.Borrow();
+    DS_RETURN_IF_ERROR(
+        DecodeMigrateRequest(parsers.parser(), parsers.scratch(), body, compat, options_.limits, &changes));
+  }
+  std::string out = "{\"success\":true,";
+  DS_RETURN_IF_ERROR(Import(user_id, changes, &out));
+  out.push_back('}');
+  return out;
+}
+
+Status SyncServerCore::Import(const std::string& user_id, const std::vector<ChangeInput>& changes, std::string* out) {
+  Result<std::string> counts = WithSession([&](Operation& op) -> Result<std::string> {
     SessionTransaction tx(op.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
     int64_t imported = 0, skipped = 0;
@@ -252,9 +273,12 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
     Result<std::pair<int64_t, int64_t>> latest = op.UserVersion(user_id);
     if (!latest.ok()) return latest.status();
     DS_RETURN_IF_ERROR(op.Commit(tx));
-    return "{\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
-           ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
+    return "\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
+           ",\"latestServerVersion\":" + std::to_string(latest.value().first);
   });
+  if (!counts.ok()) return counts.status();
+  out->append(counts.value());
+  return Status::Ok();
 }
 
 Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const std::string& body,

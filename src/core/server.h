@@ -147,6 +147,9 @@ class SyncServerCore {
                                     const CompatOptions& compat);
   // POST /resolve-conflict {conflictId, resolution: "client"|"server"|"merged"|{use, data}, data?}
   Result<std::string> CompatResolve(const std::string& user_id, const std::string& body);
+  // POST /v2/migrate {entityType: [records]} or {state: {...}}, either with an optional deviceId:
+  // imported as ImportSnapshot does. -> {success, imported, skipped, latestServerVersion}
+  Result<std::string> CompatMigrate(const std::string& user_id, const std::string& body, const CompatOptions& compat);
 
   // The inspector's read-only views (server_inspection.h): JSON, or INVALID_ARGUMENT for a
   // query that breaks their rules.
@@ -173,6 +176,9 @@ class SyncServerCore {
   // Sync (with `pull`) and Push: one request, one transaction.
   Result<std::string> Exchange(const std::string& user_id, const std::string& request, const RequestContext& context,
                                bool pull);
+  // ImportSnapshot and CompatMigrate, once the records are decoded: the fields of their answer,
+  // "imported":n,"skipped":n,"latestServerVersion":n, appended to `out`.
+  Status Import(const std::string& user_id, const std::vector<ChangeInput>& changes, std::string* out);
   // ResolveConflict and CompatResolve, once the resolution is decoded.
   Result<std::string> Resolve(Operation& op, const std::string& user_id, int64_t conflict_id,
                               const Resolution& resolution);

@@ -132,7 +132,11 @@ Status OpenRequestObject(simdjson::ondemand::parser& parser, simdjson::padded_st
     return Status::InvalidArgument("Malformed JSON in " + what + " (" + simdjson::error_message(error) +
                                    ")");
   }
-  if (doc->get_object().get(*object) != simdjson::SUCCESS) return Status::InvalidArgument(not_object);
+  const simdjson::error_code error = doc->get_object().get(*object);
+  if (error == simdjson::INCORRECT_TYPE) return Status::InvalidArgument(not_object);
+  if (error) {
+    return Status::InvalidArgument("Malformed JSON in " + what + " (" + simdjson::error_message(error) + ")");
+  }
   return Status::Ok();
 }
 

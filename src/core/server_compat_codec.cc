@@ -153,10 +153,11 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
 Status DecodeRecordsByType(simdjson::ondemand::object by_type, simdjson::ondemand::parser& scratch,
                            const CompatOptions& compat, const JsonLimits& limits,
                            const RecordSource& source, const std::string& what,
-                           std::vector<ChangeInput>* out) {
+                           std::vector<ChangeInput>* out, std::string_view not_a_type = {}) {
   return ForEachField(
       by_type, what, "Malformed JSON in " + what,
       [&](std::string_view type_key, simdjson::ondemand::value records_value) -> Status {
+        if (!not_a_type.empty() && type_key == not_a_type) return Status::Ok();
         const std::string entity_type(type_key);
         const std::string name = what + "." + entity_type;
         if (!IsValidEntityType(entity_type)) {
@@ -255,6 +256,9 @@ Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondeman
   return Status::Ok();
 }
 
+// A snapshot is one import, not a push: no limit on its number of records.
+const RecordSource kSnapshotSource{"snapshot", "snapshot", static_cast<size_t>(-1)};
+
 Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                       const std::string& state, const CompatOptions& compat,
                       const ServerLimits& limits, std::vector<ChangeInput>* out) {
@@ -264,12 +268,46 @@ Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::pa
   DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the snapshot",
                                        "Expected an object of entity types to arrays of records for state",
                                        &doc, &by_type));
-  // A snapshot is one import, not a push: no limit on its number of records.
-  const RecordSource source{"snapshot", "snapshot", static_cast<size_t>(-1)};
   DS_RETURN_IF_ERROR(
-      DecodeRecordsByType(by_type, scratch, compat, limits.json, source, "state", out));
+      DecodeRecordsByType(by_type, scratch, compat, limits.json, kSnapshotSource, "state", out));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
   return Status::Ok();
+}
+
+Status DecodeMigrateRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
+                            const std::string& body, const CompatOptions& compat,
+                            const ServerLimits& limits, std::vector<ChangeInput>* out) {
+  constexpr const char* kNotAState = "Expected an object { entityType: [records] } for the request body";
+  constexpr std::string_view kDeviceId = "deviceId";
+  simdjson::padded_string padded(body);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  DS_RETURN_IF_ERROR(OpenRequestObject(parser, padded, "the request body", kNotAState, &doc, &object));
+  // First the shape: which fields there are, and whether "state" holds an object.
+  size_t fields = 0;
+  bool state_object = false;
+  DS_RETURN_IF_ERROR(ForEachField(object, "the request body", "Malformed JSON in the request body",
+                                  [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+                                    if (key == kDeviceId) return Status::Ok();
+                                    ++fields;
+                                    simdjson::ondemand::json_type type;
+                                    state_object = key == "state" && value.type().get(type) == simdjson::SUCCESS &&
+                                                   type == simdjson::ondemand::json_type::object;
+                                    return Status::Ok();
+                                  }));
+  if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
+  doc.rewind();
+  if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument(kNotAState);
+  if (fields != 1 || !state_object) {
+    return DecodeRecordsByType(object, scratch, compat, limits.json, kSnapshotSource, "the request body", out,
+                               kDeviceId);
+  }
+  return ForEachField(object, "the request body", "Malformed JSON in the request body",
+                      [&](std::string_view key, simdjson::ondemand::value value) -> Status {
+                        simdjson::ondemand::object state;
+                        if (key != "state" || value.get_object().get(state) != simdjson::SUCCESS) return Status::Ok();
+                        return DecodeRecordsByType(state, scratch, compat, limits.json, kSnapshotSource, "state", out);
+                      });
 }
 
 Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body,

@@ -39,6 +39,13 @@ Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::pa
                       const std::string& state, const CompatOptions& compat,
                       const ServerLimits& limits, std::vector<ChangeInput>* out);
 
+// Decodes the body of POST /v2/migrate as DecodeSnapshot does its state. The state is the body
+// itself, {entityType: [records]}, or, when the body's one field besides "deviceId" is an object
+// "state", that object; "deviceId" is never an entity type.
+Status DecodeMigrateRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
+                            const std::string& body, const CompatOptions& compat,
+                            const ServerLimits& limits, std::vector<ChangeInput>* out);
+
 // {conflictId, resolution: "client" | "server" | "merged" | {use, data}, data?} of /resolve.
 struct CompatResolveRequest {
   int64_t conflict_id = 0;

@@ -127,6 +127,17 @@ describe('an independent Sync V2 client', () => {
     assert.equal(again.json.skipped, 3);
     assertHttpError(await app.post('/v2/migrate', '{"state":'), 400, 'INVALID_ARGUMENT', /Malformed JSON/);
     assertHttpError(await app.post('/v2/migrate', '[1,2]'), 400, 'INVALID_ARGUMENT');
+    assertHttpError(await app.post('/v2/migrate', `${JSON.stringify(legacy)}{}`), 400, 'INVALID_ARGUMENT', /Trailing content/);
+    // deviceId beside the state is not an entity type, bare or wrapped; a byte-order mark is read
+    // past, as on the other routes.
+    const bare = await app.post('/v2/migrate', { deviceId: 'd1', notes: [{ id: 'n1', text: 'a' }] });
+    assert.deepEqual([bare.status, bare.json.imported], [200, 1], bare.text);
+    const wrapped = await app.post('/v2/migrate', `\uFEFF${JSON.stringify({ deviceId: 'd1', state: { notes: [{ id: 'n2', text: 'b' }] } })}`);
+    assert.deepEqual([wrapped.status, wrapped.json.imported], [200, 1], wrapped.text);
+    const types = new Set((await logOf(app.server, 'alice')).changes.map((item) => item.entityType));
+    assert.deepEqual([...types].sort(), ['goals', 'logbook_entries', 'note', 'notes']);
+    // With another field beside it, "state" is an entity type like any other, so its records must be an array.
+    assertHttpError(await app.post('/v2/migrate', { state: { notes: [{ id: 'n3' }] }, other: [] }), 400, 'INVALID_ARGUMENT', /state/);
   });
 });
 
