@@ -268,6 +268,7 @@ class SyncEngine {
       let hasMore = true;
       let isolate = false; // after a refused request: one change per request, to find the one refused
       const refused = new Set(); // changes refused on their own in this cycle
+      let endpointAnswers = false; // a request of this cycle got a response
       for (let request = 0; request < MAX_REQUESTS_PER_CYCLE; request += 1) {
         if (this._closed || signal.aborted) throw new SyncError('The sync was stopped', 'ABORTED');
         const batch = JSON.parse(native.takeBatch(isolate ? 1 : this._options.batch.push));
@@ -288,6 +289,16 @@ class SyncEngine {
           bytes = await this._options.transport(body, { signal });
         } catch (error) {
           if (this._closed) throw error;
+          if (classify(error) === 'rejected' && batch.length > 0 && !endpointAnswers) {
+            // Before any change is blamed: does the server answer a request with no changes? A
+            // wrong URL (404) or a proxy's refusal refuses every request, and no change is at fault.
+            endpointAnswers = await this._answersEmptyRequest(body, signal);
+            if (this._closed) throw error;
+            if (!endpointAnswers) {
+              native.releaseInFlight();
+              throw error;
+            }
+          }
           if (classify(error) === 'rejected' && batch.length > 1) {
             // One change may have made the whole request unacceptable (say, too large):
             // send the batch again one change at a time so only that one counts a retry.
@@ -313,6 +324,7 @@ class SyncEngine {
           throw new SyncError('Expected the transport to resolve with the response body as bytes or a string', 'TRANSPORT');
         }
         const result = await client._applyResponse(bytes, this._options.retry.maxRetries);
+        endpointAnswers = true;
         summary.requests += 1;
         summary.pushed += result.pushed.applied;
         summary.conflicts += result.pushed.conflicts.length + result.conflicts.length;
@@ -373,6 +385,16 @@ class SyncEngine {
       for (const waiter of waiters) waiter.resolve(summary);
     }
     this._emitStatus();
+  }
+
+  /** Whether the transport gets a response to `body` without its changes (what comes back is not applied). */
+  async _answersEmptyRequest(body, signal) {
+    try {
+      await this._options.transport({ ...body, changes: [] }, { signal });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The request was refused outright (a 4xx other than auth): every change in it counts a retry. */

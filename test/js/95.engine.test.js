@@ -611,6 +611,28 @@ describe('per-change rejections', () => {
     await client.sync();
     assert.equal(client.status.pendingChanges, 0);
   });
+
+  test('a 4xx for every request (a wrong URL) blames no change: the cycle fails with it, and no retry is counted', TIMEOUT, async (t) => {
+    const sent = [];
+    const { client } = engineClient(t, {
+      transport: async (body) => {
+        sent.push(body.changes.length);
+        throw httpError(404);
+      },
+      triggers: FAST,
+      retry: { maxRetries: 1 },
+    });
+    client.put('note', 'a', { v: 1 });
+    client.put('note', 'b', { v: 1 });
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const error = await client.sync().then(() => null, (e) => e);
+      assert.equal(error && error.code, 'TRANSPORT', 'the sync says what went wrong');
+      assert.equal(error.status, 404);
+      assert.equal(client.status.lastError.code, 'TRANSPORT');
+    }
+    assert.deepEqual(sent.slice(0, 2), [2, 0], 'the server was asked whether it answers a request with no changes');
+    assert.deepEqual(queueRows(client).map((row) => [row.entityId, row.status, row.retryCount]), [['a', 'pending', 0], ['b', 'pending', 0]]);
+  });
   test('a response that settles none of the pushed changes does not make the cycle loop', async (t) => {
     let requests = 0;
     const empty = '{"applied":[],"conflicts":[],"errors":[],"newChanges":[],"latestServerVersion":0,"hasMore":false}';
