@@ -124,7 +124,7 @@ class SyncClient extends EventEmitter {
     if (!is.isBoolean(mustExist)) throw is.invalid('options.mustExist', 'a boolean', mustExist);
     if (!is.isBoolean(observer)) throw is.invalid('options.observer', 'a boolean', observer);
     if (observer && options.transport !== undefined) throw is.invalid('options.observer', 'no transport with it (an observer never syncs)', observer);
-    const engine = options.transport !== undefined ? engineOptions(options) : null;
+    const engine = engineOptions(options);
 
     /** @private */
     this._handle = new native.NativeClient({
@@ -644,9 +644,10 @@ class SyncClient extends EventEmitter {
   }
 }
 
+/** The sync loop's options, checked with or without a transport; null without one. */
 function engineOptions(options) {
   const { transport, keepAlive = false } = options;
-  if (typeof transport !== 'function') {
+  if (transport !== undefined && typeof transport !== 'function') {
     throw is.invalid('options.transport', 'a function (request, { signal }) => Promise<bytes>, e.g. httpTransport({ url })', transport);
   }
   if (!is.isBoolean(keepAlive)) throw is.invalid('options.keepAlive', 'a boolean', keepAlive);
@@ -662,6 +663,12 @@ function engineOptions(options) {
   if (retry.maxRetries < 1) throw is.invalid('options.retry.maxRetries', 'a positive integer', retry.maxRetries);
   if (!(is.isPositiveInteger(batch.push) && batch.push <= 1000)) throw is.invalid('options.batch.push', 'an integer from 1 to 1000', batch.push);
   if (!(is.isPositiveInteger(batch.pull) && batch.pull <= 10000)) throw is.invalid('options.batch.pull', 'an integer from 1 to 10000', batch.pull);
+  if (transport === undefined) {
+    for (const key of ['healthCheck', 'live']) {
+      if (options[key] !== undefined && options[key] !== false) throw is.invalid(`options.${key}`, 'false or absent without options.transport', options[key]);
+    }
+    return null;
+  }
   return {
     transport,
     triggers,

@@ -323,7 +323,14 @@ class SyncEngine {
           native.releaseInFlight();
           throw new SyncError('Expected the transport to resolve with the response body as bytes or a string', 'TRANSPORT');
         }
-        const result = await client._applyResponse(bytes, this._options.retry.maxRetries);
+        const result = await client._applyResponse(bytes, this._options.retry.maxRetries).catch((error) => {
+          // A body that is no sync response (a captive portal's page, a cut-off answer) is the
+          // server's or the network's failure, not a bad argument of the app's; nothing of it applied.
+          if (error instanceof SyncError && error.code === 'INVALID_ARGUMENT') {
+            throw new SyncError(`The server's answer is not a sync response: ${error.message}`, 'TRANSPORT');
+          }
+          throw error;
+        });
         endpointAnswers = true;
         summary.requests += 1;
         summary.pushed += result.pushed.applied;

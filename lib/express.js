@@ -47,7 +47,8 @@ function createSyncRouter(server, options) {
   };
   const maxBodyBytes = limit('maxBodyBytes', server.limits.maxBodyBytes);
   const maxConcurrentRequests = limit('maxConcurrentRequests', 64);
-  const maxConcurrentRequestsPerUser = limit('maxConcurrentRequestsPerUser', 16);
+  // Half the slots by default: one user never takes them all, and its devices still get many.
+  const maxConcurrentRequestsPerUser = limit('maxConcurrentRequestsPerUser', Math.max(1, Math.floor(maxConcurrentRequests / 2)));
   const bodyIdleTimeoutMs = limit('bodyIdleTimeoutMs', 30_000);
   const live = { ...LIVE_DEFAULTS };
   for (const key of ['maxStreams', 'maxStreamsPerUser']) live[key] = limit(key, LIVE_DEFAULTS[key]);

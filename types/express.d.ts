@@ -12,7 +12,7 @@ export interface SyncRouterOptions {
     maxBodyBytes?: number;
     /** Requests in flight at once; past it, 503 OVERLOADED with Retry-After: 1. Default 64. Live streams do not count. */
     maxConcurrentRequests?: number;
-    /** Requests of one user in flight at once; past it, 503 OVERLOADED with Retry-After: 1. Default 16. Live streams do not count. */
+    /** Requests of one user in flight at once; past it, 503 OVERLOADED with Retry-After: 1. Default half of maxConcurrentRequests (32). Live streams do not count. */
     maxConcurrentRequestsPerUser?: number;
     /** A request body of which no byte arrives for this long is answered 408 REQUEST_TIMEOUT and its connection closed. Default 30000. */
     bodyIdleTimeoutMs?: number;

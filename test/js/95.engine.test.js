@@ -61,6 +61,14 @@ describe('options', () => {
     assertSyncError(() => new SyncClient({ ...base, transport, retry: { baseDelayMs: '1' } }), 'INVALID_ARGUMENT', /baseDelayMs/);
     assertSyncError(() => new SyncClient({ ...base, transport, batch: { push: 0 } }), 'INVALID_ARGUMENT', /batch\.push/);
     assertSyncError(() => new SyncClient({ ...base, transport, batch: { pull: 10001 } }), 'INVALID_ARGUMENT', /batch\.pull/);
+    // The same without a transport: a typo is never silently kept for later.
+    assertSyncError(() => new SyncClient({ ...base, triggers: { periodMs: 5 } }), 'INVALID_ARGUMENT', /Unknown option "periodMs"/);
+    assertSyncError(() => new SyncClient({ ...base, batch: { push: 5000 } }), 'INVALID_ARGUMENT', /batch\.push/);
+    assertSyncError(() => new SyncClient({ ...base, retry: { maxRetries: 0 } }), 'INVALID_ARGUMENT', /maxRetries/);
+    assertSyncError(() => new SyncClient({ ...base, keepAlive: 'yes' }), 'INVALID_ARGUMENT', /options\.keepAlive/);
+    assertSyncError(() => new SyncClient({ ...base, live: true }), 'INVALID_ARGUMENT', /options\.live/);
+    assertSyncError(() => new SyncClient({ ...base, healthCheck: {} }), 'INVALID_ARGUMENT', /options\.healthCheck/);
+    new SyncClient({ ...base, live: false, healthCheck: false, batch: { pull: 500 } }).close();
     const { client } = engineClient(t, { transport });
     assertSyncError(() => client.notify('sleep'), 'INVALID_ARGUMENT', /event/);
     // sync() reports bad arguments as a rejected promise, like every other failure.
@@ -610,6 +618,21 @@ describe('per-change rejections', () => {
     assert.equal(sched(client).failures, 0);
     await client.sync();
     assert.equal(client.status.pendingChanges, 0);
+  });
+
+  test('an answer that is no sync response (a portal\'s page, a cut-off body) fails the cycle as TRANSPORT, blaming no change', TIMEOUT, async (t) => {
+    for (const answer of ['<html><body>Sign in to the Wi-Fi</body></html>', '{"hello":"world"}', '{"newChanges":[', '', 'null']) {
+      const { client } = engineClient(t, { transport: async () => answer, triggers: FAST });
+      client.put('note', 'a', { v: 1 });
+      const error = await client.sync().then(() => null, (e) => e);
+      assert.equal(error && error.code, 'TRANSPORT', `${JSON.stringify(answer)}: ${error && error.message}`);
+      assert.match(error.message, /not a sync response/);
+      assert.equal(client.status.lastError.code, 'TRANSPORT');
+      assert.deepEqual(queueRows(client).map((row) => [row.status, row.retryCount]), [['pending', 0]]);
+    }
+    // applyRemote, where the app hands the page over itself, still calls it a bad argument.
+    const { client } = engineClient(t, {});
+    await assert.rejects(client.applyRemote('{"hello":"world"}'), (e) => e.code === 'INVALID_ARGUMENT');
   });
 
   test('a 4xx for every request (a wrong URL) blames no change: the cycle fails with it, and no retry is counted', TIMEOUT, async (t) => {
