@@ -289,7 +289,7 @@ describe('the router answers JSON, checks identities and bounds its work', () =>
     const gate = new Promise((resolve) => { release = resolve; });
     let waiting = 0;
     const app = await startApp({
-      router: { limits: { maxConcurrentRequests: 2 } },
+      router: { limits: { maxConcurrentRequests: 2, maxConcurrentRequestsPerUser: 2 } },
       authenticate: async (req) => {
         waiting += 1;
         await gate;
