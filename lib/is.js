@@ -68,7 +68,7 @@ function optionsObject(name, options, known) {
 
 /** The path of the first NaN or Infinity inside `value`, or undefined. */
 function findNonFinite(value, path) {
-  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : { path, value };
   if (value === null || typeof value !== 'object') return undefined;
   if (typeof value.toJSON === 'function') return undefined;
   for (const [key, item] of Object.entries(value)) {
@@ -91,8 +91,8 @@ function toJson(name, value) {
   }
   // Only a text with a null can hide a NaN: the walk is skipped for everything else.
   if (text !== undefined && text.includes('null')) {
-    const path = findNonFinite(value, name);
-    if (path !== undefined) throw invalid(path, 'a finite number (NaN and Infinity are not JSON)', NaN);
+    const found = findNonFinite(value, name);
+    if (found !== undefined) throw invalid(found.path, 'a finite number (NaN and Infinity are not JSON)', found.value);
   }
   return text;
 }

@@ -8,7 +8,7 @@ const { app, BrowserWindow, ipcMain, powerMonitor, net } = require('electron');
 const { SyncClient, httpTransport } = require('deltasync');
 const { exposeToRenderer, attachToElectron } = require('deltasync/electron');
 
-// A server to try it with: npx deltasync serve --insecure-dev-users
+// A server to try it with: npx deltasync serve --db server.db --insecure-dev-users
 const SYNC_URL = process.env.DELTASYNC_EXAMPLE_SYNC_URL ?? 'http://127.0.0.1:3000/api/sync';
 
 app.whenReady().then(() => {

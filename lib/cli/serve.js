@@ -229,7 +229,7 @@ async function serve({ options }, io) {
   }
   io.stdout.write(`deltasync server listening on ${urlOf(http.address(), mount)} (database ${database})\n`);
   const described = {
-    tokens: 'requests need "Authorization: Bearer <token>" from the tokens file; the user is the token\'s',
+    tokens: 'requests need "Authorization: Bearer <token>" from the tokens file; each token acts as the user the file maps it to',
     jwt: `requests need "Authorization: Bearer <JWT>" (${auth.algorithm}); the user is its "${auth.claim}" claim`,
     token: 'requests need "Authorization: Bearer <token>"; every request is user "default"',
     none: 'requests are not authenticated',

@@ -381,7 +381,10 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
           continue;
         }
         if (auto error = doc.get_value().get(value)) {
-          fail("INVALID_ARGUMENT", std::string("Malformed JSON (") + simdjson::error_message(error) + ")");
+          // A line that is one bare word or number is no record: say what a line must be.
+          fail("INVALID_ARGUMENT", error == simdjson::SCALAR_DOCUMENT_AS_VALUE
+                                       ? std::string("Expected a JSON object on each line")
+                                       : std::string("Malformed JSON (") + simdjson::error_message(error) + ")");
           continue;
         }
         if (auto error = value.type().get(type)) {
