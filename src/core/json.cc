@@ -93,7 +93,8 @@ Status MalformedAt(std::string_view path, simdjson::error_code error) {
                                                         simdjson::error_message(error) + ")"));
 }
 
-bool IsExactInJavaScript(simdjson::ondemand::number number) {
+// `raw`: the number as written. A non-zero number that reads as 0 (1e-400) has underflowed.
+bool IsExactInJavaScript(simdjson::ondemand::number number, std::string_view raw) {
   switch (number.get_number_type()) {
     case number_type::signed_integer: {
       const int64_t v = number.get_int64();
@@ -105,8 +106,13 @@ bool IsExactInJavaScript(simdjson::ondemand::number number) {
       const auto d = static_cast<double>(v);
       return d < 18446744073709551616.0 && static_cast<uint64_t>(d) == v;
     }
-    case number_type::floating_point_number:
-      return std::isfinite(number.get_double());
+    case number_type::floating_point_number: {
+      const double d = number.get_double();
+      if (!std::isfinite(d)) return false;
+      if (d != 0) return true;
+      const std::string_view mantissa = raw.substr(0, raw.find_first_of("eE"));
+      return mantissa.find_first_of("123456789") == std::string_view::npos;
+    }
     default:
       return false;
   }
@@ -245,7 +251,7 @@ Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& l
       std::string_view raw = TrimJsonWhitespace(value.raw_json_token());
       simdjson::ondemand::number number;
       auto error = value.get_number().get(number);
-      if (error || !IsExactInJavaScript(number)) {
+      if (error || !IsExactInJavaScript(number, raw)) {
         return Status::InvalidArgument(ErrorMessage(
             path, "Number " + std::string(raw.substr(0, 40)) + " cannot be held exactly by a JavaScript number"));
       }

@@ -100,6 +100,7 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
     return Status::Internal("canonical record did not parse");
   }
   std::optional<std::string> id_configured, id_plain, id_singular;
+  bool has_id_field = false;
   std::optional<int64_t> timestamp;
   bool deleted = false;
   std::unordered_set<std::string> drop;
@@ -107,10 +108,13 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
       ForEachField(fields, record_name, "canonical record field",
                    [&](std::string_view key, simdjson::ondemand::value value) -> Status {
                      if (!configured.empty() && key == configured) {
+                       has_id_field = true;
                        id_configured = ReadRecordId(value);
                      } else if (key == "id") {
+                       has_id_field = true;
                        id_plain = ReadRecordId(value);
                      } else if (key == singular_id) {
+                       has_id_field = true;
                        id_singular = ReadRecordId(value);
                      } else if (key == "updated_at" || key == "updatedAt") {
                        DS_RETURN_IF_ERROR(
@@ -128,8 +132,8 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
                                                        : id_singular;
   if (!id) {
     return ExpectedError("an id (\"" + (configured.empty() ? std::string("id") : configured) +
-                             "\" or \"" + singular_id + "\": a string or an integer)",
-                         record_name, "a record without one");
+                             "\" or \"" + singular_id + "\": a string of 1 to 256 bytes or an integer)",
+                         record_name, has_id_field ? "a record whose id is neither" : "a record without one");
   }
   change->entity_type = entity_type;
   change->entity_id = *id;

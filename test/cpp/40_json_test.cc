@@ -182,6 +182,17 @@ TEST(CopyValidatedJson, RejectsNumbersOutOfDoubleRange) {
   }
 }
 
+TEST(CopyValidatedJson, RejectsNonZeroNumbersThatUnderflowToZero) {
+  for (const char* json : {"[1e-400]", "[-1E-999]", R"({"n":0.0001e-330})"}) {
+    Result<std::string> out = Copy(json);
+    EXPECT_TRUE(HasCode(out, StatusCode::kInvalidArgument)) << json;
+  }
+  // Zero however written is zero.
+  Result<std::string> zeros = Copy("[0e-400,-0.0,0.000e5,0E+0]");
+  ASSERT_TRUE(IsOk(zeros));
+  EXPECT_EQ(zeros.value(), "[0e-400,-0.0,0.000e5,0E+0]");
+}
+
 TEST(CopyValidatedJson, RejectsIntegersADoubleWouldRound) {
   for (const char* json : {R"({"n":9007199254740993})", "[-9007199254740993]", "[9223372036854775807]",
                            "[18446744073709551615]", "[18446744073709551617]", "[123456789012345678901234567890]"}) {

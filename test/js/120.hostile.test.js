@@ -455,6 +455,7 @@ const JS_ROWS = [
   { name: 'applyRemote: "__proto__" key in data', on: 'client', code: 'INVALID_ARGUMENT', run: (w) => w.client.applyRemote(pageText({ changes: [remoteText({ data: '{"__proto__":{"polluted":1}}' })] })) },
   { name: 'applyRemote: "constructor" key nested in data', on: 'client', code: 'INVALID_ARGUMENT', run: (w) => w.client.applyRemote(pageText({ changes: [remoteText({ data: '{"m":{"constructor":{}}}' })] })) },
   { name: 'applyRemote: 1e400 in data', on: 'client', code: 'INVALID_ARGUMENT', run: (w) => w.client.applyRemote(pageText({ changes: [remoteText({ data: '{"n":1e400}' })] })) },
+  { name: 'applyRemote: 1e-400 in data', on: 'client', code: 'INVALID_ARGUMENT', run: (w) => w.client.applyRemote(pageText({ changes: [remoteText({ data: '{"n":1e-400}' })] })) },
   { name: 'applyRemote: 2^53+1 in data', on: 'client', code: 'INVALID_ARGUMENT', run: (w) => w.client.applyRemote(pageText({ changes: [remoteText({ data: `{"n":${BIG_INT}}` })] })) },
   {
     name: 'applyRemote: version 2^53+1',
@@ -526,6 +527,7 @@ const JS_ROWS = [
   { name: 'server.sync: "__proto__" key in data', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: '{"__proto__":{"isAdmin":true}}' })] })) },
   { name: 'server.sync: "constructor" key in data', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: '{"constructor":{"prototype":{}}}' })] })) },
   { name: 'server.sync: 1e400 in data', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: '{"n":1e400}' })] })) },
+  { name: 'server.sync: 1e-400 (a non-zero number that reads as 0) in data', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: '{"n":1e-400}' })] })) },
   { name: 'server.sync: 2^53+1 in data', on: 'server', code: 'INVALID_ARGUMENT', run: (w) => w.server.sync(ALICE, requestText({ changes: [changeText({ data: `{"n":${BIG_INT}}` })] })) },
   {
     name: 'server.sync: baseVersion 2^53+1',

@@ -319,6 +319,14 @@ describe('POST /push', () => {
     );
   });
 
+  test('a record without an id, or with one too long, is refused naming which, and nothing is applied', async (t) => {
+    const app = await withApp(t);
+    const push = (record) => app.post('/push', { deviceId: 'd', changes: { customers: [{ customer_id: 'fine' }, record] } });
+    assertHttpError(await push({ name: 'no id' }), 400, 'INVALID_ARGUMENT', /changes\.customers\[1\] but received a record without one/);
+    assertHttpError(await push({ id: 'x'.repeat(257) }), 400, 'INVALID_ARGUMENT', /1 to 256 bytes .* but received a record whose id is neither/);
+    assert.deepEqual(await stateOf(app.server, 'alice'), {});
+  });
+
   test(
     'a numeric id is pulled back as the number it was pushed as',
     async (t) => {
