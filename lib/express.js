@@ -171,12 +171,7 @@ function createSyncRouter(server, options) {
   post('/pull', (userId, body) => server._native().compatPull(userId, body, idFields));
   post('/full', (userId, body) => server._exchange((exchange) => server._native().compatFull(userId, body, idFields, exchange)));
   post('/resolve-conflict', (userId, body) => server._native().compatResolve(userId, body));
-  get('/status/:deviceId', async (userId, req) => {
-    const { deviceId } = req.params;
-    if (Buffer.byteLength(deviceId) > 256) throw is.invalid('deviceId', 'at most 256 bytes', deviceId);
-    const status = JSON.parse(await server._native().status(userId, deviceId));
-    return JSON.stringify({ success: true, ...status });
-  });
+  get('/status/:deviceId', async (userId, req) => JSON.stringify({ success: true, ...(await server.status(userId, req.params.deviceId)) }));
   get('/changes', (userId, req) => {
     const { since } = req.query;
     if (since !== undefined && typeof since !== 'string') throw is.invalid('since', 'an ISO 8601 time', since);

@@ -976,6 +976,7 @@ const HTTP_ROWS = [
   { name: 'GET /changes since with a NUL', method: 'GET', path: '/changes?since=2025-01-01%00', status: 400, code: 'INVALID_ARGUMENT' },
   { name: 'GET /changes since with invalid UTF-8', method: 'GET', path: '/changes?since=%FF%FE', status: 400, code: 'INVALID_ARGUMENT' },
   { name: 'GET /status of a 300-byte deviceId', method: 'GET', path: `/status/${'d'.repeat(300)}`, status: 400, code: 'INVALID_ARGUMENT' },
+  { name: 'GET /status of a deviceId with a NUL', method: 'GET', path: '/status/a%00b', status: 400, code: 'INVALID_ARGUMENT' },
   { name: "GET /status of alice's device as bob", method: 'GET', path: '/status/alice-laptop', user: BOB, status: 404, code: 'NOT_FOUND' },
   { name: 'GET /no-such-route', method: 'GET', path: '/no-such-route', status: 404, code: 'NOT_FOUND' },
   { name: 'PUT /v2', method: 'PUT', path: '/v2', body: requestText(), status: 404, code: 'NOT_FOUND' },
