@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "core/ingest.h"
 #include "core/schema.h"
 
 namespace deltasync {
@@ -118,12 +119,13 @@ Status Client::Initialize() {
     scope->BindText(2, device_id_);
     DS_RETURN_IF_ERROR(scope->Run());
   }
-  // Changes in flight are a crash's leftovers only when no other live client has the file
-  // open: another one's sync in progress is left alone.
+  // Changes in flight, and an ingest run in progress, are a crash's or a close()'s leftovers only
+  // when no other live client has the file open: another one's sync or ingest is left alone.
   if (!options_.observer && (!open_marker_ || open_marker_->alone_at_open())) {
     Result<int64_t> recovered = queue_->RecoverInFlight();
     if (!recovered.ok()) return recovered.status();
     recovered_at_open_ = recovered.value();
+    DS_RETURN_IF_ERROR(MarkInterruptedIngest(*db_));
   }
   return tx.Commit();
 }

@@ -26,6 +26,10 @@ constexpr const char* kManifestPut =
     "mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256, records = excluded.records, "
     "ingested_at = excluded.ingested_at";
 constexpr const char* kGetStatus = "SELECT value FROM meta WHERE key = 'ingest_status'";
+constexpr const char* kMarkInterrupted =
+    "UPDATE meta SET value = json_set(value, '$.status', 'failed', '$.error', "
+    "'interrupted: the client closed or the process ended during the run; the next ingest() goes on') "
+    "WHERE key = 'ingest_status' AND json_extract(value, '$.status') = 'in_progress'";
 constexpr const char* kSetStatus =
     "INSERT INTO meta (key, value) VALUES ('ingest_status', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -446,5 +450,7 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
   DS_RETURN_IF_ERROR(set_status("completed", &outcome.value(), ""));
   return outcome;
 }
+
+Status MarkInterruptedIngest(Database& db) { return db.Exec(kMarkInterrupted); }
 
 }  // namespace deltasync

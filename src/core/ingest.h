@@ -91,6 +91,11 @@ class Ingester {
   JsonLimits limits_;
 };
 
+// At open, with no other client on the file: a run still recorded as in_progress was cut off
+// (close() or the process ended during it), so it is recorded as failed, saying so; its
+// finishedAt stays null. The next run goes on from the files it had finished.
+Status MarkInterruptedIngest(Database& db);
+
 // {"filesNew":..,"filesUpdated":..,"filesUnchanged":..,"filesSkipped":..,"recordsInserted":..,
 //  "recordsUpdated":..,"recordsUnchanged":..,"bytesRead":..,"errors":[{file,line,code,message}]}
 std::string IngestReportJson(const IngestReport& report);

@@ -518,7 +518,7 @@ describe('ingest: dry run, status, reset', () => {
     assert.equal(snapshot(reopened).stats.pending, 5, 'the ingested records are still queued');
   });
 
-  test('a run interrupted by close() stays "in_progress"; the next run finishes the job', async (t) => {
+  test('a run interrupted by close() is "failed" as interrupted after a reopen; the next run finishes the job', async (t) => {
     const { data, client, dbPath } = setup(t);
     const total = 20000;
     writeJsonl(path.join(data, 'big.jsonl'), Array.from({ length: total }, (_, i) => ({ id: `r${i}` })));
@@ -536,7 +536,8 @@ describe('ingest: dry run, status, reset', () => {
     client.close();
     const reopened = openClient(t, { path: dbPath });
     const status = reopened.ingestStatus();
-    assert.equal(status.status, 'in_progress');
+    assert.equal(status.status, 'failed');
+    assert.match(status.error, /^interrupted: /);
     assert.equal(status.finishedAt, null);
     assert.equal(status.report, null);
     const kept = reopened.list('record').length;
