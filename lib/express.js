@@ -16,7 +16,7 @@ const { UserTally } = require('./tally');
 
 const ROUTER_OPTIONS = ['authenticate', 'limits', 'idFields', 'heartbeatMs'];
 const LIMIT_OPTIONS = ['maxBodyBytes', 'maxConcurrentRequests', 'maxConcurrentRequestsPerUser', 'bodyIdleTimeoutMs', 'maxStreams', 'maxStreamsPerUser'];
-const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's largest delay; also bounds the counts
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's largest delay
 const EVENTS_PATH = '/v2/events';
 function loadExpress() {
   try {
@@ -40,16 +40,18 @@ function createSyncRouter(server, options) {
   const { authenticate } = options;
   if (typeof authenticate !== 'function') throw is.invalid('options.authenticate', 'a function (req) => userId', authenticate);
   const limits = is.optionsObject('options.limits', options.limits, LIMIT_OPTIONS);
-  const limit = (key, fallback) => {
+  const limit = (key, fallback, max = Number.MAX_SAFE_INTEGER) => {
     const value = limits[key] ?? fallback;
-    if (!is.isPositiveInteger(value) || value > MAX_TIMER_MS) throw is.invalid(`options.limits.${key}`, 'a positive integer', value);
+    if (!is.isPositiveInteger(value) || value > max) {
+      throw is.invalid(`options.limits.${key}`, max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from 1 to ${max}`, value);
+    }
     return value;
   };
   const maxBodyBytes = limit('maxBodyBytes', server.limits.maxBodyBytes);
   const maxConcurrentRequests = limit('maxConcurrentRequests', 64);
   // Half the slots by default: one user never takes them all, and its devices still get many.
   const maxConcurrentRequestsPerUser = limit('maxConcurrentRequestsPerUser', Math.max(1, Math.floor(maxConcurrentRequests / 2)));
-  const bodyIdleTimeoutMs = limit('bodyIdleTimeoutMs', 30_000);
+  const bodyIdleTimeoutMs = limit('bodyIdleTimeoutMs', 30_000, MAX_TIMER_MS);
   const live = { ...LIVE_DEFAULTS };
   for (const key of ['maxStreams', 'maxStreamsPerUser']) live[key] = limit(key, LIVE_DEFAULTS[key]);
   if (options.heartbeatMs !== undefined) {
@@ -192,8 +194,15 @@ function createSyncRouter(server, options) {
   return router;
 }
 
-/** Calls `release` once, when the response is sent or its connection goes away first. */
+/**
+ * Calls `release` once, when the response is sent or its connection goes away first, or at once
+ * when that already happened (a client that left while an async authenticate ran).
+ */
 function onceAnswered(res, release) {
+  if (res.destroyed || res.writableFinished) {
+    release();
+    return;
+  }
   let done = false;
   const once = () => {
     if (!done) {

@@ -50,6 +50,7 @@ class LiveStreams {
     this._server._native(); // CLOSED, before anything is sent
     const refused = this.refusal(userId);
     if (refused) throw refused;
+    if (res.destroyed) return; // the device left while it was authenticated: no stream to hold
     this._open.add(userId, 1);
     let last = -1;
     let ended = false;
@@ -89,7 +90,6 @@ class LiveStreams {
       end(); // closed meanwhile
     }
   }
-
 }
 
 function writeStreamHead(res) {

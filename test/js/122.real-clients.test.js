@@ -322,6 +322,43 @@ describe('the router answers JSON, checks identities and bounds its work', () =>
     assert.equal((await app.post('/v2', { deviceId: 'd', changes: [] }, { user: 'mallory' })).status, 200, 'served once its own finished');
   });
 
+  countedTest('a device that leaves while it is being authenticated frees its slot and holds no stream', async (t) => {
+    let open;
+    let gate = new Promise((resolve) => { open = resolve; });
+    let waiting = 0;
+    const app = await withApp(t, {
+      router: { limits: { maxConcurrentRequestsPerUser: 1, maxStreamsPerUser: 1 } },
+      authenticate: async (req) => {
+        waiting += 1;
+        await gate;
+        return req.get('x-user');
+      },
+    });
+    for (const [method, route] of [['POST', '/v2'], ['GET', '/v2/events']]) {
+      const controller = new AbortController();
+      const request = fetch(`${app.base}${route}`, {
+        method,
+        headers: { 'x-user': 'alice', 'content-type': 'application/json' },
+        body: method === 'POST' ? JSON.stringify({ deviceId: 'd', changes: [] }) : undefined,
+        signal: controller.signal,
+      }).catch(() => null);
+      while (waiting < 1) await new Promise((resolve) => setImmediate(resolve));
+      controller.abort();
+      await request;
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the server sees the socket close
+      open();
+      waiting = 0;
+      gate = Promise.resolve();
+      assert.equal((await app.post('/v2', { deviceId: 'd', changes: [] })).status, 200, `after a ${method} that left: the slot is free`);
+      const stream = new AbortController();
+      const live = await fetch(`${app.base}/v2/events`, { headers: { 'x-user': 'alice' }, signal: stream.signal });
+      assert.equal(live.status, 200, `after a ${method} that left: the stream slot is free`);
+      stream.abort();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gate = new Promise((resolve) => { open = resolve; });
+    }
+  });
+
   countedTest('a body that stops arriving is answered 408 REQUEST_TIMEOUT, frees its slot and applies nothing', async (t) => {
     const app = await withApp(t, { router: { limits: { maxConcurrentRequests: 1, bodyIdleTimeoutMs: 100 } } });
     const body = JSON.stringify({ deviceId: 'd', changes: createdChanges(1, 'stalled') });
