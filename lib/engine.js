@@ -292,12 +292,13 @@ class SyncEngine {
           if (classify(error) === 'rejected' && batch.length > 0 && !endpointAnswers) {
             // Before any change is blamed: does the server answer a request with no changes? A
             // wrong URL (404) or a proxy's refusal refuses every request, and no change is at fault.
-            endpointAnswers = await this._answersEmptyRequest(body, signal);
+            const probeError = await this._failureOfEmptyRequest(body, signal);
             if (this._closed) throw error;
-            if (!endpointAnswers) {
+            if (probeError) {
               native.releaseInFlight();
-              throw error;
+              throw probeError; // refused too (the cycle fails and backs off), or auth, or the network
             }
+            endpointAnswers = true;
           }
           if (classify(error) === 'rejected' && batch.length > 1) {
             // One change may have made the whole request unacceptable (say, too large):
@@ -315,7 +316,7 @@ class SyncEngine {
             if (status === 'failed') summary.failed.push(change.changeId);
             continue;
           }
-          this._settleUnsent(batch, error);
+          native.releaseInFlight();
           throw error;
         }
         if (this._closed) throw new SyncError('The client was closed', 'CLOSED');
@@ -354,7 +355,7 @@ class SyncEngine {
       if (!this._closed) native.releaseInFlight();
       if (kind === 'auth') outcome = 'auth';
       else if (kind === 'aborted') outcome = 'aborted';
-      else if (kind === 'rejected') outcome = 'success';
+      else if (kind === 'rejected') outcome = 'transient'; // the server refused even a request with no change
       else if (kind === 'transient' && error && error.status === undefined) outcome = 'unreachable'; // no answer at all
       else outcome = 'transient';
       retryAfterMs = error && Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : null;
@@ -394,25 +395,16 @@ class SyncEngine {
     this._emitStatus();
   }
 
-  /** Whether the transport gets a response to `body` without its changes (what comes back is not applied). */
-  async _answersEmptyRequest(body, signal) {
+  /**
+   * Sends `body` without its changes, asking for one pulled change, and returns the error the
+   * transport answers with, or null when it answers (what comes back is not applied).
+   */
+  async _failureOfEmptyRequest(body, signal) {
     try {
-      await this._options.transport({ ...body, changes: [] }, { signal });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** The request was refused outright (a 4xx other than auth): every change in it counts a retry. */
-  _settleUnsent(batch, error) {
-    const native = this._client._handle;
-    if (classify(error) === 'rejected') {
-      for (const change of batch) {
-        native.markFailed(change.changeId, `${error.status ?? ''} ${error.message}`.trim(), this._options.retry.maxRetries);
-      }
-    } else {
-      native.releaseInFlight();
+      await this._options.transport({ ...body, changes: [], limit: 1 }, { signal });
+      return null;
+    } catch (error) {
+      return error;
     }
   }
 

@@ -635,11 +635,25 @@ describe('per-change rejections', () => {
     await assert.rejects(client.applyRemote('{"hello":"world"}'), (e) => e.code === 'INVALID_ARGUMENT');
   });
 
+  test('when the question with no changes is answered 401, the cycle is an AUTH failure and no change is blamed', TIMEOUT, async (t) => {
+    const { client } = engineClient(t, {
+      transport: async (body) => {
+        throw httpError(body.changes.length > 0 ? 400 : 401);
+      },
+      triggers: FAST,
+    });
+    client.put('note', 'a', { v: 1 });
+    const error = await client.sync().then(() => null, (e) => e);
+    assert.equal(error && error.code, 'AUTH');
+    assert.deepEqual(queueRows(client).map((row) => [row.status, row.retryCount]), [['pending', 0]]);
+  });
+
   test('a 4xx for every request (a wrong URL) blames no change: the cycle fails with it, and no retry is counted', TIMEOUT, async (t) => {
     const sent = [];
     const { client } = engineClient(t, {
       transport: async (body) => {
         sent.push(body.changes.length);
+        if (body.changes.length === 0) assert.equal(body.limit, 1, 'the question asks for one change, not a page');
         throw httpError(404);
       },
       triggers: FAST,
@@ -654,6 +668,7 @@ describe('per-change rejections', () => {
       assert.equal(client.status.lastError.code, 'TRANSPORT');
     }
     assert.deepEqual(sent.slice(0, 2), [2, 0], 'the server was asked whether it answers a request with no changes');
+    assert.ok(sched(client).failures > 0, 'a failed cycle, which backs off');
     assert.deepEqual(queueRows(client).map((row) => [row.entityId, row.status, row.retryCount]), [['a', 'pending', 0], ['b', 'pending', 0]]);
   });
   test('a response that settles none of the pushed changes does not make the cycle loop', async (t) => {
