@@ -168,11 +168,20 @@ Status PushRequestEntry(const uint8_t* data, size_t size) {
   clock->Advance(1000);
   Result<std::string> compat = server.CompatPush("u", body, CompatOptions{});
   DS_RETURN_IF_ERROR(CheckJson(compat, "CompatPush"));
-  for (const Status* status : {&synced.status(), &pushed.status(), &compat.status()}) {
+  // And as a legacy state for POST /v2/migrate ({entityType: [records]}, bare or as {state}).
+  clock->Advance(1000);
+  Result<std::string> migrated = server.CompatMigrate("u", body, CompatOptions{});
+  DS_RETURN_IF_ERROR(CheckJson(migrated, "CompatMigrate"));
+  for (const Status* status : {&synced.status(), &pushed.status(), &compat.status(), &migrated.status()}) {
     if (status->code() == StatusCode::kInternal) return *status;
   }
-  // A body is meant for one of the two shapes: ok when either accepted it.
-  if (synced.ok() || compat.ok()) return Status::Ok();
+  // Whatever was accepted reads back through the older designs' pull (its records re-encoded,
+  // each updated_at clamped or kept), and through the v2 pull.
+  Result<std::string> compat_pull = server.CompatPull("u", R"({"deviceId":"fuzz","lastSyncTimestamp":null})", CompatOptions{});
+  DS_RETURN_IF_ERROR(CheckJson(compat_pull, "CompatPull"));
+  if (!compat_pull.ok()) return compat_pull.status();
+  // A body is meant for one of the three shapes: ok when any accepted it.
+  if (synced.ok() || compat.ok() || migrated.ok()) return Status::Ok();
   return body.find("\"changes\":{") != std::string::npos ? compat.status() : synced.status();
 }
 

@@ -175,10 +175,13 @@ Status DecodeRecordsByType(simdjson::ondemand::object by_type, simdjson::ondeman
         size_t index = 0;
         for (auto record_result : records) {
           const std::string record_name = name + "[" + std::to_string(index++) + "]";
+          // The type only: CopyValidatedJson opens the object itself, and a value's object may be
+          // opened once (opening an empty one steps past it).
           simdjson::ondemand::value record_value;
-          simdjson::ondemand::object record;
+          simdjson::ondemand::json_type record_type;
           if (std::move(record_result).get(record_value) != simdjson::SUCCESS ||
-              record_value.get_object().get(record) != simdjson::SUCCESS) {
+              record_value.type().get(record_type) != simdjson::SUCCESS ||
+              record_type != simdjson::ondemand::json_type::object) {
             return ExpectedError("an object", record_name, "another value");
           }
           std::string canonical;
@@ -370,14 +373,16 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
                                        const CompatOptions& compat, const std::string& entity_type,
                                        const std::string& entity_id,
                                        const std::optional<std::string_view>& data, bool deleted,
-                                       int64_t server_timestamp, int64_t max_clock_skew_ms) {
+                                       const CompatRecordTimes& times) {
   const std::string configured = IdFieldFor(compat, entity_type);
   const std::string singular_id = Singular(entity_type) + "_id";
   // The id field the records were pushed with: the configured one, or one the stored (for a
   // deleted entity, its last) state has, else "id".
   std::string id_field = configured.empty() ? "id" : configured;
   bool has_time = false;
-  bool time_admitted = true;  // the pushed time, unless the server clamped it as too far ahead
+  // Time fields the server clamped (further ahead of the time it received them than the skew
+  // allows): each is sent again as the received time, as a string or a number as it was pushed.
+  std::vector<std::pair<std::string, std::string>> clamped;
   std::string_view rest = "{}";
   std::string id_json;  // the id as it was pushed (a number stays a number)
   if (data) {
@@ -398,12 +403,21 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
     }
     for (const char* time_field : {"updated_at", "updatedAt"}) {
       simdjson::ondemand::value time_value;
+      simdjson::ondemand::json_type type;
       std::optional<int64_t> sent;
-      if (has_time && doc.find_field_unordered(time_field).get(time_value) == simdjson::SUCCESS &&
-          ReadRecordTime(time_value, time_field, &sent).ok() && sent &&
-          AdmittedTimestamp(*sent, server_timestamp, max_clock_skew_ms) != *sent) {
-        time_admitted = false;
+      if (!has_time || doc.find_field_unordered(time_field).get(time_value) != simdjson::SUCCESS ||
+          time_value.type().get(type) != simdjson::SUCCESS ||
+          !ReadRecordTime(time_value, time_field, &sent).ok() || !sent ||
+          AdmittedTimestamp(*sent, times.admitted, times.max_clock_skew_ms) == *sent) {
+        continue;
       }
+      std::string received;
+      if (type == simdjson::ondemand::json_type::number) {
+        received = std::to_string(times.admitted);
+      } else {
+        AppendString(&received, FormatIso8601(times.admitted));
+      }
+      clamped.emplace_back(time_field, std::move(received));
     }
   }
   if (id_json.empty()) AppendString(&id_json, entity_id);
@@ -411,19 +425,24 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
   AppendString(&record, id_field);
   record.push_back(':');
   record.append(id_json);
-  if (!has_time || !time_admitted || deleted) {
-    // A record keeps the updated_at it was pushed with; one without, or one the server clamped
-    // (further ahead of the server's clock than the skew allows), gets the server's commit time.
+  if (!has_time || deleted) {
+    // A record keeps the updated_at it was pushed with; one without gets the server's commit time.
     record.append(",\"updated_at\":");
-    AppendString(&record, FormatIso8601(server_timestamp));
+    AppendString(&record, FormatIso8601(times.committed));
   }
   if (deleted) {
     record.append(",\"deleted\":true}");
     return record;
   }
-  Result<std::string> fields =
-      time_admitted ? ObjectWithoutKeys(scratch, rest, {id_field})
-                    : ObjectWithoutKeys(scratch, rest, {id_field, "updated_at", "updatedAt"});
+  std::unordered_set<std::string> replaced = {id_field};
+  for (const auto& [field, value] : clamped) {
+    replaced.insert(field);
+    record.push_back(',');
+    AppendString(&record, field);
+    record.push_back(':');
+    record.append(value);
+  }
+  Result<std::string> fields = ObjectWithoutKeys(scratch, rest, replaced);
   if (!fields.ok()) return fields.status();
   if (fields.value().size() > 2) {
     record.push_back(',');

@@ -54,16 +54,27 @@ struct CompatResolveRequest {
 Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body,
                            const ServerLimits& limits, CompatResolveRequest* out);
 
+// When the entity's state was stored: `committed`, the server's commit time (strictly
+// increasing per user: the order pages follow); `admitted`, the time its change was judged by
+// (the pushed time, or the time the server received it when that was further ahead than
+// `max_clock_skew_ms`).
+struct CompatRecordTimes {
+  int64_t committed = 0;
+  int64_t admitted = 0;
+  int64_t max_clock_skew_ms = 0;
+};
+
 // The entity as a compatible record: the id under the field it was pushed with (a number stays
-// a number), the updated_at it was pushed with or, when it had none or one further ahead of
-// `server_timestamp` than `max_clock_skew_ms` (AdmittedTimestamp), the server's commit time; and
-// for a deleted entity only its id and "deleted":true. `data`: the stored document (for a
-// deleted entity, its last live state), if any.
+// a number); its updated_at / updatedAt as pushed, or, for one the server clamped
+// (AdmittedTimestamp), the time the server received it under the same field and of the same JSON
+// type; a record pushed without one gets updated_at, the commit time. A deleted entity is its
+// id, updated_at and "deleted":true. `data`: the stored document (for a deleted entity, its last
+// live state), if any.
 Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
                                        const CompatOptions& compat, const std::string& entity_type,
                                        const std::string& entity_id,
                                        const std::optional<std::string_view>& data, bool deleted,
-                                       int64_t server_timestamp, int64_t max_clock_skew_ms);
+                                       const CompatRecordTimes& times);
 
 // {entityType: [records], ...}: `records` maps each type to its records joined with commas.
 void AppendRecordsByType(const std::map<std::string, std::string>& records, std::string* out);

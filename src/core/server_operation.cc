@@ -107,7 +107,7 @@ constexpr const char* kCloseConflict =
     "UPDATE conflicts SET status = 'resolved', resolution = ?3, resolved_at = ?4 WHERE user_id = "
     "?1 AND number = ?2";
 constexpr const char* kEntitiesSince =
-    "SELECT entity_type, entity_id, data, deleted, server_timestamp FROM entities "
+    "SELECT entity_type, entity_id, data, deleted, server_timestamp, client_timestamp FROM entities "
     "WHERE user_id = ?1 AND server_timestamp > ?2 ORDER BY server_timestamp LIMIT ?3";
 constexpr const char* kEntityTypes =
     "SELECT DISTINCT entity_type FROM entities WHERE user_id = ?1 ORDER BY 1";
@@ -755,8 +755,8 @@ Result<int64_t> SyncServerCore::Operation::AppendEntitiesSince(const std::string
     const int64_t server_timestamp = scope->Int(4);
     Result<std::string> record =
         EncodeCompatRecord(scratch(), compat, entity_type, std::string(scope->Text(1)),
-                           scope->OptionalView(2), scope->Int(3) != 0, server_timestamp,
-                           s_.options_.max_clock_skew_ms);
+                           scope->OptionalView(2), scope->Int(3) != 0,
+                           CompatRecordTimes{server_timestamp, scope->Int(5), s_.options_.max_clock_skew_ms});
     if (!record.ok()) return record.status();
     record_bytes += record.value().size() + 1;
     if (rows > 1 && record_bytes > max_bytes) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/server_compat_codec.h"
 #include "core/server_decisions.h"
 #include "test_util.h"
 
@@ -360,6 +361,38 @@ TEST(PlanResolution, MergedReplacesTheServersFieldsAndTheClientsRevivesADeletedE
   ASSERT_TRUE(IsOk(PlanResolution(parser, "client", std::nullopt, deleted, &client)));
   EXPECT_EQ(client.type, ChangeType::kCreated);
   EXPECT_EQ(client.data, R"({"a":1,"b":2})");
+}
+
+// ---- EncodeCompatRecord: the time fields of a record sent to the older designs' clients
+
+constexpr int64_t kReceived = 1760788800000;  // 2025-10-18T12:00:00Z
+constexpr int64_t kSkew = 60000;
+
+std::string Encode(const std::string& data, int64_t committed, int64_t admitted) {
+  simdjson::ondemand::parser scratch;
+  Result<std::string> record = EncodeCompatRecord(scratch, CompatOptions{}, "customers", "c1", std::string_view(data),
+                                                  /*deleted=*/false, CompatRecordTimes{committed, admitted, kSkew});
+  EXPECT_TRUE(IsOk(record));
+  return record.ok() ? record.value() : "";
+}
+
+TEST(EncodeCompatRecord, AClampedTimeIsSentAsReceivedUnderItsOwnFieldAndType) {
+  EXPECT_EQ(Encode(R"({"id":"c1","updated_at":"9999-12-31T00:00:00Z","n":1})", kReceived + 5, kReceived),
+            R"({"id":"c1","updated_at":"2025-10-18T12:00:00.000Z","n":1})");
+  EXPECT_EQ(Encode(R"({"id":"c1","updatedAt":253402214400000})", kReceived + 5, kReceived),
+            R"({"id":"c1","updatedAt":1760788800000})");
+}
+
+TEST(EncodeCompatRecord, AnAdmittedTimeStaysAsPushedHoweverFarTheCommitCounterRan) {
+  // After a bulk import the commit counter (1 ms per write) can run minutes ahead of the clock:
+  // a time the server admitted is still sent as pushed.
+  EXPECT_EQ(Encode(R"({"id":"c1","updated_at":"2025-10-18T12:00:30Z"})", kReceived + 600000, kReceived + 30000),
+            R"({"id":"c1","updated_at":"2025-10-18T12:00:30Z"})");
+}
+
+TEST(EncodeCompatRecord, ARecordWithoutATimeGetsTheCommitTime) {
+  EXPECT_EQ(Encode(R"({"id":"c1","n":1})", kReceived, kReceived - 1000),
+            R"({"id":"c1","updated_at":"2025-10-18T12:00:00.000Z","n":1})");
 }
 
 }  // namespace

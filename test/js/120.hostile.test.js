@@ -864,6 +864,8 @@ const HTTP_ROWS = [
 
   // compatible POST /push
   { name: '/push changes an array', path: '/push', body: compatText({ changes: '[]' }), status: 400, code: 'INVALID_ARGUMENT' },
+  { name: '/push an empty record {} (opened twice, it once read past its end)', path: '/push', body: compatText({ changes: '{"customers":[{}]}' }), status: 400, code: 'INVALID_ARGUMENT' },
+  { name: '/v2/migrate an empty record {}', path: '/v2/migrate', body: '{"notes":[{"id":"n1"},{}]}', status: 400, code: 'INVALID_ARGUMENT' },
   { name: '/push deviceId missing', path: '/push', body: compatText({ over: { deviceId: undefined } }), status: 400, code: 'INVALID_ARGUMENT' },
   { name: '/push deviceId a number', path: '/push', body: compatText({ over: { deviceId: '9' } }), status: 400, code: 'INVALID_ARGUMENT' },
   { name: '/push records not an array', path: '/push', body: compatText({ changes: '{"customers":{"customer_id":"H1"}}' }), status: 400, code: 'INVALID_ARGUMENT' },

@@ -521,12 +521,16 @@ describe('clock hygiene', () => {
     const push = (record) => app.post('/push', { deviceId: 'bad-clock', changes: { customers: [record] } });
     assert.equal((await push({ customer_id: 'C1', name: 'pinned', updated_at: '9999-12-31T00:00:00Z' })).status, 200);
     assert.equal((await push({ customer_id: 'C2', name: 'fine', updatedAt: '2025-10-18T12:00:00.000Z' })).status, 200);
+    assert.equal((await push({ customer_id: 'C3', name: 'camel', updatedAt: Date.UTC(9999, 0, 1) })).status, 200);
     const pulled = await app.post('/pull', { deviceId: 'other', lastSyncTimestamp: null });
-    const [pinned, fine] = pulled.json.changes.customers;
+    const [pinned, fine, camel] = pulled.json.changes.customers;
     assert.deepEqual(Object.keys(pinned).sort(), ['customer_id', 'name', 'updated_at']);
     const time = Date.parse(pinned.updated_at);
     assert.ok(time >= before - 1000 && time <= Date.now() + 1000, `${pinned.updated_at}: the time the server received it`);
     assert.equal(fine.updatedAt, '2025-10-18T12:00:00.000Z', 'a time the server admitted stays as it was pushed');
+    assert.deepEqual(Object.keys(camel).sort(), ['customer_id', 'name', 'updatedAt'], 'under the field it was pushed with');
+    assert.equal(typeof camel.updatedAt, 'number', 'and of the same type');
+    assert.ok(camel.updatedAt <= Date.now() + 1000);
     const { entities } = (await app.get('/changes')).json;
     assert.equal(entities.customers[0].updated_at, pinned.updated_at, 'GET /changes says the same');
   });
