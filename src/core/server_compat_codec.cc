@@ -306,7 +306,7 @@ Status DecodeMigrateRequest(simdjson::ondemand::parser& parser, simdjson::ondema
   doc.rewind();
   if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument(kNotAState);
   if (fields != 1 || !state_object) {
-    return DecodeRecordsByType(object, scratch, compat, limits.json, kSnapshotSource, "the request body", out,
+    return DecodeRecordsByType(object, scratch, compat, limits.json, kSnapshotSource, "state", out,
                                kDeviceId);
   }
   return ForEachField(object, "the request body", "Malformed JSON in the request body",

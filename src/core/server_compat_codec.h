@@ -41,7 +41,8 @@ Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::pa
 
 // Decodes the body of POST /v2/migrate as DecodeSnapshot does its state. The state is the body
 // itself, {entityType: [records]}, or, when the body's one field besides "deviceId" is an object
-// "state", that object; "deviceId" is never an entity type.
+// "state", that object; a "deviceId" beside the state is not an entity type. Errors name the
+// records as the state's ("state.notes[0]"), in either form.
 Status DecodeMigrateRequest(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                             const std::string& body, const CompatOptions& compat,
                             const ServerLimits& limits, std::vector<ChangeInput>* out);
