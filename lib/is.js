@@ -66,7 +66,7 @@ function optionsObject(name, options, known) {
   return options;
 }
 
-/** The path of the first NaN or Infinity inside `value`, or undefined. */
+/** The first NaN or Infinity inside `value`, as `{ path, value }`, or undefined. */
 function findNonFinite(value, path) {
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : { path, value };
   if (value === null || typeof value !== 'object') return undefined;

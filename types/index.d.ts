@@ -18,6 +18,9 @@ export type SyncErrorCode =
   | 'AUTH'
   | 'ABORTED'
   | 'UNAUTHENTICATED'
+  | 'OVERLOADED'
+  | 'REQUEST_TIMEOUT'
+  | 'TOO_MANY_STREAMS'
   | 'NATIVE_MODULE'
   | 'FORBIDDEN'
   | 'INTERNAL';
@@ -604,11 +607,11 @@ export interface SyncClientOptions {
   };
   /** Keep the process alive while started. Default false. */
   keepAlive?: boolean;
-  /** Checks connectivity itself: true for the defaults, or its options. Off by default. */
+  /** Checks connectivity itself: true for the defaults, or its options. Off by default; without a transport only false. */
   healthCheck?: boolean | HealthCheckOptions;
   /**
    * Live updates while started and online: on by default when the transport has `events`
-   * (httpTransport without a custom fetch); false polls instead.
+   * (httpTransport without a custom fetch); false polls instead. Without a transport only false.
    */
   live?: boolean | LiveOptions;
   /** Open an existing database only: a missing file is NOT_FOUND and is not created. Default false. */

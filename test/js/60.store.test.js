@@ -48,6 +48,19 @@ function clockPast(ms) {
 }
 
 describe('put', () => {
+  test('a NaN or an Infinity is refused, naming where it is and what it is; nothing is stored', (t) => {
+    const client = memoryClient(t);
+    for (const [doc, message] of [
+      [{ v: Infinity }, /for doc\.v but received Infinity of type number$/],
+      [{ list: [1, -Infinity] }, /for doc\.list\[1\] but received -Infinity of type number$/],
+      [{ deep: { n: NaN } }, /for doc\.deep\.n but received NaN of type number$/],
+    ]) {
+      assert.throws(() => client.put('note', 'n', doc), (error) => error.code === 'INVALID_ARGUMENT' && message.test(error.message));
+    }
+    assert.equal(client.get('note', 'n'), undefined);
+    assert.equal(client.queue.stats().pending, 0);
+  });
+
   test('stores a new document and queues CREATED carrying it', (t) => {
     const client = memoryClient(t);
     const doc = { title: 'a', n: 1, nested: { list: [1, 'two', null] } };
