@@ -263,8 +263,10 @@ Status DecodeCompatRequest(simdjson::ondemand::parser& parser, simdjson::ondeman
   return Status::Ok();
 }
 
+namespace {
 // A snapshot is one import, not a push: no limit on its number of records.
-const RecordSource kSnapshotSource{"snapshot", "snapshot", static_cast<size_t>(-1)};
+RecordSource SnapshotSource() { return RecordSource{"snapshot", "snapshot", static_cast<size_t>(-1)}; }
+}  // namespace
 
 Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::parser& scratch,
                       const std::string& state, const CompatOptions& compat,
@@ -276,7 +278,7 @@ Status DecodeSnapshot(simdjson::ondemand::parser& parser, simdjson::ondemand::pa
                                        "Expected an object of entity types to arrays of records for state",
                                        &doc, &by_type));
   DS_RETURN_IF_ERROR(
-      DecodeRecordsByType(by_type, scratch, compat, limits.json, kSnapshotSource, "state", out));
+      DecodeRecordsByType(by_type, scratch, compat, limits.json, SnapshotSource(), "state", out));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the snapshot");
   return Status::Ok();
 }
@@ -306,14 +308,14 @@ Status DecodeMigrateRequest(simdjson::ondemand::parser& parser, simdjson::ondema
   doc.rewind();
   if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument(kNotAState);
   if (fields != 1 || !state_object) {
-    return DecodeRecordsByType(object, scratch, compat, limits.json, kSnapshotSource, "state", out,
+    return DecodeRecordsByType(object, scratch, compat, limits.json, SnapshotSource(), "state", out,
                                kDeviceId);
   }
   return ForEachField(object, "the request body", "Malformed JSON in the request body",
                       [&](std::string_view key, simdjson::ondemand::value value) -> Status {
                         simdjson::ondemand::object state;
                         if (key != "state" || value.get_object().get(state) != simdjson::SUCCESS) return Status::Ok();
-                        return DecodeRecordsByType(state, scratch, compat, limits.json, kSnapshotSource, "state", out);
+                        return DecodeRecordsByType(state, scratch, compat, limits.json, SnapshotSource(), "state", out);
                       });
 }
 
