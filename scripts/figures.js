@@ -34,6 +34,7 @@ const CAVEATS = {
   e: 'both sides spend most of their time in the same SQLite statements',
   f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 4 MB page cache, as deltasync\'s client does',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
+  j: 'both sides run the same prepared statement, one indexed read per call: what differs is only the cost of the call into C++',
   l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
   l4: '32 devices of 16 users at once: requests wait for the one SQLite session in turn, and those that queue share one commit',
   l5: 'every commit is synced to disk; the requests that queue for the session share one commit, so one fsync',
