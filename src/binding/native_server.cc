@@ -196,6 +196,18 @@ CompatOptions NativeServer::ReadCompat(const Napi::Value& value) {
   return compat;
 }
 
+Napi::Value NativeServer::RunCompat(const Napi::CallbackInfo& info, CompatCall call) {
+  std::string user = info[0].As<Napi::String>().Utf8Value();
+  CompatOptions compat = ReadCompat(info[2]);
+  return Run(
+      info.Env(),
+      [user = std::move(user), compat = std::move(compat), call](SyncServerCore& server,
+                                                                 const std::string& body) {
+        return (server.*call)(user, body, compat);
+      },
+      info[1]);
+}
+
 Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
   ReleaseCommitListener();  // a commit still in flight finds the sink closed
   server_.reset();
@@ -339,26 +351,12 @@ Napi::Value NativeServer::ResolveConflict(const Napi::CallbackInfo& info) {
 
 // importSnapshot(userId, stateJson, idFields)
 Napi::Value NativeServer::ImportSnapshot(const Napi::CallbackInfo& info) {
-  std::string user = info[0].As<Napi::String>().Utf8Value();
-  CompatOptions compat = ReadCompat(info[2]);
-  return Run(
-      info.Env(),
-      [user = std::move(user), compat](SyncServerCore& server, const std::string& state) {
-        return server.ImportSnapshot(user, state, compat);
-      },
-      info[1]);
+  return RunCompat(info, &SyncServerCore::ImportSnapshot);
 }
 
 // compatMigrate(userId, body, idFields)
 Napi::Value NativeServer::CompatMigrate(const Napi::CallbackInfo& info) {
-  std::string user = info[0].As<Napi::String>().Utf8Value();
-  CompatOptions compat = ReadCompat(info[2]);
-  return Run(
-      info.Env(),
-      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
-        return server.CompatMigrate(user, body, compat);
-      },
-      info[1]);
+  return RunCompat(info, &SyncServerCore::CompatMigrate);
 }
 
 // compatPush(userId, body, idFields, resolver?)
@@ -375,15 +373,9 @@ Napi::Value NativeServer::CompatPush(const Napi::CallbackInfo& info) {
       info[1]);
 }
 
+// compatPull(userId, body, idFields)
 Napi::Value NativeServer::CompatPull(const Napi::CallbackInfo& info) {
-  std::string user = info[0].As<Napi::String>().Utf8Value();
-  CompatOptions compat = ReadCompat(info[2]);
-  return Run(
-      info.Env(),
-      [user = std::move(user), compat](SyncServerCore& server, const std::string& body) {
-        return server.CompatPull(user, body, compat);
-      },
-      info[1]);
+  return RunCompat(info, &SyncServerCore::CompatPull);
 }
 
 // compatFull(userId, body, idFields, resolver?)

@@ -26,6 +26,10 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   // Runs `operation` off the main thread; the promise resolves with its JSON text.
   Napi::Value Run(Napi::Env env, Operation operation, Napi::Value body = Napi::Value());
   CompatOptions ReadCompat(const Napi::Value& value);
+  // (userId, body, idFields): runs `call` on the body with the user and the compat options.
+  using CompatCall = Result<std::string> (SyncServerCore::*)(const std::string&, const std::string&,
+                                                             const CompatOptions&);
+  Napi::Value RunCompat(const Napi::CallbackInfo& info, CompatCall call);
 
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value IsOpen(const Napi::CallbackInfo& info);
