@@ -60,6 +60,16 @@ std::optional<std::string> ReadRecordId(simdjson::ondemand::value value) {
   return std::nullopt;
 }
 
+// The fields a compatible record carries its time in.
+constexpr const char* kRecordTimeFields[] = {"updated_at", "updatedAt"};
+
+bool IsRecordTimeField(std::string_view key) {
+  for (const char* field : kRecordTimeFields) {
+    if (key == field) return true;
+  }
+  return false;
+}
+
 // updated_at / updatedAt: an ISO 8601 time or milliseconds since the epoch; other types are
 // not a time and are left as they are.
 Status ReadRecordTime(simdjson::ondemand::value value, const std::string& name,
@@ -116,7 +126,7 @@ Status RecordToChange(simdjson::ondemand::parser& scratch, const CompatOptions& 
                      } else if (key == singular_id) {
                        has_id_field = true;
                        id_singular = ReadRecordId(value);
-                     } else if (key == "updated_at" || key == "updatedAt") {
+                     } else if (IsRecordTimeField(key)) {
                        DS_RETURN_IF_ERROR(
                            ReadRecordTime(value, record_name + "." + std::string(key), &timestamp));
                      } else if (IsDeletedFlag(key)) {
@@ -305,18 +315,18 @@ Status DecodeMigrateRequest(simdjson::ondemand::parser& parser, simdjson::ondema
                                     return Status::Ok();
                                   }));
   if (!doc.at_end()) return Status::InvalidArgument("Trailing content after the request body");
+  // Then the records, of the state or of the body itself: the first pass read it whole, so both
+  // the object and its "state" open again.
   doc.rewind();
-  if (doc.get_object().get(object) != simdjson::SUCCESS) return Status::InvalidArgument(kNotAState);
-  if (fields != 1 || !state_object) {
-    return DecodeRecordsByType(object, scratch, compat, limits.json, SnapshotSource(), "state", out,
-                               kDeviceId);
+  simdjson::ondemand::object state;
+  if (doc.get_object().get(object) != simdjson::SUCCESS ||
+      (fields == 1 && state_object && object.find_field_unordered("state").get_object().get(state))) {
+    return Status::InvalidArgument("Malformed JSON in the request body");
   }
-  return ForEachField(object, "the request body", "Malformed JSON in the request body",
-                      [&](std::string_view key, simdjson::ondemand::value value) -> Status {
-                        simdjson::ondemand::object state;
-                        if (key != "state" || value.get_object().get(state) != simdjson::SUCCESS) return Status::Ok();
-                        return DecodeRecordsByType(state, scratch, compat, limits.json, SnapshotSource(), "state", out);
-                      });
+  if (fields == 1 && state_object) {
+    return DecodeRecordsByType(state, scratch, compat, limits.json, SnapshotSource(), "state", out);
+  }
+  return DecodeRecordsByType(object, scratch, compat, limits.json, SnapshotSource(), "state", out, kDeviceId);
 }
 
 Status DecodeCompatResolve(simdjson::ondemand::parser& parser, const std::string& body,
@@ -392,7 +402,7 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
     if (!keys.ok()) return keys.status();
     if (configured.empty() && !keys.value().count("id") && keys.value().count(singular_id))
       id_field = singular_id;
-    has_time = keys.value().count("updated_at") > 0 || keys.value().count("updatedAt") > 0;
+    for (const char* field : kRecordTimeFields) has_time = has_time || keys.value().count(field) > 0;
     if (!deleted) rest = *data;
     simdjson::padded_string padded(*data);
     simdjson::ondemand::document doc;
@@ -403,7 +413,7 @@ Result<std::string> EncodeCompatRecord(simdjson::ondemand::parser& scratch,
         id_value.raw_json().get(raw) == simdjson::SUCCESS) {
       id_json = std::string(TrimJsonWhitespace(raw));
     }
-    for (const char* time_field : {"updated_at", "updatedAt"}) {
+    for (const char* time_field : kRecordTimeFields) {
       simdjson::ondemand::value time_value;
       simdjson::ondemand::json_type type;
       std::optional<int64_t> sent;
