@@ -36,20 +36,23 @@ class LiveStreams {
     return null;
   }
 
-  /** Answers HEAD: the status and headers a stream of `userId` would open with, and no stream. */
-  head(userId, res) {
-    this._server._native(); // CLOSED
+  /** Throws CLOSED, or the refusal, when a stream of `userId` may not open now. */
+  _admit(userId) {
+    this._server._native();
     const refused = this.refusal(userId);
     if (refused) throw refused;
+  }
+
+  /** Answers HEAD: the status and headers a stream of `userId` would open with, and no stream. */
+  head(userId, res) {
+    this._admit(userId);
     writeStreamHead(res);
     res.end();
   }
 
   /** Serves one stream until the device goes away or the server closes. */
   async serve(userId, req, res) {
-    this._server._native(); // CLOSED, before anything is sent
-    const refused = this.refusal(userId);
-    if (refused) throw refused;
+    this._admit(userId); // before anything is sent
     if (res.destroyed) return; // the device left while it was authenticated: no stream to hold
     this._open.add(userId, 1);
     let last = -1;
