@@ -9,8 +9,9 @@
 //   node scripts/sanitize.js --tsan   ThreadSanitizer, the threaded tests (build/tsan):
 //                                     the server's concurrent syncs, the SQLite busy-wait
 //                                     writers, the scheduler and the worker-thread apply
-//                                     (test/cpp/99_threads_test.cc), the session's FifoLock and
-//                                     the WAL checkpointer thread
+//                                     (test/cpp/99_threads_test.cc), the session's FifoLock,
+//                                     the WAL checkpointer thread, and a pulled page's
+//                                     validation in halves and decoding ahead (PagePrefetcher)
 //
 // Fails on any sanitizer report. Every kind of report already fails its test (ASan aborts,
 // UBSan is built with -fno-sanitize-recover, TSan halts on error, LSan exits non-zero); as a
@@ -26,7 +27,7 @@ const tsan = process.argv.includes('--tsan');
 const dir = path.join(root, 'build', tsan ? 'tsan' : 'asan');
 const flag = tsan ? '-DDELTASYNC_TSAN=ON' : '-DDELTASYNC_SANITIZE=ON';
 // The tests that start threads (or exercise the code the threads share), for ThreadSanitizer.
-const TSAN_TESTS = '^(SyncServerCore\\.Concurrent|GroupCommitTest\\.|SyncServerGroupCommit\\.|FifoLock\\.|WalCheckpointerTest\\.|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
+const TSAN_TESTS = '^(PagePrefetcher\\.|ValidatePullPage\\.|SyncServerCore\\.Concurrent|GroupCommitTest\\.|SyncServerGroupCommit\\.|FifoLock\\.|WalCheckpointerTest\\.|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
 const junit = path.join(dir, 'ctest-junit.xml');
 const REPORT = /runtime error:|ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer/;
 

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "core/page_prefetcher.h"
 
 namespace deltasync::binding {
 
@@ -63,11 +66,19 @@ void ApplyWorker::Execute(const ExecutionProgress& progress) {
   auto last_report = SteadyClock::now();
   const size_t total = page.ChangeCount();
   const size_t window = static_cast<size_t>(chunk_size_);
-  PageChangeReader reader(parser, bytes, layout, limits_);
+  // A page decoded again is decoded a window ahead, on a thread of its own (which then has the
+  // parser), while the window before it is written.
+  std::optional<PageChangeReader> reader;
+  std::optional<PagePrefetcher> prefetcher;
+  if (keep == PageChanges::kCountOnly && total > 0) {
+    prefetcher.emplace(parser, bytes, layout, limits_, window);
+  } else {
+    reader.emplace(parser, bytes, layout, limits_);
+  }
   size_t begin = 0;  // within page.changes: the changes kept from validation, or the window last read
   do {
     if (begin == page.changes.size()) {
-      status_ = reader.Next(window, &page);
+      status_ = prefetcher ? prefetcher->Next(&page) : reader->Next(window, &page);
       if (!status_.ok()) return;
       begin = 0;
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "core/change_codec.h"
@@ -351,12 +352,12 @@ Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded
 
 namespace {
 
-// The end of a window of at most `count` changes from `first`, and at most the layout's
-// window_bytes unless its first change alone is larger.
-size_t WindowEnd(const PageLayout& layout, size_t first, size_t count) {
+// The end of a run of at most `count` changes from `first`, and at most `max_bytes` unless its
+// first change alone is larger.
+size_t RunEnd(const PageLayout& layout, size_t first, size_t count, size_t max_bytes) {
   const size_t limit = std::min(layout.changes.size(), first + count);
   size_t end = first + 1;
-  while (end < limit && layout.changes[end].second - layout.changes[first].first <= layout.window_bytes) ++end;
+  while (end < limit && layout.changes[end].second - layout.changes[first].first <= max_bytes) ++end;
   return end;
 }
 
@@ -395,6 +396,55 @@ Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, 
   return Status::Ok();
 }
 
+// Decodes changes [begin, end) of the page as DecodeWindow does, parsing at most kParseBytes
+// (and at most the layout's window_bytes) of them at once.
+Status DecodeChanges(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                     size_t begin, size_t end, const JsonLimits& limits, std::string* window, std::string* buffer,
+                     int64_t* last_version, std::vector<RemoteChange>* out) {
+  const size_t parse_bytes = std::min(layout.window_bytes, kParseBytes);
+  for (size_t first = begin; first < end;) {
+    const size_t parsed_end = RunEnd(layout, first, end - first, parse_bytes);
+    DS_RETURN_IF_ERROR(
+        DecodeWindow(parser, bytes, layout, first, parsed_end, limits, window, buffer, last_version, out));
+    first = parsed_end;
+  }
+  return Status::Ok();
+}
+
+// Validates changes [begin, end) of the page, their versions increasing from *last_version;
+// each is appended to `out` unless it is null.
+Status ValidateChanges(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                       const JsonLimits& limits, size_t begin, size_t end, int64_t* last_version,
+                       std::vector<RemoteChange>* out) {
+  std::string window;
+  std::string buffer;
+  return DecodeChanges(parser, bytes, layout, begin, end, limits, &window, &buffer, last_version, out);
+}
+
+// Changes of a page past this many bytes are validated in two halves at once.
+constexpr size_t kSplitValidationBytes = size_t{1} << 20;
+
+// The first change of the page's second half by bytes. REQUIRES: at least two changes.
+size_t MiddleChange(const PageLayout& layout) {
+  const size_t half = layout.changes.front().first + (layout.changes.back().second - layout.changes.front().first) / 2;
+  const auto found = std::lower_bound(layout.changes.begin(), layout.changes.end(), half,
+                                      [](const std::pair<size_t, size_t>& change, size_t at) { return change.first < at; });
+  return std::clamp<size_t>(static_cast<size_t>(found - layout.changes.begin()), 1, layout.changes.size() - 1);
+}
+
+// A thread joined when it goes out of scope, whatever way the scope is left.
+class JoiningThread {
+ public:
+  template <typename Function>
+  explicit JoiningThread(Function&& function) : thread_(std::forward<Function>(function)) {}
+  ~JoiningThread() { thread_.join(); }
+  JoiningThread(const JoiningThread&) = delete;
+  JoiningThread& operator=(const JoiningThread&) = delete;
+
+ private:
+  std::thread thread_;
+};
+
 // ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
 // changes array emptied, then the changes a window at a time. Its errors may differ from
 // DecodePullPage's (ValidatePullPage then reads the page whole for the error).
@@ -408,13 +458,26 @@ Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string
   // The scan found the only newChanges array, so the envelope holds none; were it to hold one,
   // its changes would be missed, so the page is then read whole instead.
   if (envelope_changes != 0) return Status::Internal("The page's layout missed changes");
-  std::vector<RemoteChange>* kept = keep == PageChanges::kKeep ? &out->changes : nullptr;
-  std::string window;
-  std::string buffer;
-  for (size_t first = 0; first < layout.changes.size();) {
-    const size_t end = WindowEnd(layout, first, layout.changes.size());
-    DS_RETURN_IF_ERROR(DecodeWindow(parser, bytes, layout, first, end, limits, &window, &buffer, &last, kept));
-    first = end;
+  const size_t count = layout.changes.size();
+  if (keep == PageChanges::kKeep || count < 2 ||
+      layout.changes.back().second - layout.changes.front().first < kSplitValidationBytes) {
+    DS_RETURN_IF_ERROR(ValidateChanges(parser, bytes, layout, limits, 0, count, &last,
+                                       keep == PageChanges::kKeep ? &out->changes : nullptr));
+  } else {
+    // The second half on a thread of its own, from the last change of the first half on, so
+    // that its versions are checked to follow the first half's.
+    const size_t middle = MiddleChange(layout);
+    Status second_half;
+    int64_t second_last = 0;
+    {
+      JoiningThread helper([&] {
+        simdjson::ondemand::parser own;
+        second_half = ValidateChanges(own, bytes, layout, limits, middle - 1, count, &second_last, nullptr);
+      });
+      DS_RETURN_IF_ERROR(ValidateChanges(parser, bytes, layout, limits, 0, middle, &last, nullptr));
+    }
+    DS_RETURN_IF_ERROR(second_half);
+    last = second_last;
   }
   out->bytes = bytes.size();
   out->page_change_count = layout.changes.size();
@@ -451,9 +514,9 @@ Status PageChangeReader::Next(size_t count, PullPage* page) {
   page->changes.clear();
   page->window_start = first;
   if (first >= layout_.changes.size() || count == 0) return Status::Ok();
-  const size_t end = WindowEnd(layout_, first, count);
+  const size_t end = RunEnd(layout_, first, count, layout_.window_bytes);
   Status decoded =
-      DecodeWindow(parser_, bytes_, layout_, first, end, limits_, &window_, &buffer_, &last_version, &page->changes);
+      DecodeChanges(parser_, bytes_, layout_, first, end, limits_, &window_, &buffer_, &last_version, &page->changes);
   if (!decoded.ok()) {
     page->changes.clear();
     return Status::InvalidArgument("The page's bytes changed after it was validated: " + decoded.message());

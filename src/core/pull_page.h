@@ -67,8 +67,12 @@ enum class PageChanges {
 Status DecodePullPage(simdjson::ondemand::parser& parser, const simdjson::padded_string& input,
                       const JsonLimits& limits, PullPage* out, PageChanges keep = PageChanges::kKeep);
 
-// The bytes of a window parsed as one simdjson document; a larger change is a window alone.
+// The most bytes of changes decoded (and applied) as one window; a larger change is a window alone.
 constexpr size_t kPageWindowBytes = size_t{1} << 18;
+
+// The most bytes of changes parsed as one simdjson document (a larger change is parsed alone):
+// a parser's buffers follow this, and a window is parsed in pieces of it.
+constexpr size_t kParseBytes = size_t{1} << 17;
 
 // Pages up to this size are worth keeping decoded from their validation, so that they are
 // decoded once: their decoded changes take about twice their bytes.

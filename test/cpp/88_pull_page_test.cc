@@ -1,6 +1,7 @@
 // 88: pulled pages: DecodePullPage's reading and validation of a whole page, ValidatePullPage's
 // window-at-a-time reading of the same pages (the same errors, the same changes), the layout
-// it finds with ScanPageLayout, and PageChangeReader's windows.
+// it finds with ScanPageLayout, PageChangeReader's windows, and PagePrefetcher's (the same
+// windows, decoded ahead on a thread).
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/page_layout.h"
+#include "core/page_prefetcher.h"
 #include "core/pull_page.h"
 #include "fuzz/entry_points.h"
 #include "simdjson.h"
@@ -240,7 +242,9 @@ TEST(ValidatePullPage, AgreesWithDecodePullPageOnEveryPage) {
   malformed[2900] = R"({"version":2901,"changeId":"c","type":"CREATED","entityType":"note","entityId":"n","data":{"a":}})";
   std::vector<std::string> bad_utf8 = big;
   bad_utf8[2200] = Remote(2201, "CREATED", "n\xC3\x28", "{}");
-  const std::vector<std::string> pages = {
+  std::vector<std::string> early = big;
+  early[100] = Remote(100, "CREATED", "early", "{}");
+  std::vector<std::string> pages = {
       "[" + c1 + "," + c2 + "," + c3 + "]",
       Page({c1, c2, c3}, 9, true),
       " \n[ \t" + c1 + " ,\r\n " + c2 + " ] \n",
@@ -273,7 +277,16 @@ TEST(ValidatePullPage, AgreesWithDecodePullPageOnEveryPage) {
       R"({"newChanges":[)" + c1 + R"(],})",
       R"({"newChanges":[)" + c1.substr(0, c1.size() - 1) + "]}",
       R"({"newChanges":[)" + c1 + R"(]})" + "\"",
+      Page(early),
+      Page(big, 2999),  // below the last change, which the second half of the validation reads
   };
+  // A big page is validated in two halves at once: a version that does not follow its
+  // predecessor is found wherever the halves meet (about the middle by bytes).
+  for (size_t at = 1490; at <= 1510; ++at) {
+    std::vector<std::string> repeated = big;
+    repeated[at] = Remote(static_cast<int64_t>(at), "CREATED", "repeat", "{}");
+    pages.push_back(Page(repeated));
+  }
   for (const std::string& json : pages) {
     for (const size_t window_bytes : {kPageWindowBytes, size_t{200}}) {
       const std::string label = json.substr(0, 120) + " (windows of " + std::to_string(window_bytes) + " bytes)";
@@ -388,6 +401,69 @@ TEST(PageChangeReader, RefusesBytesThatChangedAfterValidation) {
   PullPage fresh;
   ASSERT_TRUE(IsOk(again.Next(3, &fresh)));
   EXPECT_TRUE(HasCode(again.Next(3, &fresh), StatusCode::kInvalidArgument));
+}
+
+// ---- PagePrefetcher
+
+// The prefetcher gives the windows the reader gives, in order, then the end again and again.
+TEST(PagePrefetcher, GivesTheReadersWindowsInOrder) {
+  const std::string json = Page(ChangesOfSize(50, 10), 50);
+  simdjson::ondemand::parser parser;
+  PullPage validated;
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &validated, &layout)));
+  PullPage expected = validated;
+  PageChangeReader reader(parser, json, layout, JsonLimits{});
+  simdjson::ondemand::parser own;
+  PagePrefetcher prefetcher(own, json, layout, JsonLimits{}, 3);
+  PullPage page = validated;
+  for (int window = 0; window < 20; ++window) {
+    ASSERT_TRUE(IsOk(reader.Next(3, &expected)));
+    ASSERT_TRUE(IsOk(prefetcher.Next(&page)));
+    EXPECT_EQ(page.window_start, expected.window_start) << window;
+    ASSERT_EQ(page.changes.size(), expected.changes.size()) << window;
+    for (size_t i = 0; i < page.changes.size(); ++i) {
+      EXPECT_EQ(page.changes[i].entity_id, expected.changes[i].entity_id);
+      EXPECT_EQ(page.changes[i].version, expected.changes[i].version);
+      EXPECT_EQ(page.changes[i].data, expected.changes[i].data);
+    }
+  }
+  EXPECT_TRUE(page.changes.empty());
+  EXPECT_EQ(page.window_start, 50u);
+}
+
+// A window that no longer decodes is the prefetcher's error too, at the same place, and stays
+// its answer.
+TEST(PagePrefetcher, GivesTheReadersErrorWhereItOccurs) {
+  std::string json = Page(ChangesOfSize(6, 10));
+  simdjson::ondemand::parser parser;
+  PullPage page;
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
+  json.replace(json.find("\"version\":6"), 11, "\"version\":2");  // goes back in versions
+  PagePrefetcher prefetcher(parser, json, layout, JsonLimits{}, 3);
+  ASSERT_TRUE(IsOk(prefetcher.Next(&page)));
+  EXPECT_EQ(page.changes.size(), 3u);
+  for (int call = 0; call < 2; ++call) {
+    Status changed = prefetcher.Next(&page);
+    EXPECT_TRUE(HasCode(changed, StatusCode::kInvalidArgument)) << changed.ToString();
+    EXPECT_NE(changed.message().find("changed after it was validated"), std::string::npos) << changed.message();
+    EXPECT_TRUE(page.changes.empty());
+  }
+}
+
+// Destroyed with windows still to decode (the apply stopped early): the thread stops and nothing
+// is left running.
+TEST(PagePrefetcher, StopsWhenDestroyedEarly) {
+  const std::string json = Page(ChangesOfSize(200, 10));
+  simdjson::ondemand::parser parser;
+  PullPage page;
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
+  { PagePrefetcher untouched(parser, json, layout, JsonLimits{}, 5); }
+  PagePrefetcher prefetcher(parser, json, layout, JsonLimits{}, 5);
+  ASSERT_TRUE(IsOk(prefetcher.Next(&page)));
+  EXPECT_EQ(page.changes.size(), 5u);
 }
 
 TEST(DecodePullPage, RejectsInvalidJsonAndInvalidUtf8) {
