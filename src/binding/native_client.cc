@@ -31,6 +31,19 @@ std::string ReadString(const Napi::Value& value) {
   return out;
 }
 
+// A short string argument (an entity type or id, which lib/ has checked): read in one pass,
+// without the padding ReadString reserves for simdjson. A longer one is read as ReadString does.
+std::string ReadKey(const Napi::Value& value) {
+  char buffer[512];
+  size_t length = 0;
+  if (napi_get_value_string_utf8(value.Env(), value, buffer, sizeof(buffer), &length) != napi_ok) {
+    throw Napi::TypeError::New(value.Env(), "Expected a string");
+  }
+  // A longer string is cut short of a whole character (at most 3 bytes) before the buffer's end.
+  if (length + 4 < sizeof(buffer)) return std::string(buffer, length);
+  return ReadString(value);
+}
+
 // Copies a string, Buffer, TypedArray, DataView or ArrayBuffer into a buffer padded for simdjson.
 simdjson::padded_string ReadBytes(const Napi::Value& value) {
   napi_env env = value.Env();
@@ -444,8 +457,8 @@ Napi::Value NativeClient::PurgeSynced(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeClient::Put(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
-  const std::string entity_id = ReadString(info[1]);
+  const std::string entity_type = ReadKey(info[0]);
+  const std::string entity_id = ReadKey(info[1]);
   const std::string json = ReadString(info[2]);
   DS_REQUIRE_CLIENT(env);
   std::string doc;
@@ -457,8 +470,8 @@ Napi::Value NativeClient::Put(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeClient::Patch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
-  const std::string entity_id = ReadString(info[1]);
+  const std::string entity_type = ReadKey(info[0]);
+  const std::string entity_id = ReadKey(info[1]);
   const std::string json = ReadString(info[2]);
   DS_REQUIRE_CLIENT(env);
   std::string fields;
@@ -470,8 +483,8 @@ Napi::Value NativeClient::Patch(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeClient::Delete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
-  const std::string entity_id = ReadString(info[1]);
+  const std::string entity_type = ReadKey(info[0]);
+  const std::string entity_id = ReadKey(info[1]);
   DS_REQUIRE_CLIENT(env);
   Result<std::optional<WriteEvent>> event = client.store().Delete(entity_type, entity_id);
   ThrowIfError(env, event.status());
@@ -482,8 +495,8 @@ Napi::Value NativeClient::Delete(const Napi::CallbackInfo& info) {
 // get(entityType, entityId, withMeta) -> data JSON text | { data, version, dirty, deleted, lastSyncedAt, updatedAt } | null
 Napi::Value NativeClient::Get(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
-  const std::string entity_id = ReadString(info[1]);
+  const std::string entity_type = ReadKey(info[0]);
+  const std::string entity_id = ReadKey(info[1]);
   const bool with_meta = info[2].ToBoolean().Value();
   DS_REQUIRE_CLIENT(env);
   Result<std::optional<StoredDocument>> doc = client.store().Get(entity_type, entity_id, with_meta);
@@ -507,7 +520,7 @@ Napi::Value NativeClient::Get(const Napi::CallbackInfo& info) {
 // list(entityType, queryJson) -> JSON array text
 Napi::Value NativeClient::List(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_type = ReadKey(info[0]);
   const std::string query_json = ReadString(info[1]);
   DS_REQUIRE_CLIENT(env);
   ListQuery query;
@@ -519,7 +532,7 @@ Napi::Value NativeClient::List(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeClient::ExplainList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_type = ReadKey(info[0]);
   const std::string query_json = ReadString(info[1]);
   DS_REQUIRE_CLIENT(env);
   ListQuery query;
@@ -531,7 +544,7 @@ Napi::Value NativeClient::ExplainList(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeClient::CreateIndex(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string entity_type = ReadString(info[0]);
+  const std::string entity_type = ReadKey(info[0]);
   const std::string field = ReadString(info[1]);
   DS_REQUIRE_CLIENT(env);
   ThrowIfError(env, client.store().CreateIndex(entity_type, field));

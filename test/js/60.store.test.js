@@ -140,6 +140,15 @@ describe('put', () => {
     client.put('a'.repeat(64), 'x', { ok: 1 });
     client.put('Type_1.v-2', 'x', { ok: 1 });
     assertSyncError(() => client.put('note', 'é'.repeat(129), {}), 'INVALID_ARGUMENT', shape('entityId'));
+    // Bytes, not characters: 3-byte and 4-byte characters on either side of the limit.
+    for (const id of ['€'.repeat(85), '😀'.repeat(64)]) {
+      client.put('note', id, { id });
+      assert.deepEqual(client.get('note', id), { id });
+    }
+    for (const id of ['€'.repeat(86), '😀'.repeat(64) + 'x']) {
+      assertSyncError(() => client.put('note', id, {}), 'INVALID_ARGUMENT', shape('entityId'));
+      assertSyncError(() => client.get('note', id), 'INVALID_ARGUMENT', shape('entityId'));
+    }
     assertSyncError(() => client.put('a'.repeat(65), 'x', {}), 'INVALID_ARGUMENT', shape('entityType'));
   });
 
