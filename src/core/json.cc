@@ -1,5 +1,6 @@
 #include "core/json.h"
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <unordered_map>
@@ -79,16 +80,36 @@ std::string DescribeReceived(simdjson::ondemand::value value) {
 
 namespace {
 
-std::string ErrorMessage(std::string_view path, std::string_view what) {
-  std::string message;
-  message.reserve(path.size() + what.size() + 8);
-  message.append(what);
+// Where a value sits in the document being copied, for error messages: a chain of frames on
+// the stack, put together as text ("changes[3].data.tags[1]") only when an error needs it.
+struct JsonPath {
+  enum class Kind { kRoot, kKey, kIndex };
+  const JsonPath* parent = nullptr;
+  Kind kind = Kind::kRoot;
+  std::string_view text;  // the root's path, or a key
+  size_t index = 0;
+
+  static JsonPath Key(const JsonPath& parent, std::string_view key) { return {&parent, Kind::kKey, key, 0}; }
+  static JsonPath Index(const JsonPath& parent, size_t index) { return {&parent, Kind::kIndex, {}, index}; }
+
+  void AppendTo(std::string* out) const {
+    if (parent != nullptr) parent->AppendTo(out);
+    switch (kind) {
+      case Kind::kRoot: out->append(text); break;
+      case Kind::kKey: out->push_back('.'); out->append(text); break;
+      case Kind::kIndex: out->append("[" + std::to_string(index) + "]"); break;
+    }
+  }
+};
+
+std::string ErrorMessage(const JsonPath& path, std::string_view what) {
+  std::string message(what);
   message.append(" at ");
-  message.append(path);
+  path.AppendTo(&message);
   return message;
 }
 
-Status MalformedAt(std::string_view path, simdjson::error_code error) {
+Status MalformedAt(const JsonPath& path, simdjson::error_code error) {
   return Status::InvalidArgument(ErrorMessage(path, std::string("Malformed JSON (") +
                                                         simdjson::error_message(error) + ")"));
 }
@@ -122,11 +143,11 @@ class KeySet {
  public:
   // Returns false when `key` was already present.
   bool Insert(std::string_view key) {
-    if (large_.empty() && small_.size() < 16) {
-      for (const std::string_view seen : small_) {
-        if (seen == key) return false;
+    if (large_.empty() && small_size_ < small_.size()) {
+      for (size_t i = 0; i < small_size_; ++i) {
+        if (small_[i] == key) return false;
       }
-      small_.push_back(key);
+      small_[small_size_++] = key;
       return true;
     }
     if (large_.empty()) large_.insert(small_.begin(), small_.end());
@@ -134,15 +155,16 @@ class KeySet {
   }
 
  private:
-  std::vector<std::string_view> small_;
+  std::array<std::string_view, 16> small_;  // the first keys, without an allocation
+  size_t small_size_ = 0;
   std::unordered_set<std::string_view> large_;
 };
 
-Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, std::string& path,
+Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, const JsonPath& path,
                  std::string* out, TopLevelField* located = nullptr);
 
 // `located`, when set, is looked for among this object's own keys only.
-Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits& limits, std::string& path,
+Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits& limits, const JsonPath& path,
                   std::string* out, TopLevelField* located) {
   out->push_back('{');
   KeySet keys;
@@ -167,19 +189,15 @@ Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits
     first = false;
     out->append(TrimJsonWhitespace(raw_key));
     out->push_back(':');
-    const size_t path_size = path.size();
-    path.push_back('.');
-    path.append(key);
     const size_t value_begin = out->size();
     const bool wanted = located != nullptr && key == located->name;
-    Status status = CopyValue(field.value(), depth + 1, limits, path, out);
+    Status status = CopyValue(field.value(), depth + 1, limits, JsonPath::Key(path, key), out);
     if (!status.ok()) return status;
     if (wanted) {
       located->found = true;
       located->begin = value_begin;
       located->end = out->size();
     }
-    path.resize(path_size);
     if (out->size() > limits.max_document_bytes) {
       return Status::LimitExceeded(ErrorMessage(path, "Document larger than the limit of " +
                                                           std::to_string(limits.max_document_bytes) + " bytes"));
@@ -189,7 +207,7 @@ Status CopyObject(simdjson::ondemand::object object, int depth, const JsonLimits
   return Status::Ok();
 }
 
-Status CopyArray(simdjson::ondemand::array array, int depth, const JsonLimits& limits, std::string& path,
+Status CopyArray(simdjson::ondemand::array array, int depth, const JsonLimits& limits, const JsonPath& path,
                  std::string* out) {
   out->push_back('[');
   size_t index = 0;
@@ -197,13 +215,8 @@ Status CopyArray(simdjson::ondemand::array array, int depth, const JsonLimits& l
     simdjson::ondemand::value element;
     if (auto error = std::move(element_result).get(element)) return MalformedAt(path, error);
     if (index > 0) out->push_back(',');
-    const size_t path_size = path.size();
-    path.push_back('[');
-    path.append(std::to_string(index));
-    path.push_back(']');
-    Status status = CopyValue(element, depth + 1, limits, path, out);
+    Status status = CopyValue(element, depth + 1, limits, JsonPath::Index(path, index), out);
     if (!status.ok()) return status;
-    path.resize(path_size);
     ++index;
     if (out->size() > limits.max_document_bytes) {
       return Status::LimitExceeded(ErrorMessage(path, "Document larger than the limit of " +
@@ -214,7 +227,7 @@ Status CopyArray(simdjson::ondemand::array array, int depth, const JsonLimits& l
   return Status::Ok();
 }
 
-Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, std::string& path,
+Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, const JsonPath& path,
                  std::string* out, TopLevelField* located) {
   json_type type;
   if (auto error = value.type().get(type)) return MalformedAt(path, error);
@@ -432,12 +445,20 @@ Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonL
   return CopyValidatedJson(value, depth, limits, path, out, nullptr);
 }
 
+Status CopyValidatedField(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                          std::string_view path, std::string_view field, std::string* out) {
+  const size_t start = out->size();
+  const JsonPath root{nullptr, JsonPath::Kind::kRoot, path, 0};
+  Status status = CopyValue(value, depth, limits, JsonPath::Key(root, field), out);
+  if (!status.ok()) out->resize(start);
+  return status;
+}
+
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
                          std::string_view path, std::string* out, TopLevelField* field) {
-  std::string path_buffer(path);
   const size_t start = out->size();
   if (field != nullptr) field->found = false;
-  Status status = CopyValue(value, depth, limits, path_buffer, out, field);
+  Status status = CopyValue(value, depth, limits, JsonPath{nullptr, JsonPath::Kind::kRoot, path, 0}, out, field);
   if (!status.ok()) {
     out->resize(start);
     if (field != nullptr) field->found = false;

@@ -62,6 +62,11 @@ std::string DescribeReceived(simdjson::ondemand::value value);
 Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
                          std::string_view path, std::string* out);
 
+// CopyValidatedJson of the value named `path` + "." + `field` in error messages, a name put
+// together only for an error.
+Status CopyValidatedField(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                          std::string_view path, std::string_view field, std::string* out);
+
 // One top-level field of an object, found while CopyValidatedJson copies it: where its
 // canonical value sits in `out` (keys are unique, so there is at most one).
 struct TopLevelField {

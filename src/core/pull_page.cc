@@ -1,6 +1,8 @@
 #include "core/pull_page.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,8 +36,10 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
                           std::string* buffer, RemoteChange* out) {
   bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
   std::string scratch;
-  std::vector<std::string_view> seen_keys;  // views into the parser's buffer: valid for the page
-  seen_keys.reserve(8);
+  // Views into the parser's buffer (valid for the page): the first ones without an allocation.
+  std::array<std::string_view, 16> first_keys;
+  size_t first_key_count = 0;
+  std::vector<std::string_view> more_keys;
   std::string_view key;
   // Built only for an error message: most changes never need it.
   auto path = [&]() { return name + "." + std::string(key); };
@@ -45,10 +49,16 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
         field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
       return PageError(name, out->change_id, Status::InvalidArgument("Malformed JSON in " + name));
     }
-    if (std::find(seen_keys.begin(), seen_keys.end(), key) != seen_keys.end()) {
+    const auto first_end = first_keys.begin() + static_cast<std::ptrdiff_t>(first_key_count);
+    if (std::find(first_keys.begin(), first_end, key) != first_end ||
+        std::find(more_keys.begin(), more_keys.end(), key) != more_keys.end()) {
       return PageError(path(), out->change_id, Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name));
     }
-    seen_keys.emplace_back(key);
+    if (first_key_count < first_keys.size()) {
+      first_keys[first_key_count++] = key;
+    } else {
+      more_keys.push_back(key);
+    }
     simdjson::ondemand::value value = field.value();
     if (key == "version") {
       int64_t version = 0;
@@ -92,7 +102,7 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
         out->data.reset();
       } else if (type == simdjson::ondemand::json_type::object) {
         buffer->clear();
-        Status copied = CopyValidatedJson(value, 0, limits, path(), buffer);
+        Status copied = CopyValidatedField(value, 0, limits, name, key, buffer);
         if (!copied.ok()) return PageError(path(), out->change_id, copied);
         out->data.emplace(*buffer);
       } else {
@@ -116,7 +126,7 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
     } else {
       // Fields this release does not use are still validated as JSON.
       scratch.clear();
-      Status copied = CopyValidatedJson(value, 1, limits, path(), &scratch);
+      Status copied = CopyValidatedField(value, 1, limits, name, key, &scratch);
       if (!copied.ok()) return PageError(path(), out->change_id, copied);
     }
   }
@@ -156,6 +166,15 @@ Status DecodeChangeElement(simdjson::simdjson_result<simdjson::ondemand::value> 
 
 std::string ChangeElementName(size_t index) { return "newChanges[" + std::to_string(index) + "]"; }
 
+// ChangeElementName into *name, whose buffer is reused from change to change.
+void SetChangeElementName(size_t index, std::string* name) {
+  char digits[24];
+  const int length = std::snprintf(digits, sizeof(digits), "%zu", index);
+  name->assign("newChanges[");
+  name->append(digits, static_cast<size_t>(length));
+  name->push_back(']');
+}
+
 // Versions in a page increase strictly, change after change.
 Status CheckVersionFollows(const std::string& element_name, const RemoteChange& change, int64_t last_version) {
   if (change.version > last_version) return Status::Ok();
@@ -170,8 +189,9 @@ Status DecodeChangesArray(simdjson::ondemand::array array, const JsonLimits& lim
                           PullPage* out, size_t* count, int64_t* last_version) {
   size_t index = 0;
   std::string buffer;
+  std::string element_name;
   for (auto element_result : array) {
-    const std::string element_name = ChangeElementName(index);
+    SetChangeElementName(index, &element_name);
     RemoteChange change;
     DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, &buffer, &change));
     if (index > 0) DS_RETURN_IF_ERROR(CheckVersionFollows(element_name, change, *last_version));
@@ -382,9 +402,10 @@ Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, 
     return malformed;
   }
   size_t index = first;
+  std::string element_name;
   for (auto element_result : array) {
     if (index == end) return malformed;
-    const std::string element_name = ChangeElementName(index);
+    SetChangeElementName(index, &element_name);
     RemoteChange change;
     DS_RETURN_IF_ERROR(DecodeChangeElement(std::move(element_result), limits, element_name, buffer, &change));
     if (index > 0) DS_RETURN_IF_ERROR(CheckVersionFollows(element_name, change, *last_version));
