@@ -20,6 +20,7 @@
 #include "core/env.h"
 #include "core/ingest.h"
 #include "core/json.h"
+#include "core/page_prefetcher.h"
 #include "core/pull_page.h"
 #include "core/queue.h"
 #include "core/schema.h"
@@ -207,16 +208,17 @@ Status ReadPageAsTheApplyDoes(std::string_view bytes, size_t window_bytes, size_
     return Status::Internal("ValidatePullPage read another page than DecodePullPage");
   }
   DS_RETURN_IF_ERROR(on_page(page));
-  PageChangeReader reader(parser, bytes, layout, JsonLimits{});
+  // As the apply of a large page: decoded a window ahead on a thread of its own.
+  PagePrefetcher prefetcher(parser, bytes, layout, JsonLimits{}, window_changes);
   do {
-    const Status next = reader.Next(window_changes, &page);
-    if (!next.ok()) return Status::Internal("PageChangeReader failed on the bytes it was given: " + next.ToString());
+    const Status next = prefetcher.Next(&page);
+    if (!next.ok()) return Status::Internal("PagePrefetcher failed on the bytes it was given: " + next.ToString());
     for (size_t i = 0; i < page.changes.size(); ++i) {
       const RemoteChange& read = page.changes[i];
       const RemoteChange& expected = whole.changes[page.window_start + i];
       if (read.change_id != expected.change_id || read.version != expected.version ||
           read.entity_id != expected.entity_id || read.data != expected.data) {
-        return Status::Internal("PageChangeReader read another change than DecodePullPage at newChanges[" +
+        return Status::Internal("PagePrefetcher read another change than DecodePullPage at newChanges[" +
                                 std::to_string(page.window_start + i) + "]");
       }
     }

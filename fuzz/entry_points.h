@@ -34,8 +34,9 @@ Status PushRequestEntry(const uint8_t* data, size_t size);
 // The conflict strategy is picked from a hash of the input.
 Status PullPageEntry(const uint8_t* data, size_t size);
 
-// Reads the page as the apply does (ValidatePullPage with windows of `window_bytes`, then
-// PageChangeReader `window_changes` at a time), checking it against DecodePullPage: the same
+// Reads the page as the apply of a large page does (ValidatePullPage with windows of
+// `window_bytes`, then PagePrefetcher `window_changes` at a time, a window decoded ahead on a
+// thread of its own), checking it against DecodePullPage: the same
 // error, the same fields, the same changes. Calls `on_page` once the page is validated, then
 // `on_window` for each window. INTERNAL when the two readings differ.
 Status ReadPageAsTheApplyDoes(std::string_view bytes, size_t window_bytes, size_t window_changes,

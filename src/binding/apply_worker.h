@@ -1,8 +1,8 @@
 // ApplyWorker: applies one pulled page off the main thread. Execute() validates the
 // whole page a window at a time, then applies it chunk by chunk: a page over
-// kDecodeOncePageBytes is decoded again a chunk at a time (so it holds a few chunks of
-// decoded changes, not the page's), each chunk decoded on a thread of its own while the
-// one before it is written (PagePrefetcher); a smaller one keeps its changes decoded from
+// kDecodeOncePageBytes is decoded again a window at a time (so it holds about two windows
+// of decoded changes, not the page's), the next window decoded on a thread of its own
+// while one is written (PagePrefetcher); a smaller one keeps its changes decoded from
 // validation. It takes the client's lock only
 // for one chunk at a time so that writes from the main thread wait at most one
 // chunk. Progress reaches JS at most once per 16 ms.

@@ -1,6 +1,5 @@
 #include "core/json.h"
 
-#include <array>
 #include <cmath>
 #include <string>
 #include <unordered_map>
@@ -139,26 +138,6 @@ bool IsExactInJavaScript(simdjson::ondemand::number number, std::string_view raw
   }
 }
 
-class KeySet {
- public:
-  // Returns false when `key` was already present.
-  bool Insert(std::string_view key) {
-    if (large_.empty() && small_size_ < small_.size()) {
-      for (size_t i = 0; i < small_size_; ++i) {
-        if (small_[i] == key) return false;
-      }
-      small_[small_size_++] = key;
-      return true;
-    }
-    if (large_.empty()) large_.insert(small_.begin(), small_.end());
-    return large_.insert(key).second;
-  }
-
- private:
-  std::array<std::string_view, 16> small_;  // the first keys, without an allocation
-  size_t small_size_ = 0;
-  std::unordered_set<std::string_view> large_;
-};
 
 Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, const JsonPath& path,
                  std::string* out, TopLevelField* located = nullptr);
@@ -440,30 +419,37 @@ bool JsonValueEquals(std::string_view a, std::string_view b) {
   return DomEquals(ea, eb);
 }
 
-Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
-                         std::string_view path, std::string* out) {
-  return CopyValidatedJson(value, depth, limits, path, out, nullptr);
-}
+namespace {
 
-Status CopyValidatedField(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
-                          std::string_view path, std::string_view field, std::string* out) {
-  const size_t start = out->size();
-  const JsonPath root{nullptr, JsonPath::Kind::kRoot, path, 0};
-  Status status = CopyValue(value, depth, limits, JsonPath::Key(root, field), out);
-  if (!status.ok()) out->resize(start);
-  return status;
-}
-
-Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
-                         std::string_view path, std::string* out, TopLevelField* field) {
+// CopyValue of a whole value, leaving `out` as it was when the value is refused.
+Status CopyWhole(simdjson::ondemand::value value, int depth, const JsonLimits& limits, const JsonPath& path,
+                 std::string* out, TopLevelField* field) {
   const size_t start = out->size();
   if (field != nullptr) field->found = false;
-  Status status = CopyValue(value, depth, limits, JsonPath{nullptr, JsonPath::Kind::kRoot, path, 0}, out, field);
+  Status status = CopyValue(value, depth, limits, path, out, field);
   if (!status.ok()) {
     out->resize(start);
     if (field != nullptr) field->found = false;
   }
   return status;
+}
+
+}  // namespace
+
+Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                         std::string_view path, std::string* out) {
+  return CopyValidatedJson(value, depth, limits, path, out, nullptr);
+}
+
+Status CopyValidatedJson(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                         std::string_view path, std::string* out, TopLevelField* field) {
+  return CopyWhole(value, depth, limits, JsonPath{nullptr, JsonPath::Kind::kRoot, path, 0}, out, field);
+}
+
+Status CopyValidatedField(simdjson::ondemand::value value, int depth, const JsonLimits& limits,
+                          std::string_view path, std::string_view field, std::string* out) {
+  const JsonPath root{nullptr, JsonPath::Kind::kRoot, path, 0};
+  return CopyWhole(value, depth, limits, JsonPath::Key(root, field), out, nullptr);
 }
 
 Result<std::string> ShallowMergeObjects(simdjson::ondemand::parser& parser, std::string_view base,

@@ -2,6 +2,7 @@
 // merges and string escaping. Every function here treats its input as hostile.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,6 +53,29 @@ class JsonObjectWriter {
 std::string DescribeReceived(simdjson::ondemand::value value);
 
 // Validates `value` and appends its canonical (minified) JSON to `out`.
+// The keys of one JSON object seen so far, to refuse a duplicate: the first 16 without an
+// allocation. REQUIRES: the keys' bytes outlive the set.
+class KeySet {
+ public:
+  // Returns false when `key` was already present.
+  bool Insert(std::string_view key) {
+    if (large_.empty() && small_size_ < small_.size()) {
+      for (size_t i = 0; i < small_size_; ++i) {
+        if (small_[i] == key) return false;
+      }
+      small_[small_size_++] = key;
+      return true;
+    }
+    if (large_.empty()) large_.insert(small_.begin(), small_.end());
+    return large_.insert(key).second;
+  }
+
+ private:
+  std::array<std::string_view, 16> small_;
+  size_t small_size_ = 0;
+  std::unordered_set<std::string_view> large_;
+};
+
 // Rejects: nesting deeper than limits.max_depth, duplicate object keys, the keys
 // "__proto__" and "constructor" (prototype pollution in JavaScript consumers), NUL
 // characters in strings and keys, numbers that JavaScript cannot hold exactly (out

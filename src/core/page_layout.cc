@@ -1,5 +1,6 @@
 #include "core/page_layout.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/json.h"
@@ -153,6 +154,14 @@ std::optional<PageLayout> ScanPageLayout(std::string_view s) {
   }
   if (SkipWhitespace(s, end) != s.size()) return std::nullopt;
   return layout;
+}
+
+size_t MiddleChange(const PageLayout& layout) {
+  const size_t begin = layout.changes.front().first;
+  const size_t half = begin + (layout.changes.back().second - begin) / 2;
+  const auto found = std::lower_bound(layout.changes.begin(), layout.changes.end(), half,
+                                      [](const std::pair<size_t, size_t>& change, size_t at) { return change.first < at; });
+  return std::clamp<size_t>(static_cast<size_t>(found - layout.changes.begin()), 1, layout.changes.size() - 1);
 }
 
 }  // namespace deltasync

@@ -17,7 +17,8 @@ struct PageLayout {
   size_t changes_close = 0;
   // [begin, end) of each element of that array, in order.
   std::vector<std::pair<size_t, size_t>> changes;
-  // The most bytes of changes parsed at once (a larger change is parsed alone).
+  // The most bytes of changes decoded as one window (a larger change is a window alone); they
+  // are parsed in pieces of at most kParseBytes (pull_page.h).
   size_t window_bytes = 0;
 
   // The page with its changes array emptied: every other field, to decode on its own.
@@ -28,6 +29,10 @@ struct PageLayout {
 // "entityType":"a","entityId":"a"} is 76. An element shorter than this cannot be one, so a
 // layout holds at most one entry per kMinChangeBytes of the page.
 constexpr size_t kMinChangeBytes = 64;
+
+// The first change of the second half of the page's changes by bytes, from 1 to the count
+// less one. REQUIRES: the layout holds at least two changes.
+size_t MiddleChange(const PageLayout& layout);
 
 // Finds the layout of a page that is a bare array or an object with one "newChanges" array
 // (its key unescaped as JSON reads it), scanning strings and brackets without validating

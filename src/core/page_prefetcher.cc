@@ -6,7 +6,7 @@ namespace deltasync {
 
 PagePrefetcher::PagePrefetcher(simdjson::ondemand::parser& parser, std::string_view bytes,
                                const PageLayout& layout, const JsonLimits& limits, size_t count)
-    : reader_(parser, bytes, layout, limits), thread_([this, count] { Run(count); }) {}
+    : reader_(parser, bytes, layout, limits), count_(count), thread_([this] { Run(); }) {}
 
 PagePrefetcher::~PagePrefetcher() {
   {
@@ -14,10 +14,9 @@ PagePrefetcher::~PagePrefetcher() {
     stopping_ = true;
   }
   changed_.notify_all();
-  thread_.join();
 }
 
-void PagePrefetcher::Run(size_t count) {
+void PagePrefetcher::Run() {
   // Between windows `decoding` holds no changes and starts where the last window ended, so the
   // reader goes on from there (with the last version it read). A window is decoded once the one
   // before it is taken: one window is applied while the next is decoded, and no more are held.
@@ -28,7 +27,8 @@ void PagePrefetcher::Run(size_t count) {
       changed_.wait(lock, [this] { return stopping_ || !ready_; });
       if (stopping_) return;
     }
-    Status status = reader_.Next(count, &decoding);
+    Status status = StatusOfWork([&] { return reader_.Next(count_, &decoding); });
+    if (!status.ok()) decoding.changes.clear();  // no change of a window that failed
     const bool last = !status.ok() || decoding.changes.empty();
     const size_t start = decoding.window_start;
     const size_t decoded = decoding.changes.size();
@@ -47,6 +47,7 @@ void PagePrefetcher::Run(size_t count) {
 }
 
 Status PagePrefetcher::Next(PullPage* page) {
+  if (!thread_.started()) return reader_.Next(count_, page);
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return ready_; });
   page->changes = std::move(ready_changes_);

@@ -1,7 +1,8 @@
 // Decodes the windows of a validated page ahead of the apply, on a thread of its own, so that
 // decoding one window overlaps with writing the one before it. It yields exactly what
 // PageChangeReader::Next would, in the same order, with the same errors; it holds at most
-// one decoded window besides the one its caller is applying.
+// one decoded window besides the one its caller is applying. When no thread can be started,
+// Next() decodes each window itself.
 //
 // Thread safety: Next() is called from one thread at a time (the applying one).
 #pragma once
@@ -11,10 +12,10 @@
 #include <cstdint>
 #include <mutex>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "core/change.h"
+#include "core/joining_thread.h"
 #include "core/json.h"
 #include "core/page_layout.h"
 #include "core/pull_page.h"
@@ -40,9 +41,10 @@ class PagePrefetcher {
   Status Next(PullPage* page);
 
  private:
-  void Run(size_t count);
+  void Run();
 
   PageChangeReader reader_;
+  const size_t count_;
   std::mutex mutex_;
   std::condition_variable changed_;
   bool ready_ = false;     // guarded by mutex_: a window (or the end, or an error) waits in ready_*
@@ -50,7 +52,7 @@ class PagePrefetcher {
   std::vector<RemoteChange> ready_changes_;  // guarded by mutex_
   size_t ready_start_ = 0;                   // guarded by mutex_
   Status ready_status_;                      // guarded by mutex_
-  std::thread thread_;  // last: started once the rest is set up
+  JoiningThread thread_;  // last: started once the rest is set up, joined first
 };
 
 }  // namespace deltasync

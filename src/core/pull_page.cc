@@ -1,13 +1,13 @@
 #include "core/pull_page.h"
 
 #include <algorithm>
-#include <array>
+#include <atomic>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "core/change_codec.h"
+#include "core/joining_thread.h"
 
 namespace deltasync {
 
@@ -36,10 +36,7 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
                           std::string* buffer, RemoteChange* out) {
   bool has_version = false, has_type = false, has_entity_type = false, has_entity_id = false;
   std::string scratch;
-  // Views into the parser's buffer (valid for the page): the first ones without an allocation.
-  std::array<std::string_view, 16> first_keys;
-  size_t first_key_count = 0;
-  std::vector<std::string_view> more_keys;
+  KeySet keys;  // views into the parser's buffer, valid while it parses this change
   std::string_view key;
   // Built only for an error message: most changes never need it.
   auto path = [&]() { return name + "." + std::string(key); };
@@ -49,15 +46,8 @@ Status DecodeRemoteChange(simdjson::ondemand::object object, const JsonLimits& l
         field.unescaped_key(false).get(key) != simdjson::SUCCESS) {
       return PageError(name, out->change_id, Status::InvalidArgument("Malformed JSON in " + name));
     }
-    const auto first_end = first_keys.begin() + static_cast<std::ptrdiff_t>(first_key_count);
-    if (std::find(first_keys.begin(), first_end, key) != first_end ||
-        std::find(more_keys.begin(), more_keys.end(), key) != more_keys.end()) {
+    if (!keys.Insert(key)) {
       return PageError(path(), out->change_id, Status::InvalidArgument("Duplicate key \"" + std::string(key) + "\" in " + name));
-    }
-    if (first_key_count < first_keys.size()) {
-      first_keys[first_key_count++] = key;
-    } else {
-      more_keys.push_back(key);
     }
     simdjson::ondemand::value value = field.value();
     if (key == "version") {
@@ -164,15 +154,20 @@ Status DecodeChangeElement(simdjson::simdjson_result<simdjson::ondemand::value> 
   return DecodeRemoteChange(object, limits, name, buffer, change);
 }
 
-std::string ChangeElementName(size_t index) { return "newChanges[" + std::to_string(index) + "]"; }
-
-// ChangeElementName into *name, whose buffer is reused from change to change.
+// The name of the change at `index` of a page ("newChanges[17]") into *name, whose buffer is
+// reused from change to change.
 void SetChangeElementName(size_t index, std::string* name) {
   char digits[24];
   const int length = std::snprintf(digits, sizeof(digits), "%zu", index);
   name->assign("newChanges[");
   name->append(digits, static_cast<size_t>(length));
   name->push_back(']');
+}
+
+std::string ChangeElementName(size_t index) {
+  std::string name;
+  SetChangeElementName(index, &name);
+  return name;
 }
 
 // Versions in a page increase strictly, change after change.
@@ -418,12 +413,17 @@ Status DecodeWindow(simdjson::ondemand::parser& parser, std::string_view bytes, 
 }
 
 // Decodes changes [begin, end) of the page as DecodeWindow does, parsing at most kParseBytes
-// (and at most the layout's window_bytes) of them at once.
+// (and at most the layout's window_bytes) of them at once. Gives up with an error between two
+// such pieces once `give_up` is set.
 Status DecodeChanges(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
                      size_t begin, size_t end, const JsonLimits& limits, std::string* window, std::string* buffer,
-                     int64_t* last_version, std::vector<RemoteChange>* out) {
+                     int64_t* last_version, std::vector<RemoteChange>* out,
+                     const std::atomic<bool>* give_up = nullptr) {
   const size_t parse_bytes = std::min(layout.window_bytes, kParseBytes);
   for (size_t first = begin; first < end;) {
+    if (give_up != nullptr && give_up->load(std::memory_order_relaxed)) {
+      return Status::Internal("Stopped: another part of the page is not valid");
+    }
     const size_t parsed_end = RunEnd(layout, first, end - first, parse_bytes);
     DS_RETURN_IF_ERROR(
         DecodeWindow(parser, bytes, layout, first, parsed_end, limits, window, buffer, last_version, out));
@@ -433,38 +433,49 @@ Status DecodeChanges(simdjson::ondemand::parser& parser, std::string_view bytes,
 }
 
 // Validates changes [begin, end) of the page, their versions increasing from *last_version;
-// each is appended to `out` unless it is null.
+// each is appended to `out` unless it is null. Gives up once `give_up` is set.
 Status ValidateChanges(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
                        const JsonLimits& limits, size_t begin, size_t end, int64_t* last_version,
-                       std::vector<RemoteChange>* out) {
+                       std::vector<RemoteChange>* out, const std::atomic<bool>* give_up = nullptr) {
   std::string window;
   std::string buffer;
-  return DecodeChanges(parser, bytes, layout, begin, end, limits, &window, &buffer, last_version, out);
+  return DecodeChanges(parser, bytes, layout, begin, end, limits, &window, &buffer, last_version, out, give_up);
 }
 
 // Changes of a page past this many bytes are validated in two halves at once.
 constexpr size_t kSplitValidationBytes = size_t{1} << 20;
 
-// The first change of the page's second half by bytes. REQUIRES: at least two changes.
-size_t MiddleChange(const PageLayout& layout) {
-  const size_t half = layout.changes.front().first + (layout.changes.back().second - layout.changes.front().first) / 2;
-  const auto found = std::lower_bound(layout.changes.begin(), layout.changes.end(), half,
-                                      [](const std::pair<size_t, size_t>& change, size_t at) { return change.first < at; });
-  return std::clamp<size_t>(static_cast<size_t>(found - layout.changes.begin()), 1, layout.changes.size() - 1);
+// Validates the changes of a page of at least two in two halves at once, the second on a
+// thread of its own (or after the first, when no thread can be started). The second half
+// starts at the last change of the first, so that its versions are checked to follow the
+// first half's; that change is checked against 0, which any valid version (>= 1) follows.
+// Either half stops early once the other has failed. *last_version: the page's last version.
+Status ValidateChangesInHalves(simdjson::ondemand::parser& parser, std::string_view bytes, const PageLayout& layout,
+                               const JsonLimits& limits, int64_t* last_version) {
+  const size_t count = layout.changes.size();
+  const size_t middle = MiddleChange(layout);
+  std::atomic<bool> failed{false};
+  Status second_half;
+  int64_t second_last = 0;
+  auto validate_second_half = [&] {
+    second_half = StatusOfWork([&] {
+      simdjson::ondemand::parser own;
+      return ValidateChanges(own, bytes, layout, limits, middle - 1, count, &second_last, nullptr, &failed);
+    });
+    if (!second_half.ok()) failed.store(true, std::memory_order_relaxed);
+  };
+  Status first_half;
+  {
+    JoiningThread helper(validate_second_half);
+    first_half = ValidateChanges(parser, bytes, layout, limits, 0, middle, last_version, nullptr, &failed);
+    if (!first_half.ok()) failed.store(true, std::memory_order_relaxed);
+    if (!helper.started()) validate_second_half();
+  }
+  DS_RETURN_IF_ERROR(first_half);
+  DS_RETURN_IF_ERROR(second_half);
+  *last_version = second_last;
+  return Status::Ok();
 }
-
-// A thread joined when it goes out of scope, whatever way the scope is left.
-class JoiningThread {
- public:
-  template <typename Function>
-  explicit JoiningThread(Function&& function) : thread_(std::forward<Function>(function)) {}
-  ~JoiningThread() { thread_.join(); }
-  JoiningThread(const JoiningThread&) = delete;
-  JoiningThread& operator=(const JoiningThread&) = delete;
-
- private:
-  std::thread thread_;
-};
 
 // ValidatePullPage's reading of a page whose layout ScanPageLayout found: the page with its
 // changes array emptied, then the changes a window at a time. Its errors may differ from
@@ -485,20 +496,7 @@ Status ValidatePullPageInWindows(simdjson::ondemand::parser& parser, std::string
     DS_RETURN_IF_ERROR(ValidateChanges(parser, bytes, layout, limits, 0, count, &last,
                                        keep == PageChanges::kKeep ? &out->changes : nullptr));
   } else {
-    // The second half on a thread of its own, from the last change of the first half on, so
-    // that its versions are checked to follow the first half's.
-    const size_t middle = MiddleChange(layout);
-    Status second_half;
-    int64_t second_last = 0;
-    {
-      JoiningThread helper([&] {
-        simdjson::ondemand::parser own;
-        second_half = ValidateChanges(own, bytes, layout, limits, middle - 1, count, &second_last, nullptr);
-      });
-      DS_RETURN_IF_ERROR(ValidateChanges(parser, bytes, layout, limits, 0, middle, &last, nullptr));
-    }
-    DS_RETURN_IF_ERROR(second_half);
-    last = second_last;
+    DS_RETURN_IF_ERROR(ValidateChangesInHalves(parser, bytes, layout, limits, &last));
   }
   out->bytes = bytes.size();
   out->page_change_count = layout.changes.size();

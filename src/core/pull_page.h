@@ -79,10 +79,13 @@ constexpr size_t kParseBytes = size_t{1} << 17;
 constexpr size_t kDecodeOncePageBytes = size_t{1} << 20;
 
 // Validates the page in `bytes` (which need no padding) as DecodePullPage does, with the same
-// errors, but parses it a window of changes at a time (at most `window_bytes`, or one larger
-// change), so that memory follows the window, not the page. With PageChanges::kKeep the
-// decoded changes are kept as well. *layout tells PageChangeReader where the changes are.
-// An invalid page is read whole for its error.
+// errors, but parses it a piece of its changes at a time (at most kParseBytes and
+// `window_bytes`, or one larger change), so that memory follows the piece, not the page. With
+// PageChanges::kKeep the decoded changes are kept as well. *layout tells PageChangeReader
+// where the changes are. An invalid page is read whole for its error.
+// With PageChanges::kCountOnly and over 1 MB of changes, the second half of the changes is
+// validated at the same time on a thread of its own, with a parser of its own; `parser` is
+// used on the calling thread only.
 Status ValidatePullPage(simdjson::ondemand::parser& parser, std::string_view bytes, const JsonLimits& limits,
                         PullPage* out, PageLayout* layout, PageChanges keep = PageChanges::kCountOnly,
                         size_t window_bytes = kPageWindowBytes);

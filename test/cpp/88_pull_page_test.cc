@@ -281,8 +281,13 @@ TEST(ValidatePullPage, AgreesWithDecodePullPageOnEveryPage) {
       Page(big, 2999),  // below the last change, which the second half of the validation reads
   };
   // A big page is validated in two halves at once: a version that does not follow its
-  // predecessor is found wherever the halves meet (about the middle by bytes).
-  for (size_t at = 1490; at <= 1510; ++at) {
+  // predecessor is found where the halves meet, and around it.
+  const std::optional<PageLayout> big_layout = ScanPageLayout(Page(big, 3000));
+  ASSERT_TRUE(big_layout.has_value());
+  const size_t middle = MiddleChange(*big_layout);
+  EXPECT_GT(middle, 1400u);
+  EXPECT_LT(middle, 1600u);
+  for (size_t at = middle - 3; at <= middle + 3; ++at) {
     std::vector<std::string> repeated = big;
     repeated[at] = Remote(static_cast<int64_t>(at), "CREATED", "repeat", "{}");
     pages.push_back(Page(repeated));
@@ -403,6 +408,43 @@ TEST(PageChangeReader, RefusesBytesThatChangedAfterValidation) {
   EXPECT_TRUE(HasCode(again.Next(3, &fresh), StatusCode::kInvalidArgument));
 }
 
+// Where a page's changes split in two halves by bytes: never the first change, never past the last.
+TEST(MiddleChange, SplitsTheChangesByBytes) {
+  PageLayout layout;
+  layout.changes = {{10, 20}, {21, 31}};
+  EXPECT_EQ(MiddleChange(layout), 1u);
+  layout.changes = {{0, 1000}, {1001, 1010}, {1011, 1020}};
+  EXPECT_EQ(MiddleChange(layout), 1u);
+  layout.changes = {{0, 10}, {11, 20}, {21, 1000}};
+  EXPECT_EQ(MiddleChange(layout), 2u);
+  layout.changes = {{0, 10}, {11, 20}, {21, 30}, {31, 40}};
+  EXPECT_EQ(MiddleChange(layout), 2u);
+}
+
+// Documents nested as deep as the limits allow pass the validation in halves and the decoding
+// ahead, on threads of their own, as on the calling thread.
+TEST(ValidatePullPage, ReadsDeeplyNestedDocumentsOnItsThreads) {
+  JsonLimits limits;
+  limits.max_depth = 1000;
+  std::string nested = "1";
+  for (int depth = 0; depth < 999; ++depth) nested = R"({"a":)" + nested + "}";
+  std::vector<std::string> changes = ChangesOfSize(3000, 500);  // about 2 MB
+  changes[100] = Remote(101, "CREATED", "deep-first", nested);
+  changes[2900] = Remote(2901, "CREATED", "deep-second", nested);
+  const std::string json = Page(changes);
+  simdjson::ondemand::parser parser;
+  PullPage page;
+  PageLayout layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, limits, &page, &layout)));
+  PagePrefetcher prefetcher(parser, json, layout, limits, 1000);
+  size_t read = 0;
+  do {
+    ASSERT_TRUE(IsOk(prefetcher.Next(&page)));
+    read += page.changes.size();
+  } while (page.window_start + page.changes.size() < page.ChangeCount());
+  EXPECT_EQ(read, 3000u);
+}
+
 // ---- PagePrefetcher
 
 // The prefetcher gives the windows the reader gives, in order, then the end again and again.
@@ -461,9 +503,21 @@ TEST(PagePrefetcher, StopsWhenDestroyedEarly) {
   PageLayout layout;
   ASSERT_TRUE(IsOk(ValidatePullPage(parser, json, JsonLimits{}, &page, &layout)));
   { PagePrefetcher untouched(parser, json, layout, JsonLimits{}, 5); }
-  PagePrefetcher prefetcher(parser, json, layout, JsonLimits{}, 5);
-  ASSERT_TRUE(IsOk(prefetcher.Next(&page)));
-  EXPECT_EQ(page.changes.size(), 5u);
+  {
+    PagePrefetcher prefetcher(parser, json, layout, JsonLimits{}, 5);
+    ASSERT_TRUE(IsOk(prefetcher.Next(&page)));
+    EXPECT_EQ(page.changes.size(), 5u);
+  }
+  // Windows large enough that the thread is most likely decoding one when it is stopped.
+  const std::string large = Page(ChangesOfSize(40, 100 * 1024));
+  PullPage large_page;
+  PageLayout large_layout;
+  ASSERT_TRUE(IsOk(ValidatePullPage(parser, large, JsonLimits{}, &large_page, &large_layout)));
+  for (int round = 0; round < 3; ++round) {
+    PagePrefetcher stopped(parser, large, large_layout, JsonLimits{}, 1000);
+    ASSERT_TRUE(IsOk(stopped.Next(&large_page)));
+    EXPECT_EQ(large_page.changes.size(), 2u);
+  }
 }
 
 TEST(DecodePullPage, RejectsInvalidJsonAndInvalidUtf8) {
