@@ -55,7 +55,7 @@ const BATCH_OPS = { put: 'doc', patch: 'fields', delete: null };
 function optionalId(name, value) {
   if (
     value !== undefined &&
-    !(is.isNonEmptyString(value) && Buffer.byteLength(value) <= MAX_ID_LENGTH && !value.includes('\0') && is.isWellFormedString(value))
+    !(is.isNonEmptyString(value) && is.fitsUtf8Bytes(value, MAX_ID_LENGTH) && !value.includes('\0') && is.isWellFormedString(value))
   ) {
     throw is.invalid(name, `a non-empty string of at most ${MAX_ID_LENGTH} bytes`, value);
   }

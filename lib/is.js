@@ -22,6 +22,11 @@ const isWellFormedString = typeof String.prototype.isWellFormed === 'function'
   ? (text) => text.isWellFormed()
   : (text) => !LONE_SURROGATE.test(text);
 
+/** True when `text` takes at most `maxBytes` bytes of UTF-8 (a UTF-16 code unit takes at most 3). */
+function fitsUtf8Bytes(text, maxBytes) {
+  return text.length * 3 <= maxBytes || Buffer.byteLength(text) <= maxBytes;
+}
+
 /** Renders a received value for an error message. */
 function describe(value) {
   if (value === null) return 'null';
@@ -106,6 +111,7 @@ function wellFormed(name, text) {
 }
 
 module.exports = {
+  fitsUtf8Bytes,
   isPlainObject,
   isNonEmptyString,
   isInteger,

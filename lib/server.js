@@ -26,7 +26,7 @@ const USER_ID_RULE = `a string of 1-${MAX_ID_BYTES} bytes of well-formed text wi
 /** The one rule for user ids, here and in the router: two ill-formed ids could otherwise
  *  collapse into one user on their way to UTF-8. */
 function isUserId(userId) {
-  return typeof userId === 'string' && userId.length > 0 && Buffer.byteLength(userId) <= MAX_ID_BYTES &&
+  return typeof userId === 'string' && userId.length > 0 && is.fitsUtf8Bytes(userId, MAX_ID_BYTES) &&
     !CONTROL_CHARACTER.test(userId) && is.isWellFormedString(userId);
 }
 
@@ -39,7 +39,7 @@ function deviceIdArg(deviceId) {
   if (
     typeof deviceId !== 'string' ||
     deviceId.length === 0 ||
-    Buffer.byteLength(deviceId) > MAX_ID_BYTES ||
+    !is.fitsUtf8Bytes(deviceId, MAX_ID_BYTES) ||
     deviceId.includes('\0') ||
     !is.isWellFormedString(deviceId)
   ) {

@@ -24,8 +24,7 @@ function entityId(value) {
   if (
     typeof value !== 'string' ||
     value.length === 0 ||
-    // A UTF-16 code unit takes at most 3 bytes of UTF-8: short ids need no count.
-    (value.length * 3 > MAX_ENTITY_ID_BYTES && Buffer.byteLength(value) > MAX_ENTITY_ID_BYTES) ||
+    !is.fitsUtf8Bytes(value, MAX_ENTITY_ID_BYTES) ||
     value.includes('\0') ||
     !is.isWellFormedString(value)
   ) {

@@ -36,11 +36,12 @@ std::string ReadString(const Napi::Value& value) {
 std::string ReadKey(const Napi::Value& value) {
   char buffer[512];
   size_t length = 0;
-  if (napi_get_value_string_utf8(value.Env(), value, buffer, sizeof(buffer), &length) != napi_ok) {
-    throw Napi::TypeError::New(value.Env(), "Expected a string");
+  // A longer string is cut short of a whole character (at most 3 bytes) before the buffer's
+  // end; it, and a value that is no string, are left to ReadString.
+  if (napi_get_value_string_utf8(value.Env(), value, buffer, sizeof(buffer), &length) == napi_ok &&
+      length + 4 < sizeof(buffer)) {
+    return std::string(buffer, length);
   }
-  // A longer string is cut short of a whole character (at most 3 bytes) before the buffer's end.
-  if (length + 4 < sizeof(buffer)) return std::string(buffer, length);
   return ReadString(value);
 }
 
