@@ -27,7 +27,7 @@ const tsan = process.argv.includes('--tsan');
 const dir = path.join(root, 'build', tsan ? 'tsan' : 'asan');
 const flag = tsan ? '-DDELTASYNC_TSAN=ON' : '-DDELTASYNC_SANITIZE=ON';
 // The tests that start threads (or exercise the code the threads share), for ThreadSanitizer.
-const TSAN_TESTS = '^(PagePrefetcher\\.|ValidatePullPage\\.|SyncServerCore\\.Concurrent|GroupCommitTest\\.|SyncServerGroupCommit\\.|FifoLock\\.|WalCheckpointerTest\\.|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
+const TSAN_TESTS = '^(JoiningThread\\.|PagePrefetcher\\.|ValidatePullPage\\.|SyncServerCore\\.Concurrent|GroupCommitTest\\.|SyncServerGroupCommit\\.|FifoLock\\.|WalCheckpointerTest\\.|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
 const junit = path.join(dir, 'ctest-junit.xml');
 const REPORT = /runtime error:|ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer/;
 
