@@ -31,7 +31,7 @@ const FUZZ_LOG = path.join(root, 'fuzz', 'log.json');
 // What a reader must know to read a trial's figure honestly; one line each, keyed by trial.
 const CAVEATS = {
   b: 'both goals sit above the raw SQLite ceiling (c) measured in the same run',
-  e: 'both sides spend most of their time in the same SQLite statements',
+  e: 'the whole page is validated (on two threads) before its first write, so that a malformed page changes nothing; the writes then run beside the decoding of the next window, close to the pace of the ceiling\'s writes',
   f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 4 MB page cache, as deltasync\'s client does',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
   j: 'both sides run the same prepared statement, one indexed read per call: what differs is only the cost of the call into C++',
