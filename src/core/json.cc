@@ -138,7 +138,6 @@ bool IsExactInJavaScript(simdjson::ondemand::number number, std::string_view raw
   }
 }
 
-
 Status CopyValue(simdjson::ondemand::value value, int depth, const JsonLimits& limits, const JsonPath& path,
                  std::string* out, TopLevelField* located = nullptr);
 

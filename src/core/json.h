@@ -52,7 +52,6 @@ class JsonObjectWriter {
 // "an object"), cut to at most 40 bytes. Does not consume the value.
 std::string DescribeReceived(simdjson::ondemand::value value);
 
-// Validates `value` and appends its canonical (minified) JSON to `out`.
 // The keys of one JSON object seen so far, to refuse a duplicate: the first 16 without an
 // allocation. REQUIRES: the keys' bytes outlive the set.
 class KeySet {
@@ -76,6 +75,7 @@ class KeySet {
   std::unordered_set<std::string_view> large_;
 };
 
+// Validates `value` and appends its canonical (minified) JSON to `out`.
 // Rejects: nesting deeper than limits.max_depth, duplicate object keys, the keys
 // "__proto__" and "constructor" (prototype pollution in JavaScript consumers), NUL
 // characters in strings and keys, numbers that JavaScript cannot hold exactly (out

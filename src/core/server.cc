@@ -234,10 +234,7 @@ Result<std::string> SyncServerCore::ImportSnapshot(const std::string& user_id, c
     ParserPool::Lease parsers = parsers_.Borrow();
     DS_RETURN_IF_ERROR(DecodeSnapshot(parsers.parser(), parsers.scratch(), state, compat, options_.limits, &changes));
   }
-  std::string out = "{";
-  DS_RETURN_IF_ERROR(Import(user_id, changes, &out));
-  out.push_back('}');
-  return out;
+  return Import(user_id, changes, "{");
 }
 
 Result<std::string> SyncServerCore::CompatMigrate(const std::string& user_id, const std::string& body,
@@ -248,14 +245,12 @@ Result<std::string> SyncServerCore::CompatMigrate(const std::string& user_id, co
     DS_RETURN_IF_ERROR(
         DecodeMigrateRequest(parsers.parser(), parsers.scratch(), body, compat, options_.limits, &changes));
   }
-  std::string out = "{\"success\":true,";
-  DS_RETURN_IF_ERROR(Import(user_id, changes, &out));
-  out.push_back('}');
-  return out;
+  return Import(user_id, changes, "{\"success\":true,");
 }
 
-Status SyncServerCore::Import(const std::string& user_id, const std::vector<ChangeInput>& changes, std::string* out) {
-  Result<std::string> counts = WithSession([&](Operation& op) -> Result<std::string> {
+Result<std::string> SyncServerCore::Import(const std::string& user_id, const std::vector<ChangeInput>& changes,
+                                           std::string_view opening) {
+  return WithSession([&](Operation& op) -> Result<std::string> {
     SessionTransaction tx(op.session(), user_id);
     DS_RETURN_IF_ERROR(tx.status());
     int64_t imported = 0, skipped = 0;
@@ -273,12 +268,10 @@ Status SyncServerCore::Import(const std::string& user_id, const std::vector<Chan
     Result<std::pair<int64_t, int64_t>> latest = op.UserVersion(user_id);
     if (!latest.ok()) return latest.status();
     DS_RETURN_IF_ERROR(op.Commit(tx));
-    return "\"imported\":" + std::to_string(imported) + ",\"skipped\":" + std::to_string(skipped) +
-           ",\"latestServerVersion\":" + std::to_string(latest.value().first);
+    return std::string(opening) + "\"imported\":" + std::to_string(imported) +
+           ",\"skipped\":" + std::to_string(skipped) +
+           ",\"latestServerVersion\":" + std::to_string(latest.value().first) + "}";
   });
-  if (!counts.ok()) return counts.status();
-  out->append(counts.value());
-  return Status::Ok();
 }
 
 Result<std::string> SyncServerCore::CompatPush(const std::string& user_id, const std::string& body,

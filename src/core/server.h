@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/apply.h"
@@ -176,9 +177,11 @@ class SyncServerCore {
   // Sync (with `pull`) and Push: one request, one transaction.
   Result<std::string> Exchange(const std::string& user_id, const std::string& request, const RequestContext& context,
                                bool pull);
-  // ImportSnapshot and CompatMigrate, once the records are decoded: the fields of their answer,
-  // "imported":n,"skipped":n,"latestServerVersion":n, appended to `out`.
-  Status Import(const std::string& user_id, const std::vector<ChangeInput>& changes, std::string* out);
+  // ImportSnapshot and CompatMigrate, once the records are decoded: their answer, `opening`
+  // (the object's "{" and any fields before the counts) then
+  // "imported":n,"skipped":n,"latestServerVersion":n}.
+  Result<std::string> Import(const std::string& user_id, const std::vector<ChangeInput>& changes,
+                             std::string_view opening);
   // ResolveConflict and CompatResolve, once the resolution is decoded.
   Result<std::string> Resolve(Operation& op, const std::string& user_id, int64_t conflict_id,
                               const Resolution& resolution);
