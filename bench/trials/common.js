@@ -3,6 +3,7 @@
 // Shared by every JS trial: parameters, the workload (identical for both peers),
 // the peer's schema and pragmas, and the one-line JSON report.
 
+const { randomUUID } = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -176,7 +177,7 @@ function makePeerApplier(db) {
 
 // ---- The peer: better-sqlite3 on the same tables as deltasync's client schema v2
 // (copied from src/core/schema.cc: kClientV1 plus the kClientV2 `attempts` column
-// and `documents` table) with the same pragmas as src/core/sqlite.cc Database::Open.
+// and `documents` table, with the CHECKs as version 7 writes them) with the same pragmas as src/core/sqlite.cc Database::Open.
 
 const CHANGES_SCHEMA = `
 CREATE TABLE meta (
@@ -190,7 +191,7 @@ CREATE TABLE changes (
   user_id        TEXT,
   entity_type    TEXT NOT NULL,
   entity_id      TEXT NOT NULL,
-  type           TEXT NOT NULL CHECK (type IN ('CREATED', 'UPDATED', 'DELETED')),
+  type           TEXT NOT NULL CHECK (type = 'CREATED' OR type = 'UPDATED' OR type = 'DELETED'),
   data           TEXT,
   base_version   INTEGER,
   timestamp      INTEGER NOT NULL,
@@ -198,7 +199,7 @@ CREATE TABLE changes (
   updated_at     INTEGER NOT NULL,
   synced_at      INTEGER,
   status         TEXT NOT NULL DEFAULT 'pending'
-                 CHECK (status IN ('pending', 'syncing', 'synced', 'failed')),
+                 CHECK (status = 'pending' OR status = 'syncing' OR status = 'synced' OR status = 'failed'),
   retry_count    INTEGER NOT NULL DEFAULT 0,
   last_error     TEXT,
   server_version INTEGER,
@@ -492,7 +493,19 @@ function countStoredDocuments(file) {
   }
 }
 
+/**
+ * A changeId as deltasync makes them (src/core/env.cc Random::UuidV7): a UUID v7, 48 bits of
+ * Unix milliseconds first, then random bits. Every peer uses it, so both sides insert into the
+ * same UNIQUE index in the same order; trials labelled v4 use crypto.randomUUID instead.
+ */
+function newChangeId() {
+  const ms = Date.now().toString(16).padStart(12, '0');
+  const random = randomUUID();
+  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7${random.slice(15, 18)}-${random.slice(19)}`;
+}
+
 module.exports = {
+  newChangeId,
   countStoredDocuments,
   params,
   ENTITY_TYPE,

@@ -117,6 +117,15 @@ CREATE INDEX changes_synced_by_time ON changes (synced_at) WHERE status = 'synce
 CREATE INDEX changes_synced_by_version ON changes (server_version) WHERE status = 'synced';
 )sql";
 
+// Version 7 edits CHECKs that list three or more values into ORs: SQLite evaluates
+// `x IN ('a', 'b', 'c')` by building a temporary B-tree on every row it writes, which took
+// more time than the insert itself.
+constexpr const char* kChangeTypeIn = "CHECK (type IN ('CREATED', 'UPDATED', 'DELETED'))";
+constexpr const char* kChangeTypeOr = "CHECK (type = 'CREATED' OR type = 'UPDATED' OR type = 'DELETED')";
+constexpr const char* kChangeStatusIn = "CHECK (status IN ('pending', 'syncing', 'synced', 'failed'))";
+constexpr const char* kChangeStatusOr =
+    "CHECK (status = 'pending' OR status = 'syncing' OR status = 'synced' OR status = 'failed')";
+
 // Version 6: what an app's own conflict resolver is given (the common base, the remote change)
 // and whether one still has to look at the conflict, or failed to settle it.
 constexpr const char* kClientV6 = R"sql(
@@ -139,9 +148,61 @@ const std::vector<Migration>& ClientMigrations() {
       {4, kClientV4},
       {5, kClientV5},
       {6, kClientV6},
+      {7, "", {{"changes", kChangeTypeIn, kChangeTypeOr}, {"changes", kChangeStatusIn, kChangeStatusOr}}},
   };
   return kMigrations;
 }
+
+namespace {
+
+// Leaves the connection unable to write sqlite_schema again, and reloads its schema, however
+// the edits end.
+class WritableSchema {
+ public:
+  explicit WritableSchema(Database& db) : db_(db), status_(db.Exec("PRAGMA writable_schema=ON")) {}
+  ~WritableSchema() { (void)db_.Exec("PRAGMA writable_schema=RESET"); }
+  WritableSchema(const WritableSchema&) = delete;
+  WritableSchema& operator=(const WritableSchema&) = delete;
+  const Status& status() const { return status_; }
+
+ private:
+  Database& db_;
+  Status status_;
+};
+
+Result<int64_t> PragmaInt(Database& db, const char* sql) {
+  Result<std::unique_ptr<Statement>> stmt = db.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  Result<bool> row = stmt.value()->Step();
+  if (!row.ok()) return row.status();
+  return stmt.value()->Int(0);
+}
+
+// SQLite's procedure: edit the text, then bump schema_version so every connection (this one
+// included) reads the definitions again before its next statement.
+Status EditTableDefinitions(Database& db, const std::vector<TableDefinitionEdit>& edits) {
+  if (edits.empty()) return Status::Ok();
+  Result<int64_t> schema_version = PragmaInt(db, "PRAGMA schema_version");
+  if (!schema_version.ok()) return schema_version.status();
+  {
+    WritableSchema writable(db);
+    DS_RETURN_IF_ERROR(writable.status());
+    Result<std::unique_ptr<Statement>> edit =
+        db.Prepare("UPDATE sqlite_schema SET sql = replace(sql, ?2, ?3) WHERE type = 'table' AND name = ?1");
+    if (!edit.ok()) return edit.status();
+    for (const TableDefinitionEdit& change : edits) {
+      edit.value()->BindText(1, change.table);
+      edit.value()->BindText(2, change.from);
+      edit.value()->BindText(3, change.to);
+      DS_RETURN_IF_ERROR(edit.value()->Run());
+    }
+    DS_RETURN_IF_ERROR(db.Exec("PRAGMA schema_version=" + std::to_string(schema_version.value() + 1)));
+  }
+  // The edited definitions must parse: reading any table's makes SQLite load them all.
+  return PragmaInt(db, "SELECT count(*) FROM sqlite_schema").status();
+}
+
+}  // namespace
 
 Result<int> SchemaVersion(Database& db) {
   Result<std::unique_ptr<Statement>> stmt = db.Prepare("PRAGMA user_version");
@@ -203,6 +264,7 @@ Status Migrate(Database& db, const std::vector<Migration>& migrations, int32_t w
     if (!current.ok()) return current.status();
     if (current.value() >= migration.version) continue;
     Status applied = db.Exec(migration.sql);
+    if (applied.ok()) applied = EditTableDefinitions(db, migration.edits);
     if (!applied.ok()) {
       return Status::Error(applied.code(), "Migration to schema version " + std::to_string(migration.version) +
                                                " failed: " + applied.message());

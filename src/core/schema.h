@@ -17,9 +17,21 @@ inline constexpr int32_t kApplicationId = 0x44534E43;
 // 'DSNS': marks server files, so that a client never opens one (and the other way round).
 inline constexpr int32_t kServerApplicationId = 0x44534E53;
 
+// A change to one table's definition that every stored row already satisfies (a CHECK
+// rewritten to an equivalent one). It is made by editing the definition SQLite keeps in
+// sqlite_schema, the procedure SQLite documents for such changes
+// (https://www.sqlite.org/lang_altertable.html#otheralter), so no row is copied. A definition
+// that does not hold `from` is left as it is.
+struct TableDefinitionEdit {
+  const char* table;
+  const char* from;  // text as an earlier migration wrote it
+  const char* to;
+};
+
 struct Migration {
   int version;      // user_version after this migration; 1, 2, 3... without gaps
   const char* sql;  // statements run inside the migration's transaction
+  std::vector<TableDefinitionEdit> edits = {};  // made after `sql`, in the same transaction
 };
 
 // The client database's migrations, oldest first.

@@ -355,6 +355,14 @@ const std::vector<Migration>& ServerMigrations() {
   static const std::vector<Migration> kMigrations = {
       {1, kServerV1},
       {2, kServerV2},
+      // Version 3: the CHECKs that list three values become ORs, as in the client's version 7,
+      // so an insert builds no temporary B-tree to check them.
+      {3,
+       "",
+       {{"entity_changes", "CHECK (change_type IN ('CREATED', 'UPDATED', 'DELETED'))",
+         "CHECK (change_type = 'CREATED' OR change_type = 'UPDATED' OR change_type = 'DELETED')"},
+        {"change_results", "CHECK (outcome IN ('applied', 'conflict', 'error'))",
+         "CHECK (outcome = 'applied' OR outcome = 'conflict' OR outcome = 'error')"}}},
   };
   return kMigrations;
 }

@@ -8,6 +8,7 @@
 
 #include "core/client.h"
 #include "core/schema.h"
+#include "core/server_sqlite_store.h"
 #include "core/sqlite.h"
 #include "test_util.h"
 
@@ -18,6 +19,7 @@ using testing_util::HasCode;
 using testing_util::IsOk;
 using testing_util::OpenDb;
 using testing_util::QueryInt;
+using testing_util::QueryText;
 using testing_util::TempDir;
 
 constexpr const char* kItemsV1 =
@@ -37,9 +39,44 @@ const std::vector<Migration> kTwoSteps = {{1, kItemsV1}, {2, kItemsV2}};
 const std::vector<Migration> kBrokenThird = {{1, kItemsV1}, {2, kItemsV2}, {3, kBrokenV3}};
 const std::vector<Migration> kFixedThird = {{1, kItemsV1}, {2, kItemsV2}, {3, kFixedV3}};
 
+constexpr const char* kMarksV1 =
+    "CREATE TABLE marks (id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('a', 'b', 'c')));"
+    "INSERT INTO marks (kind) VALUES ('a'), ('b'), ('c');";
+constexpr const char* kMarksIn = "CHECK (kind IN ('a', 'b', 'c'))";
+constexpr const char* kMarksOr = "CHECK (kind = 'a' OR kind = 'b' OR kind = 'c')";
+
 bool TableExists(Database& db, const std::string& name) {
   return QueryInt(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '" + name + "'") == 1;
 }
+
+std::string Definition(Database& db, const std::string& table) {
+  return QueryText(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = '" + table + "'").value_or("");
+}
+
+// How many temporary B-trees the statement opens each time it runs (SQLite's OpenEphemeral).
+int TemporaryBtrees(Database& db, const std::string& sql) {
+  Result<std::unique_ptr<Statement>> explain = db.Prepare("EXPLAIN " + sql);
+  EXPECT_TRUE(IsOk(explain));
+  if (!explain.ok()) return -1;
+  int count = 0;
+  for (;;) {
+    Result<bool> row = explain.value()->Step();
+    EXPECT_TRUE(IsOk(row));
+    if (!row.ok() || !row.value()) return count;
+    if (explain.value()->Text(1) == "OpenEphemeral") ++count;
+  }
+}
+
+constexpr const char* kInsertQueuedChange =
+    "INSERT INTO changes (change_id, entity_type, entity_id, type, timestamp, created_at, updated_at, status) "
+    "VALUES (?1, 'note', 'n', ?2, 1, 1, 1, ?3)";
+constexpr const char* kUpdateQueuedStatus = "UPDATE changes SET status = ?2 WHERE change_id = ?1";
+constexpr const char* kInsertServerChange =
+    "INSERT INTO entity_changes (user_id, version, change_id, change_type, entity_type, entity_id, "
+    "client_timestamp, server_timestamp) VALUES (?1, ?2, ?3, ?4, 'note', 'n', 1, 1)";
+constexpr const char* kInsertServerResult =
+    "INSERT INTO change_results (user_id, change_id, fingerprint, outcome, entity_type, entity_id, action) "
+    "VALUES (?1, ?2, 'f', ?3, 'note', 'n', 'CREATE')";
 
 int Version(Database& db) {
   Result<int> version = SchemaVersion(db);
@@ -85,6 +122,106 @@ TEST(Schema, ChangesTableChecksTypeAndStatus) {
   EXPECT_FALSE(db->Exec(insert + "('b', 'note', 'n', 'MOVED', 1, 1, 1, 'pending')").ok());
   EXPECT_FALSE(db->Exec(insert + "('c', 'note', 'n', 'CREATED', 1, 1, 1, 'lost')").ok());
   EXPECT_FALSE(db->Exec(insert + "('a', 'note', 'n', 'CREATED', 1, 1, 1, 'pending')").ok());  // unique change_id
+}
+
+TEST(Schema, ATableDefinitionEditRewritesTheCheckInPlaceForEveryConnection) {
+  TempDir dir;
+  const std::string path = dir.File("edit.db");
+  auto db = OpenDb(path);
+  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}})));
+  auto other = OpenDb(path);  // has read the old definition
+  EXPECT_EQ(QueryInt(*other, "SELECT count(*) FROM marks"), 3);
+  EXPECT_EQ(TemporaryBtrees(*other, "INSERT INTO marks (kind) VALUES (?1)"), 1);
+
+  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}, {2, "", {{"marks", kMarksIn, kMarksOr}}}})));
+  EXPECT_EQ(Version(*db), 2);
+  EXPECT_NE(Definition(*db, "marks").find(kMarksOr), std::string::npos);
+  EXPECT_EQ(Definition(*db, "marks").find(kMarksIn), std::string::npos);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM marks"), 3);
+  // The other connection reads the new definition with its next transaction.
+  for (Database* connection : {db.get(), other.get()}) {
+    EXPECT_TRUE(IsOk(connection->Exec("INSERT INTO marks (kind) VALUES ('b')")));
+    EXPECT_FALSE(connection->Exec("INSERT INTO marks (kind) VALUES ('d')").ok());
+    EXPECT_FALSE(connection->Exec("UPDATE marks SET kind = 'A' WHERE id = 1").ok());
+    EXPECT_EQ(TemporaryBtrees(*connection, "INSERT INTO marks (kind) VALUES (?1)"), 0);
+  }
+  // The connection cannot write sqlite_schema any more.
+  EXPECT_FALSE(db->Exec("UPDATE sqlite_schema SET sql = sql WHERE name = 'marks'").ok());
+}
+
+TEST(Schema, ATableDefinitionEditWhoseTextIsAbsentLeavesTheDefinitionAlone) {
+  auto db = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}})));
+  const std::string before = Definition(*db, "marks");
+  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}, {2, "", {{"marks", "CHECK (kind IN ('x'))", kMarksOr}}}})));
+  EXPECT_EQ(Version(*db), 2);
+  EXPECT_EQ(Definition(*db, "marks"), before);
+  EXPECT_FALSE(db->Exec("INSERT INTO marks (kind) VALUES ('d')").ok());
+}
+
+TEST(Schema, ATableDefinitionEditThatDoesNotParseFailsAndLeavesTheFileAtThePreviousVersion) {
+  TempDir dir;
+  const std::string path = dir.File("broken-edit.db");
+  auto db = OpenDb(path);
+  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}})));
+  const std::string before = Definition(*db, "marks");
+  Status broken = Migrate(*db, {{1, kMarksV1}, {2, "", {{"marks", kMarksIn, "CHECK (kind IN"}}}});
+  EXPECT_FALSE(broken.ok());
+  EXPECT_NE(broken.message().find("schema version 2"), std::string::npos) << broken.message();
+  EXPECT_EQ(Version(*db), 1);
+  EXPECT_EQ(Definition(*db, "marks"), before);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM marks"), 3);
+  EXPECT_FALSE(db->Exec("INSERT INTO marks (kind) VALUES ('d')").ok());
+  auto reopened = OpenDb(path);
+  EXPECT_EQ(Definition(*reopened, "marks"), before);
+  EXPECT_TRUE(IsOk(reopened->Exec("INSERT INTO marks (kind) VALUES ('c')")));
+}
+
+// An IN list of three or more values is checked through a temporary B-tree built for every
+// row written; the hot inserts and updates of both schemas must not pay for one.
+TEST(Schema, QueueWritesBuildNoTemporaryBtreeInAFreshOrAnUpgradedFile) {
+  auto fresh = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(Migrate(*fresh, ClientMigrations())));
+  auto upgraded = OpenDb(":memory:");
+  std::vector<Migration> previous = ClientMigrations();
+  previous.pop_back();
+  ASSERT_TRUE(IsOk(Migrate(*upgraded, previous)));
+  EXPECT_EQ(TemporaryBtrees(*upgraded, kInsertQueuedChange), 2);  // what version 7 removes
+  ASSERT_TRUE(IsOk(upgraded->Exec("INSERT INTO changes (change_id, entity_type, entity_id, type, timestamp, "
+                                  "created_at, updated_at, status) VALUES ('kept', 'note', 'n', 'UPDATED', 1, 1, 1, "
+                                  "'syncing')")));
+  ASSERT_TRUE(IsOk(Migrate(*upgraded, ClientMigrations())));
+  EXPECT_EQ(QueryInt(*upgraded, "SELECT count(*) FROM changes WHERE change_id = 'kept' AND status = 'syncing'"), 1);
+  for (Database* db : {fresh.get(), upgraded.get()}) {
+    EXPECT_EQ(TemporaryBtrees(*db, kInsertQueuedChange), 0);
+    EXPECT_EQ(TemporaryBtrees(*db, kUpdateQueuedStatus), 0);
+  }
+}
+
+TEST(Schema, ServerLogWritesBuildNoTemporaryBtreeInAFreshOrAnUpgradedFile) {
+  auto fresh = OpenDb(":memory:");
+  ASSERT_TRUE(IsOk(Migrate(*fresh, ServerMigrations(), kServerApplicationId)));
+  auto upgraded = OpenDb(":memory:");
+  std::vector<Migration> previous = ServerMigrations();
+  previous.pop_back();
+  ASSERT_TRUE(IsOk(Migrate(*upgraded, previous, kServerApplicationId)));
+  EXPECT_EQ(TemporaryBtrees(*upgraded, kInsertServerChange), 1);  // what version 3 removes
+  ASSERT_TRUE(IsOk(upgraded->Exec("INSERT INTO entity_changes (user_id, version, change_id, change_type, "
+                                  "entity_type, entity_id, client_timestamp, server_timestamp) VALUES ('u', 1, 'c', "
+                                  "'DELETED', 'note', 'n', 1, 1)")));
+  ASSERT_TRUE(IsOk(Migrate(*upgraded, ServerMigrations(), kServerApplicationId)));
+  EXPECT_EQ(QueryInt(*upgraded, "SELECT count(*) FROM entity_changes WHERE change_type = 'DELETED'"), 1);
+  for (Database* db : {fresh.get(), upgraded.get()}) {
+    EXPECT_EQ(TemporaryBtrees(*db, kInsertServerChange), 0);
+    EXPECT_EQ(TemporaryBtrees(*db, kInsertServerResult), 0);
+    EXPECT_FALSE(db->Exec("INSERT INTO entity_changes (user_id, version, change_id, change_type, entity_type, "
+                          "entity_id, client_timestamp, server_timestamp) VALUES ('u', 9, 'x', 'MOVED', 'note', "
+                          "'n', 1, 1)")
+                     .ok());
+    EXPECT_FALSE(db->Exec("INSERT INTO change_results (user_id, change_id, fingerprint, outcome, entity_type, "
+                          "entity_id, action) VALUES ('u', 'x', 'f', 'lost', 'note', 'n', 'CREATE')")
+                     .ok());
+  }
 }
 
 TEST(Schema, TwoStepMigrationUpgradesAVersionOneFileAndKeepsItsRows) {

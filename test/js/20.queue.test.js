@@ -504,7 +504,7 @@ describe('export', () => {
     assert.equal(doc.deviceId, 'dev-1');
     assert.equal(doc.userId, 'u-1');
     assert.equal(doc.tenantId, null);
-    assert.equal(doc.schemaVersion, 6);
+    assert.equal(doc.schemaVersion, 7);
     assert.deepEqual(doc.stats, client.queue.stats());
     assert.deepEqual(
       doc.changes.map((c) => [c.changeId, c.status, c.data]),
