@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
     std::vector<Row> rows(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
       Row& row = rows[static_cast<size_t>(i)];
-      row.change_id = random.UuidV4();
+      row.change_id = random.UuidV7(now_ms);
       row.entity_id = "e" + std::to_string(i);
       row.data = MakeDocument(i);
     }

@@ -22,7 +22,6 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { randomUUID } = require('node:crypto');
 const assert = require('node:assert/strict');
 const c = require('./common');
 
@@ -57,7 +56,7 @@ function open(file) {
     const now = Date.now();
     const json = JSON.stringify(doc);
     upsertLocal.run(c.ENTITY_TYPE, id, json, now);
-    insertChange.run(randomUUID(), c.ENTITY_TYPE, id, 'CREATED', json, now, now, now);
+    insertChange.run(c.newChangeId(), c.ENTITY_TYPE, id, 'CREATED', json, now, now, now);
   });
   return {
     apply: (buffer) => apply(buffer),

@@ -2,12 +2,11 @@
 
 // (b) A batch in one call: client.queue.enqueueMany(changes) vs better-sqlite3
 // inserting the same rows in one transaction with one prepared statement
-// (JSON.stringify of each document and a crypto.randomUUID per change, as
+// (JSON.stringify of each document and a UUID v7 per change, common.newChangeId, as
 // deltasync generates a changeId per change internally).
 // Each iteration runs on a fresh database; the median is reported.
 // Params: { impl, count, iterations, dir }
 
-const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const { impl, count, iterations, dir } = c.params();
@@ -34,7 +33,7 @@ function runPeer(changes) {
     for (let i = 0; i < list.length; ++i) {
       const change = list[i];
       const now = Date.now();
-      ids[i] = randomUUID();
+      ids[i] = c.newChangeId();
       insert.run(ids[i], change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
     }
     return ids;

@@ -7,7 +7,6 @@
 // the rate over all of them as overallChangesPerSec.
 // Params: { impl: 'deltasync' | 'better-sqlite3', count, rounds, warmup, dir }
 
-const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const { impl, count, rounds = 1, warmup, dir } = c.params();
@@ -44,7 +43,7 @@ if (impl === 'deltasync') {
   const insert = db.prepare(c.INSERT_CHANGE);
   const enqueue = (change) => {
     const now = Date.now();
-    insert.run(randomUUID(), change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
+    insert.run(c.newChangeId(), change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
   };
   for (const change of warm) enqueue(change);
   timeRounds(enqueue);

@@ -136,7 +136,7 @@ function createPeerIngester(file) {
         continue;
       }
       upsert.run(entityType, ids[i], jsons[i], now);
-      insertChange.run(crypto.randomUUID(), entityType, ids[i], live ? 'UPDATED' : 'CREATED', jsons[i], now, now, now);
+      insertChange.run(c.newChangeId(), entityType, ids[i], live ? 'UPDATED' : 'CREATED', jsons[i], now, now, now);
       if (live) ++report.recordsUpdated;
       else ++report.recordsInserted;
     }

@@ -4,7 +4,6 @@
 // enqueueMany in batches of `batch`; RSS is sampled after every batch.
 // Params: { impl: 'deltasync' | 'better-sqlite3', total, batch, dir }
 
-const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const { impl, total, batch, dir } = c.params();
@@ -29,7 +28,7 @@ if (impl === 'deltasync') {
   enqueueBatch = db.transaction((changes) => {
     for (const change of changes) {
       const now = Date.now();
-      insert.run(randomUUID(), change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
+      insert.run(c.newChangeId(), change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
     }
   });
   sqliteVersion = c.peerSqliteVersion(db);

@@ -14,7 +14,6 @@
 // There is no conflict handling for entities with local changes, no retry and no
 // backoff: the trials never need them, and deltasync pays for having them.
 
-const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const UPSERT_LOCAL =
@@ -57,14 +56,14 @@ function createPeerClient(options) {
     const json = JSON.stringify(doc);
     upsertLocal.run(entityType, entityId, json, now);
     const type = existing && !existing.deleted ? 'UPDATED' : 'CREATED';
-    insertChange.run(randomUUID(), entityType, entityId, type, json, now, now, now);
+    insertChange.run(c.newChangeId(), entityType, entityId, type, json, now, now, now);
   });
 
   /** Queues changes ({ type, entityType, entityId, data }) without documents, like queue.enqueueMany. */
   const enqueueMany = db.transaction((changes) => {
     const now = Date.now();
     for (const change of changes) {
-      insertChange.run(randomUUID(), change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
+      insertChange.run(c.newChangeId(), change.entityType, change.entityId, change.type, JSON.stringify(change.data), now, now, now);
     }
   });
 

@@ -17,7 +17,6 @@
 // SQLite's synchronous=FULL for both servers), ...the mode's sizes }
 
 const http = require('node:http');
-const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const params = c.params();
@@ -110,7 +109,7 @@ function bigRequest(bytes, push, lastKnown) {
   for (let i = 0; size < bytes; ++i) {
     const n = push * 1000000 + i;
     const text = JSON.stringify({
-      changeId: randomUUID(),
+      changeId: c.newChangeId(),
       type: 'CREATED',
       entityType: c.ENTITY_TYPE,
       entityId: `big-${n}`,

@@ -23,13 +23,7 @@ const { port, clients, users, requests, changesPerRequest, warmup, changeIds = '
 // Several server processes (one database): device i talks to ports[i % ports.length].
 const ports = c.params().ports ?? [port];
 
-/** A UUID v7: 48 bits of Unix milliseconds first, then random bits (like src/core/env.cc UuidV7). */
-function uuidV7() {
-  const ms = Date.now().toString(16).padStart(12, '0');
-  const random = randomUUID();
-  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7${random.slice(15, 18)}-${random.slice(19)}`;
-}
-const newChangeId = changeIds === 'v4' ? randomUUID : uuidV7;
+const newChangeId = changeIds === 'v4' ? randomUUID : c.newChangeId;
 const agent = new http.Agent({ keepAlive: true, maxSockets: clients * 2 });
 
 /** A small deterministic PRNG (mulberry32). */

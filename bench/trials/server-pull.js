@@ -10,7 +10,6 @@
 // The log is seeded untimed through each server's own v2 sync (requests of 1000 CREATED changes).
 // Params: { impl, count, iterations, dir }
 
-const { randomUUID } = require('node:crypto');
 const c = require('./common');
 
 const { impl, count, iterations, dir } = c.params();
@@ -23,7 +22,7 @@ function seedRequests() {
   for (let from = 0; from < count; from += 1000) {
     const changes = [];
     for (let i = from; i < Math.min(count, from + 1000); ++i) {
-      changes.push({ changeId: randomUUID(), type: 'CREATED', entityType: c.ENTITY_TYPE, entityId: `e${i}`, data: c.makeDocument(i), timestamp: c.REMOTE_TIMESTAMP + i });
+      changes.push({ changeId: c.newChangeId(), type: 'CREATED', entityType: c.ENTITY_TYPE, entityId: `e${i}`, data: c.makeDocument(i), timestamp: c.REMOTE_TIMESTAMP + i });
     }
     requests.push({ deviceId: 'device-seed', lastKnownServerVersion: count, changes });
   }

@@ -15,7 +15,6 @@
 // with the CPU time per operation (less sensitive to a busy machine than the wall clock).
 // Params: { impl: 'deltasync' | 'better-sqlite3', op: 'put' | 'get' | 'patch', count, rounds, warmup, dir }
 
-const { randomUUID } = require('node:crypto');
 const assert = require('node:assert/strict');
 const c = require('./common');
 
@@ -50,7 +49,7 @@ function openStore() {
     const json = JSON.stringify(doc);
     upsert.run(TYPE, id, json, now);
     const type = existing && !existing.deleted ? 'UPDATED' : 'CREATED';
-    insertChange.run(randomUUID(), TYPE, id, type, json, now, now, now);
+    insertChange.run(c.newChangeId(), TYPE, id, type, json, now, now, now);
   });
   const patch = db.transaction((id, fields) => {
     const now = Date.now();
@@ -62,7 +61,7 @@ function openStore() {
       else doc[key] = fields[key];
     }
     upsert.run(TYPE, id, JSON.stringify(doc), now);
-    insertChange.run(randomUUID(), TYPE, id, 'UPDATED', JSON.stringify(fields), now, now, now);
+    insertChange.run(c.newChangeId(), TYPE, id, 'UPDATED', JSON.stringify(fields), now, now, now);
   });
   return {
     put,

@@ -31,7 +31,6 @@
 // Params: { impl: 'deltasync' | 'better-sqlite3', mode, dir, cycles?, warmup?, history?, total?, pull?, push?, runs? }
 
 const { spawnSync } = require('node:child_process');
-const { randomUUID } = require('node:crypto');
 const assert = require('node:assert/strict');
 const c = require('./common');
 const { createPeerClient } = require('./peer-client');
@@ -189,7 +188,7 @@ function seedInChild(file) {
 /** Change k of the seeded log, as a device pushes it. */
 function seedChange(k) {
   const { version, ...change } = c.pageChange(k, 0, 0);
-  return { changeId: randomUUID(), type: change.type, entityType: change.entityType, entityId: change.entityId,
+  return { changeId: c.newChangeId(), type: change.type, entityType: change.entityType, entityId: change.entityId,
     data: change.data, timestamp: change.timestamp };
 }
 
