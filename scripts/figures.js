@@ -28,6 +28,9 @@ const CHECKS = path.join(root, 'bench', 'results', 'checks.json');
 const FIGURES_DIR = path.join(root, 'build', 'figures');
 const FUZZ_LOG = path.join(root, 'fuzz', 'log.json');
 
+const COLD_SYNC_CEILING =
+  'the share of the ceiling counts the whole sync: the server reading its log, HTTP on loopback, and the apply';
+
 // What a reader must know to read a trial's figure honestly; one line each, keyed by trial.
 const CAVEATS = {
   b: 'both goals sit above the raw SQLite ceiling (c) measured in the same run',
@@ -35,10 +38,14 @@ const CAVEATS = {
   f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 4 MB page cache, as deltasync\'s client does',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
   j: 'both sides run the same prepared statement, one indexed read per call: what differs is only the cost of the call into C++',
+  l: 'the server and the load generator share the 2 cores; the core\'s work runs on a worker beside Express, while the peer does all of its work on the main thread',
   l2: 'random UUID v4 changeIds (older clients): every index insert lands on a random page',
   l4: '32 devices of 16 users at once: requests wait for the one SQLite session in turn, and those that queue share one commit',
   l5: 'every commit is synced to disk; the requests that queue for the session share one commit, so one fsync',
+  m: 'objects: the text is built off the main thread, then JSON.parse on the main thread takes about half of the time',
   o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
+  p: COLD_SYNC_CEILING,
+  p2: COLD_SYNC_CEILING,
   q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
   s: 'the peer is the same client polling every second (live: false); its idle requests are that polling',
   t: "PouchDB replicates each document's latest revision (50,000 documents); its rate counts the server's 100,000 changes, as for deltasync",
