@@ -9,6 +9,9 @@ const { SyncError } = require('./errors');
 const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 const MAX_REQUESTS_PER_CYCLE = 10000;
 const SYNCED_RETENTION_MS = 24 * 60 * 60 * 1000;
+// At most this many aged rows are purged after one sync cycle, so a day's history that ages at
+// once is deleted a slice per cycle instead of in one long DELETE on the event loop.
+const SYNCED_PURGE_PER_CYCLE = 1000;
 
 function classify(error) {
   const status = error && error.status;
@@ -366,7 +369,7 @@ class SyncEngine {
     native.schedFinished(outcome, retryAfterMs);
     // Acknowledged changes are kept a day (for support and echo detection), then purged,
     // so the queue does not grow with the client's whole history.
-    if (outcome === 'success') native.purgeSynced(SYNCED_RETENTION_MS);
+    if (outcome === 'success') native.purgeSynced(SYNCED_RETENTION_MS, SYNCED_PURGE_PER_CYCLE);
     const waiters = this._waiters.splice(0);
     if (failure) {
       let error =

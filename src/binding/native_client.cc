@@ -449,7 +449,8 @@ Napi::Value NativeClient::ReleaseInFlight(const Napi::CallbackInfo& info) {
 Napi::Value NativeClient::PurgeSynced(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DS_REQUIRE_CLIENT(env);
-  Result<int64_t> count = client.queue().PurgeSynced(info[0].As<Napi::Number>().Int64Value());
+  const int64_t max_rows = info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : -1;
+  Result<int64_t> count = client.queue().PurgeSynced(info[0].As<Napi::Number>().Int64Value(), max_rows);
   ThrowIfError(env, count.status());
   return Napi::Number::New(env, static_cast<double>(count.value()));
 }

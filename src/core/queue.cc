@@ -78,8 +78,10 @@ constexpr const char* kMarkFailed =
     "WHERE change_id = ?1 AND status = 'syncing' RETURNING status";
 constexpr const char* kReleaseInFlight =
     "UPDATE changes SET status = 'pending', updated_at = ?1 WHERE status = 'syncing'";
+// LIMIT -1: no limit.
 constexpr const char* kPurgeSynced =
-    "DELETE FROM changes INDEXED BY changes_synced_by_time WHERE status = 'synced' AND synced_at < ?1";
+    "DELETE FROM changes WHERE id IN (SELECT id FROM changes INDEXED BY changes_synced_by_time "
+    "WHERE status = 'synced' AND synced_at < ?1 ORDER BY synced_at LIMIT ?2)";
 
 #undef DS_CHANGE_COLUMNS
 
@@ -543,11 +545,12 @@ Result<int64_t> ChangeQueue::ReleaseInFlight() {
 
 Result<int64_t> ChangeQueue::RecoverInFlight() { return ReleaseInFlight(); }
 
-Result<int64_t> ChangeQueue::PurgeSynced(int64_t retention_ms) {
+Result<int64_t> ChangeQueue::PurgeSynced(int64_t retention_ms, int64_t max_rows) {
   Result<Statement*> stmt = db_.Cached(kPurgeSynced);
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
   scope->BindInt(1, clock_.NowMs() - retention_ms);
+  scope->BindInt(2, max_rows < 0 ? -1 : max_rows);
   DS_RETURN_IF_ERROR(scope->Run());
   return static_cast<int64_t>(db_.Changes());
 }

@@ -134,8 +134,10 @@ class ChangeQueue {
   // A transient failure of the whole request: in-flight changes return to pending
   // without counting a retry. Returns how many.
   Result<int64_t> ReleaseInFlight();
-  // Deletes synced rows whose synced_at is older than now - retention_ms. Returns how many.
-  Result<int64_t> PurgeSynced(int64_t retention_ms);
+  // Deletes synced rows whose synced_at is older than now - retention_ms, the oldest first and
+  // at most max_rows of them (all when max_rows is negative), so that one call stays short
+  // however much history has aged at once. Returns how many.
+  Result<int64_t> PurgeSynced(int64_t retention_ms, int64_t max_rows = -1);
   // Crash recovery, run at open: rows left syncing return to pending. Returns how many.
   Result<int64_t> RecoverInFlight();
 

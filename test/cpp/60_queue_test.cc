@@ -662,6 +662,30 @@ TEST_F(QueueTest, PurgeSyncedHonoursRetention) {
   EXPECT_EQ(Ids(All()), (std::vector<std::string>{"pending", "failed"}));  // never pending or failed
 }
 
+TEST_F(QueueTest, PurgeSyncedTakesTheOldestFirstAndAtMostMaxRows) {
+  const std::vector<std::string> ids = {"s1", "s2", "s3", "s4", "s5"};
+  for (const std::string& id : ids) Enqueue(Created("n-" + id, "{}", id));
+  Take(10);
+  // Acknowledged in an order that is not the queue's: s3 first.
+  int64_t version = 0;
+  for (const char* id : {"s3", "s1", "s5", "s2", "s4"}) {
+    clock_.Set(1000000 + 1000 * ++version);
+    ASSERT_TRUE(IsOk(queue_->MarkSynced(id, version)));
+  }
+  clock_.Set(9000000);
+  Result<int64_t> first = queue_->PurgeSynced(0, 2);
+  ASSERT_TRUE(IsOk(first));
+  EXPECT_EQ(first.value(), 2);
+  EXPECT_EQ(Ids(All()), (std::vector<std::string>{"s2", "s4", "s5"}));
+  Result<int64_t> zero = queue_->PurgeSynced(0, 0);
+  ASSERT_TRUE(IsOk(zero));
+  EXPECT_EQ(zero.value(), 0);
+  Result<int64_t> rest = queue_->PurgeSynced(0, 10);
+  ASSERT_TRUE(IsOk(rest));
+  EXPECT_EQ(rest.value(), 3);
+  EXPECT_TRUE(All().empty());
+}
+
 TEST_F(QueueTest, RetryFailedResetsRetryCount) {
   Enqueue(Created("n1", "{}", "c1"));
   Enqueue(Created("n2", "{}", "c2"));
