@@ -11,9 +11,14 @@ namespace deltasync {
 
 namespace {
 
-constexpr const char* kHasUnsynced =
-    "SELECT EXISTS (SELECT 1 FROM changes WHERE status IN ('pending', 'syncing', 'failed')) "
-    "OR EXISTS (SELECT 1 FROM changes INDEXED BY changes_synced_by_version WHERE status = 'synced' AND server_version > ?1)";
+// The entities of the rows kLocalChanges can return for a change at version ?1 or above, at most ?2.
+constexpr const char* kDirtyEntities =
+    "SELECT entity_type, entity_id FROM changes WHERE status IN ('pending', 'syncing', 'failed') "
+    "UNION ALL SELECT entity_type, entity_id FROM changes INDEXED BY changes_synced_by_version "
+    "WHERE status = 'synced' AND server_version > ?1 LIMIT ?2";
+// A queue with more candidate rows than this, and than the chunk has changes, is not listed:
+// each change asks for its own entity's local changes, one indexed lookup, which then costs less.
+constexpr size_t kMinDirtyRowsListed = 256;
 constexpr const char* kLoadForApply =
     "SELECT data, base, version, deleted FROM documents WHERE entity_type = ?1 AND entity_id = ?2";
 // Writes a pulled state unless the stored document already has this version or a newer one.
@@ -211,18 +216,11 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
     DS_RETURN_IF_ERROR(ResetToServerHistory(page.resync_from.value_or(page.head_version.value_or(0))));
     result->resynced = true;
   }
-  bool has_local = false;
-  {
-    Result<Statement*> stmt = db_.Cached(kHasUnsynced);
-    if (!stmt.ok()) return stmt.status();
-    Statement::Scope scope(*stmt.value());
-    scope->BindInt(1, end > begin ? page.changes[begin].version : std::numeric_limits<int64_t>::max());
-    Result<bool> row = scope->Step();
-    if (!row.ok()) return row.status();
-    has_local = scope->Int(0) != 0;
-  }
+  Result<DirtyEntities> dirty = LoadDirtyEntities(
+      end > begin ? page.changes[begin].version : std::numeric_limits<int64_t>::max(), end - begin);
+  if (!dirty.ok()) return dirty.status();
   for (size_t i = begin; i < end; ++i) {
-    Status status = ApplyOne(page.changes[i], has_local, result);
+    Status status = ApplyOne(page.changes[i], dirty.value(), result);
     if (!status.ok()) {
       return Status::Error(status.code(), "Applying newChanges[" + std::to_string(page.window_start + i) + "] (changeId " +
                                               page.changes[i].change_id + "): " + status.message());
@@ -241,6 +239,24 @@ Status DeltaApplier::ApplyChunk(const PullPage& page, size_t begin, size_t end, 
   result->latest_server_version = stored.value();
   result->has_more = page.has_more;
   return Status::Ok();
+}
+
+Result<DirtyEntities> DeltaApplier::LoadDirtyEntities(int64_t first_version, size_t chunk_changes) {
+  const size_t limit = std::max(kMinDirtyRowsListed, chunk_changes);
+  Result<Statement*> stmt = db_.Cached(kDirtyEntities);
+  if (!stmt.ok()) return stmt.status();
+  Statement::Scope scope(*stmt.value());
+  scope->BindInt(1, first_version);
+  scope->BindInt(2, static_cast<int64_t>(limit) + 1);
+  std::vector<DirtyEntities::Key> keys;
+  for (;;) {
+    Result<bool> row = scope->Step();
+    if (!row.ok()) return row.status();
+    if (!row.value()) break;
+    if (keys.size() == limit) return DirtyEntities::Unknown();
+    keys.emplace_back(std::string(scope->Text(0)), std::string(scope->Text(1)));
+  }
+  return DirtyEntities::Of(std::move(keys));
 }
 
 Result<std::vector<LocalChange>> DeltaApplier::LocalChanges(const std::string& entity_type,
@@ -297,9 +313,9 @@ Status DeltaApplier::WriteDocument(const RemoteChange& change, const State& visi
   return scope->Run();
 }
 
-Status DeltaApplier::ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result) {
+Status DeltaApplier::ApplyOne(const RemoteChange& change, const DirtyEntities& dirty_entities, ApplyResult* result) {
   std::vector<LocalChange> locals;
-  if (queue_has_local_changes) {
+  if (dirty_entities.MayHaveLocalChanges(change.entity_type, change.entity_id)) {
     Result<std::vector<LocalChange>> loaded = LocalChanges(change.entity_type, change.entity_id, change.version);
     if (!loaded.ok()) return loaded.status();
     locals = std::move(loaded).value();

@@ -141,7 +141,10 @@ class DeltaApplier {
  private:
   using State = EntityState;
 
-  Status ApplyOne(const RemoteChange& change, bool queue_has_local_changes, ApplyResult* result);
+  // The entities that may hold local changes under a chunk whose first change has
+  // `first_version`; Unknown() when the queue holds more than about `chunk_changes` rows to list.
+  Result<DirtyEntities> LoadDirtyEntities(int64_t first_version, size_t chunk_changes);
+  Status ApplyOne(const RemoteChange& change, const DirtyEntities& dirty_entities, ApplyResult* result);
   // The entity's unacknowledged changes and, with `acknowledged_above`, also those the server
   // acknowledged at a higher version.
   Result<std::vector<LocalChange>> LocalChanges(const std::string& entity_type, const std::string& entity_id,

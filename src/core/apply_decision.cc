@@ -18,6 +18,22 @@ std::optional<ConflictStrategy> ParseConflictStrategy(std::string_view name) {
   return std::nullopt;
 }
 
+DirtyEntities DirtyEntities::Of(std::vector<Key> keys) {
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return DirtyEntities(false, std::move(keys));
+}
+
+bool DirtyEntities::MayHaveLocalChanges(std::string_view entity_type, std::string_view entity_id) const {
+  if (unknown_) return true;
+  auto before = [](const Key& key, std::pair<std::string_view, std::string_view> wanted) {
+    const int by_type = std::string_view(key.first).compare(wanted.first);
+    return by_type < 0 || (by_type == 0 && std::string_view(key.second) < wanted.second);
+  };
+  auto it = std::lower_bound(keys_.begin(), keys_.end(), std::make_pair(entity_type, entity_id), before);
+  return it != keys_.end() && it->first == entity_type && it->second == entity_id;
+}
+
 const char* ConflictStrategyName(ConflictStrategy strategy) {
   switch (strategy) {
     case ConflictStrategy::kNewestWins: return "newest_wins";

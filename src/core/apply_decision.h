@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/change.h"
@@ -29,6 +30,26 @@ struct LocalChange {
   std::optional<std::string> data;  // canonical JSON object; none for a DELETED
   int64_t timestamp = 0;
   ChangeStatus status = ChangeStatus::kPending;
+};
+
+// The entities a chunk of pulled changes may find local changes on: those with a change in
+// the queue the server has not acknowledged, or acknowledged above the chunk's first version.
+// Only they are asked for their local changes. A queue with too many such rows to list cheaply
+// gives Unknown(): every entity is asked.
+class DirtyEntities {
+ public:
+  using Key = std::pair<std::string, std::string>;  // entity type, entity id
+
+  DirtyEntities() = default;  // none
+  static DirtyEntities Unknown() { return DirtyEntities(true, {}); }
+  static DirtyEntities Of(std::vector<Key> keys);  // in any order, repeats allowed
+
+  bool MayHaveLocalChanges(std::string_view entity_type, std::string_view entity_id) const;
+
+ private:
+  DirtyEntities(bool unknown, std::vector<Key> keys) : unknown_(unknown), keys_(std::move(keys)) {}
+  bool unknown_ = false;
+  std::vector<Key> keys_;  // sorted, unique
 };
 
 // An entity as one side sees it.

@@ -147,5 +147,26 @@ TEST(ReplayLocalChanges, AppliesCreatesUpdatesAndDeletesInOrder) {
   EXPECT_EQ(absent.value().data, std::nullopt);
 }
 
+TEST(DirtyEntities, NamesExactlyTheListedEntities) {
+  const DirtyEntities dirty = DirtyEntities::Of({{"note", "n2"}, {"ab", "c"}, {"note", "n2"}, {"a", "bc"}, {"task", "n1"}});
+  EXPECT_TRUE(dirty.MayHaveLocalChanges("note", "n2"));
+  EXPECT_TRUE(dirty.MayHaveLocalChanges("a", "bc"));
+  EXPECT_TRUE(dirty.MayHaveLocalChanges("ab", "c"));
+  EXPECT_TRUE(dirty.MayHaveLocalChanges("task", "n1"));
+  EXPECT_FALSE(dirty.MayHaveLocalChanges("note", "n1"));  // another entity of a listed type
+  EXPECT_FALSE(dirty.MayHaveLocalChanges("task", "n2"));  // a listed id of another type
+  EXPECT_FALSE(dirty.MayHaveLocalChanges("abc", ""));
+  EXPECT_FALSE(dirty.MayHaveLocalChanges("", "abc"));
+  EXPECT_FALSE(dirty.MayHaveLocalChanges("zzz", "z"));  // past the last
+  EXPECT_FALSE(dirty.MayHaveLocalChanges("", ""));      // before the first
+}
+
+TEST(DirtyEntities, NoneNamesNothingAndUnknownNamesEverything) {
+  EXPECT_FALSE(DirtyEntities().MayHaveLocalChanges("note", "n1"));
+  EXPECT_FALSE(DirtyEntities::Of({}).MayHaveLocalChanges("note", "n1"));
+  EXPECT_TRUE(DirtyEntities::Unknown().MayHaveLocalChanges("note", "n1"));
+  EXPECT_TRUE(DirtyEntities::Unknown().MayHaveLocalChanges("", ""));
+}
+
 }  // namespace
 }  // namespace deltasync

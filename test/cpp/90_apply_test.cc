@@ -243,6 +243,38 @@ TEST_F(ConflictTest, LocalPendingChangesStayOnTopOfPulledState) {
   EXPECT_EQ(h->Base("n1"), R"({"title":"a","body":"y"})");
 }
 
+// A chunk asks only the entities the queue names for their local changes, or every entity when
+// the queue holds too many rows to list (more than 256, and than the chunk has changes). Either
+// way a local edit among many clean entities stays on top, and the clean ones are applied as
+// pulled.
+TEST_F(ConflictTest, LocalChangesStayOnTopWhetherTheQueueListsItsEntitiesOrNot) {
+  for (int pending_elsewhere : {0, 300}) {
+    SCOPED_TRACE(pending_elsewhere);
+    auto h = std::make_unique<StoreHarness>(ConflictStrategy::kClientWins);
+    h->PullOne(Remote(1, "CREATED", "n1", R"({"title":"a","body":"x"})", kLocalTime - 10000));
+    for (int i = 0; i < pending_elsewhere; ++i) {
+      ASSERT_TRUE(IsOk(h->store->Put("task", "t" + std::to_string(i), R"({"x":1})")));
+    }
+    ASSERT_TRUE(IsOk(h->store->Patch("note", "n1", R"({"title":"L"})")));  // the queue's last row
+    std::vector<std::string> changes;
+    int64_t version = 1;
+    for (int i = 0; i < 50; ++i) {
+      if (i == 25) changes.push_back(Remote(++version, "UPDATED", "n1", R"({"body":"y"})", kLocalTime + 1000));
+      changes.push_back(Remote(++version, "CREATED", "c" + std::to_string(i), R"({"n":1})", kLocalTime + 1000));
+    }
+    ApplyResult result = h->Pull(Page(changes, version));
+    EXPECT_EQ(h->Visible("n1"), R"({"title":"L","body":"y"})");
+    EXPECT_EQ(h->Base("n1"), R"({"title":"a","body":"y"})");
+    ASSERT_EQ(result.conflicts.size(), 1u);
+    EXPECT_EQ(result.conflicts[0].entity_id, "n1");
+    EXPECT_EQ(h->Visible("c49"), R"({"n":1})");
+    std::optional<StoredDocument> clean = h->WithMeta("c0");
+    ASSERT_TRUE(clean.has_value());
+    EXPECT_FALSE(clean->meta.dirty);
+    EXPECT_EQ(h->Changes().size(), static_cast<size_t>(pending_elsewhere) + 1);
+  }
+}
+
 TEST_F(ConflictTest, NewestWinsRemoteNewerDiscardsUnsentLocalChanges) {
   auto h = Setup(ConflictStrategy::kNewestWins, R"({"title":"L"})");
   ApplyResult result = h->PullOne(Remote(2, "UPDATED", "n1", R"({"title":"R"})", kLocalTime + 1));
@@ -616,6 +648,20 @@ TEST_F(ConflictTest, InFlightChangesSurviveEveryStrategy) {
     // The server acknowledges the in-flight change as usual.
     ASSERT_TRUE(IsOk(h->queue->MarkSynced(sent_id, 3)));
   }
+}
+
+// The server applied our edit at version 5, after another device's edit at version 3 that the
+// client pulls only now: ours stays on top, whatever the strategy would say of a conflict.
+TEST_F(ConflictTest, AnEditTheServerAcknowledgedLaterStaysOnTopOfAnEarlierPulledOne) {
+  auto h = Setup(ConflictStrategy::kNewestWins, R"({"title":"L"})");
+  Result<std::vector<Change>> sent = h->queue->TakeBatch(0);
+  ASSERT_TRUE(IsOk(sent));
+  ASSERT_EQ(sent.value().size(), 1u);
+  ASSERT_TRUE(IsOk(h->queue->MarkSynced(sent.value()[0].change_id, 5)));
+  ApplyResult result = h->PullOne(Remote(3, "UPDATED", "n1", R"({"title":"R","body":"y"})", kLocalTime + 5000));
+  EXPECT_TRUE(result.conflicts.empty());
+  EXPECT_EQ(h->Visible("n1"), R"({"title":"L","body":"y"})");
+  EXPECT_EQ(h->Base("n1"), R"({"title":"R","body":"y"})");
 }
 
 TEST_F(ConflictTest, ManualResolveLocalKeepsTheInFlightChange) {
