@@ -9,9 +9,9 @@ const { SyncError } = require('./errors');
 const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 const MAX_REQUESTS_PER_CYCLE = 10000;
 const SYNCED_RETENTION_MS = 24 * 60 * 60 * 1000;
-// At most this many aged rows are purged after one sync cycle, so a day's history that ages at
-// once is deleted a slice per cycle instead of in one long DELETE on the event loop.
-const SYNCED_PURGE_PER_CYCLE = 1000;
+// Aged rows are purged this many at a time, the event loop free between slices, so a day's
+// history that ages at once never holds it for one long DELETE.
+const SYNCED_PURGE_SLICE = 1000;
 
 function classify(error) {
   const status = error && error.status;
@@ -39,6 +39,7 @@ class SyncEngine {
     this._lastError = null;
     this._lastState = null;
     this._statusPending = null;
+    this._purgePending = null; // the next slice of a purge of aged history
     this._closed = false;
     this._stream = null; // the open live stream's AbortController
     this._pokedVersion = 0; // the newest version a poke announced
@@ -178,12 +179,28 @@ class SyncEngine {
   close() {
     this._closed = true;
     if (this._statusPending) clearImmediate(this._statusPending);
+    if (this._purgePending) clearImmediate(this._purgePending);
     this._disarm();
     if (this._abort) this._abort.abort();
     if (this._probeAbort) this._probeAbort.abort();
     if (this._stream) this._stream.abort();
     const error = new SyncError('The client was closed', 'CLOSED');
     for (const waiter of this._waiters.splice(0)) waiter.reject(error);
+  }
+
+  // Deletes the acknowledged changes older than SYNCED_RETENTION_MS, a slice per turn of the
+  // event loop, until a slice finds fewer. A slice that fails (the database busy, say) ends the
+  // run; the next successful cycle starts another.
+  _purgeAged() {
+    this._purgePending = null;
+    if (this._closed) return;
+    let purged = 0;
+    try {
+      purged = this._client._handle.purgeSynced(SYNCED_RETENTION_MS, SYNCED_PURGE_SLICE);
+    } catch {
+      return;
+    }
+    if (purged === SYNCED_PURGE_SLICE) this._purgePending = setImmediate(() => this._purgeAged());
   }
 
   _native() {
@@ -369,7 +386,7 @@ class SyncEngine {
     native.schedFinished(outcome, retryAfterMs);
     // Acknowledged changes are kept a day (for support and echo detection), then purged,
     // so the queue does not grow with the client's whole history.
-    if (outcome === 'success') native.purgeSynced(SYNCED_RETENTION_MS, SYNCED_PURGE_PER_CYCLE);
+    if (outcome === 'success' && !this._purgePending) this._purgeAged();
     const waiters = this._waiters.splice(0);
     if (failure) {
       let error =

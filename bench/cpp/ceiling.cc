@@ -40,6 +40,9 @@ constexpr const char* kInsertChange =
     "timestamp, created_at, updated_at, status, retry_count, last_error) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'pending', ?11, ?12)";
 constexpr char kEntityType[] = "logbook_entry";
+// changeIds are UUID v7 of a clock that moves on by a millisecond every this many changes, about
+// deltasync's pace in enqueueMany, so they reach the UNIQUE index in the order deltasync's do.
+constexpr int64_t kChangesPerMs = 200;
 constexpr char kType[] = "CREATED";
 
 constexpr const char* kTags[] = {"night", "ifr", "cross-country", "training", "solo"};
@@ -164,7 +167,7 @@ int main(int argc, char** argv) {
     std::vector<Row> rows(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
       Row& row = rows[static_cast<size_t>(i)];
-      row.change_id = random.UuidV7(now_ms);
+      row.change_id = random.UuidV7(now_ms + i / kChangesPerMs);  // as a queue's clock moves on
       row.entity_id = "e" + std::to_string(i);
       row.data = MakeDocument(i);
     }

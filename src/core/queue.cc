@@ -550,7 +550,7 @@ Result<int64_t> ChangeQueue::PurgeSynced(int64_t retention_ms, int64_t max_rows)
   if (!stmt.ok()) return stmt.status();
   Statement::Scope scope(*stmt.value());
   scope->BindInt(1, clock_.NowMs() - retention_ms);
-  scope->BindInt(2, max_rows < 0 ? -1 : max_rows);
+  scope->BindInt(2, max_rows);
   DS_RETURN_IF_ERROR(scope->Run());
   return static_cast<int64_t>(db_.Changes());
 }

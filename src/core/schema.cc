@@ -117,15 +117,6 @@ CREATE INDEX changes_synced_by_time ON changes (synced_at) WHERE status = 'synce
 CREATE INDEX changes_synced_by_version ON changes (server_version) WHERE status = 'synced';
 )sql";
 
-// Version 7 edits CHECKs that list three or more values into ORs: SQLite evaluates
-// `x IN ('a', 'b', 'c')` by building a temporary B-tree on every row it writes, which took
-// more time than the insert itself.
-constexpr const char* kChangeTypeIn = "CHECK (type IN ('CREATED', 'UPDATED', 'DELETED'))";
-constexpr const char* kChangeTypeOr = "CHECK (type = 'CREATED' OR type = 'UPDATED' OR type = 'DELETED')";
-constexpr const char* kChangeStatusIn = "CHECK (status IN ('pending', 'syncing', 'synced', 'failed'))";
-constexpr const char* kChangeStatusOr =
-    "CHECK (status = 'pending' OR status = 'syncing' OR status = 'synced' OR status = 'failed')";
-
 // Version 6: what an app's own conflict resolver is given (the common base, the remote change)
 // and whether one still has to look at the conflict, or failed to settle it.
 constexpr const char* kClientV6 = R"sql(
@@ -148,29 +139,45 @@ const std::vector<Migration>& ClientMigrations() {
       {4, kClientV4},
       {5, kClientV5},
       {6, kClientV6},
-      {7, "", {{"changes", kChangeTypeIn, kChangeTypeOr}, {"changes", kChangeStatusIn, kChangeStatusOr}}},
+      // Version 7: the CHECKs that list three or more values become ORs. SQLite evaluates
+      // `x IN ('a', 'b', 'c')` by building a temporary B-tree for every row it writes, which
+      // took more time than the insert itself.
+      {7,
+       "",
+       {{"changes", "CHECK (type IN ('CREATED', 'UPDATED', 'DELETED'))",
+         "CHECK (type = 'CREATED' OR type = 'UPDATED' OR type = 'DELETED')"},
+        {"changes", "CHECK (status IN ('pending', 'syncing', 'synced', 'failed'))",
+         "CHECK (status = 'pending' OR status = 'syncing' OR status = 'synced' OR status = 'failed')"}}},
   };
   return kMigrations;
 }
 
 namespace {
 
-// Leaves the connection unable to write sqlite_schema again, and reloads its schema, however
-// the edits end.
+// While alive, the connection may write sqlite_schema. Reset() (or the destructor, when an edit
+// failed first) turns that off and makes the connection read its definitions again. A connection
+// opened with SQLITE_DBCONFIG_DEFENSIVE may not write sqlite_schema: its edits fail and roll back.
 class WritableSchema {
  public:
   explicit WritableSchema(Database& db) : db_(db), status_(db.Exec("PRAGMA writable_schema=ON")) {}
-  ~WritableSchema() { (void)db_.Exec("PRAGMA writable_schema=RESET"); }
+  ~WritableSchema() {
+    if (!reset_) (void)Reset();
+  }
   WritableSchema(const WritableSchema&) = delete;
   WritableSchema& operator=(const WritableSchema&) = delete;
   const Status& status() const { return status_; }
+  Status Reset() {
+    reset_ = true;
+    return db_.Exec("PRAGMA writable_schema=RESET");
+  }
 
  private:
   Database& db_;
   Status status_;
+  bool reset_ = false;
 };
 
-Result<int64_t> PragmaInt(Database& db, const char* sql) {
+Result<int64_t> QueryInt(Database& db, const char* sql) {
   Result<std::unique_ptr<Statement>> stmt = db.Prepare(sql);
   if (!stmt.ok()) return stmt.status();
   Result<bool> row = stmt.value()->Step();
@@ -178,28 +185,39 @@ Result<int64_t> PragmaInt(Database& db, const char* sql) {
   return stmt.value()->Int(0);
 }
 
-// SQLite's procedure: edit the text, then bump schema_version so every connection (this one
-// included) reads the definitions again before its next statement.
+// SQLite's procedure for a change every row already satisfies: edit the text, read the
+// definitions again, then bump schema_version. The bump makes other connections read them again
+// before their next statement, and this one too should the caller's transaction roll back.
+// Each edited definition must hold its `to` afterwards: a `from` that matches nothing is a
+// mistake in the migration or a file whose tables deltasync did not write.
 Status EditTableDefinitions(Database& db, const std::vector<TableDefinitionEdit>& edits) {
   if (edits.empty()) return Status::Ok();
-  Result<int64_t> schema_version = PragmaInt(db, "PRAGMA schema_version");
+  Result<int64_t> schema_version = QueryInt(db, "PRAGMA schema_version");
   if (!schema_version.ok()) return schema_version.status();
   {
     WritableSchema writable(db);
     DS_RETURN_IF_ERROR(writable.status());
     Result<std::unique_ptr<Statement>> edit =
-        db.Prepare("UPDATE sqlite_schema SET sql = replace(sql, ?2, ?3) WHERE type = 'table' AND name = ?1");
+        db.Prepare("UPDATE sqlite_schema SET sql = replace(sql, ?2, ?3) WHERE type = 'table' AND name = ?1 "
+                   "RETURNING instr(sql, ?3) > 0");
     if (!edit.ok()) return edit.status();
     for (const TableDefinitionEdit& change : edits) {
-      edit.value()->BindText(1, change.table);
-      edit.value()->BindText(2, change.from);
-      edit.value()->BindText(3, change.to);
-      DS_RETURN_IF_ERROR(edit.value()->Run());
+      Statement::Scope scope(*edit.value());
+      scope->BindText(1, change.table);
+      scope->BindText(2, change.from);
+      scope->BindText(3, change.to);
+      Result<bool> row = scope->Step();
+      if (!row.ok()) return row.status();
+      if (!row.value() || scope->Int(0) == 0) {
+        return Status::Error(StatusCode::kNotADatabase, std::string("The definition of table '") + change.table +
+                                                            "' is not the one deltasync wrote");
+      }
     }
-    DS_RETURN_IF_ERROR(db.Exec("PRAGMA schema_version=" + std::to_string(schema_version.value() + 1)));
+    DS_RETURN_IF_ERROR(writable.Reset());
   }
+  DS_RETURN_IF_ERROR(db.Exec("PRAGMA schema_version=" + std::to_string(schema_version.value() + 1)));
   // The edited definitions must parse: reading any table's makes SQLite load them all.
-  return PragmaInt(db, "SELECT count(*) FROM sqlite_schema").status();
+  return QueryInt(db, "SELECT count(*) FROM sqlite_schema").status();
 }
 
 }  // namespace

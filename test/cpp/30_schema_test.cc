@@ -149,14 +149,40 @@ TEST(Schema, ATableDefinitionEditRewritesTheCheckInPlaceForEveryConnection) {
   EXPECT_FALSE(db->Exec("UPDATE sqlite_schema SET sql = sql WHERE name = 'marks'").ok());
 }
 
-TEST(Schema, ATableDefinitionEditWhoseTextIsAbsentLeavesTheDefinitionAlone) {
+TEST(Schema, ATableDefinitionEditWhoseTextIsAbsentFailsAndLeavesTheFileAtThePreviousVersion) {
   auto db = OpenDb(":memory:");
   ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}})));
   const std::string before = Definition(*db, "marks");
-  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}, {2, "", {{"marks", "CHECK (kind IN ('x'))", kMarksOr}}}})));
-  EXPECT_EQ(Version(*db), 2);
+  Status absent = Migrate(*db, {{1, kMarksV1}, {2, "", {{"marks", "CHECK (kind IN ('x'))", kMarksOr}}}});
+  EXPECT_TRUE(HasCode(absent, StatusCode::kNotADatabase));
+  EXPECT_NE(absent.message().find("table 'marks'"), std::string::npos) << absent.message();
+  Status no_table = Migrate(*db, {{1, kMarksV1}, {2, "", {{"no_such_table", kMarksIn, kMarksOr}}}});
+  EXPECT_TRUE(HasCode(no_table, StatusCode::kNotADatabase));
+  EXPECT_EQ(Version(*db), 1);
   EXPECT_EQ(Definition(*db, "marks"), before);
-  EXPECT_FALSE(db->Exec("INSERT INTO marks (kind) VALUES ('d')").ok());
+  EXPECT_FALSE(db->Exec("UPDATE sqlite_schema SET sql = sql WHERE name = 'marks'").ok());
+}
+
+// Edits made inside a caller's transaction that then rolls back leave this connection with the
+// file's definitions, even when another connection changes the schema before it runs again.
+TEST(Schema, ATableDefinitionEditRolledBackWithTheCallersTransactionLeavesNoStaleSchema) {
+  TempDir dir;
+  const std::string path = dir.File("rolled-back-edit.db");
+  auto db = OpenDb(path);
+  ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}})));
+  {
+    Transaction outer(*db);
+    ASSERT_TRUE(IsOk(outer.status()));
+    ASSERT_TRUE(IsOk(Migrate(*db, {{1, kMarksV1}, {2, "", {{"marks", kMarksIn, kMarksOr}}}})));
+    EXPECT_EQ(Version(*db), 2);
+  }
+  auto other = OpenDb(path);
+  ASSERT_TRUE(IsOk(other->Exec("CREATE INDEX marks_by_kind ON marks (kind)")));
+  ASSERT_TRUE(IsOk(db->Exec("INSERT INTO marks (kind) VALUES ('a'), ('c')")));
+  EXPECT_EQ(Version(*db), 1);
+  EXPECT_NE(Definition(*db, "marks").find(kMarksIn), std::string::npos);
+  EXPECT_EQ(QueryText(*db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(QueryInt(*other, "SELECT count(*) FROM marks INDEXED BY marks_by_kind WHERE kind = 'a'"), 2);
 }
 
 TEST(Schema, ATableDefinitionEditThatDoesNotParseFailsAndLeavesTheFileAtThePreviousVersion) {

@@ -9,6 +9,7 @@
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const Database = require('better-sqlite3');
 
 const { tempDir, assertSyncError } = require('./helpers');
 const {
@@ -257,6 +258,35 @@ describe('status costs nothing when no one listens', () => {
     assert.ok(counted > 0, 'with a listener the queue is counted');
     assert.equal(seen.at(-1), 0, 'and the last status says everything was pushed');
     assert.equal((await server.pull('u1', { since: 0, limit: 1000 })).newChanges.length, 500);
+  });
+});
+
+describe('aged history', () => {
+  test('a successful cycle purges acknowledged changes older than a day, 1,000 per turn of the event loop', TIMEOUT, async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'aged.db');
+    new SyncClient({ path: file }).close();
+    const db = new Database(file);
+    const insert = db.prepare(
+      "INSERT INTO changes (change_id, entity_type, entity_id, type, data, timestamp, created_at, updated_at, status, synced_at, server_version, attempts) " +
+        "VALUES (?, 'note', ?, 'CREATED', '{}', 1, 1, 1, 'synced', 1, ?, 1)",
+    );
+    db.transaction(() => {
+      for (let i = 1; i <= 2500; ++i) insert.run(`aged-${i}`, `n${i}`, i);
+    })();
+    db.close();
+    const server = newServer(t);
+    const net = inProcessTransport(server);
+    const { client } = engineClient(t, { path: file, transport: net.transport, triggers: FAST });
+    client.put('note', 'fresh', { v: 1 });
+    await client.sync();
+    // The first slice ran as the cycle ended; the rest follow, one slice per turn.
+    assert.equal(client.queue.stats().synced, 1500 + 1);
+    await new Promise(setImmediate);
+    assert.equal(client.queue.stats().synced, 500 + 1);
+    await new Promise(setImmediate);
+    await new Promise(setImmediate);
+    assert.deepEqual(queueRows(client).map((row) => row.entityId), ['fresh'], 'the change acknowledged now stays');
   });
 });
 
