@@ -162,7 +162,7 @@ class SyncEngine {
   status() {
     const client = this._client;
     const sched = this._native().schedStatus();
-    const stats = JSON.parse(this._native().stats(false)); // the unsynced counts only: O(queue), not O(history)
+    const stats = JSON.parse(this._native().stats(false)); // the unsynced totals, from the status index only
     return {
       state: sched.state,
       pendingChanges: stats.pending + stats.syncing,

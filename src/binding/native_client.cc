@@ -379,8 +379,9 @@ Napi::Value NativeClient::Failed(const Napi::CallbackInfo& info) {
 Napi::Value NativeClient::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DS_REQUIRE_CLIENT(env);
-  const bool count_synced = !(info.Length() > 0 && info[0].IsBoolean() && !info[0].As<Napi::Boolean>().Value());
-  Result<QueueStats> stats = client.queue().Stats(count_synced);
+  // stats(false): the unsynced totals only.
+  const bool full = !(info.Length() > 0 && info[0].IsBoolean() && !info[0].As<Napi::Boolean>().Value());
+  Result<QueueStats> stats = client.queue().Stats(full ? QueueStatsDetail::kFull : QueueStatsDetail::kUnsyncedTotals);
   ThrowIfError(env, stats.status());
   return Napi::String::New(env, StatsToJson(stats.value()));
 }

@@ -45,6 +45,8 @@ constexpr const char* kAll = "SELECT " DS_CHANGE_COLUMNS " FROM changes ORDER BY
 constexpr const char* kStats =
     "SELECT entity_type, status, count(*), min(created_at) FROM changes "
     "WHERE status IN ('pending', 'syncing', 'failed') GROUP BY entity_type, status";
+constexpr const char* kUnsyncedTotals =
+    "SELECT '', status, count(*), NULL FROM changes WHERE status IN ('pending', 'syncing', 'failed') GROUP BY status";
 constexpr const char* kSyncedCount =
     "SELECT count(*) FROM changes INDEXED BY changes_synced_by_time WHERE status = 'synced'";
 constexpr const char* kLastSyncTime = "SELECT value FROM meta WHERE key = 'last_sync_time'";
@@ -343,9 +345,10 @@ Result<std::vector<Change>> ChangeQueue::Failed() { return Query(kFailedAll, std
 
 Result<std::vector<Change>> ChangeQueue::All() { return Query(kAll, std::nullopt, std::nullopt); }
 
-Result<QueueStats> ChangeQueue::Stats(bool count_synced) {
+Result<QueueStats> ChangeQueue::Stats(QueueStatsDetail detail) {
+  const bool full = detail == QueueStatsDetail::kFull;
   QueueStats stats;
-  Result<Statement*> stmt = db_.Cached(kStats);
+  Result<Statement*> stmt = db_.Cached(full ? kStats : kUnsyncedTotals);
   if (!stmt.ok()) return stmt.status();
   {
     Statement::Scope scope(*stmt.value());
@@ -353,25 +356,27 @@ Result<QueueStats> ChangeQueue::Stats(bool count_synced) {
       Result<bool> row = scope->Step();
       if (!row.ok()) return row.status();
       if (!row.value()) break;
-      const std::string entity_type(scope->Text(0));
       const std::optional<ChangeStatus> status = ParseChangeStatus(scope->Text(1));
       const int64_t count = scope->Int(2);
       if (!status) continue;
+      // kUnsyncedTotals has no entity type (column 0) or oldest time (column 3).
+      EntityTypeCounts unused;
+      EntityTypeCounts& of_type = full ? stats.by_entity_type[std::string(scope->Text(0))] : unused;
       switch (*status) {
         case ChangeStatus::kPending: {
           stats.pending += count;
-          stats.by_entity_type[entity_type].pending += count;
+          of_type.pending += count;
           const int64_t oldest = scope->Int(3);
-          if (!stats.oldest_pending_at || oldest < *stats.oldest_pending_at) stats.oldest_pending_at = oldest;
+          if (full && (!stats.oldest_pending_at || oldest < *stats.oldest_pending_at)) stats.oldest_pending_at = oldest;
           break;
         }
         case ChangeStatus::kSyncing:
           stats.syncing += count;
-          stats.by_entity_type[entity_type].syncing += count;
+          of_type.syncing += count;
           break;
         case ChangeStatus::kFailed:
           stats.failed += count;
-          stats.by_entity_type[entity_type].failed += count;
+          of_type.failed += count;
           break;
         case ChangeStatus::kSynced:
           stats.synced += count;
@@ -379,7 +384,7 @@ Result<QueueStats> ChangeQueue::Stats(bool count_synced) {
       }
     }
   }
-  if (count_synced) {
+  if (full) {
     Result<Statement*> synced = db_.Cached(kSyncedCount);
     if (!synced.ok()) return synced.status();
     Statement::Scope scope(*synced.value());

@@ -65,6 +65,13 @@ struct QueueStats {
   std::optional<int64_t> last_sync_time;
 };
 
+// What Stats counts. kUnsyncedTotals reads only the status index (changes_by_status), several
+// times faster on a long queue: the sync engine's status needs no more.
+enum class QueueStatsDetail {
+  kFull,            // every field
+  kUnsyncedTotals,  // pending, syncing, failed and last_sync_time; the rest left empty
+};
+
 struct ImportResult {
   int64_t imported = 0;
   int64_t skipped = 0;  // already queued (by changeId) or already synced
@@ -100,9 +107,7 @@ class ChangeQueue {
   Result<std::vector<Change>> Failed();
   // Every row in the queue, oldest first (for export).
   Result<std::vector<Change>> All();
-  // count_synced = false leaves `synced` at 0 and skips counting the synced history, which
-  // grows with use (the sync engine's status needs only the unsynced counts).
-  Result<QueueStats> Stats(bool count_synced = true);
+  Result<QueueStats> Stats(QueueStatsDetail detail = QueueStatsDetail::kFull);
   // Failed changes become pending again with their retry count reset. Returns how many.
   Result<int64_t> RetryFailed();
   // Removes a pending, failed or synced change. In flight: CONFLICT. Unknown: NOT_FOUND.

@@ -791,6 +791,16 @@ TEST_F(QueueTest, StatsCountsByStatusAndEntityType) {
   stats = queue_->Stats();
   EXPECT_EQ(stats.value().syncing, 1);
   EXPECT_EQ(stats.value().by_entity_type.at("task").syncing, 1);
+
+  Result<QueueStats> totals = queue_->Stats(QueueStatsDetail::kUnsyncedTotals);
+  ASSERT_TRUE(IsOk(totals));
+  EXPECT_EQ(totals.value().pending, 1);
+  EXPECT_EQ(totals.value().syncing, 1);
+  EXPECT_EQ(totals.value().failed, 1);
+  EXPECT_EQ(totals.value().last_sync_time, kStart + 10);
+  EXPECT_EQ(totals.value().synced, 0);
+  EXPECT_EQ(totals.value().oldest_pending_at, std::nullopt);
+  EXPECT_TRUE(totals.value().by_entity_type.empty());
 }
 
 // ---- Legacy import

@@ -697,7 +697,7 @@ int64_t SyncCycleSteps(int64_t history) {
   const std::string own = batch.value().at(0).change_id;
   EXPECT_TRUE(IsOk(h.queue->MarkSynced(own, history + 1)));
   EXPECT_TRUE(IsOk(h.queue->PurgeSynced(24LL * 60 * 60 * 1000)));
-  EXPECT_TRUE(IsOk(h.queue->Stats(/*count_synced=*/false)));
+  EXPECT_TRUE(IsOk(h.queue->Stats(QueueStatsDetail::kUnsyncedTotals)));
   h.PullOne(Remote(history + 1, "CREATED", "fresh", R"({"t":1})", kTestStartMs, own));
   return h.db->CachedVmSteps() - before;
 }
