@@ -33,7 +33,7 @@ const COLD_SYNC_CEILING =
 
 // What a reader must know to read a trial's figure honestly; one line each, keyed by trial.
 const CAVEATS = {
-  b: 'both goals sit above the raw SQLite ceiling (c) measured in the same run',
+  b: 'both goals sit near the raw SQLite ceiling (c) measured in the same run, which only inserts the rows: no JSON validation, coalescing or changeId made per change',
   e: 'the whole page is validated (on two threads) before its first write, so that a malformed page changes nothing; the writes then run beside the decoding of the next window, close to the pace of the ceiling\'s writes',
   f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 4 MB page cache, as deltasync\'s client does',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
@@ -46,7 +46,7 @@ const CAVEATS = {
   o2: 'a client that already synced 100,000 changes, still in its queue: each cycle pays for them',
   p: COLD_SYNC_CEILING,
   p2: COLD_SYNC_CEILING,
-  q: 'the second, unchanged run is skipped by manifest (unchangedVsPeer)',
+  q: 'both insert time-ordered (UUID v7) changeIds; the second, unchanged run is skipped by manifest (unchangedVsPeer)',
   s: 'the peer is the same client polling every second (live: false); its idle requests are that polling',
   t: "PouchDB replicates each document's latest revision (50,000 documents); its rate counts the server's 100,000 changes, as for deltasync",
   v: "PouchDB's LevelDB writes are not synced to disk; deltasync's put() returns with its change committed to SQLite's log",
