@@ -177,6 +177,7 @@ class WritableSchema {
   bool reset_ = false;
 };
 
+// The first column of the first row `sql` gives.
 Result<int64_t> QueryInt(Database& db, const char* sql) {
   Result<std::unique_ptr<Statement>> stmt = db.Prepare(sql);
   if (!stmt.ok()) return stmt.status();
@@ -223,11 +224,9 @@ Status EditTableDefinitions(Database& db, const std::vector<TableDefinitionEdit>
 }  // namespace
 
 Result<int> SchemaVersion(Database& db) {
-  Result<std::unique_ptr<Statement>> stmt = db.Prepare("PRAGMA user_version");
-  if (!stmt.ok()) return stmt.status();
-  Result<bool> row = stmt.value()->Step();
-  if (!row.ok()) return row.status();
-  return static_cast<int>(stmt.value()->Int(0));
+  Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  return static_cast<int>(version.value());
 }
 
 Status Migrate(Database& db, const std::vector<Migration>& migrations, int32_t wanted_id, bool must_be_initialized) {
@@ -236,16 +235,12 @@ Status Migrate(Database& db, const std::vector<Migration>& migrations, int32_t w
   DS_RETURN_IF_ERROR(check.status());
   Result<int> version = SchemaVersion(db);
   if (!version.ok()) return version.status();
-  Result<std::unique_ptr<Statement>> app = db.Prepare("PRAGMA application_id");
+  Result<int64_t> app = QueryInt(db, "PRAGMA application_id");
   if (!app.ok()) return app.status();
-  Result<bool> app_row = app.value()->Step();
-  if (!app_row.ok()) return app_row.status();
-  const int64_t application_id = app.value()->Int(0);
-  Result<std::unique_ptr<Statement>> tables = db.Prepare("SELECT count(*) FROM sqlite_schema");
+  const int64_t application_id = app.value();
+  Result<int64_t> tables = QueryInt(db, "SELECT count(*) FROM sqlite_schema");
   if (!tables.ok()) return tables.status();
-  Result<bool> tables_row = tables.value()->Step();
-  if (!tables_row.ok()) return tables_row.status();
-  const int64_t table_count = tables.value()->Int(0);
+  const int64_t table_count = tables.value();
 
   if (application_id != wanted_id && (application_id == kApplicationId || application_id == kServerApplicationId)) {
     return Status::Error(StatusCode::kNotADatabase,

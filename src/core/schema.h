@@ -21,7 +21,7 @@ inline constexpr int32_t kServerApplicationId = 0x44534E53;
 // rewritten to an equivalent one). It is made by editing the definition SQLite keeps in
 // sqlite_schema, the procedure SQLite documents for such changes
 // (https://www.sqlite.org/lang_altertable.html#otheralter), so no row is copied. A definition
-// that does not hold `from` is left as it is.
+// that does not hold `from` fails the migration (NOT_A_DATABASE): deltasync did not write it.
 struct TableDefinitionEdit {
   const char* table;
   const char* from;  // text as an earlier migration wrote it
