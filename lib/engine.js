@@ -12,6 +12,22 @@ const SYNCED_RETENTION_MS = 24 * 60 * 60 * 1000;
 // Aged rows are purged this many at a time, the event loop free between slices, so a day's
 // history that ages at once never holds it for one long DELETE.
 const SYNCED_PURGE_SLICE = 1000;
+// The end of a deltasync server's pull response that has more to send. Only a hint: a page
+// fetched ahead on it is used only when the applied page left the cursor exactly there.
+const MORE_TO_PULL_TAIL = /"latestServerVersion":(\d{1,15}),"headVersion":\d{1,15},"hasMore":true\}\s*$/;
+const TAIL_BYTES = 128;
+
+/** The cursor a response says it ends at when it says there is more to pull, else null. */
+function nextPullCursor(bytes) {
+  let tail;
+  if (typeof bytes === 'string') tail = bytes.slice(-TAIL_BYTES);
+  else {
+    const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    tail = Buffer.from(view.buffer, view.byteOffset + Math.max(0, view.byteLength - TAIL_BYTES), Math.min(TAIL_BYTES, view.byteLength)).toString('latin1');
+  }
+  const match = MORE_TO_PULL_TAIL.exec(tail);
+  return match ? Number(match[1]) : null;
+}
 
 function classify(error) {
   const status = error && error.status;
@@ -284,6 +300,7 @@ class SyncEngine {
     let outcome = 'success';
     let retryAfterMs = null;
     let failure = null;
+    let ahead = null; // the next page, asked for while this one applies (pullAhead)
     try {
       let hasMore = true;
       let isolate = false; // after a refused request: one change per request, to find the one refused
@@ -291,7 +308,12 @@ class SyncEngine {
       let endpointAnswers = false; // a request of this cycle got a response
       for (let request = 0; request < MAX_REQUESTS_PER_CYCLE; request += 1) {
         if (this._closed || signal.aborted) throw new SyncError('The sync was stopped', 'ABORTED');
-        const batch = JSON.parse(native.takeBatch(isolate ? 1 : this._options.batch.push));
+        // A page asked for ahead is this request when the last page left the cursor where it
+        // expected; local writes of the meantime then go with a later request.
+        const early = ahead !== null && hasMore && ahead.cursor === client.serverVersion ? ahead : null;
+        if (ahead !== null && early === null) ahead.controller.abort();
+        ahead = null;
+        const batch = early ? [] : JSON.parse(native.takeBatch(isolate ? 1 : this._options.batch.push));
         // The first request always goes out (it pulls); later ones only while there is more to do.
         if (request > 0 && batch.length === 0 && !hasMore) break;
         if (batch.some((change) => refused.has(change.changeId))) {
@@ -306,7 +328,7 @@ class SyncEngine {
         };
         let bytes;
         try {
-          bytes = await this._options.transport(body, { signal });
+          bytes = await (early ? early.response : this._options.transport(body, { signal }));
         } catch (error) {
           if (this._closed) throw error;
           if (classify(error) === 'rejected' && batch.length > 0 && !endpointAnswers) {
@@ -344,6 +366,10 @@ class SyncEngine {
           native.releaseInFlight();
           throw new SyncError('Expected the transport to resolve with the response body as bytes or a string', 'TRANSPORT');
         }
+        if (batch.length === 0 && request + 1 < MAX_REQUESTS_PER_CYCLE) {
+          const cursor = nextPullCursor(bytes);
+          if (cursor !== null) ahead = this._pullAhead(body, cursor, signal);
+        }
         const result = await client._applyResponse(bytes, this._options.retry.maxRetries).catch((error) => {
           // A body that is no sync response (a captive portal's page, a cut-off answer) is the
           // server's or the network's failure, not a bad argument of the app's; nothing of it applied.
@@ -380,6 +406,7 @@ class SyncEngine {
       else outcome = 'transient';
       retryAfterMs = error && Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : null;
     } finally {
+      if (ahead !== null) ahead.controller.abort(); // not needed after all
       this._abort = null;
     }
     if (this._closed) return;
@@ -413,6 +440,25 @@ class SyncEngine {
       for (const waiter of waiters) waiter.resolve(summary);
     }
     this._emitStatus();
+  }
+
+  /**
+   * Asks for the page after `cursor` while the page that ends there applies, so the server's
+   * work and the transfer overlap the apply (a cold sync is then paced by the slower of the
+   * two, not by their sum). Returns { cursor, controller, response }; the response is awaited
+   * only when the applied page left the cursor at `cursor`, and its failure is then that
+   * request's failure. Aborted with the cycle, or by the caller when unused.
+   */
+  _pullAhead(body, cursor, signal) {
+    const controller = new AbortController();
+    const abort = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
+    const request = { ...body, lastKnownServerVersion: cursor };
+    const response = Promise.resolve()
+      .then(() => this._options.transport(request, { signal: controller.signal }))
+      .finally(() => signal.removeEventListener('abort', abort));
+    response.catch(() => {}); // unused, its failure concerns nobody; used, it is rethrown where awaited
+    return { cursor, controller, response };
   }
 
   /**

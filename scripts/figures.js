@@ -29,7 +29,7 @@ const FIGURES_DIR = path.join(root, 'build', 'figures');
 const FUZZ_LOG = path.join(root, 'fuzz', 'log.json');
 
 const COLD_SYNC_CEILING =
-  'the share of the ceiling counts the whole sync: the server reading its log, HTTP on loopback, and the apply';
+  'the share of the ceiling counts the whole sync: the server reading its log, HTTP on loopback, and the apply; deltasync asks for the next page while one applies, the peer asks after';
 
 // What a reader must know to read a trial's figure honestly; one line each, keyed by trial.
 const CAVEATS = {

@@ -375,7 +375,11 @@ export interface TransportRequest {
   limit: number;
 }
 
-/** Carries one request and resolves with the response body (bytes or text), which goes to C++ unparsed. */
+/**
+ * Carries one request and resolves with the response body (bytes or text), which goes to C++ unparsed.
+ * During a long pull the next page's request may be sent while the last page applies; it is aborted
+ * through `signal` when it turns out unneeded (see "Pulling ahead" in docs/api.md).
+ */
 export type Transport = ((
   request: TransportRequest,
   context: { signal: AbortSignal },
