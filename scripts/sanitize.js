@@ -11,7 +11,8 @@
 //                                     writers, the scheduler and the worker-thread apply
 //                                     (test/cpp/99_threads_test.cc), the session's FifoLock,
 //                                     the WAL checkpointer thread, and a pulled page's
-//                                     validation in halves and decoding ahead (PagePrefetcher)
+//                                     validation in halves and decoding ahead (PagePrefetcher),
+//                                     and ingestion's reader one step ahead of its writes
 //
 // Fails on any sanitizer report. Every kind of report already fails its test (ASan aborts,
 // UBSan is built with -fno-sanitize-recover, TSan halts on error, LSan exits non-zero); as a
@@ -27,7 +28,7 @@ const tsan = process.argv.includes('--tsan');
 const dir = path.join(root, 'build', tsan ? 'tsan' : 'asan');
 const flag = tsan ? '-DDELTASYNC_TSAN=ON' : '-DDELTASYNC_SANITIZE=ON';
 // The tests that start threads (or exercise the code the threads share), for ThreadSanitizer.
-const TSAN_TESTS = '^(JoiningThread\\.|PagePrefetcher\\.|ValidatePullPage\\.|SyncServerCore\\.Concurrent|GroupCommitTest\\.|SyncServerGroupCommit\\.|FifoLock\\.|WalCheckpointerTest\\.|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
+const TSAN_TESTS = '^(JoiningThread\\.|IngesterTest\\.|PagePrefetcher\\.|ValidatePullPage\\.|SyncServerCore\\.Concurrent|GroupCommitTest\\.|SyncServerGroupCommit\\.|FifoLock\\.|WalCheckpointerTest\\.|BusyTest\\.|ClientThreads\\.|Scheduler|BackoffTest\\.|FullJitterDelayMs\\.)';
 const junit = path.join(dir, 'ctest-junit.xml');
 const REPORT = /runtime error:|ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer/;
 

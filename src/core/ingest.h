@@ -6,7 +6,8 @@
 // and does not stop the rest.
 //
 // Thread safety: Run() may be called from a worker thread; it takes `lock` around
-// every use of the database, one file chunk at a time.
+// every use of the database, one file chunk at a time. Files are read and parsed one step
+// ahead of the writing, on a thread of its own, outside the lock (core/ingest_reader.h).
 #pragma once
 
 #include <cstdint>

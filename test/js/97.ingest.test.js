@@ -408,6 +408,25 @@ describe('ingest: bad input', () => {
     assert.deepEqual(fixed.errors, []);
   });
 
+  test('across chunks and files, bad lines are reported in file and line order and every good record is stored', async (t) => {
+    // Files are read one step ahead of their writing: a later chunk's errors must not overtake an earlier one's.
+    const { data, client } = setup(t);
+    const bad = new Set([5, 1500, 2400]);
+    const lines = Array.from({ length: 2500 }, (_, i) => (bad.has(i + 1) ? `bad ${i + 1}` : JSON.stringify({ id: `a${i + 1}` })));
+    fs.writeFileSync(path.join(data, 'a.jsonl'), lines.join('\n'));
+    fs.writeFileSync(path.join(data, 'b.jsonl'), '');
+    fs.writeFileSync(path.join(data, 'c.jsonl'), '{"id":"c1"}\n{"id":\n{"id":"c3"}\n');
+    const report = await client.ingest(data);
+    assert.deepEqual(counts(report), { ...ZERO_REPORT, filesNew: 3, recordsInserted: 2499 });
+    assert.deepEqual(
+      report.errors.map(({ file, line }) => `${file}:${line}`),
+      ['a.jsonl:5', 'a.jsonl:1500', 'a.jsonl:2400', 'c.jsonl:2'],
+    );
+    assert.equal(client.list('record').length, 2499);
+    const again = await client.ingest(data);
+    assert.deepEqual(counts(again), { ...ZERO_REPORT, filesUnchanged: 3 });
+  });
+
   test('a record over the document limits is reported, not stored', async (t) => {
     const { data, client } = setup(t, { limits: { maxDepth: 3 } });
     writeJsonl(path.join(data, 'a.jsonl'), [{ id: 'deep', a: { b: { c: { d: 1 } } } }, { id: 'flat' }]);
