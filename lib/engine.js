@@ -308,12 +308,13 @@ class SyncEngine {
       let endpointAnswers = false; // a request of this cycle got a response
       for (let request = 0; request < MAX_REQUESTS_PER_CYCLE; request += 1) {
         if (this._closed || signal.aborted) throw new SyncError('The sync was stopped', 'ABORTED');
-        // A page asked for ahead is this request when the last page left the cursor where it
-        // expected; local writes of the meantime then go with a later request.
-        const early = ahead !== null && hasMore && ahead.cursor === client.serverVersion ? ahead : null;
+        const batch = JSON.parse(native.takeBatch(isolate ? 1 : this._options.batch.push));
+        // A page asked for ahead is this request when nothing waits to be pushed and the last
+        // page left the cursor where it expected; a write made meanwhile goes out now instead.
+        const early =
+          ahead !== null && batch.length === 0 && hasMore && ahead.cursor === client.serverVersion ? ahead : null;
         if (ahead !== null && early === null) ahead.controller.abort();
         ahead = null;
-        const batch = early ? [] : JSON.parse(native.takeBatch(isolate ? 1 : this._options.batch.push));
         // The first request always goes out (it pulls); later ones only while there is more to do.
         if (request > 0 && batch.length === 0 && !hasMore) break;
         if (batch.some((change) => refused.has(change.changeId))) {
@@ -446,8 +447,8 @@ class SyncEngine {
    * Asks for the page after `cursor` while the page that ends there applies, so the server's
    * work and the transfer overlap the apply (a cold sync is then paced by the slower of the
    * two, not by their sum). Returns { cursor, controller, response }; the response is awaited
-   * only when the applied page left the cursor at `cursor`, and its failure is then that
-   * request's failure. Aborted with the cycle, or by the caller when unused.
+   * only when the applied page left the cursor at `cursor` and nothing waits to be pushed, and
+   * its failure is then that request's failure. Aborted with the cycle, or by the caller when unused.
    */
   _pullAhead(body, cursor, signal) {
     const controller = new AbortController();

@@ -377,8 +377,9 @@ export interface TransportRequest {
 
 /**
  * Carries one request and resolves with the response body (bytes or text), which goes to C++ unparsed.
- * During a long pull the next page's request may be sent while the last page applies; it is aborted
- * through `signal` when it turns out unneeded (see "Pulling ahead" in docs/api.md).
+ * During a long pull the next page's request may be sent while the last page applies (its bytes are
+ * read where they lie, so resolve each call with bytes of its own); it is aborted through `signal`
+ * when it turns out unneeded (see "Pulling ahead" in docs/api.md).
  */
 export type Transport = ((
   request: TransportRequest,

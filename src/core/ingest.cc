@@ -286,10 +286,11 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     {
       std::optional<JoiningThread> ahead;
       if (more) ahead.emplace([&] { read_ahead = read_into(next); });
-      if (current->write != IngestStep::Write::kNothing) {
+      {
+        // Taken for every step, written or not, so that a close() ends even a dry run here.
         Result<std::unique_lock<std::recursive_mutex>> held = locked();
         if (!held.ok()) return held.status();  // the reader is joined as this scope is left
-        DS_RETURN_IF_ERROR(write_step(*current));
+        if (current->write != IngestStep::Write::kNothing) DS_RETURN_IF_ERROR(write_step(*current));
       }
       if (more && !ahead->started()) read_ahead = read_into(next);
     }

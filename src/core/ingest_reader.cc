@@ -148,6 +148,7 @@ Status IngestReader::Next(IngestStep* step) {
   step->file = nullptr;
   step->chunk.count = 0;
   step->chunk.errors.clear();
+  step->chunk.reaches_end = false;
   step->counted = IngestReport();
   step->files_done = 0;
   for (;;) {
@@ -198,10 +199,10 @@ Status IngestReader::Next(IngestStep* step) {
     }
     if (unchanged || content.value().empty()) {
       // Touched but not changed, or empty: the manifest row alone, with the new stat, so the
-      // next run does not read it again.
+      // next run does not read it again. A file read ends a step even when nothing is written
+      // (a dry run), so the ingester sees a close() between two files read.
       ++step->files_done;
-      if (options_.dry_run) continue;
-      step->write = IngestStep::Write::kManifest;
+      step->write = options_.dry_run ? IngestStep::Write::kNothing : IngestStep::Write::kManifest;
       step->file = &file;
       step->sha256 = std::move(sha256);
       step->file_records = 0;

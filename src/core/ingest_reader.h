@@ -52,7 +52,7 @@ struct RecordChunk {
 // One write for the ingester, and what reading up to it counted.
 struct IngestStep {
   enum class Write {
-    kNothing,   // only counts: files skipped or unreadable, or the end of the run
+    kNothing,   // only counts: files skipped or unreadable, one read in a dry run, or the end
     kManifest,  // a file that needs no record written (empty, or touched but not changed)
     kRecords,   // a chunk of records; on the file's last chunk, its manifest row too
   };
@@ -73,8 +73,9 @@ class IngestReader {
   IngestReader(const std::vector<IngestFile>& files, Manifest manifest, const IngestOptions& options,
                JsonLimits limits);
 
-  // Fills *step with the next write, counting every file before it that needs none. After the
-  // last one, done() is true, and a further step only counts (write kNothing).
+  // Fills *step with the next write, or with kNothing after a file read for nothing to write
+  // (a dry run), counting every file before it that was not read. After the last step, done()
+  // is true, and a further step only counts (write kNothing).
   Status Next(IngestStep* step);
   bool done() const { return !in_file_ && next_file_ == files_.size(); }
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -113,6 +115,27 @@ TEST_F(IngesterTest, AClosePartWayStopsTheRunAfterAWholeChunk) {
   EXPECT_TRUE(HasCode(report, StatusCode::kClosed));
   // Locks: the start, the status, the manifest, then one per chunk: the first chunk of f0 only.
   EXPECT_EQ(QueryInt(*h_.db, "SELECT count(*) FROM documents"), 1000);
+}
+
+TEST_F(IngesterTest, AClosePartWayEndsADryRunOfFilesThatNeedNoWrite) {
+  for (int file = 0; file < 5; ++file) WriteFile(dir_, "f" + std::to_string(file) + ".jsonl", Lines("f" + std::to_string(file) + "-", 10, {}));
+  ASSERT_TRUE(IsOk(Run(IngestOptions{})));
+  // Touched, not changed: each is read and hashed again, and nothing is written in a dry run.
+  for (int file = 0; file < 5; ++file) {
+    const std::filesystem::path path = dir_.File("f" + std::to_string(file) + ".jsonl");
+    std::filesystem::last_write_time(path, std::filesystem::last_write_time(path) + std::chrono::hours(1));
+  }
+  IngestOptions dry_run;
+  dry_run.dry_run = true;
+  Ingester ingester(*h_.db, h_.clock, *h_.store, JsonLimits{});
+  int locks = 0;
+  // Locks: the start, the manifest, then one per file read; the client closes after the second file.
+  Result<IngestReport> report = ingester.Run(
+      dir_.path().string(), dry_run,
+      [&] { return ++locks <= 4 ? std::unique_lock<std::recursive_mutex>(mutex_) : std::unique_lock<std::recursive_mutex>(); },
+      nullptr);
+  EXPECT_TRUE(HasCode(report, StatusCode::kClosed));
+  EXPECT_EQ(locks, 5);
 }
 
 }  // namespace

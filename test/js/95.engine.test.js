@@ -893,17 +893,25 @@ describe('pulling ahead', () => {
     assert.equal(client.serverVersion, 5);
   });
 
-  test('a write made while pages apply waits for the pull to end, then goes out in the same cycle', TIMEOUT, async (t) => {
+  test('a write made while a page applies goes out with the next request; the page asked for ahead is dropped', TIMEOUT, async (t) => {
     const server = await serverWithNotes(t, 4);
     const net = inProcessTransport(server);
-    const { client } = engineClient(t, { transport: net.transport, triggers: FAST, batch: { pull: 2 } });
+    const signals = [];
+    const transport = (request, context) => {
+      signals.push(context.signal);
+      return net.transport(request, context);
+    };
+    const { client } = engineClient(t, { transport, triggers: FAST, batch: { pull: 2 } });
     client.once('change', () => client.put('note', 'mine', { v: 'local' }));
     const summary = await client.sync();
     assert.equal(summary.pulled, 5, 'the four notes, then the echo of its own write');
     assert.equal(summary.pushed, 1);
-    assert.deepEqual(net.requests.map((r) => [r.lastKnownServerVersion, r.changes.length]), [[0, 0], [2, 0], [4, 1]]);
+    const asked = net.requests.map((r) => [r.lastKnownServerVersion, r.changes.length]);
+    assert.deepEqual(asked.slice(0, 3), [[0, 0], [2, 0], [2, 1]], 'asked ahead for 2, then sent the write from 2');
+    assert.equal(signals[1].aborted, true);
     assert.deepEqual(queueRows(client).filter((row) => row.status !== 'synced'), []);
     assert.equal((await serverLog(server)).length, 5);
+    assert.equal(client.serverVersion, 5);
   });
 
   test('a failed page asked for ahead fails the cycle like any request; the next cycle loses and repeats nothing', TIMEOUT, async (t) => {
