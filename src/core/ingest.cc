@@ -271,28 +271,23 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
   };
 
   // The reader runs one step ahead, on a thread of its own, while the writer holds the lock
-  // for the step before; when no thread can be started, the writer reads each step itself.
+  // for the step before.
   IngestReader reader(files, std::move(manifest), options, limits_);
   IngestStep steps[2];
   IngestStep* current = &steps[0];
   IngestStep* next = &steps[1];
-  auto read_into = [&reader](IngestStep* step) { return StatusOfWork([&] { return reader.Next(step); }); };
-  DS_RETURN_IF_ERROR(read_into(current));
+  DS_RETURN_IF_ERROR(StatusOfWork([&] { return reader.Next(current); }));
+  IngestReadAhead ahead(reader);  // after the first step: reader.done() is read only between steps
   IngestProgress state;
   state.files_total = static_cast<int64_t>(files.size());
   for (;;) {
     const bool more = !reader.done();
-    Status read_ahead;
+    if (more) ahead.Start(next);
     {
-      std::optional<JoiningThread> ahead;
-      if (more) ahead.emplace([&] { read_ahead = read_into(next); });
-      {
-        // Taken for every step, written or not, so that a close() ends even a dry run here.
-        Result<std::unique_lock<std::recursive_mutex>> held = locked();
-        if (!held.ok()) return held.status();  // the reader is joined as this scope is left
-        if (current->write != IngestStep::Write::kNothing) DS_RETURN_IF_ERROR(write_step(*current));
-      }
-      if (more && !ahead->started()) read_ahead = read_into(next);
+      // Taken for every step, written or not, so that a close() ends even a dry run here.
+      Result<std::unique_lock<std::recursive_mutex>> held = locked();
+      if (!held.ok()) return held.status();  // `ahead` finishes the step it reads as it goes
+      if (current->write != IngestStep::Write::kNothing) DS_RETURN_IF_ERROR(write_step(*current));
     }
     const IngestReport& counted = current->counted;
     report.files_new += counted.files_new;
@@ -306,8 +301,8 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
     state.bytes += counted.bytes_read;
     state.records += static_cast<int64_t>(current->chunk.count);
     if (progress) progress(state);
-    DS_RETURN_IF_ERROR(read_ahead);
     if (!more) break;
+    DS_RETURN_IF_ERROR(ahead.Wait());
     std::swap(current, next);
   }
   return report;

@@ -218,4 +218,51 @@ Status IngestReader::Next(IngestStep* step) {
   }
 }
 
+IngestReadAhead::IngestReadAhead(IngestReader& reader) : reader_(reader), thread_([this] { Run(); }) {}
+
+IngestReadAhead::~IngestReadAhead() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+}  // thread_ is joined here, before the members it uses go
+
+void IngestReadAhead::Start(IngestStep* step) {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    requested_ = step;
+    read_ = false;
+  }
+  changed_.notify_all();
+}
+
+Status IngestReadAhead::Wait() {
+  if (!thread_.started()) {
+    IngestStep* step = requested_;
+    requested_ = nullptr;
+    return StatusOfWork([&] { return reader_.Next(step); });
+  }
+  std::unique_lock<std::mutex> held(mutex_);
+  changed_.wait(held, [this] { return read_; });
+  read_ = false;
+  return status_;
+}
+
+void IngestReadAhead::Run() {
+  std::unique_lock<std::mutex> held(mutex_);
+  for (;;) {
+    changed_.wait(held, [this] { return stopping_ || (requested_ != nullptr && !read_); });
+    if (stopping_) return;
+    IngestStep* step = requested_;
+    held.unlock();
+    Status status = StatusOfWork([&] { return reader_.Next(step); });
+    held.lock();
+    status_ = std::move(status);
+    requested_ = nullptr;
+    read_ = true;
+    changed_.notify_all();
+  }
+}
+
 }  // namespace deltasync

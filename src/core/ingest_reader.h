@@ -6,13 +6,16 @@
 // Thread safety: one thread at a time calls Next(); the steps it fills belong to the caller.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "core/ingest.h"
+#include "core/joining_thread.h"
 #include "core/json.h"
 #include "core/status.h"
 #include "simdjson.h"
@@ -96,6 +99,35 @@ class IngestReader {
   size_t position_ = 0;
   int64_t line_number_ = 0;
   int64_t file_records_ = 0;
+};
+
+// Runs an IngestReader's Next() one step ahead of its caller, on one thread of its own for the
+// whole run. When no thread can be started, Wait() reads the step itself.
+//
+// Thread safety: one owner thread calls Start() and Wait(), alternately.
+class IngestReadAhead {
+ public:
+  explicit IngestReadAhead(IngestReader& reader);
+  ~IngestReadAhead();  // waits for the step being read, if any, then stops the thread
+  IngestReadAhead(const IngestReadAhead&) = delete;
+  IngestReadAhead& operator=(const IngestReadAhead&) = delete;
+
+  // Starts reading the next step into *step. REQUIRES: the step started before was waited for.
+  void Start(IngestStep* step);
+  // Waits for the step Start() began and returns how its reading went.
+  Status Wait();
+
+ private:
+  void Run();
+
+  IngestReader& reader_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  IngestStep* requested_ = nullptr;  // guarded by mutex_: the step to read, until it is read
+  bool read_ = false;                // guarded by mutex_: the requested step is read
+  Status status_;                    // guarded by mutex_: how it went
+  bool stopping_ = false;            // guarded by mutex_
+  JoiningThread thread_;             // last: started once the rest is set up, joined first
 };
 
 }  // namespace deltasync
