@@ -144,8 +144,9 @@ function createSyncRouter(server, options) {
     const value = req.get('x-device-id');
     return typeof value === 'string' && value.length > 0 ? value : null;
   };
+  // The response's bytes go to the socket as C++ wrote them: no JavaScript string on the way.
   post('/v2', (userId, body, req) =>
-    server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange)));
+    server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange, true)));
   // HEAD is answered at once, with a stream's headers and no stream: Express would otherwise
   // hand it to the GET route, which keeps a response open.
   router.head(EVENTS_PATH, (req, res) => {

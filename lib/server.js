@@ -16,6 +16,12 @@ const MAX_ID_BYTES = 256;
 // times; what is still undecided then becomes a manual conflict.
 const MAX_RESOLVER_ROUNDS = 4;
 const RESOLVER_REQUEST = '{"resolverContexts":';
+
+/** Whether a native answer (JSON text, or its bytes for a route) asks for resolvers' verdicts. */
+function asksForVerdicts(answer) {
+  const head = typeof answer === 'string' ? answer : answer.subarray(0, RESOLVER_REQUEST.length).toString('latin1');
+  return head.startsWith(RESOLVER_REQUEST);
+}
 // The resolver's sides are the client's and the server's; the core names them so.
 const SERVER_USE = { local: 'client', remote: 'server', merged: 'merged' };
 
@@ -323,16 +329,16 @@ class SyncServer {
    * @private Runs a request that may push changes. When custom conflicts need the app's
    * resolvers, the core applies nothing and lists them; the resolvers decide (on this thread,
    * for those conflicts only) and the request runs again with their verdicts.
-   * @param {(exchange: object | null) => Promise<string>} run
-   * @returns {Promise<string>} the response's JSON text
+   * @param {(exchange: object | null) => Promise<string | Buffer>} run
+   * @returns {Promise<string | Buffer>} the response's JSON text, or its bytes when `run` answers so
    */
   async _exchange(run) {
     if (!this._conflicts.resolvers) return run(null);
     const verdicts = new Map();
     for (let round = 1; ; round++) {
-      const text = await run({ finalRound: round >= MAX_RESOLVER_ROUNDS, verdicts: [...verdicts.values()] });
-      if (!text.startsWith(RESOLVER_REQUEST)) return text;
-      const { resolverContexts } = JSON.parse(text);
+      const answer = await run({ finalRound: round >= MAX_RESOLVER_ROUNDS, verdicts: [...verdicts.values()] });
+      if (!asksForVerdicts(answer)) return answer;
+      const { resolverContexts } = JSON.parse(answer.toString());
       const decided = await Promise.all(resolverContexts.map((context) => this._decide(context)));
       for (const verdict of decided) verdicts.set(verdict.changeId, verdict);
     }

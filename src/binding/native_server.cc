@@ -21,6 +21,7 @@ class ServerTask : public Napi::AsyncWorker {
         operation_(std::move(operation)) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
+  void ResolveAsBytes() { as_bytes_ = true; }
 
   // The request body: a string is converted here; the bytes of a Buffer are referenced
   // here and copied on the worker thread, so a large body does not stall the event loop.
@@ -55,6 +56,11 @@ class ServerTask : public Napi::AsyncWorker {
     // Responses are bounded by ServerLimits::max_response_bytes; this is the last guard, so
     // that no response can ever take the process down on its way into V8.
     const std::string& text = result_->value();
+    if (as_bytes_) {
+      // A copy, not an external buffer: Electron's V8 sandbox refuses those.
+      deferred_.Resolve(Napi::Buffer<char>::Copy(env, text.data(), text.size()));
+      return;
+    }
     if (text.size() > kMaxResponseChars) {
       RejectWith(env, Status::LimitExceeded("The response (" + std::to_string(text.size()) +
                                             " bytes) is larger than a JavaScript string can hold"));
@@ -78,6 +84,7 @@ class ServerTask : public Napi::AsyncWorker {
 
   DeltaSyncAddon* addon_;
   Napi::Promise::Deferred deferred_;
+  bool as_bytes_ = false;
   std::shared_ptr<SyncServerCore> server_;
   std::function<Result<std::string>(SyncServerCore&, const std::string&)> operation_;
   std::unique_ptr<Result<std::string>> result_;
@@ -170,9 +177,10 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   server_ = std::shared_ptr<SyncServerCore>(std::move(opened).value());
 }
 
-Napi::Value NativeServer::Run(Napi::Env env, Operation operation, Napi::Value body) {
+Napi::Value NativeServer::Run(Napi::Env env, Operation operation, Napi::Value body, bool as_bytes) {
   if (!server_) addon_->Throw(env, Status::Closed("The server is closed"));
   auto* task = new ServerTask(env, addon_, server_, std::move(operation));
+  if (as_bytes) task->ResolveAsBytes();
   try {
     task->SetBody(body);
   } catch (...) {
@@ -250,15 +258,16 @@ RequestContext ContextArg(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
-// sync(userId, body, deviceIdHeader?) -> Promise<JSON text>
+// sync(userId, body, deviceIdHeader?, exchange?, asBytes?) -> Promise<JSON text, or its bytes>
 Napi::Value NativeServer::Sync(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
+  const bool as_bytes = info.Length() > 4 && info[4].ToBoolean().Value();
   return Run(
       info.Env(),
       [user = std::move(user), context = ContextArg(info)](SyncServerCore& server, const std::string& body) {
         return server.Sync(user, body, context);
       },
-      info[1]);
+      info[1], as_bytes);
 }
 
 Napi::Value NativeServer::Push(const Napi::CallbackInfo& info) {

@@ -24,7 +24,9 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   // Receives the request body (empty when the operation takes none).
   using Operation = std::function<Result<std::string>(SyncServerCore&, const std::string&)>;
   // Runs `operation` off the main thread; the promise resolves with its JSON text.
-  Napi::Value Run(Napi::Env env, Operation operation, Napi::Value body = Napi::Value());
+  // Queues `operation` on a worker; its promise resolves with the response as a string, or
+  // with `as_bytes` as a Buffer of its UTF-8 (what an HTTP route writes as it is).
+  Napi::Value Run(Napi::Env env, Operation operation, Napi::Value body = Napi::Value(), bool as_bytes = false);
   CompatOptions ReadCompat(const Napi::Value& value);
   // (userId, body, idFields): runs `call` on the body with the user and the compat options.
   using CompatCall = Result<std::string> (SyncServerCore::*)(const std::string&, const std::string&,

@@ -285,6 +285,18 @@ describe('POST /v2', () => {
     assert.equal(ahead.resync, true);
   });
 
+  test('text beyond ASCII comes back byte for byte, with the length the body has', async (t) => {
+    const app = await withApp(t);
+    const data = { title: 'Crème brûlée für 2 · 東京 · 😀', escaped: 'a"b\\c\n' };
+    await app.sync({ deviceId: 'd', changes: [change('u1', 'CREATED', 'ü-é', data)] });
+    const response = await app.post('/v2', { deviceId: 'other', lastKnownServerVersion: 0, changes: [] });
+    assert.equal(response.status, 200);
+    assert.equal(Number(response.headers.get('content-length')), Buffer.byteLength(response.text));
+    assert.match(response.headers.get('content-type'), /charset=utf-8/);
+    assert.equal(response.json.newChanges[0].entityId, 'ü-é');
+    assert.deepEqual(response.json.newChanges[0].data, data);
+  });
+
   test('a null in an UPDATED removes the field; a change without timestamp gets the server time', async (t) => {
     const app = await withApp(t);
     await app.sync({
