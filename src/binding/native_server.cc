@@ -204,7 +204,7 @@ CompatOptions NativeServer::ReadCompat(const Napi::Value& value) {
   return compat;
 }
 
-Napi::Value NativeServer::RunCompat(const Napi::CallbackInfo& info, CompatCall call) {
+Napi::Value NativeServer::RunCompat(const Napi::CallbackInfo& info, CompatCall call, bool as_bytes) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
   CompatOptions compat = ReadCompat(info[2]);
   return Run(
@@ -213,7 +213,7 @@ Napi::Value NativeServer::RunCompat(const Napi::CallbackInfo& info, CompatCall c
                                                                  const std::string& body) {
         return (server.*call)(user, body, compat);
       },
-      info[1]);
+      info[1], as_bytes);
 }
 
 Napi::Value NativeServer::Close(const Napi::CallbackInfo& info) {
@@ -360,12 +360,12 @@ Napi::Value NativeServer::ResolveConflict(const Napi::CallbackInfo& info) {
 
 // importSnapshot(userId, stateJson, idFields)
 Napi::Value NativeServer::ImportSnapshot(const Napi::CallbackInfo& info) {
-  return RunCompat(info, &SyncServerCore::ImportSnapshot);
+  return RunCompat(info, &SyncServerCore::ImportSnapshot, /*as_bytes=*/false);
 }
 
 // compatMigrate(userId, body, idFields)
 Napi::Value NativeServer::CompatMigrate(const Napi::CallbackInfo& info) {
-  return RunCompat(info, &SyncServerCore::CompatMigrate);
+  return RunCompat(info, &SyncServerCore::CompatMigrate, /*as_bytes=*/true);  // a route's answer
 }
 
 // compatPush(userId, body, idFields, resolver?)
@@ -379,12 +379,12 @@ Napi::Value NativeServer::CompatPush(const Napi::CallbackInfo& info) {
       [user = std::move(user), compat, context](SyncServerCore& server, const std::string& body) {
         return server.CompatPush(user, body, compat, context);
       },
-      info[1]);
+      info[1], /*as_bytes=*/true);  // a route's answer
 }
 
 // compatPull(userId, body, idFields)
 Napi::Value NativeServer::CompatPull(const Napi::CallbackInfo& info) {
-  return RunCompat(info, &SyncServerCore::CompatPull);
+  return RunCompat(info, &SyncServerCore::CompatPull, /*as_bytes=*/true);  // a route's answer
 }
 
 // compatFull(userId, body, idFields, resolver?)
@@ -398,7 +398,7 @@ Napi::Value NativeServer::CompatFull(const Napi::CallbackInfo& info) {
       [user = std::move(user), compat, context](SyncServerCore& server, const std::string& body) {
         return server.CompatFull(user, body, compat, context);
       },
-      info[1]);
+      info[1], /*as_bytes=*/true);  // a route's answer
 }
 
 // compatChanges(userId, since | null, idFields)
@@ -408,7 +408,8 @@ Napi::Value NativeServer::CompatChanges(const Napi::CallbackInfo& info) {
   if (info[1].IsString()) since = info[1].As<Napi::String>().Utf8Value();
   CompatOptions compat = ReadCompat(info[2]);
   return Run(info.Env(), [user = std::move(user), since = std::move(since), compat](
-                             SyncServerCore& server, const std::string&) { return server.CompatChanges(user, since, compat); });
+                             SyncServerCore& server, const std::string&) { return server.CompatChanges(user, since, compat); },
+             Napi::Value(), /*as_bytes=*/true);  // a route's answer
 }
 
 Napi::Value NativeServer::CompatResolve(const Napi::CallbackInfo& info) {
@@ -416,7 +417,7 @@ Napi::Value NativeServer::CompatResolve(const Napi::CallbackInfo& info) {
   return Run(
       info.Env(),
       [user = std::move(user)](SyncServerCore& server, const std::string& body) { return server.CompatResolve(user, body); },
-      info[1]);
+      info[1], /*as_bytes=*/true);  // a route's answer
 }
 
 // onCommit(fn | null): fn(userId, headVersion) after each commit that advanced a user's log,

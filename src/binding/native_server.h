@@ -31,7 +31,8 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   // (userId, body, idFields): runs `call` on the body with the user and the compat options.
   using CompatCall = Result<std::string> (SyncServerCore::*)(const std::string&, const std::string&,
                                                              const CompatOptions&);
-  Napi::Value RunCompat(const Napi::CallbackInfo& info, CompatCall call);
+  // (userId, body, idFields, ...) of an older design's route; `as_bytes` as for Run().
+  Napi::Value RunCompat(const Napi::CallbackInfo& info, CompatCall call, bool as_bytes);
 
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value IsOpen(const Napi::CallbackInfo& info);
