@@ -12,7 +12,6 @@
 
 #include "core/change_codec.h"
 #include "core/ingest_reader.h"
-#include "core/joining_thread.h"
 
 namespace deltasync {
 
@@ -276,8 +275,9 @@ Result<IngestReport> Ingester::Run(const std::string& dir, const IngestOptions& 
   IngestStep steps[2];
   IngestStep* current = &steps[0];
   IngestStep* next = &steps[1];
-  DS_RETURN_IF_ERROR(StatusOfWork([&] { return reader.Next(current); }));
-  IngestReadAhead ahead(reader);  // after the first step: reader.done() is read only between steps
+  IngestReadAhead ahead(reader);
+  ahead.Start(current);
+  DS_RETURN_IF_ERROR(ahead.Wait());
   IngestProgress state;
   state.files_total = static_cast<int64_t>(files.size());
   for (;;) {

@@ -98,30 +98,27 @@ Status ReadRecordChunk(const std::string& text, const std::string& relative, con
       continue;
     }
     RecordChunk::Record& record = chunk->Add();
+    auto refuse = [&](const std::string& code, const std::string& message) {
+      --chunk->count;  // the slot stays for the next record
+      fail(code, message);
+    };
     record.canonical.clear();
     TopLevelField id_field{options.id_field};
     Status copied = CopyValidatedJson(value, 0, limits, "record", &record.canonical, &id_field);
-    std::string failure_code;
-    std::string failure;
     if (!copied.ok()) {
-      failure_code = CodeName(copied.code());
-      failure = copied.message();
-    } else if (!doc.at_end()) {
-      failure_code = "INVALID_ARGUMENT";
-      failure = "Trailing content after the record";
-    } else {
-      record.entity_id =
-          id_field.found
-              ? EntityIdFrom(parser, std::string_view(record.canonical).substr(id_field.begin, id_field.end - id_field.begin))
-              : std::string();
-      if (record.entity_id.empty() || record.entity_id.size() > 256) {
-        failure_code = "INVALID_ARGUMENT";
-        failure = "Expected a string or integer id of 1-256 bytes in field \"" + options.id_field + "\"";
-      }
+      refuse(CodeName(copied.code()), copied.message());
+      continue;
     }
-    if (!failure.empty()) {
-      --chunk->count;  // the slot stays for the next record
-      fail(failure_code, failure);
+    if (!doc.at_end()) {
+      refuse("INVALID_ARGUMENT", "Trailing content after the record");
+      continue;
+    }
+    record.entity_id =
+        id_field.found
+            ? EntityIdFrom(parser, std::string_view(record.canonical).substr(id_field.begin, id_field.end - id_field.begin))
+            : std::string();
+    if (record.entity_id.empty() || record.entity_id.size() > 256) {
+      refuse("INVALID_ARGUMENT", "Expected a string or integer id of 1-256 bytes in field \"" + options.id_field + "\"");
     }
   }
   chunk->reaches_end = *position >= text.size();
@@ -232,7 +229,6 @@ void IngestReadAhead::Start(IngestStep* step) {
   {
     std::lock_guard<std::mutex> guard(mutex_);
     requested_ = step;
-    read_ = false;
   }
   changed_.notify_all();
 }
@@ -244,23 +240,21 @@ Status IngestReadAhead::Wait() {
     return StatusOfWork([&] { return reader_.Next(step); });
   }
   std::unique_lock<std::mutex> held(mutex_);
-  changed_.wait(held, [this] { return read_; });
-  read_ = false;
+  changed_.wait(held, [this] { return requested_ == nullptr; });
   return status_;
 }
 
 void IngestReadAhead::Run() {
   std::unique_lock<std::mutex> held(mutex_);
   for (;;) {
-    changed_.wait(held, [this] { return stopping_ || (requested_ != nullptr && !read_); });
+    changed_.wait(held, [this] { return stopping_ || requested_ != nullptr; });
     if (stopping_) return;
     IngestStep* step = requested_;
     held.unlock();
     Status status = StatusOfWork([&] { return reader_.Next(step); });
     held.lock();
     status_ = std::move(status);
-    requested_ = nullptr;
-    read_ = true;
+    requested_ = nullptr;  // read
     changed_.notify_all();
   }
 }

@@ -123,9 +123,8 @@ class IngestReadAhead {
   IngestReader& reader_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  IngestStep* requested_ = nullptr;  // guarded by mutex_: the step to read, until it is read
-  bool read_ = false;                // guarded by mutex_: the requested step is read
-  Status status_;                    // guarded by mutex_: how it went
+  IngestStep* requested_ = nullptr;  // guarded by mutex_: the step to read, null once it is read
+  Status status_;                    // guarded by mutex_: how the last step's reading went
   bool stopping_ = false;            // guarded by mutex_
   JoiningThread thread_;             // last: started once the rest is set up, joined first
 };
