@@ -146,7 +146,7 @@ function createSyncRouter(server, options) {
   };
   // The response's bytes go to the socket as C++ wrote them: no JavaScript string on the way.
   post('/v2', (userId, body, req) =>
-    server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange, true)));
+    server._exchange((exchange) => server._native().sync(userId, body, deviceHeader(req), exchange)));
   // HEAD is answered at once, with a stream's headers and no stream: Express would otherwise
   // hand it to the GET route, which keeps a response open.
   router.head(EVENTS_PATH, (req, res) => {

@@ -16,14 +16,14 @@ const MAX_ID_BYTES = 256;
 // times; what is still undecided then becomes a manual conflict.
 const MAX_RESOLVER_ROUNDS = 4;
 const RESOLVER_REQUEST = '{"resolverContexts":';
+// The resolver's sides are the client's and the server's; the core names them so.
+const SERVER_USE = { local: 'client', remote: 'server', merged: 'merged' };
 
 /** Whether a native answer (JSON text, or its bytes for a route) asks for resolvers' verdicts. */
 function asksForVerdicts(answer) {
   const head = typeof answer === 'string' ? answer : answer.subarray(0, RESOLVER_REQUEST.length).toString('latin1');
   return head.startsWith(RESOLVER_REQUEST);
 }
-// The resolver's sides are the client's and the server's; the core names them so.
-const SERVER_USE = { local: 'client', remote: 'server', merged: 'merged' };
 
 // Control characters are never part of a user id an identity provider issues.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
@@ -192,7 +192,8 @@ class SyncServer {
     const native = this._native();
     userIdArg(userId);
     const body = bodyArg('request', request);
-    return JSON.parse(await this._exchange((exchange) => native.sync(userId, body, null, exchange)));
+    const bytes = await this._exchange((exchange) => native.sync(userId, body, null, exchange));
+    return JSON.parse(bytes.toString());
   }
 
   /**

@@ -258,16 +258,16 @@ RequestContext ContextArg(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
-// sync(userId, body, deviceIdHeader?, exchange?, asBytes?) -> Promise<JSON text, or its bytes>
+// sync(userId, body, deviceIdHeader?, exchange?) -> Promise<Buffer of JSON>: what POST /v2 writes
+// as it is (SyncServer.sync parses it)
 Napi::Value NativeServer::Sync(const Napi::CallbackInfo& info) {
   std::string user = info[0].As<Napi::String>().Utf8Value();
-  const bool as_bytes = info.Length() > 4 && info[4].ToBoolean().Value();
   return Run(
       info.Env(),
       [user = std::move(user), context = ContextArg(info)](SyncServerCore& server, const std::string& body) {
         return server.Sync(user, body, context);
       },
-      info[1], as_bytes);
+      info[1], /*as_bytes=*/true);
 }
 
 Napi::Value NativeServer::Push(const Napi::CallbackInfo& info) {
