@@ -9,9 +9,10 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 
 const {
-  SyncServer,
   SyncError,
   inProcessTransport,
+  newServer,
+  serverLog,
   FAST,
   engineClient,
   queueRows,
@@ -19,19 +20,6 @@ const {
 } = require('./fixtures/engine-harness');
 
 const TIMEOUT = { timeout: 30000 };
-
-/** A fresh in-memory server, closed when `t` ends. */
-function newServer(t) {
-  const server = new SyncServer({ path: ':memory:' });
-  t.after(() => server.close());
-  return server;
-}
-
-/** Every change of user u1 on the server, oldest first. */
-async function serverLog(server) {
-  const page = await server.pull('u1', { since: 0, limit: 10000 });
-  return page.newChanges;
-}
 
 describe('pulling ahead', () => {
   /** A server holding `count` notes of u1 written by another device, versions 1..count. */

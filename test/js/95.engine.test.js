@@ -14,11 +14,12 @@ const Database = require('better-sqlite3');
 const { tempDir, assertSyncError } = require('./helpers');
 const {
   SyncClient,
-  SyncServer,
   SyncError,
   TransportError,
   tick,
   inProcessTransport,
+  newServer,
+  serverLog,
   FAST,
   engineClient,
   until,
@@ -30,19 +31,6 @@ const {
 } = require('./fixtures/engine-harness');
 
 const TIMEOUT = { timeout: 30000 };
-
-/** A fresh in-memory server, closed when `t` ends. */
-function newServer(t, options = {}) {
-  const server = new SyncServer({ path: ':memory:', ...options });
-  t.after(() => server.close());
-  return server;
-}
-
-/** Every change of user u1 on the server, oldest first. */
-async function serverLog(server, userId = 'u1') {
-  const page = await server.pull(userId, { since: 0, limit: 10000 });
-  return page.newChanges;
-}
 
 /** Cycles that ended (successfully or not) according to the recorded events. */
 function endedCycles(events) {
