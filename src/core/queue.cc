@@ -158,7 +158,9 @@ Result<EnqueueResult> ChangeQueue::EnqueueLocked(const ChangeInput& input, bool 
   const int64_t now = clock_.NowMs();
   const int64_t timestamp = input.timestamp.value_or(now);
 
-  if (options_.coalesce) {
+  // Only an UPDATED or a DELETED folds into the pending change before it; a CREATED is always
+  // queued as it is, so it needs no look at the entity's changes.
+  if (options_.coalesce && input.type != ChangeType::kCreated) {
     Result<Statement*> latest_stmt = db_.Cached(kFindLatestForEntity);
     if (!latest_stmt.ok()) return latest_stmt.status();
     Statement::Scope latest(*latest_stmt.value());

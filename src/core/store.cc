@@ -361,14 +361,17 @@ Result<DocumentStore::Existing> DocumentStore::Load(const std::string& entity_ty
 Status DocumentStore::WriteLocal(const std::string& entity_type, const std::string& entity_id,
                                  const Existing& existing, const std::optional<std::string>& data, bool deleted) {
   // The server state the local changes are made on: kept while the entity is dirty,
-  // taken from the current visible state when it becomes dirty now.
-  Result<bool> dirty = IsDirty(entity_type, entity_id);
-  if (!dirty.ok()) return dirty.status();
+  // taken from the current visible state when it becomes dirty now. Without a document row
+  // there is neither, whether or not a change of the entity is queued.
   std::optional<std::string> base;
-  if (dirty.value()) {
-    base = existing.base;
-  } else if (existing.found && !existing.deleted) {
-    base = existing.data;
+  if (existing.found) {
+    Result<bool> dirty = IsDirty(entity_type, entity_id);
+    if (!dirty.ok()) return dirty.status();
+    if (dirty.value()) {
+      base = existing.base;
+    } else if (!existing.deleted) {
+      base = existing.data;
+    }
   }
   Result<Statement*> stmt = db_.Cached(kUpsertLocal);
   if (!stmt.ok()) return stmt.status();

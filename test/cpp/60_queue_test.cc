@@ -287,6 +287,20 @@ TEST_F(QueueTest, DeletedThenCreatedThenUpdatedCoalescesOnlyTheNewest) {
   EXPECT_EQ(Ids(All()), std::vector<std::string>{"d"});
 }
 
+TEST_F(QueueTest, ACreatedIsQueuedAsItIsAfterAnyPendingChangeOfItsEntity) {
+  Enqueue(Created("n1", R"({"a":1})", "c1"));
+  EXPECT_EQ(Enqueue(Created("n1", R"({"a":2})", "c2")).outcome, EnqueueOutcome::kQueued);
+  Enqueue(Updated("n2", R"({"b":1})", "u1"));
+  EXPECT_EQ(Enqueue(Created("n2", R"({"b":2})", "c3")).outcome, EnqueueOutcome::kQueued);
+  EXPECT_EQ(Ids(All()), (std::vector<std::string>{"c1", "c2", "u1", "c3"}));
+  EXPECT_EQ(Find("c1")->data, R"({"a":1})");
+  EXPECT_EQ(Find("c2")->data, R"({"a":2})");
+  // The newest CREATED is the one a later UPDATED folds into.
+  EXPECT_EQ(Enqueue(Updated("n1", R"({"z":3})", "u2")).outcome, EnqueueOutcome::kCoalesced);
+  EXPECT_EQ(Find("c1")->data, R"({"a":1})");
+  EXPECT_EQ(Find("c2")->data, R"({"a":2,"z":3})");
+}
+
 TEST_F(QueueTest, CoalescingIsPerEntity) {
   Enqueue(Created("n1", R"({"a":1})", "c1"));
   Enqueue(MakeChange(ChangeType::kUpdated, "n1", R"({"a":2})", "other-type", "task"));
