@@ -359,7 +359,7 @@ Result<DocumentStore::Existing> DocumentStore::Load(const std::string& entity_ty
 }
 
 Status DocumentStore::WriteLocal(const std::string& entity_type, const std::string& entity_id,
-                                 const Existing& existing, const std::optional<std::string>& data, bool deleted) {
+                                 const Existing& existing, std::optional<std::string_view> data, bool deleted) {
   // The server state the local changes are made on: kept while the entity is dirty,
   // taken from the current visible state when it becomes dirty now. Without a document row
   // there is neither, whether or not a change of the entity is queued.
@@ -378,7 +378,11 @@ Status DocumentStore::WriteLocal(const std::string& entity_type, const std::stri
   Statement::Scope scope(*stmt.value());
   scope->BindText(1, entity_type);
   scope->BindText(2, entity_id);
-  scope->BindOptionalText(3, data);
+  if (data) {
+    scope->BindText(3, *data);
+  } else {
+    scope->BindNull(3);
+  }
   scope->BindOptionalText(4, base);
   scope->BindInt(5, deleted ? 1 : 0);
   scope->BindInt(6, clock_.NowMs());
@@ -435,14 +439,14 @@ Result<WriteEvent> DocumentStore::PutLoaded(const std::string& entity_type, cons
     change.type = ChangeType::kCreated;
     change.data = doc;
   }
-  std::string stored = doc;
+  std::optional<std::string> without_nulls;
   if (change.type == ChangeType::kUpdated) {
     // The queued UPDATED's nulls remove fields on the server: store the same document here.
-    Result<std::string> without_nulls = ShallowMergeObjects(parser_, "{}", doc);
-    if (!without_nulls.ok()) return without_nulls.status();
-    stored = std::move(without_nulls).value();
+    Result<std::string> merged = ShallowMergeObjects(parser_, "{}", doc);
+    if (!merged.ok()) return merged.status();
+    without_nulls = std::move(merged).value();
   }
-  DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing, stored, false));
+  DS_RETURN_IF_ERROR(WriteLocal(entity_type, entity_id, existing, without_nulls ? *without_nulls : doc, false));
   Result<EnqueueResult> queued = queue_.EnqueueInTransaction(change);
   if (!queued.ok()) return queued.status();
   return WriteEvent{entity_type, entity_id, change.type, queued.value().change_id, queued.value().outcome};

@@ -143,7 +143,7 @@ class DocumentStore {
   Result<WriteEvent> PutLoaded(const std::string& entity_type, const std::string& entity_id, const std::string& doc,
                                const Existing& existing);
   Status WriteLocal(const std::string& entity_type, const std::string& entity_id, const Existing& existing,
-                    const std::optional<std::string>& data, bool deleted);
+                    std::optional<std::string_view> data, bool deleted);
   Result<std::string> BuildListSql(const std::string& entity_type, const ListQuery& query, bool explain);
   Status BindConditions(Statement& stmt, const ListQuery& query);
 
