@@ -33,7 +33,7 @@ const COLD_SYNC_CEILING =
 
 // What a reader must know to read a trial's figure honestly; one line each, keyed by trial.
 const CAVEATS = {
-  b: 'both goals sit near the raw SQLite ceiling (c) measured in the same run, which only inserts the rows: no JSON validation, coalescing or changeId made per change',
+  b: 'both goals sit near the raw SQLite ceiling (c) measured in the same run, which only inserts the rows: no JSON serialized, validated or decoded, and no changeId made per change',
   e: 'the whole page is validated (on two threads) before its first write, so that a malformed page changes nothing; the writes then run beside the decoding of the next window, close to the pace of the ceiling\'s writes',
   f: 'both processes hold node and the 29 MB page (about 79 MB) before the apply starts, and both give SQLite a 4 MB page cache, as deltasync\'s client does',
   g: 'a put() due every 5 ms while the apply runs; it waits for the chunk in progress',
