@@ -38,8 +38,9 @@ function run(command, args) {
 }
 
 // The JS tests whose native objects outlive, cross or race one another.
-const ADDON_JS_TESTS = ['10.client', '40.worker-threads', '60.store', '70.apply', '95.engine', '97.ingest']
-  .map((name) => path.join('test', 'js', `${name}.test.js`));
+const ADDON_JS_TESTS = [
+  '10.client', '40.worker-threads', '60.store', '70.apply', '95.engine', '95.engine-pull-ahead', '97.ingest',
+].map((name) => path.join('test', 'js', `${name}.test.js`));
 
 // Configured as cmake-js would (Node-API headers, the addon's output folder), so that the
 // ASan build makes the addon too, from the same instrumented core.
