@@ -42,7 +42,8 @@ function load() {
   }
   throw new SyncError(
     `deltasync has no native module that loads on ${describePlatform()}. Tried:\n  ${tried.join('\n  ')}\n` +
-      'Build it from source with `npm rebuild deltasync --foreground-scripts` (needs a C++17 compiler and cmake).',
+      'Build it from source with `npm rebuild deltasync --foreground-scripts` (needs a C++17 compiler and cmake; ' +
+      'an npm that skips unapproved install scripts needs `npm approve-scripts deltasync` first).',
     'NATIVE_MODULE',
   );
 }

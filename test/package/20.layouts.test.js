@@ -117,6 +117,7 @@ test('no loadable native module is a SyncError NATIVE_MODULE naming the platform
   assert.match(error.message, /no native module that loads on linux-x64 \(glibc\)/);
   assert.match(error.message, /missing\.node: not present/);
   assert.match(error.message, /npm rebuild deltasync --foreground-scripts/);
+  assert.match(error.message, /npm approve-scripts deltasync/);
 });
 
 test('a file that is not a native module is reported with the loader\'s reason', () => {
