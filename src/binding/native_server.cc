@@ -56,21 +56,19 @@ class ServerTask : public Napi::AsyncWorker {
     // Responses are bounded by ServerLimits::max_response_bytes; this is the last guard, so
     // that no response can ever take the process down on its way into V8.
     const std::string& text = result_->value();
-    if (as_bytes_) {
-      // A copy, not an external buffer: Electron's V8 sandbox refuses those.
-      deferred_.Resolve(Napi::Buffer<char>::Copy(env, text.data(), text.size()));
-      return;
-    }
-    if (text.size() > kMaxResponseChars) {
+    if (!as_bytes_ && text.size() > kMaxResponseChars) {
       RejectWith(env, Status::LimitExceeded("The response (" + std::to_string(text.size()) +
                                             " bytes) is larger than a JavaScript string can hold"));
       return;
     }
     try {
-      deferred_.Resolve(Napi::String::New(env, text));
+      // A Buffer is a copy, not an external buffer: Electron's V8 sandbox refuses those.
+      deferred_.Resolve(as_bytes_ ? Napi::Value(Napi::Buffer<char>::Copy(env, text.data(), text.size()))
+                                  : Napi::Value(Napi::String::New(env, text)));
     } catch (const Napi::Error&) {
       RejectWith(env, Status::LimitExceeded("The response (" + std::to_string(text.size()) +
-                                            " bytes) could not be made into a JavaScript string"));
+                                            " bytes) could not be made into a JavaScript " +
+                                            (as_bytes_ ? "Buffer" : "string")));
     }
   }
 

@@ -23,7 +23,6 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
  private:
   // Receives the request body (empty when the operation takes none).
   using Operation = std::function<Result<std::string>(SyncServerCore&, const std::string&)>;
-  // Runs `operation` off the main thread; the promise resolves with its JSON text.
   // Queues `operation` on a worker; its promise resolves with the response as a string, or
   // with `as_bytes` as a Buffer of its UTF-8 (what an HTTP route writes as it is).
   Napi::Value Run(Napi::Env env, Operation operation, Napi::Value body = Napi::Value(), bool as_bytes = false);
